@@ -1,0 +1,27 @@
+"""Names shared across processes: queues, Redis key prefixes, well-known annotations."""
+from __future__ import annotations
+
+# Dramatiq queues (one per operation, as edged's message types).
+QUEUE_POD_ADD = "pod_add"
+QUEUE_POD_UPDATE = "pod_update"
+QUEUE_POD_DELETE = "pod_delete"
+QUEUE_POD_SYNC = "pod_sync"
+
+# Redis keys. Everything the agent keeps lives under one prefix.
+KEY_PREFIX = "edgeworkers"
+# MetaManager objects: f"{KEY_META}:{namespace}/{kind}/{name}" -> the object's JSON
+# (kind is lowercase singular, as KubeEdge's resource keys: pod, configmap, secret).
+KEY_META = f"{KEY_PREFIX}:meta"
+# Per-kind index of object keys: f"{KEY_META_INDEX}:{kind}" -> set of "<namespace>/<name>".
+KEY_META_INDEX = f"{KEY_PREFIX}:meta-index"
+# Per-pod operation lock: f"{KEY_POD_LOCK}:{namespace}/{name}".
+KEY_POD_LOCK = f"{KEY_PREFIX}:lock:pod"
+# Per-container restart back-off state: f"{KEY_BACKOFF}:{pod uid}/{container}" -> JSON.
+KEY_BACKOFF = f"{KEY_PREFIX}:backoff"
+# Last computed pod status: f"{KEY_POD_STATUS}:{namespace}/{name}" -> PodStatus JSON.
+KEY_POD_STATUS = f"{KEY_PREFIX}:podstatus"
+
+# A pod created with `edgeworkers pod apply` (a static pod); the cloud bridge leaves these alone.
+ANNOTATION_SOURCE = "kubernetes.io/config.source"
+SOURCE_FILE = "file"
+SOURCE_API = "api"

@@ -1,0 +1,73 @@
+"""The Runtime protocol: everything edged asks of a container engine.
+
+Mirrors kubelet's kubecontainer.Runtime, cut down to what a Docker-backed edge needs. Docker SDK objects
+never cross it: only the types in ``runtime.types``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Protocol
+
+from edgeworkers.runtime.types import (
+    Container,
+    ContainerConfig,
+    ContainerID,
+    ExecResult,
+    Image,
+    PodRef,
+    SandboxConfig,
+)
+
+
+class Runtime(Protocol):
+    def ping(self) -> None:
+        """Raise RuntimeUnavailable unless the engine answers."""
+
+    def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
+        """Every container (running or not) this agent manages, or just one pod's.
+
+        Only containers labelled for this node are returned unless ``all_nodes``.
+        """
+
+    def create_sandbox(self, config: SandboxConfig) -> ContainerID:
+        """Create and start the pod's sandbox container and return its id."""
+
+    def create_container(self, sandbox: ContainerID, pod: PodRef, config: ContainerConfig) -> ContainerID:
+        """Create (not start) an app or init container joined to the sandbox's namespaces.
+
+        Raises ImageNotPresent / ContainerCreateError. Pulling is ``ensure_image``'s job.
+        """
+
+    def start_container(self, container: ContainerID) -> None: ...
+
+    def stop_container(self, container: ContainerID, grace_period_s: float) -> None:
+        """SIGTERM, then SIGKILL after the grace period. A missing container is not an error."""
+
+    def remove_container(self, container: ContainerID) -> None:
+        """Remove (forcibly); a missing container is not an error."""
+
+    def image_present(self, image: str) -> bool: ...
+
+    def pull_image(self, image: str) -> None:
+        """Pull ``image``; raise ImagePullError on failure."""
+
+    def list_images(self) -> list[Image]: ...
+
+    def remove_image(self, image_id: str) -> None: ...
+
+    def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult: ...
+
+    def container_ip(self, container: ContainerID) -> str | None:
+        """The pod IP held by a sandbox container (None for host network)."""
+
+    def logs(
+        self,
+        container: ContainerID,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> Iterator[bytes]:
+        """Chunks of the container's combined stdout/stderr."""

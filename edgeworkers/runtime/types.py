@@ -1,0 +1,122 @@
+"""The agent's own runtime types: what crosses the runtime boundary (never Docker SDK objects)."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ContainerID:
+    """A container id as kubelet writes it: ``docker://<id>``."""
+
+    type: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.type}://{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> ContainerID:
+        kind, sep, ident = text.partition("://")
+        if not sep or not kind or not ident:
+            raise ValueError(f"invalid container id {text!r}: want <type>://<id>")
+        return cls(kind, ident)
+
+
+class ContainerState(str, enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """Identifies the pod a container belongs to; every container carries it as labels."""
+
+    uid: str
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container as the runtime sees it (sandbox containers have ``is_sandbox``)."""
+
+    id: ContainerID
+    pod: PodRef
+    name: str  # the pod spec's container name; "POD" for the sandbox
+    image: str
+    image_id: str
+    state: ContainerState
+    restart_count: int = 0
+    spec_hash: str = ""
+    is_sandbox: bool = False
+    is_init: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str = ""  # e.g. "Completed", "Error", "OOMKilled"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """What the runtime needs to create one app or init container of a pod."""
+
+    name: str
+    image: str
+    command: list[str] = field(default_factory=list)  # entrypoint override (Kubernetes `command`)
+    args: list[str] = field(default_factory=list)  # Kubernetes `args`
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    cpu_limit_nano: int | None = None  # Docker NanoCpus
+    cpu_shares: int | None = None  # from requests.cpu, as kubelet does
+    memory_limit_bytes: int | None = None
+    memory_request_bytes: int | None = None
+    user: str | None = None  # runAsUser
+    privileged: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    tty: bool = False
+    stdin: bool = False
+    restart_count: int = 0
+    spec_hash: str = ""
+    is_init: bool = False
+
+
+@dataclass(frozen=True)
+class Mount:
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """The pod's sandbox: one container holding the pod's network and IPC namespaces."""
+
+    pod: PodRef
+    host_network: bool = False
+    hostname: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # the pod's own labels, kept for reference
+    spec_hash: str = ""
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    tags: list[str]
+    size_bytes: int
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: bytes
