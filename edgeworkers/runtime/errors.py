@@ -24,3 +24,11 @@ class ContainerCreateError(ContainerRuntimeError):
 
 class ContainerNotFound(ContainerRuntimeError):
     """The container is gone (already removed)."""
+
+
+class ImageInUse(ContainerRuntimeError):
+    """The image cannot be removed: a container (running or not) still uses it."""
+
+
+class ExecTimeout(ContainerRuntimeError):
+    """An exec in a container did not finish within its timeout (a probe counts it as a failure)."""

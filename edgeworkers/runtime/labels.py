@@ -1,6 +1,8 @@
 """Docker labels that let the node's whole pod state be rebuilt from Docker alone."""
 from __future__ import annotations
 
+from edgeworkers.runtime.types import PodRef
+
 PREFIX = "io.edgeworkers"
 NODE = f"{PREFIX}.node"  # the node name that owns the container (tests use unique node names)
 POD_UID = f"{PREFIX}.pod.uid"
@@ -15,3 +17,34 @@ SANDBOX_NAME = "POD"
 TYPE_SANDBOX = "sandbox"
 TYPE_INIT = "init"
 TYPE_APP = "app"
+
+
+def for_container(
+    node: str, pod: PodRef, name: str, kind: str, restart_count: int = 0, spec_hash: str = ""
+) -> dict[str, str]:
+    """The labels every container of a pod carries (``kind`` is one of the TYPE_* values)."""
+    return {
+        NODE: node,
+        POD_UID: pod.uid,
+        POD_NAMESPACE: pod.namespace,
+        POD_NAME: pod.name,
+        CONTAINER_NAME: name,
+        CONTAINER_TYPE: kind,
+        RESTART_COUNT: str(restart_count),
+        SPEC_HASH: spec_hash,
+    }
+
+
+def pod_of(container_labels: dict[str, str]) -> PodRef | None:
+    """The pod a container belongs to, or None when it lacks our labels."""
+    try:
+        return PodRef(
+            container_labels[POD_UID], container_labels[POD_NAMESPACE], container_labels[POD_NAME]
+        )
+    except KeyError:
+        return None
+
+
+def docker_name(pod: PodRef, container_name: str, restart_count: int) -> str:
+    """The container's Docker name as dockershim wrote it: ``k8s_<container>_<pod>_<ns>_<uid>_<restarts>``."""
+    return f"k8s_{container_name}_{pod.name}_{pod.namespace}_{pod.uid}_{restart_count}"

@@ -54,9 +54,11 @@ class Runtime(Protocol):
 
     def list_images(self) -> list[Image]: ...
 
-    def remove_image(self, image_id: str) -> None: ...
+    def remove_image(self, image_id: str) -> None:
+        """Remove the image and all its tags; ImageInUse while a container uses it; missing is no error."""
 
-    def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult: ...
+    def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult:
+        """Run ``command`` in a running container; ExecTimeout when it takes longer than ``timeout_s``."""
 
     def container_ip(self, container: ContainerID) -> str | None:
         """The pod IP held by a sandbox container (None for host network)."""

@@ -1,0 +1,163 @@
+"""The pod actors: thin wrappers that lock the pod, read its DESIRED state and let PodSyncer reconcile Docker.
+
+Each task carries only the pod's key and the message that caused it; the worker never acts on the message's
+copy of the pod. So a task retried, duplicated or overtaken by a later one does no harm: whichever runs last
+sees the last desired state. One pod's tasks never overlap (``pods.lock``).
+
+Run with ``dramatiq edgeworkers.actors`` (``edgeworkers worker``).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import redis
+
+from edgeworkers import constants
+from edgeworkers.broker import make_broker
+from edgeworkers.config import settings
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.k8s.status import aggregate
+from edgeworkers.k8s.validation import validate_pod
+from edgeworkers.messages import Message
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.backoff import RedisBackoffStore
+from edgeworkers.pods.desired import Send
+from edgeworkers.pods.lock import pod_lock
+from edgeworkers.pods.sync import PodSyncer
+from edgeworkers.runtime.docker import DockerRuntime
+
+log = logging.getLogger(__name__)
+
+broker = make_broker(settings())
+
+# A follow-up sync_pod is pending for the pod: f"{KEY_SYNC_PENDING}:{namespace}/{name}", expiring after it is due.
+KEY_SYNC_PENDING = f"{constants.KEY_PREFIX}:sync-pending:pod"
+PENDING_SLACK_MS = 30_000
+
+
+class InvalidPod(Exception):
+    """The desired pod fails validation: no retry can fix it (the task is dead-lettered)."""
+
+
+@dataclass(frozen=True)
+class Agent:
+    """What a worker process needs, built once per process on first use."""
+
+    redis: redis.Redis
+    store: MetaStore
+    syncer: PodSyncer
+
+
+_agent: Agent | None = None
+_agent_lock = threading.Lock()
+
+
+def agent() -> Agent:
+    global _agent
+    with _agent_lock:
+        if _agent is None:
+            config = settings()
+            client = redis.Redis.from_url(config.redis_url)
+            runtime = DockerRuntime(config.node_name, docker_host=config.docker_host, sandbox_image=config.sandbox_image)
+            _agent = Agent(client, MetaStore(client), PodSyncer(runtime, RedisBackoffStore(client), config))
+        return _agent
+
+
+def reconcile(agent: Agent, key: str) -> float | None:
+    """Sync pod ``key`` to its desired state under its lock; return the delay of the follow-up sync, if any.
+
+    A pod marked deleted leaves the desired state once its containers are gone.
+    """
+    namespace, name = key.split("/", 1)
+    with pod_lock(agent.redis, key):
+        desired = agent.store.get(POD, namespace, name)
+        deleting = bool(desired and desired["metadata"].get("deletionTimestamp"))
+        pod = None
+        if desired is not None:
+            errors = validate_pod(desired)
+            if errors and not deleting:
+                reason = aggregate(errors)
+                log.warning("pod %s is invalid and will not be run: %s", key, reason)
+                agent.store.put_pod_status(key, {"phase": "Failed", "reason": "Invalid", "message": reason})
+                raise InvalidPod(f"pod {key} is invalid: {reason}")
+            pod = None if errors else Pod.from_dict(desired)  # an invalid pod being deleted: just kill it
+        result = agent.syncer.sync(key, pod)
+        if result.status is not None:
+            agent.store.put_pod_status(key, result.status)
+            return result.requeue_after
+        agent.store.delete_pod_status(key)
+        if deleting:  # unless the pod was applied anew meanwhile (another resourceVersion)
+            agent.store.delete(POD, namespace, name, resource_version=desired["metadata"].get("resourceVersion"))
+    return result.requeue_after
+
+
+def schedule_sync(client: redis.Redis, key: str, message: dict[str, Any], delay_s: float) -> bool:
+    """Enqueue ``sync_pod`` after ``delay_s`` unless one is already due as soon; True when enqueued.
+
+    Without this, every add/update would start its own chain of follow-up syncs.
+    """
+    delay_ms = max(0, int(delay_s * 1000))
+    pending = f"{KEY_SYNC_PENDING}:{key}"
+    remaining_ms = client.pttl(pending) - PENDING_SLACK_MS
+    if remaining_ms > 0 and remaining_ms <= delay_ms + 1000:
+        return False
+    client.set(pending, 1, px=delay_ms + PENDING_SLACK_MS)
+    sync_pod.send_with_options(args=(key, message), delay=delay_ms)
+    return True
+
+
+def _run(key: str, message: dict[str, Any]) -> None:
+    current = agent()
+    log.debug("sync of pod %s for message %s", key, message.get("header", {}).get("msg_id"))
+    requeue_after = reconcile(current, key)
+    if requeue_after is not None:
+        schedule_sync(current.redis, key, message, requeue_after)
+
+
+@dramatiq.actor(queue_name=constants.QUEUE_POD_ADD, throws=(InvalidPod,))
+def add_pod(key: str, message: dict[str, Any]) -> None:
+    _run(key, message)
+
+
+@dramatiq.actor(queue_name=constants.QUEUE_POD_UPDATE, throws=(InvalidPod,))
+def update_pod(key: str, message: dict[str, Any]) -> None:
+    _run(key, message)
+
+
+@dramatiq.actor(queue_name=constants.QUEUE_POD_DELETE, throws=(InvalidPod,))
+def delete_pod(key: str, message: dict[str, Any]) -> None:
+    _run(key, message)
+
+
+@dramatiq.actor(queue_name=constants.QUEUE_POD_SYNC, throws=(InvalidPod,))
+def sync_pod(key: str, message: dict[str, Any]) -> None:
+    agent().redis.delete(f"{KEY_SYNC_PENDING}:{key}")
+    _run(key, message)
+
+
+_BY_OPERATION = {"insert": add_pod, "update": update_pod, "delete": delete_pod}
+
+
+def sender(target: dramatiq.Broker) -> Send:
+    """A ``Send`` that enqueues the task for a message (insert/update/delete) on ``target``'s pod queues."""
+
+    def send(message: Message) -> None:
+        actor = _BY_OPERATION[message.route.operation]
+        task = dramatiq.Message(
+            queue_name=actor.queue_name,
+            actor_name=actor.actor_name,
+            args=(message.key, message.to_dict()),
+            kwargs={},
+            options={},
+        )
+        target.enqueue(task)
+
+    return send
+
+
+# What the CLI and the cloud bridge hand to ``pods.desired``: the process's own broker, from config.
+enqueue = sender(broker)

@@ -1,0 +1,121 @@
+"""The cloud API's aiohttp application: discovery documents, the REST routes, middlewares, lifecycle."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from edgeworkers.cloud import discovery, openapi
+from edgeworkers.cloud.auth import token_auth
+from edgeworkers.cloud.errors import route_not_found, status_errors
+from edgeworkers.cloud.expiry import expire_events
+from edgeworkers.cloud.handlers import Api
+from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
+from edgeworkers.cloud.scheduler import Scheduler
+from edgeworkers.cloud.store import Clock, Store, utcnow
+from edgeworkers.cloud.tls import ensure_credentials, ssl_context
+from edgeworkers.cloud.watch import Hub
+from edgeworkers.cloud.wire import MAX_BODY, json_response
+from edgeworkers.config import Settings
+
+log = structlog.get_logger(__name__)
+
+API_KEY = web.AppKey("api", Api)
+SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
+_TASKS_KEY = web.AppKey("tasks", list)
+
+
+def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
+               bookmark_interval: float = 30.0) -> web.Application:
+    """The whole API on one store (``cloud_data_dir/objects.db``); requests need ``token``."""
+    app = web.Application(middlewares=[status_errors, token_auth(token)], client_max_size=MAX_BODY)
+    store = Store(settings.cloud_data_dir / "objects.db", clock)
+    hub = Hub(store)
+    api = Api(store, hub, clock, bookmark_interval=bookmark_interval)
+    api.seed()
+    app[API_KEY] = api
+    app[SCHEDULER_KEY] = Scheduler(store, hub, clock)
+    app[_TASKS_KEY] = []
+    server_address = f"{settings.cloud_host}:{settings.cloud_port}"
+
+    async def core(request: web.Request) -> web.StreamResponse:
+        return await api.dispatch(request, CORE_RESOURCES)
+
+    async def coordination(request: web.Request) -> web.StreamResponse:
+        return await api.dispatch(request, COORDINATION_RESOURCES)
+
+    def document(build):
+        async def handler(_request: web.Request) -> web.Response:
+            return json_response(build())
+        return handler
+
+    async def api_group(request: web.Request) -> web.Response:
+        group = discovery.api_group(request.match_info["group"])
+        if group is None:
+            raise route_not_found()
+        return json_response(group)
+
+    async def openapi_doc(request: web.Request) -> web.Response:
+        doc = openapi.openapi_v3_doc(request.match_info["gv"])
+        if doc is None:
+            raise route_not_found()
+        return json_response(doc)
+
+    async def healthy(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    router = app.router
+    for path in ("/healthz", "/livez", "/readyz"):
+        router.add_get(path, healthy)
+    router.add_get("/version", document(discovery.version))
+    router.add_get("/api", document(lambda: discovery.api_versions(server_address)))
+    router.add_get("/api/v1", document(discovery.core_v1_resources))
+    router.add_get("/apis", document(discovery.api_group_list))
+    router.add_get("/apis/coordination.k8s.io/v1", document(discovery.coordination_v1_resources))
+    router.add_get("/apis/{group}", api_group)
+    router.add_get("/openapi/v3", document(openapi.openapi_v3_root))
+    router.add_get("/openapi/v3/{gv:.+}", openapi_doc)
+    router.add_route("*", "/api/v1/{path:.+}", core)
+    router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    api = app[API_KEY]
+    api.session = aiohttp.ClientSession()
+    scheduler = app[SCHEDULER_KEY]
+    scheduler.schedule_pending()  # pods left unbound by a previous run
+    app[_TASKS_KEY].extend([
+        asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
+    ])
+
+
+async def _stop(app: web.Application) -> None:
+    for task in app[_TASKS_KEY]:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    api = app[API_KEY]
+    if api.session is not None:
+        await api.session.close()
+    api.store.close()
+
+
+def serve(settings: Settings) -> None:
+    """Serve HTTPS on ``cloud_host:cloud_port`` until interrupted."""
+    creds = ensure_credentials(settings.cloud_data_dir)
+    app = create_app(settings, creds.token)
+    # The loaded store is long-lived: keep it out of the cyclic GC's full collections, which would
+    # otherwise pause the loop (and every watch) for tens of milliseconds with thousands of objects.
+    gc.collect()
+    gc.freeze()
+    log.info("cloud API listening", host=settings.cloud_host, port=settings.cloud_port)
+    web.run_app(app, host=settings.cloud_host, port=settings.cloud_port, ssl_context=ssl_context(creds),
+                access_log=None, handler_cancellation=True, shutdown_timeout=2, print=None)

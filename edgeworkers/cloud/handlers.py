@@ -1,0 +1,431 @@
+"""The REST verbs on stored objects: get, list, watch, create, update, patch, delete.
+
+One catch-all route per group-version hands the path to ``parse_target``; ``Api.dispatch`` picks the
+verb. Writes follow the API server's order: decode, field validation, defaulting, validation, store,
+then the event goes to the watch hub (and so to the scheduler).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from edgeworkers.cloud import logs_proxy, patch, tables, wire
+from edgeworkers.cloud.errors import route_not_found
+from edgeworkers.cloud.fields import check_unknown_fields
+from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
+from edgeworkers.cloud.scheduler import bound
+from edgeworkers.cloud.selectors import parse_field_selector, parse_label_selector
+from edgeworkers.cloud.store import Clock, Event, Store, timestamp
+from edgeworkers.cloud.watch import Hub, Matcher, stream
+from edgeworkers.k8s import pod as pod_model
+from edgeworkers.k8s import status, validation
+from edgeworkers.k8s.secret import default_secret
+
+# The API server ends a watch after a while (its --min-request-timeout of 1800 s, randomised); clients rewatch.
+DEFAULT_WATCH_TIMEOUT = 1800.0
+UNSUPPORTED_SUBRESOURCES = ("exec", "attach", "portforward")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a request path names: a resource, a namespace (None: cluster scope or all namespaces),
+    an object name and a subresource."""
+    resource: Resource
+    namespace: str | None
+    name: str | None = None
+    sub: str | None = None
+    dry_run: bool = False  # dryRun=All: validate and answer, store nothing
+
+
+def parse_target(resources: tuple[str, ...], path: str) -> Target:
+    parts = [p for p in path.split("/") if p]
+    namespace = None
+    if len(parts) >= 3 and parts[0] == "namespaces" and parts[2] in resources and RESOURCES[parts[2]].namespaced:
+        namespace, parts = parts[1], parts[2:]
+    if not parts or parts[0] not in resources or len(parts) > 3:
+        raise route_not_found()
+    resource = RESOURCES[parts[0]]
+    if resource.namespaced and namespace is None and len(parts) > 1:
+        raise route_not_found()
+    return Target(resource, namespace, *parts[1:])
+
+
+def _copy(obj: dict) -> dict:
+    return orjson.loads(orjson.dumps(obj))
+
+
+class Api:
+    def __init__(self, store: Store, hub: Hub, clock: Clock, session: aiohttp.ClientSession | None = None,
+                 bookmark_interval: float = 30.0) -> None:
+        self.store, self.hub, self.clock = store, hub, clock
+        self.session = session
+        self.bookmark_interval = bookmark_interval
+
+    def seed(self) -> None:
+        """The namespaces every cluster has."""
+        for name in SEED_NAMESPACES:
+            if self.store.find("namespaces", "", name) is None:
+                self._commit(self.store.create("namespaces", _namespace({"metadata": {"name": name}})))
+
+    def _commit(self, event: Event | None) -> None:
+        self.hub.publish(event)
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request, resources: tuple[str, ...]) -> web.StreamResponse:
+        t = parse_target(resources, request.match_info["path"])
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            t = replace(t, dry_run=_dry_run(request))
+        method = request.method
+        if t.sub is not None:
+            return await self._subresource(request, t)
+        if t.name is None:
+            if method == "GET":
+                return await (self.watch(request, t) if wire.query_flag(request, "watch") else self.list(request, t))
+            if method == "POST" and (t.namespace is not None or not t.resource.namespaced):
+                return await self.create(request, t)
+        elif method == "GET":
+            return self.get(request, t)
+        elif method == "PUT":
+            return await self.replace(request, t)
+        elif method == "PATCH":
+            return await self.patch(request, t)
+        elif method == "DELETE":
+            return await self.delete(request, t)
+        raise status.method_not_allowed(t.resource.name, method, t.resource.group)
+
+    async def _subresource(self, request: web.Request, t: Target) -> web.StreamResponse:
+        resource, method = t.resource, request.method
+        if resource.name == "pods" and t.sub in UNSUPPORTED_SUBRESOURCES:
+            raise status.bad_request(f"{t.sub} is not supported by this server yet")
+        if resource.name == "pods" and t.sub == "log" and method == "GET":
+            if self.session is None:
+                raise status.internal("logs are not available: no HTTP client")
+            return await logs_proxy.pod_logs(request, self.store, self.session, t.namespace or "", t.name or "")
+        if resource.name == "pods" and t.sub == "binding" and method == "POST":
+            return await self.bind(request, t)
+        if t.sub == "status" and resource.has_status:
+            if method == "GET":
+                return self.get(request, t)
+            if method == "PUT":
+                return await self.replace(request, t)
+            if method == "PATCH":
+                return await self.patch(request, t)
+            raise status.method_not_allowed(f"{resource.name}/status", method, resource.group)
+        raise route_not_found()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, request: web.Request, t: Target) -> web.Response:
+        obj = self.store.get(t.resource.name, t.namespace or "", t.name or "")
+        if wire.wants_table(request):
+            return wire.json_response(
+                tables.to_table(t.resource.name, [obj], obj["metadata"]["resourceVersion"], self.clock()))
+        return wire.json_response(obj)
+
+    def _matcher(self, request: web.Request, t: Target) -> Matcher:
+        label_selector, field_selector = request.query.get("labelSelector"), request.query.get("fieldSelector")
+        try:
+            labels = parse_label_selector(label_selector) if label_selector else None
+            fields = parse_field_selector(field_selector) if field_selector else None
+        except ValueError as exc:
+            raise status.bad_request(str(exc)) from exc
+        return Matcher(t.namespace, labels, fields)
+
+    async def list(self, request: web.Request, t: Target) -> web.Response:
+        matches = self._matcher(request, t)
+        rv = str(self.store.resource_version)
+        items = [o for o in self.store.list(t.resource.name, t.namespace) if matches(o)]
+        if wire.wants_table(request):
+            return wire.json_response(tables.to_table(t.resource.name, items, rv, self.clock()))
+        return wire.json_response({
+            "kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
+            "metadata": {"resourceVersion": rv}, "items": items,
+        })
+
+    async def watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        matches = self._matcher(request, t)
+        since = wire.query_int(request, "resourceVersion")
+        timeout = wire.query_int(request, "timeoutSeconds")
+        try:
+            watcher = self.hub.subscribe(t.resource.name, matches, since)
+        except status.APIError as exc:
+            if exc.code != 410:
+                raise
+            # As the API server's watch cache answers: the stream opens with one ERROR event, then ends.
+            return web.Response(body=orjson.dumps({"type": "ERROR", "object": exc.status}) + b"\n",
+                                content_type=wire.JSON)
+        if wire.wants_table(request):
+            def encode(kind: str, obj: dict) -> bytes:
+                rows = [] if kind == "BOOKMARK" else [obj]
+                table = tables.to_table(t.resource.name, rows, obj["metadata"]["resourceVersion"], self.clock())
+                return orjson.dumps({"type": kind, "object": table}) + b"\n"
+        else:
+            def encode(kind: str, obj: dict) -> bytes:
+                return orjson.dumps({"type": kind, "object": obj}) + b"\n"
+        bookmarks = self.bookmark_interval if wire.query_flag(request, "allowWatchBookmarks") else None
+        return await stream(request, self.hub, watcher, encode,
+                            timeout=float(timeout) if timeout else DEFAULT_WATCH_TIMEOUT,
+                            bookmark_interval=bookmarks)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, request: web.Request, t: Target) -> web.Response:
+        obj = await wire.read_object(request)
+        warnings = self._admit_body(request, t, obj)
+        return wire.json_response(self._create(t, obj, field_manager(request)), 201, warnings)
+
+    def _create(self, t: Target, obj: dict, manager: str | None) -> dict:
+        """Store a new object; ``manager`` (None for an apply, which records its own) gets a managedFields entry."""
+        meta = obj["metadata"]
+        if t.resource.namespaced and self.store.find("namespaces", "", meta["namespace"]) is None:
+            raise status.not_found("namespaces", meta["namespace"])
+        obj = _prepare_create(t.resource, obj)
+        if manager is not None:
+            obj = patch.record_update(None, obj, manager, "Update", timestamp(self.clock()))
+        _validate(t.resource, obj, None)
+        if t.dry_run:
+            return obj
+        event = self.store.create(t.resource.name, obj)
+        self._commit(event)
+        return event.object
+
+    def _admit_body(self, request: web.Request, t: Target, obj: dict) -> list[str]:
+        """Check a body against its URL (kind, namespace, name) and apply ``fieldValidation``."""
+        kind = obj.get("kind")
+        if kind and kind != t.resource.kind:
+            raise status.bad_request(
+                f'the kind of the object ({kind}) does not match the resource ({t.resource.name})')
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise status.bad_request("metadata must be an object")
+        if t.resource.namespaced:
+            if meta.get("namespace") and meta["namespace"] != t.namespace:
+                raise status.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = t.namespace
+        else:
+            meta.pop("namespace", None)
+        if t.name is not None and meta.get("name") and meta["name"] != t.name:
+            raise status.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({t.name})")
+        if t.name is not None:
+            meta["name"] = t.name
+        return check_unknown_fields(t.resource, obj, request.query.get("fieldValidation", "Warn"))
+
+    async def replace(self, request: web.Request, t: Target) -> web.Response:
+        obj = await wire.read_object(request)
+        warnings = self._admit_body(request, t, obj)
+        old = self.store.get(t.resource.name, t.namespace or "", t.name or "")
+        return wire.json_response(self._update(t, old, obj, field_manager(request)), 200, warnings)
+
+    def _update(self, t: Target, old: dict, new: dict, manager: str | None) -> dict:
+        if t.sub == "status":
+            # /status changes only the status (and takes the caller's resourceVersion precondition).
+            rv = new["metadata"].get("resourceVersion")
+            new = {**_copy(old), "status": new.get("status", {})}
+            if rv:
+                new["metadata"]["resourceVersion"] = rv
+        elif t.resource.has_status:
+            if "status" in old:
+                new["status"] = _copy(old["status"])
+            else:
+                new.pop("status", None)
+        new = _prepare_update(t.resource, new)
+        if manager is not None:
+            new = patch.record_update(old, new, manager, "Update", timestamp(self.clock()), t.sub or "")
+        _validate(t.resource, new, old)
+        if t.dry_run:
+            return new
+        if new["metadata"].get("resourceVersion") in (None, "", old["metadata"]["resourceVersion"]) \
+                and _content(new) == _content(old):
+            return old  # a no-op write: no new resourceVersion, no event (only managedFields times differ)
+        event = self.store.update(t.resource.name, new)
+        self._commit(event)
+        return event.object if event else old
+
+    async def patch(self, request: web.Request, t: Target) -> web.Response:
+        kind = wire.media_type(request)
+        if kind not in wire.PATCH_TYPES:
+            raise status.unsupported_media_type(kind, wire.PATCH_TYPES)
+        body = await request.read()
+        live = self.store.find(t.resource.name, t.namespace or "", t.name or "")
+        if kind == wire.APPLY:
+            return self._apply(request, t, live, body)
+        if live is None:
+            raise status.not_found(t.resource.name, t.name or "", t.resource.group)
+        operations = wire.decode_json(body)
+        try:
+            if kind == wire.STRATEGIC:
+                result = patch.strategic_merge(_copy(live), operations, t.resource.kind)
+            elif kind == wire.MERGE:
+                result = patch.merge_patch(_copy(live), operations)
+            else:
+                result = patch.json_patch(_copy(live), operations)
+        except ValueError as exc:
+            raise status.bad_request(str(exc)) from exc
+        if not isinstance(result, dict) or not isinstance(result.get("metadata"), dict):
+            raise status.bad_request("the patch leaves no object")
+        meta = result["metadata"]
+        if meta.get("name") != t.name:
+            raise status.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({t.name})")
+        if t.resource.namespaced:
+            meta["namespace"] = t.namespace
+        else:
+            meta.pop("namespace", None)
+        warnings = check_unknown_fields(t.resource, result, request.query.get("fieldValidation", "Warn"))
+        return wire.json_response(self._update(t, live, result, field_manager(request)), 200, warnings)
+
+    def _apply(self, request: web.Request, t: Target, live: dict | None, body: bytes) -> web.Response:
+        """Server-side apply: merge the applied configuration, creating the object when absent."""
+        applied = wire.decode_yaml(body)
+        if not isinstance(applied, dict):
+            raise status.bad_request("the body of an apply patch must be an object")
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise status.bad_request("PATCH, application/apply-patch+yaml requests must specify a fieldManager")
+        warnings = self._admit_body(request, t, applied)
+        if live is None and t.sub is not None:
+            raise status.not_found(t.resource.name, t.name or "", t.resource.group)
+        try:
+            result = patch.server_side_apply(live, applied, manager, wire.query_flag(request, "force"),
+                                             timestamp(self.clock()))
+        except patch.ConflictError as exc:
+            raise _apply_conflict(t, t.name or "", exc) from exc
+        if live is None:
+            return wire.json_response(self._create(t, result, None), 201, warnings)
+        return wire.json_response(self._update(t, live, result, None), 200, warnings)
+
+    async def bind(self, request: web.Request, t: Target) -> web.Response:
+        binding = await wire.read_object(request)
+        node = (binding.get("target") or {}).get("name")
+        if not node:
+            raise status.invalid("Binding", t.name or "", [status.required("target.name")])
+        pod = self.store.get("pods", t.namespace or "", t.name or "")
+        if (pod.get("spec") or {}).get("nodeName"):
+            raise status.conflict("pods", t.name or "",
+                                  f"pod {t.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
+        self._commit(self.store.update("pods", bound(pod, node, timestamp(self.clock()))))
+        return wire.json_response(status.status_success(), 201)
+
+    async def delete(self, request: web.Request, t: Target) -> web.Response:
+        body = await request.read()
+        options = wire.decode_json(body) if body.strip() else {}
+        if not isinstance(options, dict):
+            raise status.bad_request("DeleteOptions must be an object")
+        grace = wire.query_int(request, "gracePeriodSeconds")
+        if grace is None:
+            grace = options.get("gracePeriodSeconds")
+        if grace is not None and (not isinstance(grace, int) or grace < 0):
+            raise status.bad_request(f"gracePeriodSeconds must be a non-negative integer, not {grace!r}")
+        namespace, name = t.namespace or "", t.name or ""
+        obj = self.store.get(t.resource.name, namespace, name)
+        _check_preconditions(t, obj, options.get("preconditions") or {})
+        if t.resource.name == "namespaces" and name in SEED_NAMESPACES:
+            raise status.forbidden("namespaces", name, "this namespace may not be deleted")
+        if t.dry_run:
+            return wire.json_response(obj)
+        if t.resource.name == "pods":
+            spec = obj.get("spec") or {}
+            if grace is None:
+                grace = spec.get("terminationGracePeriodSeconds", 30)
+            if grace > 0 and spec.get("nodeName"):
+                event = self.store.begin_deletion("pods", namespace, name, grace)
+                self._commit(event)
+                return wire.json_response(event.object if event else obj)
+        if t.resource.name == "namespaces":
+            for resource in RESOURCES.values():
+                if resource.namespaced:
+                    for item in self.store.list(resource.name, name):
+                        self._commit(self.store.delete(resource.name, name, item["metadata"]["name"]))
+        event = self.store.delete(t.resource.name, namespace, name)
+        self._commit(event)
+        return wire.json_response(event.object)
+
+
+def _content(obj: dict) -> dict:
+    """An object without what every write changes (resourceVersion, managedFields times), and its type."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    managed = obj["metadata"].get("managedFields") or []
+    meta["managedFields"] = [{k: v for k, v in entry.items() if k != "time"} for entry in managed]
+    return {**{k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}, "metadata": meta}
+
+
+def _dry_run(request: web.Request) -> bool:
+    value = request.query.get("dryRun", "")
+    if value not in ("", "All"):
+        raise status.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return value == "All"
+
+
+def field_manager(request: web.Request) -> str:
+    """The writer's name: ``fieldManager``, else the User-Agent's program name, as the API server does."""
+    return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
+
+
+def _apply_conflict(t: Target, name: str, exc: patch.ConflictError) -> status.APIError:
+    err = status.conflict(t.resource.name, name, group=t.resource.group)
+    err.status["message"] = exc.message
+    err.status["details"]["causes"] = exc.causes()
+    return err
+
+
+def _check_preconditions(t: Target, obj: dict, preconditions: dict) -> None:
+    meta = obj["metadata"]
+    for key, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        wanted = preconditions.get(key)
+        if wanted and wanted != meta.get(key):
+            raise status.conflict(
+                t.resource.name, meta["name"],
+                f"Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {meta.get(key)}",
+                t.resource.group)
+
+
+def _namespace(obj: dict) -> dict:
+    obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+    obj["status"] = {"phase": "Active"}
+    meta = obj.setdefault("metadata", {})
+    meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
+    return obj
+
+
+def _prepare_create(resource: Resource, obj: dict) -> dict:
+    if resource.name == "pods":
+        obj = pod_model.default_pod(obj)
+        obj["status"] = {"phase": "Pending"}
+        return obj
+    if resource.name == "namespaces":
+        return _namespace(obj)
+    if resource.name == "secrets":
+        return default_secret(obj)
+    return obj
+
+
+def _prepare_update(resource: Resource, obj: dict) -> dict:
+    if resource.name == "pods":
+        return pod_model.default_pod(obj)
+    if resource.name == "secrets":
+        return default_secret(obj)
+    return obj
+
+
+def _validate(resource: Resource, obj: dict, old: dict | None) -> None:
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if resource.name == "pods":
+        errors = validation.validate_pod(obj) if old is None else validation.validate_pod_update(old, obj)
+    elif resource.name == "configmaps":
+        errors = validation.validate_configmap(obj) if old is None else validation.validate_configmap_update(old, obj)
+    elif resource.name == "secrets":
+        errors = validation.validate_secret(obj) if old is None else validation.validate_secret_update(old, obj)
+    elif resource.name == "nodes":
+        errors = validation.validate_node(obj)
+    else:
+        errors = validation.validate_object_meta(obj.get("metadata") or {}, resource.namespaced)
+    if old is not None and resource.name in ("nodes", "namespaces", "events", "leases"):
+        errors += validation.validate_object_meta_update(old["metadata"], obj["metadata"])
+    if errors:
+        raise status.invalid(resource.kind, name, errors, resource.group)

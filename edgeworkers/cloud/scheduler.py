@@ -1,0 +1,189 @@
+"""A minimal scheduler: bind each unbound pod to a Ready node matching its nodeSelector.
+
+Among fitting nodes the one running the fewest pods wins (ties by name). A pod that fits nowhere
+stays Pending with ``PodScheduled=False``/``Unschedulable`` and the scheduler's usual message; it is
+tried again whenever a node or an unbound pod changes.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+import structlog
+
+from edgeworkers.cloud.store import DELETED, Clock, Event, Store, timestamp
+from edgeworkers.cloud.watch import Hub
+
+log = structlog.get_logger(__name__)
+
+SCHEDULER_NAME = "default-scheduler"
+NOT_READY = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
+UNSCHEDULABLE = "node(s) were unschedulable"
+SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
+
+
+@dataclass(frozen=True)
+class Decision:
+    node: str | None
+    message: str = ""
+
+
+def node_ready(node: dict) -> bool:
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def choose_node(pod: dict, nodes: list[dict], pod_counts: Mapping[str, int]) -> Decision:
+    """Where ``pod`` goes, or why it can go nowhere."""
+    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+    reasons: Counter[str] = Counter()
+    fitting: list[str] = []
+    for node in nodes:
+        labels = node["metadata"].get("labels") or {}
+        if (node.get("spec") or {}).get("unschedulable"):
+            reasons[UNSCHEDULABLE] += 1
+        elif not node_ready(node):
+            reasons[NOT_READY] += 1
+        elif any(labels.get(k) != v for k, v in selector.items()):
+            reasons[SELECTOR_MISMATCH] += 1
+        else:
+            fitting.append(node["metadata"]["name"])
+    if fitting:
+        return Decision(min(fitting, key=lambda n: (pod_counts.get(n, 0), n)))
+    if not nodes:
+        return Decision(None, "no nodes available to schedule pods")
+    detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+    return Decision(None, f"0/{len(nodes)} nodes are available: {detail}.")
+
+
+def bound(pod: dict, node: str, now: str) -> dict:
+    """A copy of ``pod`` bound to ``node``, with ``PodScheduled=True``."""
+    new = orjson.loads(orjson.dumps(pod))
+    new.setdefault("spec", {})["nodeName"] = node
+    _set_condition(new, {"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                         "lastTransitionTime": now})
+    return new
+
+
+def unschedulable(pod: dict, message: str, now: str) -> dict | None:
+    """A copy of ``pod`` marked Unschedulable, or None when it already says so."""
+    current = next((c for c in (pod.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "PodScheduled"), None)
+    if current and current.get("reason") == "Unschedulable" and current.get("message") == message:
+        return None
+    new = orjson.loads(orjson.dumps(pod))
+    new.setdefault("status", {})["phase"] = "Pending"
+    _set_condition(new, {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                         "lastTransitionTime": now, "reason": "Unschedulable", "message": message})
+    return new
+
+
+def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.datetime) -> dict:
+    """The core/v1 Event the scheduler records on a pod (``Scheduled``, ``FailedScheduling``)."""
+    meta = pod["metadata"]
+    now = timestamp(when)
+    return {
+        "metadata": {"name": f"{meta['name']}.{int(when.timestamp() * 1e9):x}", "namespace": meta["namespace"]},
+        "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
+                           "uid": meta.get("uid", ""), "apiVersion": "v1",
+                           "resourceVersion": meta.get("resourceVersion", "")},
+        "reason": reason, "message": message, "type": type_,
+        "source": {"component": SCHEDULER_NAME}, "reportingComponent": SCHEDULER_NAME, "reportingInstance": "",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    }
+
+
+def _set_condition(pod: dict, condition: dict) -> None:
+    conditions = pod.setdefault("status", {}).setdefault("conditions", [])
+    for i, c in enumerate(conditions):
+        if c.get("type") == condition["type"]:
+            if c.get("status") == condition["status"]:
+                condition["lastTransitionTime"] = c.get("lastTransitionTime", condition["lastTransitionTime"])
+            conditions[i] = condition
+            return
+    conditions.append(condition)
+
+
+def _pending(pod: dict) -> bool:
+    return not pod.get("spec", {}).get("nodeName") and "deletionTimestamp" not in pod["metadata"]
+
+
+class Scheduler:
+    """Schedules the unbound pods that changed, and every unbound pod when a node changes.
+
+    Only node changes can make a waiting pod fit (the pod count only ranks fitting nodes), so a pod
+    event looks at that one pod. The first pass looks at all of them: pods left unbound by a previous run.
+    """
+
+    def __init__(self, store: Store, hub: Hub, clock: Clock) -> None:
+        self._store, self._hub, self._clock = store, hub, clock
+        self._wake = asyncio.Event()
+        self._dirty: set[tuple[str, str]] = set()
+        self._everything = True
+        hub.add_listener(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.resource == "nodes":
+            self._everything = True
+        elif event.resource == "pods" and event.type != DELETED and _pending(event.object):
+            meta = event.object["metadata"]
+            self._dirty.add((meta["namespace"], meta["name"]))
+        else:
+            return
+        self._wake.set()
+
+    def _pending_pods(self) -> list[dict]:
+        if self._everything:
+            pods = self._store.list("pods")
+        else:
+            pods = [p for key in sorted(self._dirty) if (p := self._store.find("pods", *key)) is not None]
+        self._everything = False
+        self._dirty.clear()
+        return [p for p in pods if _pending(p)]
+
+    def _pod_counts(self) -> Counter[str]:
+        return Counter(p["spec"]["nodeName"] for p in self._store.list("pods") if p.get("spec", {}).get("nodeName")
+                       and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+
+    def schedule_pending(self) -> int:
+        """One pass over the pods that may have become schedulable; returns how many were bound."""
+        pending = self._pending_pods()
+        if not pending:
+            return 0
+        nodes = self._store.list("nodes")
+        counts = self._pod_counts() if any(node_ready(n) for n in nodes) else Counter()
+        when = self._clock()
+        now = timestamp(when)
+        bound_count = 0
+        for pod in pending:
+            decision = choose_node(pod, nodes, counts)
+            meta = pod["metadata"]
+            if decision.node:
+                counts[decision.node] += 1
+                bound_count += 1
+                self._write(bound(pod, decision.node, now), scheduling_event(
+                    pod, "Normal", "Scheduled",
+                    f"Successfully assigned {meta['namespace']}/{meta['name']} to {decision.node}", when))
+            elif (marked := unschedulable(pod, decision.message, now)) is not None:
+                self._write(marked, scheduling_event(pod, "Warning", "FailedScheduling", decision.message, when))
+        return bound_count
+
+    def _write(self, pod: dict, event: dict) -> None:
+        self._hub.publish(self._store.update("pods", pod))
+        meta = event["metadata"]
+        while self._store.find("events", meta["namespace"], meta["name"]) is not None:
+            meta["name"] += "0"  # two events in one nanosecond: keep both
+        self._hub.publish(self._store.create("events", event))
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                self.schedule_pending()
+            except Exception:  # a failed pass must not stop scheduling; the next change retries
+                log.exception("scheduling pass failed")

@@ -1,0 +1,420 @@
+"""Server-side printing: `meta.k8s.io/v1` Tables as `kubectl get` asks for them.
+
+Columns and cells follow kubernetes `pkg/printers/internalversion/printers.go` (printPod, printNode, ...)
+with `Wide: true`, as the API server does: kubectl hides `priority: 1` columns unless `-o wide`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+_NONE = "<none>"
+_UNKNOWN = "<unknown>"
+_ROLE_PREFIX = "node-role.kubernetes.io/"
+_ROLE_LABEL = "kubernetes.io/role"
+_NODE_UNREACHABLE_REASON = "NodeLost"
+_NAME_DOC = (
+    "Name must be unique within a namespace. Is required when creating resources, although some resources "
+    "may allow a client to request the generation of an appropriate name automatically."
+)
+_AGE_DOC = (
+    "CreationTimestamp is a timestamp representing the server time when this object was created. "
+    "It is represented in RFC3339 form and is in UTC."
+)
+
+
+def _col(name: str, description: str, priority: int = 0, fmt: str = "") -> dict:
+    """A column definition; every column kubectl's server-side printers declare for these kinds is a string."""
+    return {"name": name, "type": "string", "format": fmt, "description": description, "priority": priority}
+
+
+_NAME = _col("Name", _NAME_DOC, fmt="name")
+_AGE = _col("Age", _AGE_DOC)
+
+COLUMNS: dict[str, list[dict]] = {
+    "pods": [
+        _NAME,
+        _col("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+        _col("Status", "The aggregate status of the containers in this pod."),
+        _col("Restarts", "The number of times the containers in this pod have been restarted and when the last "
+                         "container in this pod has restarted."),
+        _AGE,
+        _col("IP", "podIP address allocated to the pod.", priority=1),
+        _col("Node", "NodeName indicates in which node this pod is scheduled.", priority=1),
+        _col("Nominated Node", "nominatedNodeName is set only when this pod preempts other pods on the node.",
+             priority=1),
+        _col("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness.", priority=1),
+    ],
+    "nodes": [
+        _NAME,
+        _col("Status", "The status of the node"),
+        _col("Roles", "The roles of the node"),
+        _AGE,
+        _col("Version", "Kubelet Version reported by the node."),
+        _col("Internal-IP", "List of addresses reachable to the node.", priority=1),
+        _col("External-IP", "List of addresses reachable to the node.", priority=1),
+        _col("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+             priority=1),
+        _col("Kernel-Version", "Kernel Version reported by the node from 'uname -r'.", priority=1),
+        _col("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API.",
+             priority=1),
+    ],
+    "configmaps": [_NAME, _col("Data", "Data contains the configuration data."), _AGE],
+    "secrets": [
+        _NAME,
+        _col("Type", "The type of the secret"),
+        _col("Data", "Data contains the secret data."),
+        _AGE,
+    ],
+    "namespaces": [_NAME, _col("Status", "The status of the namespace"), _AGE],
+    "events": [
+        _col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
+        _col("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
+        _col("Reason", "This should be a short, machine understandable string that gives the reason for the "
+                       "transition into the object's current status."),
+        _col("Object", "The object that this event is about."),
+        _col("Subobject", "If the reference is to an object part, a JSONPath expression for the part.", priority=1),
+        _col("Source", "The component reporting this event.", priority=1),
+        _col("Message", "A human-readable description of the status of this operation."),
+        _col("First Seen", "The time at which the event was first recorded.", priority=1),
+        _col("Count", "The number of times this event has occurred.", priority=1),
+        _col("Name", _NAME_DOC, priority=1, fmt="name"),
+    ],
+    "leases": [_NAME, _col("Holder", "HolderIdentity contains the identity of the holder of a current lease."), _AGE],
+}
+
+
+# --- time ---
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 timestamp (`2024-01-02T03:04:05Z`, with or without fractions) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:  # a malformed timestamp prints as unknown rather than failing the whole list
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's `duration.HumanDuration`: `5s`, `3m20s`, `10m`, `5h3m`, `2d3h`, `400d`, `2y5d`."""
+    secs = int(seconds)
+    if secs < -1:
+        return "<invalid>"
+    if secs < 0:
+        return "0s"
+    if secs < 120:
+        return f"{secs}s"
+    minutes = secs // 60
+    if minutes < 10:
+        s = secs % 60
+        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = secs // 3600
+    if hours < 8:
+        m = minutes % 60
+        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        h = hours % 24
+        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if dy == 0 else f"{hours // 24 // 365}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+def since(value: str | None, now: datetime) -> str:
+    """`translateTimestampSince`: `<unknown>` for a missing timestamp."""
+    then = parse_time(value)
+    if then is None:
+        return _UNKNOWN
+    return human_duration((_aware(now) - then).total_seconds())
+
+
+# --- pods ---
+
+
+def _restartable_init(container: dict | None) -> bool:
+    return bool(container) and container.get("restartPolicy") == "Always"
+
+
+def _later(current: datetime | None, state: dict | None) -> datetime | None:
+    finished = parse_time(((state or {}).get("terminated") or {}).get("finishedAt"))
+    if finished is not None and (current is None or finished > current):
+        return finished
+    return current
+
+
+def _condition_true(conditions: list[dict], type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
+def pod_status_reason(pod: dict) -> str:
+    """The STATUS column of `kubectl get pods`."""
+    return _pod_summary(pod)[1]
+
+
+def _pod_summary(pod: dict) -> tuple[str, str, int, datetime | None]:
+    """(READY, STATUS, restarts, last restart time) exactly as printPod computes them."""
+    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod.get("metadata") or {}
+    conditions = status.get("conditions") or []
+    init_specs = {c.get("name"): c for c in spec.get("initContainers") or []}
+    total = len(spec.get("containers") or []) + sum(_restartable_init(c) for c in init_specs.values())
+    ready = restarts = sidecar_restarts = 0
+    last_restart: datetime | None = None
+    last_sidecar_restart: datetime | None = None
+    phase = status.get("phase") or ""
+    reason = status.get("reason") or phase
+    for c in conditions:
+        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    initializing = False
+    init_statuses = status.get("initContainerStatuses") or []
+    for i, cs in enumerate(init_statuses):
+        restarts += int(cs.get("restartCount") or 0)
+        last_restart = _later(last_restart, cs.get("lastState"))
+        sidecar = _restartable_init(init_specs.get(cs.get("name")))
+        if sidecar:
+            sidecar_restarts += int(cs.get("restartCount") or 0)
+            last_sidecar_restart = _later(last_sidecar_restart, cs.get("lastState"))
+        state = cs.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and int(terminated.get("exitCode") or 0) == 0:
+            continue
+        if sidecar and cs.get("started"):
+            if cs.get("ready"):
+                ready += 1
+            continue
+        if terminated is not None:
+            if terminated.get("reason"):
+                reason = "Init:" + terminated["reason"]
+            elif terminated.get("signal"):
+                reason = f"Init:Signal:{terminated['signal']}"
+            else:
+                reason = f"Init:ExitCode:{terminated.get('exitCode') or 0}"
+        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            reason = "Init:" + waiting["reason"]
+        else:
+            reason = f"Init:{i}/{len(spec.get('initContainers') or [])}"
+        initializing = True
+        break
+
+    if not initializing or _condition_true(conditions, "Initialized"):
+        restarts, last_restart = sidecar_restarts, last_sidecar_restart
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            restarts += int(cs.get("restartCount") or 0)
+            last_restart = _later(last_restart, cs.get("lastState"))
+            state = cs.get("state") or {}
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None and terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated is not None:
+                if terminated.get("signal"):
+                    reason = f"Signal:{terminated['signal']}"
+                else:
+                    reason = f"ExitCode:{terminated.get('exitCode') or 0}"
+            elif cs.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if _condition_true(conditions, "Ready") else "NotReady"
+
+    if meta.get("deletionTimestamp") and status.get("reason") == _NODE_UNREACHABLE_REASON:
+        reason = "Unknown"
+    elif meta.get("deletionTimestamp") and phase not in ("Succeeded", "Failed"):
+        reason = "Terminating"
+    return f"{ready}/{total}", reason, restarts, last_restart
+
+
+def _pod_cells(pod: dict, now: datetime) -> list:
+    spec, status, meta = pod.get("spec") or {}, pod.get("status") or {}, pod.get("metadata") or {}
+    ready, reason, restarts, last_restart = _pod_summary(pod)
+    restarts_cell = str(restarts)
+    if restarts and last_restart is not None:
+        restarts_cell = f"{restarts} ({human_duration((_aware(now) - last_restart).total_seconds())} ago)"
+    pod_ips = status.get("podIPs") or []
+    gates = spec.get("readinessGates") or []
+    gates_cell = _NONE
+    if gates:
+        by_type = {}
+        for c in status.get("conditions") or []:
+            by_type.setdefault(c.get("type"), c)
+        true = sum((by_type.get(g.get("conditionType")) or {}).get("status") == "True" for g in gates)
+        gates_cell = f"{true}/{len(gates)}"
+    return [
+        meta.get("name", ""),
+        ready,
+        reason,
+        restarts_cell,
+        since(meta.get("creationTimestamp"), now),
+        (pod_ips[0].get("ip") if pod_ips else "") or _NONE,
+        spec.get("nodeName") or _NONE,
+        status.get("nominatedNodeName") or _NONE,
+        gates_cell,
+    ]
+
+
+def _pod_conditions(pod: dict) -> list[dict] | None:
+    phase = (pod.get("status") or {}).get("phase")
+    if phase == "Succeeded":
+        return [{"type": "Completed", "status": "True", "reason": "Succeeded",
+                 "message": "The pod has completed successfully."}]
+    if phase == "Failed":
+        return [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
+    return None
+
+
+# --- other kinds ---
+
+
+def node_status(node: dict) -> str:
+    """The STATUS column of `kubectl get nodes`: Ready / NotReady / Unknown, plus `,SchedulingDisabled`."""
+    conditions = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
+    parts = []
+    if "Ready" in conditions:
+        parts.append("Ready" if conditions["Ready"].get("status") == "True" else "NotReady")
+    else:
+        parts.append("Unknown")
+    if (node.get("spec") or {}).get("unschedulable"):
+        parts.append("SchedulingDisabled")
+    return ",".join(parts)
+
+
+def node_roles(labels: dict) -> str:
+    roles = set()
+    for key, value in labels.items():
+        if key.startswith(_ROLE_PREFIX) and key[len(_ROLE_PREFIX):]:
+            roles.add(key[len(_ROLE_PREFIX):])
+        elif key == _ROLE_LABEL and value:
+            roles.add(value)
+    return ",".join(sorted(roles)) or _NONE
+
+
+def _node_address(node: dict, type_: str) -> str:
+    for address in (node.get("status") or {}).get("addresses") or []:
+        if address.get("type") == type_:
+            return address.get("address") or _NONE
+    return _NONE
+
+
+def _node_cells(node: dict, now: datetime) -> list:
+    meta = node.get("metadata") or {}
+    info = (node.get("status") or {}).get("nodeInfo") or {}
+    return [
+        meta.get("name", ""),
+        node_status(node),
+        node_roles(meta.get("labels") or {}),
+        since(meta.get("creationTimestamp"), now),
+        info.get("kubeletVersion", ""),
+        _node_address(node, "InternalIP"),
+        _node_address(node, "ExternalIP"),
+        info.get("osImage") or _UNKNOWN,
+        info.get("kernelVersion") or _UNKNOWN,
+        info.get("containerRuntimeVersion") or _UNKNOWN,
+    ]
+
+
+def _configmap_cells(cm: dict, now: datetime) -> list:
+    meta = cm.get("metadata") or {}
+    count = len(cm.get("data") or {}) + len(cm.get("binaryData") or {})
+    return [meta.get("name", ""), count, since(meta.get("creationTimestamp"), now)]
+
+
+def _secret_cells(secret: dict, now: datetime) -> list:
+    meta = secret.get("metadata") or {}
+    return [meta.get("name", ""), secret.get("type", ""), len(secret.get("data") or {}),
+            since(meta.get("creationTimestamp"), now)]
+
+
+def _namespace_cells(ns: dict, now: datetime) -> list:
+    meta = ns.get("metadata") or {}
+    return [meta.get("name", ""), (ns.get("status") or {}).get("phase", ""), since(meta.get("creationTimestamp"), now)]
+
+
+def _event_cells(event: dict, now: datetime) -> list:
+    first = since(event.get("firstTimestamp"), now)
+    if not event.get("firstTimestamp"):
+        first = since(event.get("eventTime"), now)
+    last = since(event.get("lastTimestamp"), now) if event.get("lastTimestamp") else first
+    count = event.get("count") or 0
+    series = event.get("series")
+    if series:
+        last = since(series.get("lastObservedTime"), now)
+        count = series.get("count") or 0
+    elif count == 0:
+        count = 1
+    involved = event.get("involvedObject") or {}
+    kind = (involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = event.get("source") or {}
+    component = source.get("component") or event.get("reportingComponent") or ""
+    instance = source.get("host") or event.get("reportingInstance") or ""
+    return [
+        last,
+        event.get("type", ""),
+        event.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        f"{component}, {instance}" if instance else component,
+        (event.get("message") or "").strip(),
+        first,
+        count,
+        (event.get("metadata") or {}).get("name", ""),
+    ]
+
+
+def _lease_cells(lease: dict, now: datetime) -> list:
+    meta = lease.get("metadata") or {}
+    holder = (lease.get("spec") or {}).get("holderIdentity") or ""
+    return [meta.get("name", ""), holder, since(meta.get("creationTimestamp"), now)]
+
+
+_CELLS: dict[str, Callable[[dict, datetime], list]] = {
+    "pods": _pod_cells,
+    "nodes": _node_cells,
+    "configmaps": _configmap_cells,
+    "secrets": _secret_cells,
+    "namespaces": _namespace_cells,
+    "events": _event_cells,
+    "leases": _lease_cells,
+}
+
+
+def _aware(now: datetime) -> datetime:
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+def partial_object_metadata(obj: dict) -> dict:
+    """What a Table row's `object` holds by default (`includeObject=Metadata`)."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+
+
+def to_table(resource: str, objs: list[dict], resource_version: str, now: datetime) -> dict:
+    """A `meta.k8s.io/v1` Table of `objs` (all of one `resource`, e.g. "pods")."""
+    if resource not in _CELLS:
+        raise ValueError(f"no table printer for resource {resource!r}")
+    rows = []
+    for obj in objs:
+        row: dict = {"cells": _CELLS[resource](obj, now), "object": partial_object_metadata(obj)}
+        conditions = _pod_conditions(obj) if resource == "pods" else None
+        if conditions:
+            row["conditions"] = conditions
+        rows.append(row)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": COLUMNS[resource],
+        "rows": rows,
+    }

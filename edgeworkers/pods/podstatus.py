@@ -1,0 +1,210 @@
+"""A pod's core/v1 PodStatus from its containers as the runtime sees them (kubelet's generateAPIPodStatus).
+
+Pure: the sync passes the containers, the waiting reasons it met (image pulls, back-off, config errors),
+the time and the IPs. Readiness is "running" until probes arrive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from edgeworkers.k8s.pod import Container as SpecContainer
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.k8s.quantity import parse_quantity
+from edgeworkers.pods.policy import ALWAYS, NEVER, instance_order
+from edgeworkers.runtime.types import Container, ContainerState
+
+Waiting = dict[str, tuple[str, str]]
+
+
+def format_time(moment: datetime | float) -> str:
+    """A Kubernetes Time: RFC 3339, seconds, UTC."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _terminated(container: Container) -> dict[str, Any]:
+    state: dict[str, Any] = {"exitCode": container.exit_code if container.exit_code is not None else 0}
+    if container.reason:
+        state["reason"] = container.reason
+    if container.started_at:
+        state["startedAt"] = format_time(container.started_at)
+    if container.finished_at:
+        state["finishedAt"] = format_time(container.finished_at)
+    state["containerID"] = str(container.id)
+    return {"terminated": state}
+
+
+def _waiting(reason: str, message: str = "") -> dict[str, Any]:
+    return {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+
+
+def _instances(containers: list[Container], name: str, is_init: bool) -> list[Container]:
+    """One spec container's instances, newest first."""
+    mine = [c for c in containers if not c.is_sandbox and c.name == name and c.is_init == is_init]
+    return sorted(mine, key=instance_order, reverse=True)
+
+
+def container_status(
+    spec: SpecContainer, containers: list[Container], waiting: Waiting, is_init: bool, initializing: bool
+) -> dict[str, Any]:
+    """The ContainerStatus of ``spec``; ``initializing``: the pod's init containers have not all succeeded."""
+    latest, *older = _instances(containers, spec.name, is_init) or [None]
+    previous = next((c for c in older if c is not None and c.state == ContainerState.EXITED), None)
+    exited = latest is not None and latest.state == ContainerState.EXITED
+    last = previous
+    if spec.name in waiting:
+        state = _waiting(*waiting[spec.name])
+        last = latest if exited else previous
+    elif latest is None:
+        state = _waiting("PodInitializing" if initializing or is_init else "ContainerCreating")
+    elif latest.state == ContainerState.RUNNING:
+        state = {"running": {"startedAt": format_time(latest.started_at or latest.created_at or 0)}}
+    elif exited:
+        state = _terminated(latest)
+    elif latest.state == ContainerState.CREATED:
+        state = _waiting("ContainerCreating")
+    else:
+        state = _waiting("ContainerStatusUnknown", "The container's state could not be read from the runtime")
+    last_state = _terminated(last) if last is not None else {}
+    running = "running" in state
+    succeeded = "terminated" in state and state["terminated"]["exitCode"] == 0
+    status: dict[str, Any] = {
+        "name": spec.name,
+        "state": state,
+        "lastState": last_state,
+        "ready": succeeded if is_init else running,
+        "restartCount": latest.restart_count if latest else 0,
+        "image": spec.image or "",
+        "imageID": f"docker://{latest.image_id}" if latest and latest.image_id else "",
+        "started": running,
+    }
+    if latest is not None:
+        status["containerID"] = str(latest.id)
+    return status
+
+
+def pod_phase(restart_policy: str, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> str:
+    """kubelet's getPhase over the container statuses."""
+    pending_init = failed_init = 0
+    for status in init_statuses:
+        terminated = status["state"].get("terminated") or (
+            status["lastState"].get("terminated") if "waiting" in status["state"] else None
+        )
+        if terminated is None:
+            pending_init += 1
+        elif terminated["exitCode"] != 0:
+            failed_init += 1
+    if failed_init and restart_policy == NEVER:
+        return "Failed"
+    running = waiting = stopped = succeeded = unknown = 0
+    for status in statuses:
+        state = status["state"]
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            succeeded += state["terminated"]["exitCode"] == 0
+        elif status["lastState"].get("terminated"):
+            stopped += 1
+        elif state["waiting"]["reason"] == "ContainerStatusUnknown":
+            unknown += 1
+        else:
+            waiting += 1
+    if pending_init or failed_init or waiting:
+        return "Pending"
+    if running and not unknown:
+        return "Running"
+    if stopped and not running and not unknown:
+        if restart_policy == ALWAYS:
+            return "Running"  # restarting
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Failed" if restart_policy == NEVER else "Running"
+    return "Pending"
+
+
+def qos_class(pod: Pod) -> str:
+    """Guaranteed, Burstable or BestEffort (kubelet's GetPodQOS, for cpu and memory)."""
+    any_set, guaranteed = False, True
+    for container in pod.spec.all_containers:
+        resources = container.resources
+        limits = {k: v for k, v in ((resources.limits if resources else None) or {}).items() if k in ("cpu", "memory")}
+        requests = {**limits, **((resources.requests if resources else None) or {})}
+        requests = {k: v for k, v in requests.items() if k in ("cpu", "memory")}
+        any_set = any_set or any(parse_quantity(v) != 0 for v in requests.values())
+        if set(limits) != {"cpu", "memory"} or any(
+            parse_quantity(requests[k]) != parse_quantity(limits[k]) for k in limits
+        ):
+            guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _condition(kind: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
+    condition: dict[str, Any] = {"type": kind, "status": "True" if ok else "False", "lastProbeTime": None}
+    if not ok and reason:
+        condition["reason"] = reason
+    if not ok and message:
+        condition["message"] = message
+    return condition
+
+
+def _stamp_transitions(conditions: list[dict[str, Any]], previous: list[dict[str, Any]], now: str) -> None:
+    """Keep a condition's lastTransitionTime while its status is unchanged."""
+    before = {c.get("type"): c for c in previous}
+    for condition in conditions:
+        old = before.get(condition["type"])
+        same = old is not None and old.get("status") == condition["status"] and old.get("lastTransitionTime")
+        condition["lastTransitionTime"] = old["lastTransitionTime"] if same else now
+
+
+def compute_pod_status(
+    pod: Pod,
+    containers: list[Container],
+    waiting: Waiting,
+    now: float,
+    pod_ip: str | None,
+    host_ip: str | None,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The pod's core/v1 PodStatus. ``containers``: the runtime's containers of this pod (this uid);
+    ``waiting``: container name -> (reason, message) met by the sync; ``previous``: the last status, whose
+    transition times and startTime are kept."""
+    previous = previous or {}
+    restart_policy = pod.spec.restart_policy or ALWAYS
+    inits = [container_status(c, containers, waiting, True, True) for c in pod.spec.init_containers or []]
+    incomplete = [s["name"] for s in inits if not s["ready"]]
+    apps = [container_status(c, containers, waiting, False, bool(incomplete)) for c in pod.spec.containers]
+    unready = [s["name"] for s in apps if not s["ready"]]
+    phase = pod_phase(restart_policy, inits, apps)
+    not_ready = "PodCompleted" if phase == "Succeeded" else "ContainersNotReady"
+    unready_message = f"containers with unready status: [{' '.join(unready)}]"
+    sandbox_up = any(c.is_sandbox and c.state == ContainerState.RUNNING for c in containers)
+    conditions = [
+        _condition("PodReadyToStartContainers", sandbox_up),
+        _condition("Initialized", not incomplete, "ContainersNotInitialized",
+                   f"containers with incomplete status: [{' '.join(incomplete)}]"),
+        _condition("Ready", not unready, not_ready, unready_message),
+        _condition("ContainersReady", not unready, not_ready, unready_message),
+        _condition("PodScheduled", True),
+    ]  # fmt: skip
+    stamp = format_time(now)
+    _stamp_transitions(conditions, previous.get("conditions") or [], stamp)
+    sandboxes = sorted(c.created_at for c in containers if c.is_sandbox and c.created_at)
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": conditions,
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}] if host_ip else None,
+        "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}] if pod_ip else None,
+        "startTime": previous.get("startTime") or (format_time(sandboxes[0]) if sandboxes else stamp),
+        "initContainerStatuses": inits or None,
+        "containerStatuses": apps,
+        "qosClass": qos_class(pod),
+    }
+    return {key: value for key, value in status.items() if value is not None}

@@ -1,0 +1,491 @@
+"""The Runtime on a Docker engine, through the Docker SDK's low-level ``APIClient``.
+
+Docker SDK objects and exceptions stay in this module: callers see ``runtime.types`` and ``runtime.errors``.
+
+A pod is laid out as dockershim laid it out: a sandbox container named ``k8s_POD_<pod>_<ns>_<uid>_<n>`` holds
+the pod's network and IPC namespaces; app and init containers join them. Every container carries the labels
+of ``runtime.labels``, so ``list_containers`` rebuilds the node's state from Docker alone.
+
+Listing is the hot path (the PLEG relists every second). One list call gives ids, labels, state and image;
+only exit codes, OOM and start/finish times need an inspect, and those never change while a container stays
+in one state (the agent is the only one that starts containers), so inspect results are cached per
+(id, state) and a relist of an unchanged node costs one list call.
+"""
+from __future__ import annotations
+
+import math
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import requests
+from docker.utils import kwargs_from_env
+
+from edgeworkers.runtime import labels
+from edgeworkers.runtime.errors import (
+    ContainerCreateError,
+    ContainerNotFound,
+    ContainerRuntimeError,
+    ExecTimeout,
+    ImageInUse,
+    ImageNotPresent,
+    ImagePullError,
+    RuntimeUnavailable,
+)
+from edgeworkers.runtime.types import (
+    Container,
+    ContainerConfig,
+    ContainerID,
+    ContainerState,
+    ExecResult,
+    Image,
+    PodRef,
+    SandboxConfig,
+)
+
+_STATES = {
+    "created": ContainerState.CREATED,
+    "running": ContainerState.RUNNING,
+    "exited": ContainerState.EXITED,
+    "dead": ContainerState.EXITED,
+}
+
+
+@dataclass(frozen=True)
+class _Details:
+    """What inspect adds to a list entry; fixed while the container stays in one state."""
+
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    reason: str
+
+
+def parse_docker_time(text: str | None) -> datetime | None:
+    """Docker's UTC timestamps (``2024-05-01T10:00:00.123456789Z``) as aware datetimes; the zero time is None."""
+    if not text or text.startswith("0001-01-01"):
+        return None
+    stamp, _, fraction = text.removesuffix("Z").partition(".")
+    return datetime.fromisoformat(f"{stamp}.{fraction[:6]:0<6}").replace(tzinfo=UTC)
+
+
+def pod_hostname(name: str) -> str:
+    """A pod's hostname as kubelet makes it: at most 63 characters, no trailing '-' or '.'."""
+    return name[:63].rstrip("-.")
+
+
+def exit_reason(exit_code: int, oom_killed: bool) -> str:
+    """kubelet's terminated reason for an exited container."""
+    if oom_killed:
+        return "OOMKilled"
+    return "Completed" if exit_code == 0 else "Error"
+
+
+def demultiplex(raw: bytes) -> bytes:
+    """Join the payloads of Docker's multiplexed stream (8-byte frame headers) in arrival order."""
+    out = bytearray()
+    offset = 0
+    while offset + 8 <= len(raw):
+        (size,) = struct.unpack(">I", raw[offset + 4 : offset + 8])
+        out += raw[offset + 8 : offset + 8 + size]
+        offset += 8 + size
+    return bytes(out)
+
+
+class DockerRuntime:
+    """``runtime.protocol.Runtime`` on a Docker engine. Thread-safe; connects on first use."""
+
+    def __init__(
+        self,
+        node_name: str,
+        docker_host: str | None = None,
+        sandbox_image: str = "edgeworkers/pause:latest",
+        timeout_s: float = 60,
+    ) -> None:
+        self.node_name = node_name
+        self.sandbox_image = sandbox_image
+        self._client_args: dict[str, Any] = {**kwargs_from_env(), "timeout": timeout_s, "version": "auto"}
+        if docker_host:
+            self._client_args["base_url"] = docker_host
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+        self._details: dict[tuple[str, str], _Details] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # --- containers ----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with self._engine("ping"):
+            self._api().ping()
+
+    def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
+        wanted = [labels.NODE if all_nodes else f"{labels.NODE}={self.node_name}"]
+        if pod is not None:
+            wanted.append(f"{labels.POD_UID}={pod.uid}")
+        with self._engine("list containers"):
+            entries = self._api().containers(all=True, filters={"label": wanted})
+        containers = [c for c in (self._container(entry) for entry in entries) if c is not None]
+        if pod is None and not all_nodes:
+            live = {entry["Id"] for entry in entries}
+            with self._lock:
+                for key in [key for key in self._details if key[0] not in live]:
+                    del self._details[key]
+        return containers
+
+    def create_sandbox(self, config: SandboxConfig) -> ContainerID:
+        host_config = self._host_config(
+            network_mode="host" if config.host_network else None,
+            ipc_mode="shareable",
+            init=False,
+        )
+        container_labels = {
+            **config.labels,
+            **labels.for_container(
+                self.node_name, config.pod, labels.SANDBOX_NAME, labels.TYPE_SANDBOX, 0, config.spec_hash
+            ),
+        }
+        ident = self._create(
+            labels.docker_name(config.pod, labels.SANDBOX_NAME, 0),
+            image=self.sandbox_image,
+            labels=container_labels,
+            hostname=None if config.host_network else pod_hostname(config.hostname or config.pod.name),
+            host_config=host_config,
+        )
+        try:
+            self.start_container(ident)
+        except ContainerRuntimeError:
+            self.remove_container(ident)
+            raise
+        return ident
+
+    def create_container(self, sandbox: ContainerID, pod: PodRef, config: ContainerConfig) -> ContainerID:
+        joined = f"container:{sandbox.id}"
+        host_config = self._host_config(
+            network_mode=joined,
+            ipc_mode=joined,
+            nano_cpus=config.cpu_limit_nano,
+            cpu_shares=config.cpu_shares,
+            mem_limit=config.memory_limit_bytes,
+            memswap_limit=config.memory_limit_bytes,  # no swap, as kubelet sets it
+            mem_reservation=config.memory_request_bytes,
+            privileged=config.privileged,
+            binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in config.mounts],
+        )
+        kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
+        return self._create(
+            labels.docker_name(pod, config.name, config.restart_count),
+            image=config.image,
+            # Kubernetes `command` replaces the image's ENTRYPOINT (and with it the CMD); `args` replaces CMD.
+            entrypoint=config.command or None,
+            command=config.args or None,
+            environment=dict(config.env),
+            working_dir=config.working_dir or None,
+            user=config.user or None,
+            tty=config.tty,
+            stdin_open=config.stdin,
+            labels=labels.for_container(
+                self.node_name, pod, config.name, kind, config.restart_count, config.spec_hash
+            ),
+            host_config=host_config,
+        )
+
+    def start_container(self, container: ContainerID) -> None:
+        self._forget(container)
+        with self._engine(f"start container {container}"):
+            try:
+                self._api().start(container.id)
+            except docker.errors.NotFound as exc:
+                raise ContainerNotFound(_explain(exc)) from exc
+            except docker.errors.APIError as exc:
+                raise ContainerCreateError(_explain(exc)) from exc
+
+    def stop_container(self, container: ContainerID, grace_period_s: float) -> None:
+        grace = max(0, math.ceil(grace_period_s))
+        with self._engine(f"stop container {container}"):
+            try:
+                self._api().stop(container.id, timeout=grace)
+            except docker.errors.NotFound:
+                pass
+
+    def remove_container(self, container: ContainerID) -> None:
+        self._forget(container)
+        with self._engine(f"remove container {container}"):
+            try:
+                self._api().remove_container(container.id, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in _explain(exc):
+                    raise
+
+    def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult:
+        """Run ``command`` in the container; ExecTimeout when it is not done within ``timeout_s``.
+
+        The output is read from the hijacked socket under a deadline, so a hung command never blocks a
+        probe worker (the process itself is left running, as Docker offers no way to kill an exec).
+        """
+        deadline = time.monotonic() + timeout_s
+        api = self._api()
+        with self._engine(f"exec in {container}"):
+            try:
+                exec_id = api.exec_create(container.id, command, stdout=True, stderr=True)["Id"]
+                sock = api.exec_start(exec_id, socket=True)
+            except docker.errors.NotFound as exc:
+                raise ContainerNotFound(_explain(exc)) from exc
+            raw = _read_until(getattr(sock, "_sock", sock), deadline, f"exec {command} in {container}")
+            while True:
+                state = api.exec_inspect(exec_id)
+                if not state["Running"]:
+                    return ExecResult(state["ExitCode"], demultiplex(raw))
+                if time.monotonic() >= deadline:
+                    raise ExecTimeout(f"exec {command} in {container} timed out after {timeout_s:g}s")
+                time.sleep(0.005)
+
+    def container_ip(self, container: ContainerID) -> str | None:
+        with self._engine(f"inspect container {container}"):
+            try:
+                info = self._api().inspect_container(container.id)
+                mode = info["HostConfig"]["NetworkMode"] or ""
+                if mode.startswith("container:"):
+                    info = self._api().inspect_container(mode.removeprefix("container:"))
+            except docker.errors.NotFound as exc:
+                raise ContainerNotFound(_explain(exc)) from exc
+        if info["HostConfig"]["NetworkMode"] == "host":
+            return None
+        settings = info["NetworkSettings"]
+        addresses = [settings.get("IPAddress")] + [n.get("IPAddress") for n in settings["Networks"].values()]
+        return next((address for address in addresses if address), None)
+
+    def logs(
+        self,
+        container: ContainerID,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        since: datetime | None = None,
+        timestamps: bool = False,
+    ) -> Iterator[bytes]:
+        with self._engine(f"logs of {container}"):
+            try:
+                stream = self._api().logs(
+                    container.id,
+                    stream=True,
+                    follow=follow,
+                    tail="all" if tail is None else tail,
+                    since=since.timestamp() if since else None,  # a float keeps sub-second precision
+                    timestamps=timestamps,
+                )
+            except docker.errors.NotFound as exc:
+                raise ContainerNotFound(_explain(exc)) from exc
+        return self._guarded(stream, f"logs of {container}")
+
+    # --- images --------------------------------------------------------------------------------
+
+    def image_present(self, image: str) -> bool:
+        with self._engine(f"inspect image {image}"):
+            try:
+                self._api().inspect_image(image)
+            except docker.errors.ImageNotFound:
+                return False
+        return True
+
+    def pull_image(self, image: str) -> None:
+        with self._engine(f"pull {image}"):
+            try:
+                for event in self._api().pull(image, stream=True, decode=True):
+                    if "error" in event:
+                        raise ImagePullError(f"pulling {image}: {event['error']}")
+            except docker.errors.APIError as exc:
+                raise ImagePullError(f"pulling {image}: {_explain(exc)}") from exc
+
+    def list_images(self) -> list[Image]:
+        with self._engine("list images"):
+            entries = self._api().images()
+        return [
+            Image(
+                id=entry["Id"],
+                tags=[tag for tag in entry.get("RepoTags") or [] if tag != "<none>:<none>"],
+                size_bytes=entry.get("Size", 0),
+                created_at=datetime.fromtimestamp(entry["Created"], UTC) if entry.get("Created") else None,
+            )
+            for entry in entries
+        ]
+
+    def remove_image(self, image_id: str) -> None:
+        """Remove the image with all its tags; ImageInUse while any container uses it."""
+        with self._engine(f"remove image {image_id}"):
+            api = self._api()
+            try:
+                image = api.inspect_image(image_id)["Id"]
+            except docker.errors.ImageNotFound:
+                return
+            users = api.containers(all=True, filters={"ancestor": image})
+            if users:
+                raise ImageInUse(f"image {image_id} is in use by container {users[0]['Names'][0].lstrip('/')}")
+            try:
+                api.remove_image(image, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise ImageInUse(f"image {image_id}: {_explain(exc)}") from exc
+                raise
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _api(self) -> docker.APIClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.APIClient(**self._client_args)
+                except docker.errors.DockerException as exc:
+                    raise RuntimeUnavailable(f"Docker engine unavailable: {exc}") from exc
+            return self._client
+
+    @contextmanager
+    def _engine(self, action: str) -> Iterator[None]:
+        """Map what escapes a block of SDK calls: connection faults -> RuntimeUnavailable, the rest -> ours."""
+        try:
+            yield
+        except ContainerRuntimeError:
+            raise
+        except docker.errors.APIError as exc:
+            raise ContainerRuntimeError(f"{action}: {_explain(exc)}") from exc
+        except docker.errors.DockerException as exc:  # the SDK refused the request before sending it
+            raise ContainerRuntimeError(f"{action}: {exc}") from exc
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise RuntimeUnavailable(f"{action}: Docker engine unavailable: {exc}") from exc
+
+    def _guarded(self, stream: Iterator[bytes], action: str) -> Iterator[bytes]:
+        with self._engine(action):
+            yield from stream
+
+    def _host_config(self, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return self._api().create_host_config(**kwargs)
+        except (docker.errors.DockerException, TypeError, ValueError) as exc:
+            raise ContainerCreateError(f"invalid container settings: {exc}") from exc
+
+    def _create(self, name: str, replace_dead: bool = True, **kwargs: Any) -> ContainerID:
+        """Create a container named ``name``, first removing a dead container of that name."""
+        api = self._api()
+        with self._engine(f"create container {name}"):
+            try:
+                return ContainerID("docker", api.create_container(name=name, **kwargs)["Id"])
+            except docker.errors.ImageNotFound as exc:
+                raise ImageNotPresent(_explain(exc)) from exc
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or not replace_dead:
+                    raise ContainerCreateError(_explain(exc)) from exc
+                self._remove_dead(name, exc)
+        return self._create(name, replace_dead=False, **kwargs)
+
+    def _remove_dead(self, name: str, conflict: docker.errors.APIError) -> None:
+        api = self._api()
+        try:
+            existing = api.inspect_container(name)
+        except docker.errors.NotFound:
+            return  # removed meanwhile: just retry
+        if existing["State"]["Running"]:
+            raise ContainerCreateError(_explain(conflict))
+        self.remove_container(ContainerID("docker", existing["Id"]))
+
+    def _container(self, entry: dict[str, Any]) -> Container | None:
+        entry_labels = entry.get("Labels") or {}
+        pod = labels.pod_of(entry_labels)
+        if pod is None:
+            return None
+        state = _STATES.get(entry["State"], ContainerState.UNKNOWN)
+        details = self._inspect(entry["Id"], entry["State"]) if state != ContainerState.CREATED else None
+        kind = entry_labels.get(labels.CONTAINER_TYPE, labels.TYPE_APP)
+        return Container(
+            id=ContainerID("docker", entry["Id"]),
+            pod=pod,
+            name=entry_labels.get(labels.CONTAINER_NAME, ""),
+            image=entry["Image"],
+            image_id=entry.get("ImageID", ""),
+            state=state,
+            restart_count=int(entry_labels.get(labels.RESTART_COUNT) or 0),
+            spec_hash=entry_labels.get(labels.SPEC_HASH, ""),
+            is_sandbox=kind == labels.TYPE_SANDBOX,
+            is_init=kind == labels.TYPE_INIT,
+            created_at=details.created_at if details else datetime.fromtimestamp(entry["Created"], UTC),
+            started_at=details.started_at if details else None,
+            finished_at=details.finished_at if details else None,
+            exit_code=details.exit_code if details else None,
+            reason=details.reason if details else "",
+            labels=dict(entry_labels),
+        )
+
+    def _inspect(self, ident: str, state: str) -> _Details | None:
+        with self._lock:
+            cached = self._details.get((ident, state))
+        if cached is not None:
+            return cached
+        with self._engine(f"inspect container {ident}"):
+            try:
+                info = self._api().inspect_container(ident)
+            except docker.errors.NotFound:
+                return None  # removed since the list call
+        status = info["State"]
+        exited = _STATES.get(status["Status"]) == ContainerState.EXITED
+        started = parse_docker_time(status.get("StartedAt"))
+        finished = parse_docker_time(status.get("FinishedAt")) if exited else None
+        if started and finished and finished < started:  # Docker stamps StartedAt late for instant exits
+            finished = started
+        details = _Details(
+            created_at=parse_docker_time(info.get("Created")),
+            started_at=started,
+            finished_at=finished,
+            exit_code=status["ExitCode"] if exited else None,
+            reason=exit_reason(status["ExitCode"], status.get("OOMKilled", False)) if exited else "",
+        )
+        if status["Status"] == state:
+            with self._lock:
+                self._details[(ident, state)] = details
+        return details
+
+    def _forget(self, container: ContainerID) -> None:
+        with self._lock:
+            for key in [key for key in self._details if key[0] == container.id]:
+                del self._details[key]
+
+
+def _read_until(sock: socket.socket, deadline: float, what: str) -> bytes:
+    """Read ``sock`` to EOF, raising ExecTimeout at the deadline; the socket is closed either way."""
+    chunks = []
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ExecTimeout(f"{what} timed out")
+            sock.settimeout(remaining)
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except TimeoutError as exc:
+        raise ExecTimeout(f"{what} timed out") from exc
+    finally:
+        sock.close()
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    """The engine's own message, without the SDK's HTTP wrapping."""
+    return str(exc.explanation or exc)
+
+
+__all__ = ["DockerRuntime", "demultiplex", "exit_reason", "parse_docker_time", "pod_hostname"]

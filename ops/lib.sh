@@ -1,0 +1,53 @@
+# Shared by the ops/ scripts: paths, logging, waiting with a deadline. Source it, don't run it.
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN_DIR="$ROOT/.run"                        # pidfiles, kubeconfig, honcho's log (git-ignored)
+VENV="$ROOT/.venv"
+LOG_DIR="${EDGEWORKERS_LOG_DIR:-/var/log/edgeworkers}"
+STATE_DIR="${EDGEWORKERS_STATE_DIR:-/var/lib/edgeworkers}"
+ENV_FILE="$ROOT/ops/edgeworkers.env"        # EDGEWORKERS_* settings for the Procfile's processes
+AGENT_REDIS_PORT="${EDGEWORKERS_AGENT_REDIS_PORT:-6379}"   # must match EDGEWORKERS_REDIS_URL
+TEST_REDIS_PORT="${EDGEWORKERS_TEST_REDIS_PORT:-6399}"     # must match tests/conftest.py
+
+log() { printf '%s [%s] %s\n' "$(date -u +%H:%M:%S)" "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# as_root CMD...: run CMD as root (directly when we are root, else through sudo).
+as_root() {
+    if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# wait_for SECONDS WHAT CMD...: poll CMD until it succeeds; fail after SECONDS.
+wait_for() {
+    local seconds=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || { log "timed out after ${seconds}s waiting for $what"; return 1; }
+        sleep 0.2
+    done
+}
+
+# pid_alive PIDFILE: the process named in PIDFILE is running.
+pid_alive() {
+    [[ -s $1 ]] && kill -0 "$(<"$1")" 2>/dev/null
+}
+
+redis_answers() {
+    [[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]
+}
+
+docker_answers() {
+    docker info >/dev/null 2>&1
+}
+
+# load_env: export the EDGEWORKERS_* settings the Procfile's processes see, for commands run beside them.
+load_env() {
+    set -a
+    # shellcheck source=/dev/null
+    . "$ENV_FILE"
+    set +a
+}
+
+mkdir -p "$RUN_DIR"

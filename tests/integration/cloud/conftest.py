@@ -1,0 +1,237 @@
+"""A real `edgeworkers cloud serve` per test module (fresh data dir, free port) and the real `kubectl` against it.
+
+``cloud.kubectl(...)`` runs kubectl with the project's own kubeconfig (from `edgeworkers kubeconfig`) and a
+fresh discovery ``--cache-dir``; ``cloud.api`` makes raw calls as the node would. ``edge_node`` runs
+`edgeworkers node serve` for the test's node name, registered with that cloud. ``own_cloud`` and
+``own_edge_node`` are the same for one test alone, which may stop and restart that cloud. Every process is
+stopped by its PID.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from edgeworkers.node.apiclient import (
+    ApiClient,
+    ApiError,
+    CloudUnavailable,
+    load_kubeconfig,
+)
+
+EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log_file = log_path.open("ab")
+    try:
+        return subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        log_file.close()
+
+
+@dataclass
+class Cloud:
+    port: int
+    data_dir: Path
+    kubeconfig: Path
+    cache_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    api: ApiClient
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the server on the same port and data dir; return once it serves."""
+        process = self.process = start_process([EDGEWORKERS, "cloud", "serve"], self.env, self.log_path)
+
+        def serving() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"cloud exited with {process.returncode}:\n{self.log_tail()}")
+            try:
+                self.api.get("/version")
+                return True
+            except (ApiError, CloudUnavailable):
+                return False
+
+        wait_for(serving, START_TIMEOUT_S, "the cloud to serve /version")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def kubectl_args(self, *args: str) -> list[str]:
+        return ["kubectl", f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.cache_dir}", *args]
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout_s: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl to completion; with ``check``, a failure shows its stderr and the server's log."""
+        result = subprocess.run(
+            self.kubectl_args(*args), input=input, capture_output=True, text=True, timeout=timeout_s, env=self.env,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}\n"
+                f"--- server log tail ---\n{self.log_tail()}"
+            )
+        return result
+
+    def kubectl_popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.kubectl_args(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
+        )
+
+    wait_for = staticmethod(wait_for)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        try:
+            return self.api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        except ApiError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+
+def cloud_env(port: int, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEWORKERS_")}
+    env.update({
+        "EDGEWORKERS_CLOUD_HOST": "127.0.0.1",
+        "EDGEWORKERS_CLOUD_PORT": str(port),
+        "EDGEWORKERS_CLOUD_DATA_DIR": str(data_dir),
+        "PYTHONUNBUFFERED": "1",
+        "HOME": str(data_dir.parent),  # kubectl must not find the developer's own ~/.kube/config
+    })
+    env.pop("KUBECONFIG", None)
+    return env
+
+
+@contextmanager
+def running_cloud(root: Path) -> Iterator[Cloud]:
+    """A fresh cloud under ``root``: credentials and kubeconfig made by the project's own commands."""
+    port, data_dir = free_port(), root / "data"
+    env = cloud_env(port, data_dir)
+    kubeconfig_text = subprocess.run(
+        [EDGEWORKERS, "kubeconfig"], env=env, capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    kubeconfig = root / "kubeconfig"
+    kubeconfig.write_text(kubeconfig_text)
+    cloud = Cloud(port, data_dir, kubeconfig, root / "kube-cache", env, root / "cloud.log",
+                  ApiClient(load_kubeconfig(kubeconfig_text)))
+    try:
+        cloud.start()
+        yield cloud
+    finally:
+        cloud.stop()
+        cloud.api.close()
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """One cloud for a test module."""
+    with running_cloud(tmp_path_factory.mktemp("cloud")) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def own_cloud(tmp_path: Path) -> Iterator[Cloud]:
+    """A cloud for one test, which may stop and restart it."""
+    root = tmp_path / "own-cloud"
+    root.mkdir()
+    with running_cloud(root) as cloud:
+        yield cloud
+
+
+@dataclass
+class EdgeNode:
+    name: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+
+@contextmanager
+def running_node(cloud: Cloud, node_name: str, root: Path) -> Iterator[EdgeNode]:
+    """`edgeworkers node serve` for ``node_name``, waited for until the cloud sees it Ready with its lease."""
+    port = free_port()
+    env = {
+        **cloud.env,
+        "EDGEWORKERS_NODE_NAME": node_name,
+        "EDGEWORKERS_NODE_PORT": str(port),
+        "EDGEWORKERS_DATA_DIR": str(root / "node"),
+    }
+    log_path = root / "node.log"
+    process = start_process([EDGEWORKERS, "node", "serve"], env, log_path)
+    try:
+        def registered() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"node exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                node = cloud.api.get(f"/api/v1/nodes/{node_name}")
+                cloud.api.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node_name}")
+                healthy = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
+            except (ApiError, CloudUnavailable, requests.RequestException):
+                return False
+            conditions = (node.get("status") or {}).get("conditions") or []
+            return healthy and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+        wait_for(registered, START_TIMEOUT_S, f"node {node_name} to register")
+        yield EdgeNode(node_name, port, process, log_path)
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+def edge_node(cloud: Cloud, node_name: str, tmp_path: Path) -> Iterator[EdgeNode]:
+    with running_node(cloud, node_name, tmp_path) as node:
+        yield node
+
+
+@pytest.fixture
+def own_edge_node(own_cloud: Cloud, node_name: str, tmp_path: Path) -> Iterator[EdgeNode]:
+    with running_node(own_cloud, node_name, tmp_path) as node:
+        yield node

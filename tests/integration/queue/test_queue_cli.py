@@ -1,0 +1,124 @@
+"""`edgeworkers pod apply/list/delete` and `edgeworkers orphans`, run as commands against real workers."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from queuekit import (
+    Worker,
+    busybox_pod,
+    node_containers,
+    queues_drained,
+    running_names,
+    wait_for,
+    worker_env,
+)
+
+from edgeworkers.runtime import labels
+
+EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
+
+
+@pytest.fixture
+def cli(config):
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [EDGEWORKERS, *args], input=stdin, env=worker_env(config), capture_output=True, text=True, timeout=60, check=False
+        )
+
+    return run
+
+
+@pytest.fixture
+def worker_command(config, tmp_path):
+    """`edgeworkers worker` itself (it execs the dramatiq CLI), stopped after the test."""
+    log = tmp_path / "worker-command.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [EDGEWORKERS, "worker", "--processes", "1", "--threads", "2"],
+            env=worker_env(config),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(process, log)
+    yield worker
+    worker.stop()
+
+
+def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker_client, node_name):
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(yaml.safe_dump_all([busybox_pod("alpha"), busybox_pod("beta")]))
+
+    applied = cli("pod", "apply", "-f", str(manifest))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines() == ["pod/alpha created", "pod/beta created"]
+    for name in ("alpha", "beta"):
+        wait_for(lambda n=name: running_names(node_containers(docker_client, node_name, n)) == {"POD", "app"}, 60, name)
+
+    rows = wait_for(
+        lambda: (out := cli("pod", "list").stdout.splitlines()) and all("Running" in row for row in out[1:]) and out,
+        30,
+        "both pods Running in the list",
+    )
+    assert rows[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [row.split()[:4] for row in rows[1:]] == [["alpha", "1/1", "Running", "0"], ["beta", "1/1", "Running", "0"]]
+
+    changed = busybox_pod("alpha", "sleep 7200")
+    reapplied = cli("pod", "apply", "-f", "-", stdin=json.dumps(changed))
+    assert reapplied.stdout.strip() == "pod/alpha configured"
+    wait_for(
+        lambda: any("sleep 7200" in c.attrs["Args"] and c.status == "running"
+                    for c in node_containers(docker_client, node_name, "alpha")),
+        60,
+        "alpha's app container recreated with the new command",
+    )
+
+    deleted = cli("pod", "delete", "alpha")
+    assert deleted.stdout.strip() == 'pod "alpha" deleted'
+    wait_for(lambda: node_containers(docker_client, node_name, "alpha") == [], 60, "alpha's containers removed")
+    wait_for(lambda: queues_drained(real_redis), 30, "the delete processed")
+    assert [row.split()[0] for row in cli("pod", "list").stdout.splitlines()[1:]] == ["beta"]
+
+    missing = cli("pod", "delete", "alpha")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == 'Error from server (NotFound): pods "alpha" not found'
+    # `edgeworkers worker` became Dramatiq's CLI (same PID) on the four pod queues.
+    argv = Path(f"/proc/{worker_command.process.pid}/cmdline").read_text().split("\0")
+    assert argv[1:4] == ["-m", "dramatiq", "edgeworkers.actors"]
+    assert " ".join(argv[4:]).startswith("--processes 1 --threads 2 --queues pod_add pod_update pod_delete pod_sync")
+
+
+def test_pod_apply_refuses_an_invalid_pod_with_the_kubernetes_message(cli, tmp_path):
+    bad = busybox_pod("bad")
+    bad["spec"]["containers"][0]["name"] = "Web_1"
+    result = cli("pod", "apply", "-f", "-", stdin=yaml.safe_dump(bad))
+    assert result.returncode == 1
+    assert result.stderr.startswith('The Pod "bad" is invalid: spec.containers[0].name: Invalid value: "Web_1"')
+    assert cli("pod", "list").stderr.strip() == "No resources found in default namespace."
+
+
+def test_orphans_removes_containers_of_pods_not_desired(cli, docker_client, node_name):
+    stray = docker_client.containers.run(
+        "busybox",
+        ["sleep", "3600"],
+        detach=True,
+        labels={
+            labels.NODE: node_name,
+            labels.POD_UID: "uid-stray",
+            labels.POD_NAMESPACE: "default",
+            labels.POD_NAME: "stray",
+            labels.CONTAINER_NAME: "app",
+            labels.CONTAINER_TYPE: labels.TYPE_APP,
+        },
+        stop_signal="SIGKILL",
+    )
+    result = cli("orphans")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "removed the containers of pod default/stray"
+    assert node_containers(docker_client, node_name) == []
+    assert stray.id not in {c.id for c in docker_client.containers.list(all=True)}

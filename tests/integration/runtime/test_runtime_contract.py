@@ -1,0 +1,286 @@
+"""The Runtime contract, run against both FakeRuntime and DockerRuntime (the real dockerd).
+
+A driver per implementation plays what only the real engine does by itself: a container's command running
+to its end, printing output. For DockerRuntime that is real (the test waits for it); for FakeRuntime the
+driver simulates it, so both must then look the same through the protocol.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from edgeworkers.runtime import labels
+from edgeworkers.runtime.docker import DockerRuntime
+from edgeworkers.runtime.errors import (
+    ContainerCreateError,
+    ImageNotPresent,
+    ImagePullError,
+    RuntimeUnavailable,
+)
+from edgeworkers.runtime.fake import FakeRuntime
+from edgeworkers.runtime.protocol import Runtime
+from edgeworkers.runtime.types import (
+    Container,
+    ContainerConfig,
+    ContainerID,
+    ContainerState,
+    ExecResult,
+    PodRef,
+    SandboxConfig,
+)
+
+UNREACHABLE_IMAGE = "127.0.0.1:1/edgeworkers/absent:1"  # a registry on a closed loopback port
+
+
+@dataclass
+class Driver:
+    kind: str
+    runtime: Runtime
+    node_name: str
+
+    def ran(self, container: ContainerID, exit_code: int, output: bytes = b"") -> Container:
+        """The container's command printed ``output`` and exited with ``exit_code``; returns it as listed."""
+        if isinstance(self.runtime, FakeRuntime):
+            if output:
+                self.runtime.write_log(container, output)
+            self.runtime.exit(container, exit_code)
+        return wait_for(lambda: exited(self.runtime, container), f"{container} to exit")
+
+    def answers_exec(self, result: ExecResult) -> None:
+        if isinstance(self.runtime, FakeRuntime):
+            self.runtime.exec_handler = lambda _container, _command: result
+
+    def stops_with(self, exit_code: int) -> None:
+        """How the next stopped container ends (real busybox decides by itself whether it traps TERM)."""
+        if isinstance(self.runtime, FakeRuntime):
+            self.runtime.stop_exit_code = exit_code
+
+    def reopened(self) -> Runtime:
+        """A new runtime on the same engine: it knows nothing but what the engine holds."""
+        if isinstance(self.runtime, FakeRuntime):
+            return self.runtime
+        return DockerRuntime(self.node_name)
+
+    def without_sandbox_image(self) -> Runtime:
+        if isinstance(self.runtime, FakeRuntime):
+            return FakeRuntime(self.node_name, images=["busybox"])
+        return DockerRuntime(self.node_name, sandbox_image="edgeworkers/absent-pause:latest")
+
+    def unavailable(self) -> Runtime:
+        if isinstance(self.runtime, FakeRuntime):
+            self.runtime.unavailable = True
+            return self.runtime
+        return DockerRuntime(self.node_name, docker_host="unix:///nonexistent/docker.sock")
+
+
+def wait_for(probe, what: str, timeout_s: float = 15):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def exited(runtime: Runtime, container: ContainerID) -> Container | None:
+    found = find(runtime, container)
+    return found if found and found.state == ContainerState.EXITED else None
+
+
+def find(runtime: Runtime, container: ContainerID) -> Container | None:
+    return next((c for c in runtime.list_containers() if c.id == container), None)
+
+
+@pytest.fixture(params=["fake", "docker"])
+def driver(request: pytest.FixtureRequest, node_name: str) -> Iterator[Driver]:
+    if request.param == "fake":
+        yield Driver("fake", FakeRuntime(node_name), node_name)
+        return
+    request.getfixturevalue("docker_client")  # fails loudly when dockerd is not running
+    runtime = DockerRuntime(node_name)
+    yield Driver("docker", runtime, node_name)
+    runtime.close()
+
+
+@pytest.fixture
+def pod() -> PodRef:
+    return PodRef(uid=str(uuid.uuid4()), namespace="default", name=f"web-{uuid.uuid4().hex[:6]}")
+
+
+def sh(name: str, script: str, **kwargs) -> ContainerConfig:
+    return ContainerConfig(name=name, image="busybox", command=["sh", "-c"], args=[script], **kwargs)
+
+
+def test_sandbox_and_app_container_lifecycle(driver: Driver, pod: PodRef) -> None:
+    runtime = driver.runtime
+    sandbox_id = runtime.create_sandbox(SandboxConfig(pod, spec_hash="s1"))
+    sandbox = find(runtime, sandbox_id)
+    assert sandbox is not None
+    assert (sandbox.state, sandbox.is_sandbox, sandbox.name, sandbox.pod) == (
+        ContainerState.RUNNING, True, labels.SANDBOX_NAME, pod,
+    )
+
+    app_id = runtime.create_container(sandbox_id, pod, sh("app", "sleep 300", spec_hash="h1"))
+    app = find(runtime, app_id)
+    assert app is not None and app.state == ContainerState.CREATED and not app.is_sandbox
+    assert str(app_id).startswith("docker://")
+
+    runtime.start_container(app_id)
+    running = find(runtime, app_id)
+    assert running is not None and running.state == ContainerState.RUNNING and running.started_at is not None
+    assert {c.id for c in runtime.list_containers(pod)} == {sandbox_id, app_id}
+
+    driver.stops_with(137)
+    runtime.stop_container(app_id, 1)
+    assert exited(runtime, app_id) is not None
+    runtime.remove_container(app_id)
+    runtime.remove_container(sandbox_id)
+    assert runtime.list_containers(pod) == []
+    runtime.remove_container(app_id)  # already gone: not an error
+    runtime.stop_container(app_id, 1)
+
+
+def test_state_is_rebuilt_from_the_engine_alone(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    init_id = driver.runtime.create_container(
+        sandbox_id, pod, sh("setup", "exit 0", is_init=True, restart_count=0, spec_hash="aa")
+    )
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300", restart_count=2, spec_hash="bb"))
+
+    listed = {c.id: c for c in driver.reopened().list_containers(pod)}
+    assert listed[init_id].is_init and listed[init_id].name == "setup" and listed[init_id].spec_hash == "aa"
+    assert (listed[app_id].name, listed[app_id].restart_count, listed[app_id].spec_hash) == ("app", 2, "bb")
+    assert not listed[app_id].is_init and listed[sandbox_id].is_sandbox
+    assert all(c.pod == pod and c.labels[labels.NODE] == driver.node_name for c in listed.values())
+    assert listed[app_id].image == "busybox" and listed[app_id].image_id.startswith("sha256:")
+    assert listed[app_id].labels[labels.CONTAINER_TYPE] == labels.TYPE_APP
+
+
+def test_other_nodes_and_pods_are_not_listed(driver: Driver, pod: PodRef) -> None:
+    other = PodRef(str(uuid.uuid4()), "default", "other")
+    mine = driver.runtime.create_sandbox(SandboxConfig(pod))
+    theirs = driver.runtime.create_sandbox(SandboxConfig(other))
+    assert [c.id for c in driver.runtime.list_containers(pod)] == [mine]
+    assert {c.id for c in driver.runtime.list_containers()} == {mine, theirs}
+
+
+@pytest.mark.parametrize(("code", "reason"), [(0, "Completed"), (3, "Error")])
+def test_exit_code_and_reason(driver: Driver, pod: PodRef, code: int, reason: str) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", f"exit {code}"))
+    driver.runtime.start_container(app_id)
+    done = driver.ran(app_id, code)
+    assert (done.exit_code, done.reason) == (code, reason)
+    assert done.started_at is not None and done.finished_at is not None and done.finished_at >= done.started_at
+
+
+def test_a_dead_container_of_the_same_name_is_replaced(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    first = driver.runtime.create_container(sandbox_id, pod, sh("app", "exit 1"))
+    driver.runtime.start_container(first)
+    driver.ran(first, 1)
+    second = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+    assert second != first
+    assert [c.id for c in driver.runtime.list_containers(pod) if c.name == "app"] == [second]
+
+    driver.runtime.start_container(second)
+    with pytest.raises(ContainerCreateError):
+        driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+
+
+def test_stop_of_a_container_trapping_term_ends_at_once(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    script = "trap 'exit 0' TERM; echo ready; while :; do sleep 1; done"
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", script))
+    driver.runtime.start_container(app_id)
+    if driver.kind == "docker":  # the trap must be installed before the signal comes
+        wait_for(lambda: b"ready" in b"".join(driver.runtime.logs(app_id)), "the trap")
+    driver.stops_with(0)
+    began = time.monotonic()
+    driver.runtime.stop_container(app_id, 10)
+    assert time.monotonic() - began < 5
+    stopped = exited(driver.runtime, app_id)
+    assert stopped is not None and (stopped.exit_code, stopped.reason) == (0, "Completed")
+
+
+def test_stop_kills_a_container_ignoring_term_after_the_grace_period(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "trap '' TERM; while :; do sleep 1; done"))
+    driver.runtime.start_container(app_id)
+    driver.stops_with(137)
+    began = time.monotonic()
+    driver.runtime.stop_container(app_id, 2)
+    if driver.kind == "docker":
+        assert time.monotonic() - began >= 1.9
+    stopped = exited(driver.runtime, app_id)
+    assert stopped is not None and (stopped.exit_code, stopped.reason) == (137, "Error")
+
+
+def test_a_missing_image_is_not_present(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    assert driver.runtime.image_present("busybox")
+    assert not driver.runtime.image_present("edgeworkers/absent:1")
+    with pytest.raises(ImageNotPresent):
+        driver.runtime.create_container(sandbox_id, pod, ContainerConfig("app", "edgeworkers/absent:1"))
+    assert [c.id for c in driver.runtime.list_containers(pod)] == [sandbox_id]
+
+
+def test_a_missing_sandbox_image_is_not_present(driver: Driver, pod: PodRef) -> None:
+    with pytest.raises(ImageNotPresent):
+        driver.without_sandbox_image().create_sandbox(SandboxConfig(pod))
+    assert driver.runtime.list_containers(pod) == []
+
+
+def test_a_failed_pull_raises_image_pull_error(driver: Driver) -> None:
+    with pytest.raises(ImagePullError, match="absent"):
+        driver.runtime.pull_image(UNREACHABLE_IMAGE)
+    assert not driver.runtime.image_present(UNREACHABLE_IMAGE)
+
+
+def test_exec_returns_exit_code_and_output(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+    driver.runtime.start_container(app_id)
+    driver.answers_exec(ExecResult(2, b"out\nerr\n"))
+    result = driver.runtime.exec(app_id, ["sh", "-c", "echo out; echo err >&2; exit 2"], timeout_s=5)
+    assert result.exit_code == 2
+    assert sorted(result.output.splitlines()) == [b"err", b"out"]  # stdout and stderr interleave freely
+
+
+def test_logs_tail_and_timestamps(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "echo one; echo two; echo three"))
+    driver.runtime.start_container(app_id)
+    driver.ran(app_id, 0, b"one\ntwo\nthree\n")
+    assert b"".join(driver.runtime.logs(app_id)) == b"one\ntwo\nthree\n"
+    assert b"".join(driver.runtime.logs(app_id, tail=1)) == b"three\n"
+    stamped = b"".join(driver.runtime.logs(app_id, timestamps=True)).splitlines()
+    assert [line.split(b" ", 1)[1] for line in stamped] == [b"one", b"two", b"three"]
+    assert all(line[:2] == b"20" and line.split(b" ", 1)[0].endswith(b"Z") for line in stamped)
+
+
+@pytest.mark.parametrize("host_network", [False, True])
+def test_pod_ip_unless_host_network(driver: Driver, pod: PodRef, host_network: bool) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod, host_network=host_network))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+    ip = driver.runtime.container_ip(sandbox_id)
+    if host_network:
+        assert ip is None
+    else:
+        assert ip is not None and ip.count(".") == 3
+    assert driver.runtime.container_ip(app_id) == ip
+
+
+def test_an_unreachable_engine_raises_runtime_unavailable(driver: Driver, pod: PodRef) -> None:
+    runtime = driver.unavailable()
+    with pytest.raises(RuntimeUnavailable):
+        runtime.ping()
+    with pytest.raises(RuntimeUnavailable):
+        runtime.list_containers()
+    with pytest.raises(RuntimeUnavailable):
+        runtime.create_sandbox(SandboxConfig(pod))

@@ -1,0 +1,150 @@
+"""ops/up and ops/down, run for real on a copy of ops/ whose Procfile holds stand-in processes.
+
+The stand-in `cloud` answers kubectl's `/version` over plain HTTP and the stand-in `edgeworkers kubeconfig`
+points at it, so these tests exercise the scripts (start, wait, report, stop) without the real processes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAKE_CLOUD = (
+    "import http.server, json, os\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = json.dumps({'major': '1', 'minor': '32', 'gitVersion': 'v1.32.0'}).encode()\n"
+    "        self.send_response(200); self.send_header('Content-Type', 'application/json')\n"
+    "        self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)\n"
+    "http.server.HTTPServer(('127.0.0.1', int(os.environ['FAKE_CLOUD_PORT'])), H).serve_forever()\n"
+)
+FAKE_EDGEWORKERS = """#!/bin/sh
+[ "$1" = kubeconfig ] || exit 2
+cat <<EOT
+apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "http://127.0.0.1:$FAKE_CLOUD_PORT"}}]
+users: [{name: fake, user: {}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake}}]
+current-context: fake
+EOT
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_root(root: Path, procfile: str) -> Path:
+    """A checkout-like tree: a copy of ops/, python and honcho from the venv, stand-in `pip` and `edgeworkers`,
+    the given Procfile."""
+    shutil.copytree(REPO / "ops", root / "ops", ignore=shutil.ignore_patterns("bench"))
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    (root / "Procfile").write_text(procfile)
+    with (root / "ops" / "edgeworkers.env").open("a") as env:
+        port = free_port()
+        env.write(f"FAKE_CLOUD_PORT={port}\nEDGEWORKERS_CLOUD_PORT={port}\n")
+    (root / "cloud.py").write_text(FAKE_CLOUD)
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for tool in ("python", "honcho"):
+        (bin_dir / tool).symlink_to(REPO / ".venv" / "bin" / tool)
+    # ops/setup's pip install must not touch the real venv: here it is a no-op.
+    for name, text in (("pip", "#!/bin/sh\nexit 0\n"), ("edgeworkers", FAKE_EDGEWORKERS)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return root
+
+
+def run(root: Path, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [root / "ops" / script, *args], capture_output=True, text=True, timeout=180, env={**os.environ, **(env or {})}
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie left for our reaping is gone as far as the scripts are concerned.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def wait_gone(pids: list[int], seconds: float = 10) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture
+def root(tmp_path: Path):
+    made = tmp_path / "checkout"
+    made.mkdir()
+    yield made
+    if (made / ".run" / "honcho.pid").exists():
+        run(made, "down")
+
+
+def test_up_starts_the_procfile_writes_the_kubeconfig_and_down_stops_every_process(root: Path) -> None:
+    make_root(root, "cloud: .venv/bin/python cloud.py\nworker: echo Worker process is ready for action.; exec sleep 600\n")
+
+    up = run(root, "up")
+
+    assert up.returncode == 0, up.stderr
+    kubeconfig = root / ".run" / "kubeconfig"
+    assert f"export KUBECONFIG={kubeconfig}" in up.stdout
+    assert "kubectl apply -f examples/pod.yaml" in up.stdout
+    assert "ops/down" in up.stdout
+    version = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/version"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(version.stdout)["gitVersion"] == "v1.32.0"
+    honcho = int((root / ".run" / "honcho.pid").read_text())
+    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(honcho)], capture_output=True, text=True).stdout.split()]
+    assert len(children) == 2
+
+    again = run(root, "up")
+    assert again.returncode == 0, again.stderr
+    assert "honcho already running" in again.stderr
+    assert int((root / ".run" / "honcho.pid").read_text()) == honcho
+
+    down = run(root, "down")
+    assert down.returncode == 0, down.stderr
+    assert wait_gone([honcho, *children]) == []
+    assert not (root / ".run" / "honcho.pid").exists()
+    assert run(root, "down").returncode == 0
+
+
+def test_up_reports_a_process_that_fails_to_start_with_the_end_of_its_log(root: Path) -> None:
+    make_root(root, "cloud: .venv/bin/python cloud.py\nworker: echo 'no such command: worker' >&2; exit 3\n")
+
+    up = run(root, "up")
+
+    assert up.returncode != 0
+    assert "no such command: worker" in up.stderr
+    assert "stopped (rc=3)" in up.stderr
+    honcho = int((root / ".run" / "honcho.pid").read_text())
+    assert wait_gone([honcho]) == []
+
+
+def test_up_gives_up_on_a_process_that_never_becomes_ready(root: Path) -> None:
+    make_root(root, "cloud: .venv/bin/python cloud.py\nworker: exec sleep 600\n")
+
+    started = time.monotonic()
+    up = run(root, "up", env={"EDGEWORKERS_UP_TIMEOUT_S": "3"})
+
+    assert up.returncode != 0
+    assert "not ready within 3 s: worker" in up.stderr
+    assert time.monotonic() - started < 60

@@ -1,0 +1,209 @@
+"""OpenAPI v3 documents: what kubectl's field-validation check looks for, checked with the real kubectl."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+
+from edgeworkers.cloud import discovery, openapi, patch, protobuf, tables
+from edgeworkers.cloud.openapi import openapi_v3_doc, openapi_v3_root
+
+
+def test_root_lists_each_group_version_with_a_hash():
+    paths = openapi_v3_root()["paths"]
+    assert set(paths) == {"api/v1", "apis/coordination.k8s.io/v1"}
+    assert paths["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
+    assert openapi_v3_root() == openapi_v3_root(), "the hash is stable"
+
+
+def test_every_kind_has_a_patch_with_field_validation_and_its_gvk():
+    for gv, group, kinds in [("api/v1", "", {"Pod", "ConfigMap", "Secret", "Node", "Namespace", "Event"}),
+                             ("apis/coordination.k8s.io/v1", "coordination.k8s.io", {"Lease"})]:
+        doc = openapi_v3_doc(gv)
+        patched = set()
+        for item in doc["paths"].values():
+            for method in ("post", "put", "patch"):
+                if method in item:
+                    names = {p["name"] for p in item[method]["parameters"] if p["in"] == "query"}
+                    assert "fieldValidation" in names
+            if "patch" in item:
+                gvk = item["patch"]["x-kubernetes-group-version-kind"]
+                assert gvk["group"] == group and gvk["version"] == "v1"
+                assert "requestBody" not in item["patch"], "kubectl must use its built-in merge keys"
+                patched.add(gvk["kind"])
+        assert patched == kinds
+
+
+def test_pod_paths_and_schema():
+    doc = openapi_v3_doc("/api/v1")
+    assert doc["openapi"].startswith("3.")
+    assert {"get", "put", "patch", "delete"} <= set(doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"])
+    assert {"get", "post"} <= set(doc["paths"]["/api/v1/namespaces/{namespace}/pods"])
+    assert "/api/v1/nodes/{name}" in doc["paths"] and "/api/v1/pods" in doc["paths"]
+    pod = doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "version": "v1", "kind": "Pod"}]
+
+
+def test_unknown_group_version_is_none():
+    assert openapi_v3_doc("apis/apps/v1") is None
+
+
+# --- the real kubectl against a throwaway server built from these codecs ---
+
+POD_YAML = """apiVersion: v1
+kind: Pod
+metadata: {{name: bb, labels: {{app: {label}}}}}
+spec:
+  containers:
+  - name: bb
+    image: {image}
+    command: ["sh", "-c", "sleep 3600"]
+"""
+
+
+class Recorder:
+    """A minimal API server for one namespace's pods and configmaps, recording every write."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict] = {}
+        self.writes: list[tuple[str, str, str, bytes]] = []  # method, path+query, content type, body
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path, body = request.path, await request.read()
+        documents = {
+            "/version": discovery.version, "/api": lambda: discovery.api_versions("127.0.0.1"),
+            "/apis": discovery.api_group_list, "/api/v1": discovery.core_v1_resources,
+            "/apis/coordination.k8s.io/v1": discovery.coordination_v1_resources,
+            "/openapi/v3": openapi.openapi_v3_root,
+        }
+        if path in documents:
+            return web.json_response(documents[path]())
+        if path.startswith("/openapi/v3/") and (doc := openapi.openapi_v3_doc(path[len("/openapi/v3/"):])):
+            return web.json_response(doc)
+        prefix = "/api/v1/namespaces/default/"
+        resource, _, name = path[len(prefix):].partition("/") if path.startswith(prefix) else ("", "", "")
+        if request.method != "GET":
+            self.writes.append((request.method, request.path_qs, request.content_type, body))
+        if request.method == "GET" and resource and not name:
+            objs = [o for o in self.objects.values() if o["kind"].lower() + "s" == resource]
+            return web.json_response(tables.to_table(resource, objs, "5", datetime.now(UTC)))
+        if request.method == "GET" and name in self.objects:
+            return web.json_response(self.objects[name])
+        manager = request.query.get("fieldManager", "unknown")
+        if request.method == "POST":
+            obj = protobuf.decode_object(body) if request.content_type.endswith("protobuf") else json.loads(body)
+            obj["metadata"].update(namespace="default", resourceVersion="1", creationTimestamp="2024-05-01T12:00:00Z")
+            self.objects[obj["metadata"]["name"]] = patch.record_update(None, obj, manager)
+            return web.json_response(obj, status=201)
+        if request.method == "PATCH" and request.content_type == "application/apply-patch+yaml":
+            try:
+                obj = patch.server_side_apply(self.objects.get(name), yaml.safe_load(body), manager,
+                                              request.query.get("force") == "true")
+            except patch.ConflictError as exc:
+                return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                          "message": exc.message, "reason": "Conflict",
+                                          "details": {"causes": exc.causes()}, "code": 409}, status=409)
+            self.objects[name] = obj
+            return web.json_response(obj)
+        if request.method == "PATCH" and name in self.objects:
+            live = self.objects[name]
+            if request.content_type == "application/json-patch+json":
+                obj = patch.json_patch(live, json.loads(body))
+            else:
+                obj = patch.strategic_merge(live, json.loads(body), "Pod")
+            self.objects[name] = patch.record_update(live, obj, manager)
+            return web.json_response(self.objects[name])
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                  "message": f'"{name}" not found', "reason": "NotFound", "code": 404}, status=404)
+
+
+@pytest.fixture
+def kubectl(tmp_path: Path) -> Iterator[tuple[Recorder, Callable[..., str]]]:
+    if shutil.which("kubectl") is None:
+        pytest.fail("kubectl is not on PATH")
+    recorder, loop, ready = Recorder(), asyncio.new_event_loop(), threading.Event()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recorder.handle)
+    runner = web.AppRunner(app)
+    port: list[int] = []
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(runner.setup())
+        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+        port.append(runner.addresses[0][1])
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+        f"clusters: [{{name: t, cluster: {{server: 'http://127.0.0.1:{port[0]}'}}}}]\n"
+        "users: [{name: t, user: {}}]\n"
+        "contexts: [{name: t, context: {cluster: t, user: t, namespace: default}}]\n")
+
+    def run(*args: str, stdin: str | None = None, fails: bool = False) -> str:
+        done = subprocess.run(["kubectl", "--kubeconfig", str(config), "--cache-dir", str(tmp_path / "cache"), *args],
+                              input=stdin, capture_output=True, text=True, timeout=60, check=False)
+        assert (done.returncode != 0) is fails, done.stderr
+        return done.stderr if fails else done.stdout
+
+    yield recorder, run
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def test_kubectl_apply_validates_on_the_server_and_its_patch_keeps_the_command(kubectl):
+    recorder, run = kubectl
+    run("apply", "-f", "-", stdin=POD_YAML.format(label="web", image="busybox:1.28"))
+    method, url, _, _ = recorder.writes[0]
+    assert method == "POST" and "fieldValidation=Strict" in url
+    run("apply", "-f", "-", stdin=POD_YAML.format(label="web2", image="busybox:1.36"))
+    method, url, content_type, body = recorder.writes[-1]
+    assert (method, content_type) == ("PATCH", "application/strategic-merge-patch+json")
+    assert "fieldValidation=Strict" in url
+    assert "$setElementOrder/containers" in json.loads(body)["spec"]
+    pod = recorder.objects["bb"]
+    assert pod["metadata"]["labels"] == {"app": "web2"}
+    assert pod["spec"]["containers"][0]["image"] == "busybox:1.36"
+    assert pod["spec"]["containers"][0]["command"] == ["sh", "-c", "sleep 3600"]
+
+
+def test_kubectl_create_configmap_and_get_table(kubectl):
+    recorder, run = kubectl
+    run("create", "configmap", "app-config", "--from-literal=a=b", "--from-literal=c=d")
+    assert recorder.writes[0][2] == "application/vnd.kubernetes.protobuf"
+    assert recorder.objects["app-config"]["data"] == {"a": "b", "c": "d"}
+    lines = run("get", "configmaps").splitlines()
+    assert lines[0].split() == ["NAME", "DATA", "AGE"]
+    assert lines[1].split()[:2] == ["app-config", "2"]
+
+
+def test_kubectl_server_side_apply_reports_the_conflict_and_forces(kubectl):
+    recorder, run = kubectl
+    run("apply", "-f", "-", stdin=POD_YAML.format(label="web", image="busybox:1.28"))
+    changed = POD_YAML.format(label="web", image="busybox:1.36")
+    error = run("apply", "--server-side", "-f", "-", stdin=changed, fails=True)
+    assert ('Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: '
+            '.spec.containers[name="bb"].image') in error
+    run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=changed)
+    pod = recorder.objects["bb"]
+    assert pod["spec"]["containers"][0]["image"] == "busybox:1.36"
+    # kubectl then migrates the client-side apply ownership with a JSON patch of managedFields
+    managers = {e["manager"]: e for e in pod["metadata"]["managedFields"]}
+    assert set(managers) == {"kubectl", "kubectl-last-applied"}
+    assert managers["kubectl"]["operation"] == "Apply"
+    assert "f:command" in managers["kubectl"]["fieldsV1"]["f:spec"]["f:containers"]['k:{"name":"bb"}']

@@ -1,0 +1,110 @@
+import asyncio
+import datetime as dt
+
+import pytest
+
+from edgeworkers.cloud.scheduler import Scheduler, bound, choose_node, unschedulable
+from edgeworkers.cloud.store import Store
+from edgeworkers.cloud.watch import Hub
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def node(name, ready=True, labels=None, unschedulable_=False):
+    return {"metadata": {"name": name, "labels": labels or {}},
+            "spec": {"unschedulable": True} if unschedulable_ else {},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def pod(name="p", selector=None, node_name=""):
+    spec = {"containers": [{"name": "c", "image": "busybox"}]}
+    if selector:
+        spec["nodeSelector"] = selector
+    if node_name:
+        spec["nodeName"] = node_name
+    return {"metadata": {"name": name, "namespace": "default"}, "spec": spec, "status": {"phase": "Pending"}}
+
+
+@pytest.mark.parametrize("nodes, counts, selector, want", [
+    ([node("a")], {}, None, ("a", "")),
+    ([node("a"), node("b")], {"a": 2, "b": 1}, None, ("b", "")),
+    ([node("b"), node("a")], {}, None, ("a", "")),
+    ([node("a", labels={"zone": "x"}), node("b")], {"a": 5}, {"zone": "x"}, ("a", "")),
+    ([node("a")], {}, {"zone": "x"},
+     (None, "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")),
+    ([node("a", ready=False), node("b", labels={"zone": "y"}), node("c", unschedulable_=True)], {}, {"zone": "x"},
+     (None, ("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
+            "1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable."))),
+    ([], {}, None, (None, "no nodes available to schedule pods")),
+])
+def test_choose_node(nodes, counts, selector, want):
+    decision = choose_node(pod(selector=selector), nodes, counts)
+    assert (decision.node, decision.message) == want
+
+
+def test_bound_sets_the_node_and_a_true_pod_scheduled_condition():
+    new = bound(pod(), "a", "2026-01-01T00:00:00Z")
+    assert new["spec"]["nodeName"] == "a"
+    assert new["status"]["conditions"] == [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                            "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+
+
+def test_unschedulable_is_written_once_per_message():
+    marked = unschedulable(pod(), "no nodes available to schedule pods", "t0")
+    condition = marked["status"]["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("False", "Unschedulable")
+    assert unschedulable(marked, "no nodes available to schedule pods", "t1") is None
+    assert unschedulable(marked, "other", "t1")["status"]["conditions"][0]["lastTransitionTime"] == "t0"
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    store = Store(tmp_path / "objects.db", clock=lambda: T0)
+    hub = Hub(store)
+    yield store, hub, Scheduler(store, hub, lambda: T0)
+    store.close()
+
+
+def test_a_pending_pod_waits_for_a_ready_node_then_binds(cluster):
+    store, hub, scheduler = cluster
+    hub.publish(store.create("pods", pod("web")))
+    assert scheduler.schedule_pending() == 0
+    waiting = store.get("pods", "default", "web")
+    assert waiting["status"]["conditions"][0]["reason"] == "Unschedulable"
+    hub.publish(store.create("nodes", node("edge-1")))
+    assert scheduler.schedule_pending() == 1
+    placed = store.get("pods", "default", "web")
+    assert placed["spec"]["nodeName"] == "edge-1"
+    assert placed["status"]["conditions"][0]["status"] == "True"
+    events = [(e["type"], e["reason"], e["message"], e["involvedObject"]["name"]) for e in store.list("events")]
+    assert sorted(events) == [
+        ("Normal", "Scheduled", "Successfully assigned default/web to edge-1", "web"),
+        ("Warning", "FailedScheduling", "no nodes available to schedule pods", "web"),
+    ]
+
+
+def test_pods_spread_over_nodes_by_count(cluster):
+    store, _hub, scheduler = cluster
+    for n in ("a", "b"):
+        store.create("nodes", node(n))
+    store.create("pods", pod("old", node_name="a"))
+    for i in range(3):
+        store.create("pods", pod(f"p{i}"))
+    scheduler.schedule_pending()
+    nodes = sorted(p["spec"]["nodeName"] for p in store.list("pods"))
+    assert nodes == ["a", "a", "b", "b"]
+
+
+@pytest.mark.asyncio
+async def test_the_run_loop_binds_when_a_node_appears(cluster):
+    store, hub, scheduler = cluster
+    task = asyncio.create_task(scheduler.run())
+    try:
+        hub.publish(store.create("pods", pod("web")))
+        hub.publish(store.create("nodes", node("edge-1")))
+        async with asyncio.timeout(2):
+            while not store.get("pods", "default", "web")["spec"].get("nodeName"):
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert store.get("pods", "default", "web")["spec"]["nodeName"] == "edge-1"

@@ -1,0 +1,37 @@
+import base64
+import ssl
+import stat
+
+import yaml
+from cryptography import x509
+
+from edgeworkers.cloud.tls import ensure_credentials, kubeconfig_yaml, ssl_context
+
+
+def test_credentials_are_made_once_and_reused(tmp_path):
+    first = ensure_credentials(tmp_path)
+    second = ensure_credentials(tmp_path)
+    assert first == second and len(first.token) >= 32
+    assert stat.S_IMODE((tmp_path / "token").stat().st_mode) == 0o600
+    assert stat.S_IMODE(first.key.stat().st_mode) == 0o600
+
+
+def test_the_serving_certificate_is_signed_by_the_ca_for_loopback(tmp_path):
+    creds = ensure_credentials(tmp_path)
+    ca = x509.load_pem_x509_certificate(creds.ca_cert.read_bytes())
+    cert = x509.load_pem_x509_certificate(creds.cert.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert isinstance(ssl_context(creds), ssl.SSLContext)
+
+
+def test_kubeconfig_names_the_server_ca_and_token(settings):
+    config = yaml.safe_load(kubeconfig_yaml(settings))
+    creds = ensure_credentials(settings.cloud_data_dir)
+    cluster = config["clusters"][0]["cluster"]
+    assert cluster["server"] == f"https://127.0.0.1:{settings.cloud_port}"
+    assert base64.b64decode(cluster["certificate-authority-data"]) == creds.ca_cert.read_bytes()
+    assert config["users"][0]["user"] == {"token": creds.token}
+    assert config["current-context"] == "edgeworkers"

@@ -1,0 +1,39 @@
+"""The broker's retry policy: transient faults retried, permanent ones dead-lettered at once."""
+from __future__ import annotations
+
+import dramatiq
+import pytest
+import redis
+
+from edgeworkers.broker import make_broker, retry_policy
+from edgeworkers.pods.lock import PodBusy
+from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
+
+
+@pytest.mark.parametrize(
+    ("retries", "exception", "retried"),
+    [
+        (0, RuntimeUnavailable("dockerd down"), True),
+        (4, redis.ConnectionError("refused"), True),
+        (5, RuntimeUnavailable("dockerd down"), False),  # max_retries reached
+        (0, ValueError("invalid pod"), False),
+        (0, ContainerCreateError("bad"), False),
+        (100, PodBusy("busy", delay=500), True),  # waiting for a pod is not a failure
+    ],
+)
+def test_retry_policy(retries, exception, retried):
+    assert retry_policy(max_retries=5)(retries, exception) is retried
+
+
+def test_make_broker_uses_settings_and_becomes_the_global_broker(settings):
+    config = settings.model_copy(update={"broker_heartbeat_timeout_ms": 5000, "redis_url": "redis://127.0.0.1:1/3"})
+    previous = dramatiq.get_broker()
+    broker = make_broker(config, namespace="test-ns")
+    assert dramatiq.get_broker() is broker
+    dramatiq.set_broker(previous)
+    assert broker.heartbeat_timeout == 5000
+    assert broker.namespace == "test-ns"
+    names = [type(m).__name__ for m in broker.middleware]
+    assert {"Retries", "TimeLimit", "AgeLimit", "Callbacks", "CurrentMessage"} <= set(names)
+    retries = next(m for m in broker.middleware if type(m).__name__ == "Retries")
+    assert (retries.min_backoff, retries.max_backoff) == (config.task_min_backoff_ms, config.task_max_backoff_ms)

@@ -1,0 +1,103 @@
+"""pods.desired: validate, default, keep identity, store, then enqueue."""
+from __future__ import annotations
+
+import pytest
+
+from edgeworkers import constants
+from edgeworkers.k8s.status import APIError
+from edgeworkers.messages import Message
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.desired import apply_pod, delete_pod
+
+
+@pytest.fixture
+def store(fake_redis) -> MetaStore:
+    return MetaStore(fake_redis)
+
+
+def manifest(image: str = "busybox", **meta) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", **meta},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }
+
+
+def test_apply_stores_a_defaulted_pod_then_enqueues_an_insert(store):
+    sent: list[Message] = []
+    message = apply_pod(store, sent.append, manifest())
+    stored = store.get(POD, "default", "web")
+    assert sent == [message]
+    assert message.route.operation == "insert" and message.route.resource == "default/pod/web"
+    assert message.content == stored
+    meta = stored["metadata"]
+    assert meta["namespace"] == "default" and meta["uid"] and meta["resourceVersion"] == "1"
+    assert meta["creationTimestamp"].endswith("Z")
+    assert meta["annotations"][constants.ANNOTATION_SOURCE] == constants.SOURCE_FILE
+    assert stored["spec"]["restartPolicy"] == "Always"
+    assert stored["spec"]["containers"][0]["imagePullPolicy"] == "Always"  # busybox = busybox:latest
+
+
+def test_reapplying_keeps_uid_and_creation_time_and_bumps_the_resource_version(store):
+    first = apply_pod(store, lambda m: None, manifest()).content["metadata"]
+    sent: list[Message] = []
+    apply_pod(store, sent.append, manifest(image="busybox:1.36"))
+    second = store.get(POD, "default", "web")
+    assert second["metadata"]["uid"] == first["uid"]
+    assert second["metadata"]["creationTimestamp"] == first["creationTimestamp"]
+    assert second["metadata"]["resourceVersion"] == "2"
+    assert second["spec"]["containers"][0]["image"] == "busybox:1.36"
+    assert [m.route.operation for m in sent] == ["update"]
+
+
+def test_an_invalid_pod_is_refused_with_the_kubernetes_message_and_nothing_is_stored(store):
+    sent: list[Message] = []
+    bad = manifest()
+    bad["spec"]["containers"][0]["name"] = "Web_1"
+    with pytest.raises(APIError) as caught:
+        apply_pod(store, sent.append, bad)
+    assert caught.value.code == 422
+    assert str(caught.value).startswith('Pod "web" is invalid: spec.containers[0].name: Invalid value: "Web_1"')
+    assert store.keys(POD) == set() and sent == []
+
+
+def test_delete_marks_the_pod_deleted_with_its_grace_period_then_enqueues_a_delete(store):
+    pod = manifest(namespace="team")
+    pod["spec"]["terminationGracePeriodSeconds"] = 5
+    apply_pod(store, lambda m: None, pod)
+    sent: list[Message] = []
+    delete_pod(store, sent.append, "team/web")
+    meta = store.get(POD, "team", "web")["metadata"]
+    assert meta["deletionTimestamp"].endswith("Z")
+    assert meta["deletionGracePeriodSeconds"] == 5
+    assert meta["resourceVersion"] == "2"
+    [message] = sent
+    assert message.route.operation == "delete" and message.key == "team/web"
+
+
+def test_a_second_delete_may_shorten_the_grace_period_never_lengthen_it(store):
+    apply_pod(store, lambda m: None, manifest())
+    delete_pod(store, lambda m: None, "default/web", grace_period_s=10)
+    delete_pod(store, lambda m: None, "default/web", grace_period_s=20)
+    assert store.get(POD, "default", "web")["metadata"]["deletionGracePeriodSeconds"] == 10
+    delete_pod(store, lambda m: None, "default/web", grace_period_s=0)
+    assert store.get(POD, "default", "web")["metadata"]["deletionGracePeriodSeconds"] == 0
+
+
+def test_applying_a_pod_being_deleted_makes_a_new_pod(store):
+    first = apply_pod(store, lambda m: None, manifest()).content["metadata"]
+    delete_pod(store, lambda m: None, "default/web")
+    message = apply_pod(store, lambda m: None, manifest())
+    meta = store.get(POD, "default", "web")["metadata"]
+    assert message.route.operation == "insert"
+    assert meta["uid"] != first["uid"]
+    assert "deletionTimestamp" not in meta
+    assert meta["resourceVersion"] == "3"
+
+
+def test_deleting_an_absent_pod_is_not_found(store):
+    with pytest.raises(APIError) as caught:
+        delete_pod(store, lambda m: None, "default/ghost")
+    assert caught.value.code == 404
+    assert str(caught.value) == 'pods "ghost" not found'

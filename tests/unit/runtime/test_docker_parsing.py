@@ -1,0 +1,65 @@
+"""DockerRuntime's pure translations of what the engine answers."""
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+
+import pytest
+
+from edgeworkers.runtime import labels
+from edgeworkers.runtime.docker import (
+    demultiplex,
+    exit_reason,
+    parse_docker_time,
+    pod_hostname,
+)
+from edgeworkers.runtime.types import PodRef
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26T14:30:38.366104123Z", datetime(2026, 11, 26, 14, 30, 38, 366104, tzinfo=UTC)),
+        ("2026-11-26T14:30:38.5Z", datetime(2026, 11, 26, 14, 30, 38, 500000, tzinfo=UTC)),
+        ("2026-11-26T14:30:38Z", datetime(2026, 11, 26, 14, 30, 38, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_docker_time(text: str | None, expected: datetime | None) -> None:
+    assert parse_docker_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "oom", "reason"),
+    [(0, False, "Completed"), (1, False, "Error"), (137, False, "Error"), (137, True, "OOMKilled")],
+)
+def test_exit_reason(code: int, oom: bool, reason: str) -> None:
+    assert exit_reason(code, oom) == reason
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxI", stream, len(payload)) + payload
+
+
+def test_demultiplex_joins_stdout_and_stderr_frames_in_order() -> None:
+    assert demultiplex(frame(1, b"out\n") + frame(2, b"err\n") + frame(1, b"")) == b"out\nerr\n"
+    assert demultiplex(b"") == b""
+
+
+def test_labels_round_trip_and_docker_name() -> None:
+    pod = PodRef("0b1c", "kube-system", "dns")
+    written = labels.for_container("edge-1", pod, "coredns", labels.TYPE_APP, 3, "abc")
+    assert labels.pod_of(written) == pod
+    assert written[labels.RESTART_COUNT] == "3" and written[labels.NODE] == "edge-1"
+    assert labels.pod_of({labels.NODE: "edge-1"}) is None
+    assert labels.docker_name(pod, "coredns", 3) == "k8s_coredns_dns_kube-system_0b1c_3"
+
+
+@pytest.mark.parametrize(
+    ("name", "hostname"),
+    [("web", "web"), ("a" * 70, "a" * 63), ("a" * 62 + "-b", "a" * 62), ("x" * 62 + ".y", "x" * 62)],
+)
+def test_pod_hostname_is_cut_as_kubelet_does(name: str, hostname: str) -> None:
+    assert pod_hostname(name) == hostname
