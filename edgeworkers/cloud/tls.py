@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import secrets
@@ -35,13 +36,19 @@ class Credentials:
 
 
 def ensure_credentials(data_dir: Path) -> Credentials:
-    """The CA, serving certificate and token under ``data_dir``, made if missing."""
+    """The CA, serving certificate and token under ``data_dir``, made if missing.
+
+    Held under an exclusive file lock: `cloud serve` and `edgeworkers kubeconfig` may both get here first,
+    and must not each make a different CA.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     ca_cert, cert, key, token = (data_dir / n for n in ("ca.crt", "server.crt", "server.key", "token"))
-    if not (ca_cert.exists() and cert.exists() and key.exists()):
-        _make_certificates(ca_cert, cert, key)
-    if not token.exists():
-        _write_private(token, secrets.token_urlsafe(32).encode())
+    with open(data_dir / ".credentials.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (ca_cert.exists() and cert.exists() and key.exists()):
+            _make_certificates(ca_cert, cert, key)
+        if not token.exists():
+            _write_private(token, secrets.token_urlsafe(32).encode())
     return Credentials(ca_cert, cert, key, token.read_text().strip())
 
 

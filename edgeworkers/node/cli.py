@@ -7,8 +7,6 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
-import docker
-import requests
 import structlog
 import typer
 
@@ -18,7 +16,7 @@ from edgeworkers.node.apiclient import ApiClient, ClusterAccess, load_kubeconfig
 from edgeworkers.node.registration import NodeRegistrar
 from edgeworkers.node.status import gather_facts
 from edgeworkers.runtime.docker import DockerRuntime
-from edgeworkers.runtime.errors import RuntimeUnavailable
+from edgeworkers.runtime.protocol import Runtime
 
 log = structlog.get_logger(__name__)
 node_app = typer.Typer(no_args_is_help=True)
@@ -54,7 +52,7 @@ async def _serve(config: Settings, access: ClusterAccess | None) -> None:
     runner = await server.start(server.create_app(runtime), config.node_host, config.node_port)
     stop = threading.Event()
     heartbeat = threading.Thread(
-        target=_heartbeat, args=(config, access, stop), name="node-heartbeat", daemon=True
+        target=_heartbeat, args=(config, access, runtime, stop), name="node-heartbeat", daemon=True
     )
     heartbeat.start()
     stopping = asyncio.Event()
@@ -67,13 +65,13 @@ async def _serve(config: Settings, access: ClusterAccess | None) -> None:
     heartbeat.join(timeout=5)
 
 
-def _heartbeat(config: Settings, access: ClusterAccess | None, stop: threading.Event) -> None:
+def _heartbeat(config: Settings, access: ClusterAccess | None, runtime: Runtime, stop: threading.Event) -> None:
     access = access or _embedded_cloud_access(config, stop)
     if access is None:
         return
     api = ApiClient(access)
     try:
-        NodeRegistrar(api, lambda: gather_facts(config, lambda: _docker_version(config.docker_host))).run(stop)
+        NodeRegistrar(api, lambda: gather_facts(config, runtime.version)).run(stop)
     finally:
         api.close()
 
@@ -91,15 +89,3 @@ def _embedded_cloud_access(config: Settings, stop: threading.Event) -> ClusterAc
         token=token.read_text().strip(),
         ca_data=ca.read_bytes(),
     )
-
-
-def _docker_version(docker_host: str) -> str:
-    """``docker://<engine version>``, asked afresh each time so a restarted engine is seen."""
-    try:
-        client = docker.DockerClient(base_url=docker_host, timeout=5)
-        try:
-            return f"docker://{client.version()['Version']}"
-        finally:
-            client.close()
-    except (docker.errors.DockerException, requests.RequestException) as exc:
-        raise RuntimeUnavailable(str(exc)) from exc

@@ -131,6 +131,10 @@ class DockerRuntime:
         with self._engine("ping"):
             self._api().ping()
 
+    def version(self) -> str:
+        with self._engine("version"):
+            return f"docker://{self._api().version()['Version']}"
+
     def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
         wanted = [labels.NODE if all_nodes else f"{labels.NODE}={self.node_name}"]
         if pod is not None:

@@ -178,6 +178,10 @@ class FakeRuntime:
     def ping(self) -> None:
         self._enter("ping")
 
+    def version(self) -> str:
+        self._enter("version")
+        return "fake://0.1.0"
+
     def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
         """Call: ``("list_containers", "<ns>/<name>" or "")``."""
         self._enter("list_containers", pod.key if pod else "")

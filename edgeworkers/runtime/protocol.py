@@ -24,6 +24,9 @@ class Runtime(Protocol):
     def ping(self) -> None:
         """Raise RuntimeUnavailable unless the engine answers."""
 
+    def version(self) -> str:
+        """The engine as a node reports it in nodeInfo.containerRuntimeVersion: ``docker://20.10.24``."""
+
     def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
         """Every container (running or not) this agent manages, or just one pod's.
 

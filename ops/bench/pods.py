@@ -4,7 +4,7 @@
 
 Raw: W threads each create and start a sandbox (the pause image, its own network and shareable IPC) and an
 app container joined to it, for N pods. Queues: N busybox pods applied at once through ``pods.desired``
-(MetaManager + pod_add), run by a `dramatiq edgeworkers.actors` worker with W threads. Prints pods/s for both,
+(MetaManager + pod_add), run by `edgeworkers worker --processes 1 --threads W`. Prints pods/s for both,
 their ratio (queues / raw; target >= 0.8) and the p50/p99 latency from enqueue to a running app container.
 
 It uses a free database of the Redis at --redis-url (default: the test Redis), its own node label, and removes
@@ -30,12 +30,10 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from edgeworkers import constants
 from edgeworkers.config import Settings
 from edgeworkers.runtime import labels
 
 CLAIM_KEY = "edgeworkers:bench-claim"
-QUEUES = (constants.QUEUE_POD_ADD, constants.QUEUE_POD_UPDATE, constants.QUEUE_POD_DELETE, constants.QUEUE_POD_SYNC)
 
 
 @dataclass
@@ -122,8 +120,7 @@ def start_worker(settings: Settings, workers: int, log: Path) -> subprocess.Pope
         "EDGEWORKERS_REDIS_URL": settings.redis_url,
         "EDGEWORKERS_DATA_DIR": str(settings.data_dir),
     }
-    argv = [sys.executable, "-m", "dramatiq", "edgeworkers.actors",
-            "--processes", "1", "--threads", str(workers), "--queues", *QUEUES]  # fmt: skip
+    argv = [str(Path(sys.executable).with_name("edgeworkers")), "worker", "--processes", "1", "--threads", str(workers)]
     with log.open("wb") as out:
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -142,7 +139,7 @@ def busybox_pod(name: str, image: str) -> dict:
 
 
 class QueuePath:
-    """The agent's path: a `dramatiq edgeworkers.actors` worker, fed through ``pods.desired``."""
+    """The agent's path: an `edgeworkers worker`, fed through ``pods.desired``."""
 
     def __init__(self, client: docker.DockerClient, settings: Settings, workers: int, image: str) -> None:
         from edgeworkers.actors import sender

@@ -284,3 +284,9 @@ def test_an_unreachable_engine_raises_runtime_unavailable(driver: Driver, pod: P
         runtime.list_containers()
     with pytest.raises(RuntimeUnavailable):
         runtime.create_sandbox(SandboxConfig(pod))
+
+
+def test_version_names_the_engine_as_a_container_id_scheme(driver: Driver) -> None:
+    engine, sep, number = driver.runtime.version().partition("://")
+    assert sep and engine in {"docker", "fake"}
+    assert number[0].isdigit()

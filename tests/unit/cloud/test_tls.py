@@ -35,3 +35,15 @@ def test_kubeconfig_names_the_server_ca_and_token(settings):
     assert base64.b64decode(cluster["certificate-authority-data"]) == creds.ca_cert.read_bytes()
     assert config["users"][0]["user"] == {"token": creds.token}
     assert config["current-context"] == "edgeworkers"
+
+
+def test_concurrent_first_starts_agree_on_one_ca(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgeworkers.cloud.tls import ensure_credentials
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: ensure_credentials(tmp_path), range(4)))
+    cas = {r.ca_cert.read_bytes() for r in results}
+    assert len(cas) == 1
+    assert len({r.token for r in results}) == 1
