@@ -26,7 +26,7 @@ from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.backoff import RedisBackoffStore
 from edgeworkers.pods.desired import Send
-from edgeworkers.pods.lock import pod_lock
+from edgeworkers.pods.lock import PodBusy, pod_lock
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.docker import DockerRuntime
 
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 broker = make_broker(settings())
 
-# A follow-up sync_pod is pending for the pod: f"{KEY_SYNC_PENDING}:{namespace}/{name}", expiring after it is due.
-KEY_SYNC_PENDING = f"{constants.KEY_PREFIX}:sync-pending:pod"
 PENDING_SLACK_MS = 30_000
 
 
@@ -73,7 +71,7 @@ def reconcile(agent: Agent, key: str) -> float | None:
     A pod marked deleted leaves the desired state once its containers are gone.
     """
     namespace, name = key.split("/", 1)
-    with pod_lock(agent.redis, key):
+    with pod_lock(agent.redis, key, lease_s=settings().pod_lock_lease_s):
         desired = agent.store.get(POD, namespace, name)
         deleting = bool(desired and desired["metadata"].get("deletionTimestamp"))
         pod = None
@@ -85,7 +83,7 @@ def reconcile(agent: Agent, key: str) -> float | None:
                 agent.store.put_pod_status(key, {"phase": "Failed", "reason": "Invalid", "message": reason})
                 raise InvalidPod(f"pod {key} is invalid: {reason}")
             pod = None if errors else Pod.from_dict(desired)  # an invalid pod being deleted: just kill it
-        result = agent.syncer.sync(key, pod)
+        result = agent.syncer.sync(key, pod, agent.store.get_pod_status(key))
         if result.status is not None:
             agent.store.put_pod_status(key, result.status)
             return result.requeue_after
@@ -95,13 +93,35 @@ def reconcile(agent: Agent, key: str) -> float | None:
     return result.requeue_after
 
 
+def remove_orphans(agent: Agent) -> list[str]:
+    """Remove the containers of pods absent from the desired state; return their keys.
+
+    Each pod is killed under its lock after checking again that it is not desired, so a pod added between
+    reading the desired keys and listing Docker is left alone (as is a pod being synced right now).
+    """
+    removed = []
+    for key in agent.syncer.orphans(agent.store.keys(POD)):
+        namespace, name = key.split("/", 1)
+        try:
+            with pod_lock(agent.redis, key, lease_s=settings().pod_lock_lease_s):
+                if agent.store.get(POD, namespace, name) is None and agent.syncer.kill_pod(
+                    key, settings().default_grace_period_s
+                ):
+                    removed.append(key)
+        except PodBusy:
+            log.info("pod %s is being synced: not an orphan now", key)
+    if removed:
+        log.info("removed the containers of %d orphaned pod(s): %s", len(removed), ", ".join(removed))
+    return removed
+
+
 def schedule_sync(client: redis.Redis, key: str, message: dict[str, Any], delay_s: float) -> bool:
     """Enqueue ``sync_pod`` after ``delay_s`` unless one is already due as soon; True when enqueued.
 
     Without this, every add/update would start its own chain of follow-up syncs.
     """
     delay_ms = max(0, int(delay_s * 1000))
-    pending = f"{KEY_SYNC_PENDING}:{key}"
+    pending = f"{constants.KEY_SYNC_PENDING}:{key}"
     remaining_ms = client.pttl(pending) - PENDING_SLACK_MS
     if remaining_ms > 0 and remaining_ms <= delay_ms + 1000:
         return False
@@ -135,7 +155,7 @@ def delete_pod(key: str, message: dict[str, Any]) -> None:
 
 @dramatiq.actor(queue_name=constants.QUEUE_POD_SYNC, throws=(InvalidPod,))
 def sync_pod(key: str, message: dict[str, Any]) -> None:
-    agent().redis.delete(f"{KEY_SYNC_PENDING}:{key}")
+    agent().redis.delete(f"{constants.KEY_SYNC_PENDING}:{key}")
     _run(key, message)
 
 

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     backoff_initial_s: float = 10.0
     backoff_max_s: float = 300.0
     backoff_reset_s: float = 600.0
-    pod_lock_ttl_s: float = 120.0
+    # The per-pod lock's lease, renewed while a sync runs: a SIGKILLed worker's lock clears this soon.
+    pod_lock_lease_s: float = 15.0
 
     # Cloud API (process `cloud`).
     cloud_host: str = "127.0.0.1"

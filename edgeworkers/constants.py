@@ -18,6 +18,8 @@ KEY_META_INDEX = f"{KEY_PREFIX}:meta-index"
 KEY_POD_LOCK = f"{KEY_PREFIX}:lock:pod"
 # Per-container restart back-off state: f"{KEY_BACKOFF}:{pod uid}/{container}" -> JSON.
 KEY_BACKOFF = f"{KEY_PREFIX}:backoff"
+# A follow-up sync_pod is pending: f"{KEY_SYNC_PENDING}:{namespace}/{name}", expiring after it is due.
+KEY_SYNC_PENDING = f"{KEY_PREFIX}:sync-pending:pod"
 # Last computed pod status: f"{KEY_POD_STATUS}:{namespace}/{name}" -> PodStatus JSON.
 KEY_POD_STATUS = f"{KEY_PREFIX}:podstatus"
 

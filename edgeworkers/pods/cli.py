@@ -11,13 +11,14 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 import typer
 import yaml
 
 from edgeworkers.config import settings
+from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
 from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods import desired
@@ -29,13 +30,13 @@ def _store() -> MetaStore:
     return MetaStore(redis.Redis.from_url(settings().redis_url))
 
 
-def _send():
+def _send() -> desired.Send:
     from edgeworkers.actors import enqueue  # the broker is built on import: only commands that enqueue pay
 
     return enqueue
 
 
-def _fail(error: APIError) -> None:
+def _fail(error: APIError) -> NoReturn:
     text = f"The {error}" if error.reason == "Invalid" else f"Error from server ({error.reason}): {error}"
     typer.echo(text, err=True)
     raise typer.Exit(1)
@@ -49,7 +50,7 @@ def read_manifests(text: str) -> list[dict[str, Any]]:
             continue
         if not isinstance(doc, dict):
             raise typer.BadParameter("a manifest must be a YAML or JSON object")
-        objects.extend(doc.get("items") or [] if doc.get("kind") == "List" else [doc])
+        objects.extend((doc.get("items") or []) if doc.get("kind") == "List" else [doc])
     return objects
 
 
@@ -111,8 +112,6 @@ def worker(
     threads: int | None = typer.Option(None, "--threads", "-t", help="Threads per process (default: config)."),
 ) -> None:
     """Replace this process with Dramatiq's worker CLI on the pod queues."""
-    from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
-
     config = settings()
     argv = [
         sys.executable, "-m", "dramatiq", "edgeworkers.actors",
@@ -125,12 +124,9 @@ def worker(
 
 def orphans() -> None:
     """Remove the containers of pods that are not in the desired state (the scheduler does this every minute)."""
-    from edgeworkers.pods.orphans import remove_orphans
-    from edgeworkers.runtime.docker import DockerRuntime
+    from edgeworkers import actors
 
-    config = settings()
-    runtime = DockerRuntime(config.node_name, docker_host=config.docker_host, sandbox_image=config.sandbox_image)
-    for key in remove_orphans(runtime, _store().keys(POD), config.default_grace_period_s):
+    for key in actors.remove_orphans(actors.agent()):
         typer.echo(f"removed the containers of pod {key}")
 
 

@@ -1,7 +1,9 @@
 """Changing a node's desired pods: write MetaManager first, then enqueue the task that reconciles Docker to it.
 
-Used by ``edgeworkers pod apply/delete`` (node-local, "static" pods) and by the cloud bridge. The order matters:
-the task reads the store when it runs, so the last write is always followed by a task that sees it.
+Used by ``edgeworkers pod apply/delete`` for node-local ("static") pods, which get their identity and
+resourceVersion here. (The cloud bridge stores the cloud's objects as they are, with ``MetaStore.put``, and sends
+the same messages through the same ``Send``.) The order matters: the task reads the store when it runs, so the
+last write is always followed by a task that sees it.
 """
 
 from __future__ import annotations

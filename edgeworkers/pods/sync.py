@@ -22,6 +22,7 @@ from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.backoff import PULL_SCOPE, BackoffEntry, BackoffStore, pull_key
 from edgeworkers.pods.convert import ConfigError, container_config, host_dirs, pod_ref, sandbox_config
+from edgeworkers.pods.orphans import orphan_keys
 from edgeworkers.pods.podstatus import compute_pod_status
 from edgeworkers.pods.policy import (
     BackoffPolicy,
@@ -110,6 +111,10 @@ class PodSyncer:
                 self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome)
         return SyncResult(self._status(pod, outcome, previous_status), outcome.requeue_after)
 
+    def orphans(self, desired_keys: set[str]) -> list[str]:
+        """The keys of pods with containers on this node that are not in ``desired_keys``."""
+        return orphan_keys(self._runtime.list_containers(), desired_keys)
+
     def kill_pod(self, key: str, grace_period_s: float) -> bool:
         """Stop every container of ``key`` (app and init containers in parallel, then the sandbox), remove
         them, and forget the pods' back-off state and volume directories. False if some remained."""
@@ -121,7 +126,7 @@ class PodSyncer:
     # --- steps ---------------------------------------------------------------------------------
 
     def _containers_of(self, key: str) -> list[Container]:
-        return [c for c in self._runtime.list_containers() if c.pod.key == key]
+        return self._runtime.list_containers(key)
 
     def _forget(self, uids: set[str]) -> None:
         """Drop what the agent kept for pods that are gone: back-off state and volume directories."""
@@ -223,7 +228,7 @@ class PodSyncer:
 
     def _status(self, pod: Pod, outcome: _Outcome, previous: dict[str, Any] | None) -> dict[str, Any]:
         """The pod's status from a fresh list; dead instances beyond the last one per container are removed."""
-        containers = self._runtime.list_containers(pod_ref(pod))
+        containers = [c for c in self._runtime.list_containers(pod.key) if c.pod.uid == pod.metadata.uid]
         _, extra = latest_instances([c for c in containers if not c.is_sandbox])
         containers = [c for c in containers if c not in extra or not _tolerant(self._runtime.remove_container, c)]
         host_ip = self._settings.node_host

@@ -135,14 +135,15 @@ class DockerRuntime:
         with self._engine("version"):
             return f"docker://{self._api().version()['Version']}"
 
-    def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
+    def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
         wanted = [labels.NODE if all_nodes else f"{labels.NODE}={self.node_name}"]
-        if pod is not None:
-            wanted.append(f"{labels.POD_UID}={pod.uid}")
+        if pod_key is not None:
+            namespace, _, name = pod_key.partition("/")
+            wanted += [f"{labels.POD_NAMESPACE}={namespace}", f"{labels.POD_NAME}={name}"]
         with self._engine("list containers"):
             entries = self._api().containers(all=True, filters={"label": wanted})
         containers = [c for c in (self._container(entry) for entry in entries) if c is not None]
-        if pod is None and not all_nodes:
+        if pod_key is None and not all_nodes:
             live = {entry["Id"] for entry in entries}
             with self._lock:
                 for key in [key for key in self._details if key[0] not in live]:

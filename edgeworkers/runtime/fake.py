@@ -182,14 +182,14 @@ class FakeRuntime:
         self._enter("version")
         return "fake://0.1.0"
 
-    def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
+    def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
         """Call: ``("list_containers", "<ns>/<name>" or "")``."""
-        self._enter("list_containers", pod.key if pod else "")
+        self._enter("list_containers", pod_key or "")
         with self._lock:
             return [
                 record.view()
                 for record in self._containers.values()
-                if (pod is None or record.pod.uid == pod.uid)
+                if (pod_key is None or record.pod.key == pod_key)
                 and (all_nodes or record.labels[labels.NODE] == self.node_name)
             ]
 

@@ -27,10 +27,12 @@ class Runtime(Protocol):
     def version(self) -> str:
         """The engine as a node reports it in nodeInfo.containerRuntimeVersion: ``docker://20.10.24``."""
 
-    def list_containers(self, pod: PodRef | None = None, all_nodes: bool = False) -> list[Container]:
-        """Every container (running or not) this agent manages, or just one pod's.
+    def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
+        """Every container (running or not) this agent manages, or just those of one pod ("namespace/name").
 
-        Only containers labelled for this node are returned unless ``all_nodes``.
+        A pod's containers are found by namespace and name, whatever their pod uid, so a pod deleted and
+        re-created under the same name shows its old containers too. Only containers labelled for this node
+        are returned unless ``all_nodes``.
         """
 
     def create_sandbox(self, config: SandboxConfig) -> ContainerID:

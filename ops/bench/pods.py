@@ -1,11 +1,12 @@
 """Pod start-up through the agent's queues vs. the same containers by raw Docker SDK calls, in one run.
 
-    .venv/bin/python ops/bench/pods.py --pods 50 --workers 4
+    .venv/bin/python ops/bench/pods.py --pods 50 --workers 4 --rounds 4
 
 Raw: W threads each create and start a sandbox (the pause image, its own network and shareable IPC) and an
 app container joined to it, for N pods. Queues: N busybox pods applied at once through ``pods.desired``
 (MetaManager + pod_add), run by `edgeworkers worker --processes 1 --threads W`. Prints pods/s for both,
 their ratio (queues / raw; target >= 0.8) and the p50/p99 latency from enqueue to a running app container.
+The two paths alternate over the rounds, each going first in turn.
 
 It uses a free database of the Redis at --redis-url (default: the test Redis), its own node label, and removes
 every container, worker and key it made.
@@ -13,10 +14,12 @@ every container, worker and key it made.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -28,9 +31,11 @@ import docker
 import redis
 import typer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
+from edgeworkers.actors import sender
+from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.desired import apply_pod, delete_pod
 from edgeworkers.runtime import labels
 
 CLAIM_KEY = "edgeworkers:bench-claim"
@@ -142,10 +147,6 @@ class QueuePath:
     """The agent's path: an `edgeworkers worker`, fed through ``pods.desired``."""
 
     def __init__(self, client: docker.DockerClient, settings: Settings, workers: int, image: str) -> None:
-        from edgeworkers.actors import sender
-        from edgeworkers.broker import make_broker
-        from edgeworkers.metamanager.store import MetaStore
-
         self.client, self.settings, self.image = client, settings, image
         self.store = MetaStore(redis.Redis.from_url(settings.redis_url))
         self.send = sender(make_broker(settings))
@@ -156,8 +157,6 @@ class QueuePath:
         wait_until(lambda: "warmup" in self.watcher.started, 60, "the warm-up pod")
 
     def _apply(self, name: str) -> None:
-        from edgeworkers.pods.desired import apply_pod
-
         apply_pod(self.store, self.send, busybox_pod(name, self.image))
 
     def run(self, prefix: str, pods: int) -> Result:
@@ -173,9 +172,7 @@ class QueuePath:
 
     def delete_all(self, prefix: str) -> None:
         """Delete the round's pods through the queues too (untimed) and wait until their containers are gone."""
-        from edgeworkers.pods.desired import delete_pod
-
-        for key in [k for k in self.store.keys("pod") if k.startswith(f"default/{prefix}-")]:
+        for key in [k for k in self.store.keys(POD) if k.startswith(f"default/{prefix}-")]:
             delete_pod(self.store, self.send, key)
         node = f"{labels.NODE}={self.settings.node_name}"
         wait_until(
@@ -222,9 +219,8 @@ def main(
     redis_url: str = typer.Option("redis://127.0.0.1:6399", help="A Redis server; a free database is claimed."),
     image: str = typer.Option("busybox", help="The app container's image (local)."),
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    base = Settings(node_name=f"bench-{run}", data_dir=Path(f"/tmp/edgeworkers-bench-{run}"))
-    base.data_dir.mkdir(parents=True)
+    data_dir = Path(tempfile.mkdtemp(prefix="edgeworkers-bench-"))
+    base = Settings(node_name=f"bench-{uuid.uuid4().hex[:8]}", data_dir=data_dir)
     raw_node = f"{base.node_name}-raw"
     client = docker.from_env()
     db_url = claim_database(redis_url)
@@ -249,6 +245,7 @@ def main(
         remove_containers(client, raw_node)
         remove_containers(client, base.node_name)
         redis.Redis.from_url(db_url).flushdb()
+        shutil.rmtree(data_dir)
     raw, queue = total("raw", raws), total("queues", queued)
     print(f"pods={pods} x {rounds} rounds, workers={workers} (docker {client.version()['Version']}, {os.cpu_count()} CPUs)")
     print(raw.line())

@@ -12,7 +12,6 @@ import redis
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Pod, default_pod
 from edgeworkers.pods.backoff import MemoryBackoffStore, RedisBackoffStore
-from edgeworkers.pods.orphans import remove_orphans
 from edgeworkers.pods.sync import PodSyncer, SyncResult
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.types import Container, ContainerState
@@ -173,7 +172,8 @@ def test_orphans_are_removed_and_desired_pods_kept(syncer: PodSyncer, runtime: D
     keep, orphan = pod("keep", [box("app", "sleep 3600")]), pod("orphan", [box("app", "sleep 3600")])
     syncer.sync(keep.key, keep)
     syncer.sync(orphan.key, orphan)
-    assert remove_orphans(runtime, {keep.key}, 1) == [orphan.key]
+    assert syncer.orphans({keep.key}) == [orphan.key]
+    assert syncer.kill_pod(orphan.key, 1)
     assert {c.pod.key for c in runtime.list_containers()} == {keep.key}
 
 

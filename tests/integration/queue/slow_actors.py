@@ -20,4 +20,4 @@ def _slow_create_container(self, *args, **kwargs):
 
 DockerRuntime.create_container = _slow_create_container
 
-from edgeworkers.actors import add_pod, delete_pod, sync_pod, update_pod  # noqa: F401  (declares the actors)
+from edgeworkers.actors import add_pod, delete_pod, sync_pod, update_pod  # noqa: E402, F401  (declares the actors, after the patch)

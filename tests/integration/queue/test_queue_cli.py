@@ -68,6 +68,12 @@ def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker
     assert rows[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert [row.split()[:4] for row in rows[1:]] == [["alpha", "1/1", "Running", "0"], ["beta", "1/1", "Running", "0"]]
 
+    listed = json.loads(cli("pod", "list", "-o", "json").stdout)
+    assert [(p["metadata"]["name"], p["status"]["phase"]) for p in listed["items"]] == [
+        ("alpha", "Running"),
+        ("beta", "Running"),
+    ]
+
     changed = busybox_pod("alpha", "sleep 7200")
     reapplied = cli("pod", "apply", "-f", "-", stdin=json.dumps(changed))
     assert reapplied.stdout.strip() == "pod/alpha configured"
@@ -121,4 +127,4 @@ def test_orphans_removes_containers_of_pods_not_desired(cli, docker_client, node
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "removed the containers of pod default/stray"
     assert node_containers(docker_client, node_name) == []
-    assert stray.id not in {c.id for c in docker_client.containers.list(all=True)}
+    assert stray.id not in {c.id for c in docker_client.containers.list(all=True, sparse=True)}

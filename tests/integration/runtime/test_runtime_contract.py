@@ -133,14 +133,14 @@ def test_sandbox_and_app_container_lifecycle(driver: Driver, pod: PodRef) -> Non
     runtime.start_container(app_id)
     running = find(runtime, app_id)
     assert running is not None and running.state == ContainerState.RUNNING and running.started_at is not None
-    assert {c.id for c in runtime.list_containers(pod)} == {sandbox_id, app_id}
+    assert {c.id for c in runtime.list_containers(pod.key)} == {sandbox_id, app_id}
 
     driver.stops_with(137)
     runtime.stop_container(app_id, 1)
     assert exited(runtime, app_id) is not None
     runtime.remove_container(app_id)
     runtime.remove_container(sandbox_id)
-    assert runtime.list_containers(pod) == []
+    assert runtime.list_containers(pod.key) == []
     runtime.remove_container(app_id)  # already gone: not an error
     runtime.stop_container(app_id, 1)
 
@@ -152,7 +152,7 @@ def test_state_is_rebuilt_from_the_engine_alone(driver: Driver, pod: PodRef) -> 
     )
     app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300", restart_count=2, spec_hash="bb"))
 
-    listed = {c.id: c for c in driver.reopened().list_containers(pod)}
+    listed = {c.id: c for c in driver.reopened().list_containers(pod.key)}
     assert listed[init_id].is_init and listed[init_id].name == "setup" and listed[init_id].spec_hash == "aa"
     assert (listed[app_id].name, listed[app_id].restart_count, listed[app_id].spec_hash) == ("app", 2, "bb")
     assert not listed[app_id].is_init and listed[sandbox_id].is_sandbox
@@ -165,7 +165,7 @@ def test_other_nodes_and_pods_are_not_listed(driver: Driver, pod: PodRef) -> Non
     other = PodRef(str(uuid.uuid4()), "default", "other")
     mine = driver.runtime.create_sandbox(SandboxConfig(pod))
     theirs = driver.runtime.create_sandbox(SandboxConfig(other))
-    assert [c.id for c in driver.runtime.list_containers(pod)] == [mine]
+    assert [c.id for c in driver.runtime.list_containers(pod.key)] == [mine]
     assert {c.id for c in driver.runtime.list_containers()} == {mine, theirs}
 
 
@@ -186,7 +186,7 @@ def test_a_dead_container_of_the_same_name_is_replaced(driver: Driver, pod: PodR
     driver.ran(first, 1)
     second = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
     assert second != first
-    assert [c.id for c in driver.runtime.list_containers(pod) if c.name == "app"] == [second]
+    assert [c.id for c in driver.runtime.list_containers(pod.key) if c.name == "app"] == [second]
 
     driver.runtime.start_container(second)
     with pytest.raises(ContainerCreateError):
@@ -227,13 +227,13 @@ def test_a_missing_image_is_not_present(driver: Driver, pod: PodRef) -> None:
     assert not driver.runtime.image_present("edgeworkers/absent:1")
     with pytest.raises(ImageNotPresent):
         driver.runtime.create_container(sandbox_id, pod, ContainerConfig("app", "edgeworkers/absent:1"))
-    assert [c.id for c in driver.runtime.list_containers(pod)] == [sandbox_id]
+    assert [c.id for c in driver.runtime.list_containers(pod.key)] == [sandbox_id]
 
 
 def test_a_missing_sandbox_image_is_not_present(driver: Driver, pod: PodRef) -> None:
     with pytest.raises(ImageNotPresent):
         driver.without_sandbox_image().create_sandbox(SandboxConfig(pod))
-    assert driver.runtime.list_containers(pod) == []
+    assert driver.runtime.list_containers(pod.key) == []
 
 
 def test_a_failed_pull_raises_image_pull_error(driver: Driver) -> None:

@@ -106,5 +106,7 @@ def test_node_object_reads_back_through_the_shared_model() -> None:
     ({"PIDPressure": "True"}, {"PIDPressure": "False"}, ["NodeHasSufficientPID"]),
 ])
 def test_condition_events(before: dict[str, str], after: dict[str, str], reasons: list[str]) -> None:
-    as_conditions = lambda states: [{"type": t, "status": s} for t, s in states.items()]
+    def as_conditions(states: dict[str, str]) -> list[dict[str, str]]:
+        return [{"type": t, "status": s} for t, s in states.items()]
+
     assert condition_events(as_conditions(before), as_conditions(after)) == reasons

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.pods.podkit import container, make_pod
 
 from edgeworkers.k8s.pod import Container
 from edgeworkers.pods.convert import (
@@ -19,6 +18,7 @@ from edgeworkers.pods.convert import (
     sandbox_hash,
 )
 from edgeworkers.runtime.types import Mount
+from tests.unit.pods.podkit import container, make_pod
 
 DATA = Path("/var/lib/edgeworkers")
 

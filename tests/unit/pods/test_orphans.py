@@ -1,8 +1,11 @@
-"""Orphan cleanup over FakeRuntime."""
+"""Orphans: the pure key selection, and PodSyncer finding them on FakeRuntime."""
 
 from __future__ import annotations
 
-from edgeworkers.pods.orphans import remove_orphans
+from edgeworkers.config import Settings
+from edgeworkers.pods.backoff import MemoryBackoffStore
+from edgeworkers.pods.orphans import orphan_keys
+from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
 
@@ -12,21 +15,17 @@ def start_pod(runtime: FakeRuntime, ref: PodRef) -> None:
     runtime.start_container(runtime.create_container(sandbox, ref, ContainerConfig("app", "busybox")))
 
 
-def test_containers_of_undesired_pods_are_stopped_and_removed() -> None:
+def test_orphan_keys_are_the_undesired_owners_sorted() -> None:
     runtime = FakeRuntime(node_name="n1")
+    for ref in (PodRef("u1", "default", "keep"), PodRef("u2", "default", "orphan"), PodRef("u3", "kube-system", "x")):
+        start_pod(runtime, ref)
+    assert orphan_keys(runtime.list_containers(), {"default/keep"}) == ["default/orphan", "kube-system/x"]
+    assert orphan_keys(runtime.list_containers(), {"default/keep", "default/orphan", "kube-system/x"}) == []
+
+
+def test_the_syncer_sees_only_its_own_nodes_orphans(settings: Settings) -> None:
+    runtime = FakeRuntime(node_name=settings.node_name)
     other_node = FakeRuntime(node_name="n2")
-    start_pod(runtime, PodRef("u1", "default", "keep"))
-    start_pod(runtime, PodRef("u2", "default", "orphan"))
-    start_pod(runtime, PodRef("u3", "kube-system", "orphan"))
-    assert remove_orphans(runtime, {"default/keep"}, 5) == ["default/orphan", "kube-system/orphan"]
-    assert {c.pod.key for c in runtime.list_containers()} == {"default/keep"}
-    stops = runtime.calls_named("stop_container")
-    assert len(stops) == 4 and {call[2] for call in stops} == {"5"}
-    assert remove_orphans(other_node, set(), 5) == []
-
-
-def test_nothing_to_clean_returns_nothing() -> None:
-    runtime = FakeRuntime(node_name="n1")
-    start_pod(runtime, PodRef("u1", "default", "keep"))
-    assert remove_orphans(runtime, {"default/keep"}, 30) == []
-    assert not runtime.calls_named("remove_container")
+    start_pod(runtime, PodRef("u1", "default", "orphan"))
+    start_pod(other_node, PodRef("u2", "default", "theirs"))
+    assert PodSyncer(runtime, MemoryBackoffStore(), settings).orphans(set()) == ["default/orphan"]

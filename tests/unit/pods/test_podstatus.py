@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.unit.pods.podkit import CREATED, EXITED, RUNNING, T0, container, ctr, make_pod
 
 from edgeworkers.pods.podstatus import compute_pod_status, format_time, pod_phase, qos_class
+from tests.unit.pods.podkit import CREATED, EXITED, RUNNING, T0, container, ctr, make_pod
 
 
 def running_(name: str = "app") -> dict[str, Any]:

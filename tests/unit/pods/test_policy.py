@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.pods.podkit import CREATED, EXITED, RUNNING, T0, container, ctr, make_pod
 
 from edgeworkers.pods.backoff import BackoffEntry, MemoryBackoffStore
 from edgeworkers.pods.convert import container_hash, sandbox_hash
@@ -17,6 +16,7 @@ from edgeworkers.pods.policy import (
     should_restart,
 )
 from edgeworkers.runtime.types import Container, ContainerState
+from tests.unit.pods.podkit import CREATED, EXITED, RUNNING, T0, container, ctr, make_pod
 
 POLICY = BackoffPolicy(initial_s=10, max_s=300, reset_s=600)
 

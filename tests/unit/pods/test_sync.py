@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.pods.podkit import Clock, container, make_pod
 
 from edgeworkers.config import Settings
 from edgeworkers.pods.backoff import MemoryBackoffStore
@@ -14,6 +13,7 @@ from edgeworkers.pods.sync import PodSyncer, SyncResult
 from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import Container, ContainerState
+from tests.unit.pods.podkit import Clock, container, make_pod
 
 
 @pytest.fixture

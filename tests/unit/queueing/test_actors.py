@@ -20,7 +20,7 @@ class FakeSyncer:
     result: SyncResult = field(default_factory=lambda: SyncResult({"phase": "Running"}, None))
     calls: list[tuple[str, Pod | None]] = field(default_factory=list)
 
-    def sync(self, key: str, pod: Pod | None) -> SyncResult:
+    def sync(self, key: str, pod: Pod | None, previous_status: dict | None = None) -> SyncResult:
         self.calls.append((key, pod))
         return self.result
 
@@ -85,7 +85,7 @@ def test_a_pod_applied_anew_while_being_deleted_is_kept(agent):
     store.put(POD, deleted)
 
     class ReapplyDuringSync(FakeSyncer):
-        def sync(self, key, synced):
+        def sync(self, key, synced, previous_status=None):
             store.put(POD, pod(rv="4"))  # `pod apply` while the containers are being stopped
             return SyncResult(None, None)
 
@@ -162,3 +162,44 @@ def test_sender_routes_each_operation_to_its_queue_with_key_and_message(operatio
     [task] = broker.messages
     assert (task.queue_name, task.actor_name) == (queue, actor)
     assert task.args == ("default/web", message.to_dict())
+
+
+class RacySyncer:
+    """A PodSyncer on FakeRuntime whose orphan list was read before a pod was (re)added."""
+
+    def __init__(self, syncer, stale: list[str]) -> None:
+        self.syncer, self.stale = syncer, stale
+
+    def orphans(self, desired_keys: set[str]) -> list[str]:
+        return self.stale
+
+    def kill_pod(self, key: str, grace_period_s: float) -> bool:
+        return self.syncer.kill_pod(key, grace_period_s)
+
+
+def orphan_agent(fake_redis, settings, stale: list[str]):
+    from edgeworkers.pods.backoff import MemoryBackoffStore
+    from edgeworkers.pods.sync import PodSyncer
+    from edgeworkers.runtime.fake import FakeRuntime
+    from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
+
+    runtime = FakeRuntime(node_name=settings.node_name)
+    for name in ("orphan", "web"):
+        ref = PodRef(f"uid-{name}", "default", name)
+        runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
+    syncer = RacySyncer(PodSyncer(runtime, MemoryBackoffStore(), settings), stale)
+    return Agent(fake_redis, MetaStore(fake_redis), syncer), runtime
+
+
+def test_orphans_are_removed_but_a_pod_desired_again_is_kept(fake_redis, settings):
+    current, runtime = orphan_agent(fake_redis, settings, stale=["default/orphan", "default/web"])
+    current.store.put(POD, pod("web"))  # added after the orphan list was read
+    assert actors.remove_orphans(current) == ["default/orphan"]
+    assert {c.pod.key for c in runtime.list_containers()} == {"default/web"}
+
+
+def test_an_orphan_being_synced_is_left_for_the_next_cleanup(fake_redis, settings):
+    current, runtime = orphan_agent(fake_redis, settings, stale=["default/orphan"])
+    with pod_lock(fake_redis, "default/orphan"):
+        assert actors.remove_orphans(current) == []
+    assert "default/orphan" in {c.pod.key for c in runtime.list_containers()}

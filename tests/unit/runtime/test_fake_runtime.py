@@ -70,7 +70,7 @@ def test_timestamps_come_from_the_clock(fake: FakeRuntime, clock: Clock) -> None
     _, app = running_app(fake)
     clock.advance(42)
     fake.exit(app, 0)
-    container = next(c for c in fake.list_containers(POD) if c.id == app)
+    container = next(c for c in fake.list_containers(POD.key) if c.id == app)
     assert (container.created_at, container.started_at, container.finished_at) == (T0, T0, T0 + timedelta(seconds=42))
 
 
