@@ -15,17 +15,16 @@ from typing import Any
 
 import dramatiq
 import redis
+from dramatiq.middleware import CurrentMessage
 
 from edgeworkers import constants
-from edgeworkers.broker import make_broker
+from edgeworkers.broker import TRANSIENT, TransientFault, make_broker
 from edgeworkers.config import settings
-from edgeworkers.k8s.pod import Pod
-from edgeworkers.k8s.status import aggregate
-from edgeworkers.k8s.validation import validate_pod
+from edgeworkers.k8s.status import APIError
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.backoff import RedisBackoffStore
-from edgeworkers.pods.desired import Send
+from edgeworkers.pods.desired import Send, decode_pod
 from edgeworkers.pods.lock import PodBusy, pod_lock
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.docker import DockerRuntime
@@ -76,13 +75,13 @@ def reconcile(agent: Agent, key: str) -> float | None:
         deleting = bool(desired and desired["metadata"].get("deletionTimestamp"))
         pod = None
         if desired is not None:
-            errors = validate_pod(desired)
-            if errors and not deleting:
-                reason = aggregate(errors)
-                log.warning("pod %s is invalid and will not be run: %s", key, reason)
-                agent.store.put_pod_status(key, {"phase": "Failed", "reason": "Invalid", "message": reason})
-                raise InvalidPod(f"pod {key} is invalid: {reason}")
-            pod = None if errors else Pod.from_dict(desired)  # an invalid pod being deleted: just kill it
+            try:
+                pod = decode_pod(desired)
+            except APIError as error:
+                if not deleting:  # an invalid pod being deleted: just kill it
+                    log.warning("pod %s is invalid and will not be run: %s", key, error)
+                    agent.store.put_pod_status(key, {"phase": "Failed", "reason": "Invalid", "message": str(error)})
+                    raise InvalidPod(f"pod {key} is invalid: {error}") from error
         result = agent.syncer.sync(key, pod, agent.store.get_pod_status(key))
         if result.status is not None:
             agent.store.put_pod_status(key, result.status)
@@ -130,12 +129,26 @@ def schedule_sync(client: redis.Redis, key: str, message: dict[str, Any], delay_
     return True
 
 
-def _run(key: str, message: dict[str, Any]) -> None:
-    current = agent()
+def _run(key: str, message: dict[str, Any], follow_up: bool = False) -> None:
+    """Reconcile pod ``key`` and schedule its follow-up sync; a transient fault is logged in one line and
+    retried with back-off (Dramatiq's Retries), instead of a traceback. ``follow_up``: this is the pod's
+    scheduled sync, so the next one may be scheduled."""
     log.debug("sync of pod %s for message %s", key, message.get("header", {}).get("msg_id"))
-    requeue_after = reconcile(current, key)
-    if requeue_after is not None:
-        schedule_sync(current.redis, key, message, requeue_after)
+    try:
+        current = agent()
+        if follow_up:
+            current.redis.delete(f"{constants.KEY_SYNC_PENDING}:{key}")
+        requeue_after = reconcile(current, key)
+        if requeue_after is not None:
+            schedule_sync(current.redis, key, message, requeue_after)
+    except TRANSIENT as exc:
+        current_message = CurrentMessage.get_current_message()
+        retries = current_message.options.get("retries", 0) if current_message else 0
+        if retries < settings().task_max_retries:
+            log.warning("pod %s: %s: %s; retrying with back-off", key, type(exc).__name__, exc)
+        else:
+            log.error("pod %s: %s: %s; giving up after %d retries", key, type(exc).__name__, exc, retries)
+        raise TransientFault(f"pod {key}: {exc}") from exc
 
 
 @dramatiq.actor(queue_name=constants.QUEUE_POD_ADD, throws=(InvalidPod,))
@@ -155,8 +168,7 @@ def delete_pod(key: str, message: dict[str, Any]) -> None:
 
 @dramatiq.actor(queue_name=constants.QUEUE_POD_SYNC, throws=(InvalidPod,))
 def sync_pod(key: str, message: dict[str, Any]) -> None:
-    agent().redis.delete(f"{constants.KEY_SYNC_PENDING}:{key}")
-    _run(key, message)
+    _run(key, message, follow_up=True)
 
 
 _BY_OPERATION = {"insert": add_pod, "update": update_pod, "delete": delete_pod}

@@ -5,7 +5,11 @@ that can never succeed, such as an invalid pod, is dead-lettered at once (the ac
 """
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import time
+from typing import Any
 
 import dramatiq
 import redis
@@ -17,6 +21,12 @@ from edgeworkers.runtime.errors import RuntimeUnavailable
 
 # Transient faults: worth a retry with back-off.
 TRANSIENT = (RuntimeUnavailable, redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
+# Redis away: what a re-enqueue may meet (see DurableRetries).
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
+# How often DurableRetries tries again to re-enqueue a task while Redis is away.
+REENQUEUE_EVERY_S = 2.0
+
+log = logging.getLogger(__name__)
 
 # Tasks a worker process holds per thread (Dramatiq's default: 2), and how often an idle queue is polled at least
 # (Dramatiq's default: every second); see WorkerTuning.
@@ -28,15 +38,45 @@ IDLE_POLL_MS = 200
 MAINTENANCE_CHANCE = 100_000
 
 
+class TransientFault(dramatiq.Retry):
+    """A task met a transient fault (logged by the actor in one line): retried with back-off, up to the limit."""
+
+
 def retry_policy(max_retries: int):
-    """``Retries.retry_when``: transient faults up to ``max_retries``; ``Retry`` (pod busy) always; else never."""
+    """``Retries.retry_when``: transient faults up to ``max_retries``; any other ``Retry`` (pod busy) always;
+    else never."""
 
     def retry_when(retries: int, exception: BaseException) -> bool:
-        if isinstance(exception, dramatiq.Retry):
-            return True
-        return isinstance(exception, TRANSIENT) and retries < max_retries
+        if isinstance(exception, (TransientFault, *TRANSIENT)):
+            return retries < max_retries
+        return isinstance(exception, dramatiq.Retry)
 
     return retry_when
+
+
+class DurableRetries(Retries):
+    """Dramatiq's Retries, whose re-enqueue of a task outlasts a Redis outage.
+
+    Stock Retries enqueues the retry once; when Redis is away at that moment (the very fault that failed the task,
+    often) the enqueue fails, Dramatiq logs it, and once Redis is back the worker acks the original: the task is
+    lost. Here the re-enqueue is tried again every ``every_s`` until Redis answers, as Dramatiq itself retries the
+    ack, holding the worker thread meanwhile (no task can be fetched from an absent Redis anyway).
+    """
+
+    def __init__(self, *, every_s: float = REENQUEUE_EVERY_S, **options: Any) -> None:
+        super().__init__(**options)
+        self.every_s = every_s
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        before = copy.deepcopy(message.options)
+        while True:
+            try:
+                return super().after_process_message(broker, message, result=result, exception=exception)
+            except REDIS_AWAY as exc:
+                log.warning("cannot re-enqueue %s (%s); trying again in %gs", message, exc, self.every_s)
+                message.options.clear()
+                message.options.update(copy.deepcopy(before))  # as before the attempt: count the retry once
+                time.sleep(self.every_s)
 
 
 class WorkerTuning(Middleware):
@@ -66,7 +106,7 @@ def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: 
         AgeLimit(),
         TimeLimit(time_limit=settings.task_time_limit_ms),
         Callbacks(),
-        Retries(
+        DurableRetries(
             max_retries=settings.task_max_retries,
             min_backoff=settings.task_min_backoff_ms,
             max_backoff=settings.task_max_backoff_ms,

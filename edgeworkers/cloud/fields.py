@@ -1,31 +1,40 @@
-"""``fieldValidation``: what happens to fields the schema does not know (Strict, Warn, Ignore)."""
+"""Decoding a body as the API server does: values of the wrong JSON type are refused, and
+``fieldValidation`` decides what happens to fields the schema does not know (Strict, Warn, Ignore)."""
 from __future__ import annotations
 
 import re
 
 from edgeworkers.cloud.resources import Resource
 from edgeworkers.k8s import status
+from edgeworkers.k8s.decoding import type_error
 from edgeworkers.k8s.schema import unknown_fields
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-def check_unknown_fields(resource: Resource, obj: dict, mode: str) -> list[str]:
-    """Apply ``mode`` to ``obj``'s unknown fields; returns the warnings to send.
+def check_fields(resource: Resource, obj: dict, mode: str) -> list[str]:
+    """Refuse a value of the wrong type (400), then apply ``mode`` to ``obj``'s unknown fields; returns the
+    warnings to send.
 
     Strict rejects them with the API server's 400 ``strict decoding error``; Warn (the server's default)
     and Ignore drop them, Warn also reporting each one.
     """
+    wrong_type = type_error(resource.kind, obj)
+    if wrong_type is not None:
+        raise _undecodable(resource, wrong_type)
     unknown = unknown_fields(resource.kind, obj)
     if not unknown:
         return []
     if mode == "Strict":
-        raise status.bad_request(
-            f'{resource.kind} in version "{resource.api_version.rpartition("/")[2]}" cannot be handled as a '
-            f"{resource.kind}: strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown))
+        raise _undecodable(resource, "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown))
     for path in unknown:
         drop_path(obj, path)
     return [f'unknown field "{p}"' for p in unknown] if mode != "Ignore" else []
+
+
+def _undecodable(resource: Resource, detail: str) -> status.APIError:
+    version = resource.api_version.rpartition("/")[2]
+    return status.bad_request(f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: {detail}')
 
 
 def drop_path(obj: dict, path: str) -> None:

@@ -12,12 +12,13 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from edgeworkers.cloud import logs_proxy, patch, tables, wire
+from edgeworkers.cloud import logs_proxy, ownership, patch, tables, wire
 from edgeworkers.cloud.errors import route_not_found
-from edgeworkers.cloud.fields import check_unknown_fields
+from edgeworkers.cloud.fields import check_fields
+from edgeworkers.cloud.pagination import paginate
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
 from edgeworkers.cloud.scheduler import bound
-from edgeworkers.cloud.selectors import parse_field_selector, parse_label_selector
+from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
 from edgeworkers.cloud.store import Clock, Event, Store, timestamp
 from edgeworkers.cloud.watch import Hub, Matcher, stream
 from edgeworkers.k8s import pod as pod_model
@@ -65,10 +66,12 @@ class Api:
         self.bookmark_interval = bookmark_interval
 
     def seed(self) -> None:
-        """The namespaces every cluster has."""
+        """The namespaces every cluster has; the dependents of owners that are gone go too."""
         for name in SEED_NAMESPACES:
             if self.store.find("namespaces", "", name) is None:
                 self._commit(self.store.create("namespaces", _namespace({"metadata": {"name": name}})))
+        for event in ownership.collect(self.store, ownership.missing_owners(self.store), "Background"):
+            self._commit(event)
 
     def _commit(self, event: Event | None) -> None:
         self.hub.publish(event)
@@ -131,19 +134,27 @@ class Api:
         try:
             labels = parse_label_selector(label_selector) if label_selector else None
             fields = parse_field_selector(field_selector) if field_selector else None
+            if fields is not None:
+                check_selectable(t.resource.name, fields)
         except ValueError as exc:
             raise status.bad_request(str(exc)) from exc
         return Matcher(t.namespace, labels, fields)
 
     async def list(self, request: web.Request, t: Target) -> web.Response:
         matches = self._matcher(request, t)
-        rv = str(self.store.resource_version)
+        token = request.query.get("continue")
+        if token and request.query.get("resourceVersion"):
+            raise status.bad_request("specifying resource version is not allowed when using continue")
         items = [o for o in self.store.list(t.resource.name, t.namespace) if matches(o)]
+        page = paginate(items, self.store.resource_version, wire.query_int(request, "limit"), token,
+                        namespaced=t.resource.namespaced, selected=matches.labels is not None or
+                        matches.fields is not None)
         if wire.wants_table(request):
-            return wire.json_response(tables.to_table(t.resource.name, items, rv, self.clock()))
+            table = tables.to_table(t.resource.name, page.items, str(page.resource_version), self.clock())
+            return wire.json_response({**table, "metadata": page.list_meta()})
         return wire.json_response({
             "kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
-            "metadata": {"resourceVersion": rv}, "items": items,
+            "metadata": page.list_meta(), "items": page.items,
         })
 
     async def watch(self, request: web.Request, t: Target) -> web.StreamResponse:
@@ -214,7 +225,7 @@ class Api:
                 f"the name of the object ({meta['name']}) does not match the name on the URL ({t.name})")
         if t.name is not None:
             meta["name"] = t.name
-        return check_unknown_fields(t.resource, obj, request.query.get("fieldValidation", "Warn"))
+        return check_fields(t.resource, obj, request.query.get("fieldValidation", "Warn"))
 
     async def replace(self, request: web.Request, t: Target) -> web.Response:
         obj = await wire.read_object(request)
@@ -277,7 +288,7 @@ class Api:
             meta["namespace"] = t.namespace
         else:
             meta.pop("namespace", None)
-        warnings = check_unknown_fields(t.resource, result, request.query.get("fieldValidation", "Warn"))
+        warnings = check_fields(t.resource, result, request.query.get("fieldValidation", "Warn"))
         return wire.json_response(self._update(t, live, result, field_manager(request)), 200, warnings)
 
     def _apply(self, request: web.Request, t: Target, live: dict | None, body: bytes) -> web.Response:
@@ -296,6 +307,8 @@ class Api:
                                              timestamp(self.clock()))
         except patch.ConflictError as exc:
             raise _apply_conflict(t, t.name or "", exc) from exc
+        except ValueError as exc:  # a list item without its merge key, a directive that cannot apply
+            raise status.bad_request(str(exc)) from exc
         if live is None:
             return wire.json_response(self._create(t, result, None), 201, warnings)
         return wire.json_response(self._update(t, live, result, None), 200, warnings)
@@ -322,6 +335,10 @@ class Api:
             grace = options.get("gracePeriodSeconds")
         if grace is not None and (not isinstance(grace, int) or grace < 0):
             raise status.bad_request(f"gracePeriodSeconds must be a non-negative integer, not {grace!r}")
+        policy = options.get("propagationPolicy") or "Background"
+        if policy not in ownership.PROPAGATION_POLICIES:
+            raise status.invalid("DeleteOptions", "", [status.not_supported(
+                "propagationPolicy", policy, ownership.PROPAGATION_POLICIES)], "meta.k8s.io")
         namespace, name = t.namespace or "", t.name or ""
         obj = self.store.get(t.resource.name, namespace, name)
         _check_preconditions(t, obj, options.get("preconditions") or {})
@@ -337,13 +354,17 @@ class Api:
                 event = self.store.begin_deletion("pods", namespace, name, grace)
                 self._commit(event)
                 return wire.json_response(event.object if event else obj)
+        deleted = {obj["metadata"]["uid"]}
         if t.resource.name == "namespaces":
             for resource in RESOURCES.values():
                 if resource.namespaced:
                     for item in self.store.list(resource.name, name):
+                        deleted.add(item["metadata"]["uid"])
                         self._commit(self.store.delete(resource.name, name, item["metadata"]["name"]))
         event = self.store.delete(t.resource.name, namespace, name)
         self._commit(event)
+        for dependent in ownership.collect(self.store, deleted, policy):
+            self._commit(dependent)
         return wire.json_response(event.object)
 
 

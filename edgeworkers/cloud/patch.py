@@ -160,9 +160,9 @@ def _merge_list(original: list, patch: list, path: Path, keys: dict[Path, str], 
     merged = list(original)
     for item in patch:
         if not isinstance(item, dict):
-            raise ValueError(f"list {'.'.join(path)} merged by key {key!r} holds a non-object: {item!r}")
+            raise ValueError(f"list {'.'.join(path)} merged by key {key!r} holds a non-object: {json.dumps(item)}")
         if key not in item:
-            raise ValueError(f"map: {item} does not contain declared merge key: {key}")
+            raise ValueError(f"map: {json.dumps(item, sort_keys=True)} does not contain declared merge key: {key}")
         directive = item.get(DIRECTIVE)
         at = next((i for i, v in enumerate(merged) if isinstance(v, dict) and v.get(key) == item[key]), None)
         if directive == "delete":

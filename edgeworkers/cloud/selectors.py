@@ -233,10 +233,14 @@ def check_selectable(resource: str, selector: FieldSelector) -> None:
             raise ValueError(f"field label not supported: {requirement.field}")
 
 
+# Field labels that name another path of the object (an event's `source` is its `source.component`).
+_FIELD_PATHS = {"source": "source.component"}
+
+
 def field_value(obj: dict, path: str) -> str:
     """The dotted `path` of `obj` as a field selector compares it: a missing field is ""."""
     value: object = obj
-    for part in path.split("."):
+    for part in _FIELD_PATHS.get(path, path).split("."):
         value = value.get(part) if isinstance(value, dict) else None
     if value is None:
         return ""

@@ -66,10 +66,13 @@ def decode_json(body: bytes) -> object:
 
 
 def decode_yaml(body: bytes) -> object:
+    """YAML as JSON: keys become strings and timestamps RFC 3339 strings, as the API server's YAML-to-JSON does."""
     try:
-        return yaml.safe_load(body) or {}
+        return orjson.loads(orjson.dumps(yaml.safe_load(body) or {}, option=orjson.OPT_NON_STR_KEYS))
     except yaml.YAMLError as exc:
         raise status.bad_request(f"error decoding YAML body: {exc}") from exc
+    except TypeError as exc:  # a YAML value JSON has no form for (a !!set, a !!binary ...)
+        raise status.bad_request(f"error converting YAML to JSON: {exc}") from exc
 
 
 def query_flag(request: web.Request, key: str) -> bool:

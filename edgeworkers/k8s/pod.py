@@ -379,6 +379,14 @@ class Volume(K8sModel):
 # --- spec --------------------------------------------------------------------------------------------
 
 
+class Toleration(K8sModel):
+    key: str | None = None
+    operator: str | None = None
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
+
+
 class PodSpec(K8sModel):
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] | None = None
@@ -410,7 +418,7 @@ class PodSpec(K8sModel):
     image_pull_secrets: list[Any] | None = None
     enable_service_links: bool | None = None
     affinity: Any = None
-    tolerations: list[Any] | None = None
+    tolerations: list[Toleration] | None = None
     topology_spread_constraints: list[Any] | None = None
     scheduler_name: str | None = None
     scheduling_gates: list[Any] | None = None

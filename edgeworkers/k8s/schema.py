@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from edgeworkers.k8s.configmap import ConfigMap
 from edgeworkers.k8s.event import Event
+from edgeworkers.k8s.lease import Lease
 from edgeworkers.k8s.namespace import Namespace
 from edgeworkers.k8s.node import Node
 from edgeworkers.k8s.pod import Pod
@@ -26,6 +27,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "Node": Node,
     "Event": Event,
     "Namespace": Namespace,
+    "Lease": Lease,
 }
 
 

@@ -9,19 +9,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import dramatiq
 import redis
 import typer
 import yaml
 
+from edgeworkers.cloud.tables import to_table
 from edgeworkers.config import settings
 from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
 from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods import desired
+from edgeworkers.runtime.errors import ContainerRuntimeError
 
 pod_app = typer.Typer(no_args_is_help=True)
 
@@ -42,16 +47,61 @@ def _fail(error: APIError) -> NoReturn:
     raise typer.Exit(1)
 
 
+class ManifestError(ValueError):
+    """A manifest that is not YAML or JSON objects."""
+
+
 def read_manifests(text: str) -> list[dict[str, Any]]:
-    """The objects in a YAML or JSON text: several ``---`` documents, and ``kind: List`` expanded."""
+    """The objects in a YAML or JSON text: several ``---`` documents, and ``kind: List`` expanded.
+
+    Raises ManifestError, with the parser's line and column, for text that is not YAML or not objects."""
     objects: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(text):
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ManifestError(f"error converting YAML to JSON: yaml: {where}{exc.problem or exc.context}") from exc
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"error converting YAML to JSON: yaml: {exc}") from exc
+    for doc in docs:
         if not doc:
             continue
-        if not isinstance(doc, dict):
-            raise typer.BadParameter("a manifest must be a YAML or JSON object")
-        objects.extend((doc.get("items") or []) if doc.get("kind") == "List" else [doc])
+        items = (doc.get("items") or []) if isinstance(doc, dict) and doc.get("kind") == "List" else [doc]
+        if not all(isinstance(item, dict) for item in items):
+            raise ManifestError("a manifest must hold YAML or JSON objects (mappings)")
+        objects.extend(items)
     return objects
+
+
+def _read(filename: str) -> list[dict[str, Any]]:
+    """The objects of file ``filename`` ('-': stdin); a clear error (exit 1) when it cannot be read or parsed."""
+    try:
+        text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
+    except FileNotFoundError:
+        _error(f'the path "{filename}" does not exist')
+    except (OSError, UnicodeDecodeError) as exc:
+        _error(f'cannot read "{filename}": {exc}')
+    try:
+        return read_manifests(text)
+    except ManifestError as exc:
+        _error(f'error parsing {"STDIN" if filename == "-" else filename}: {exc}')
+
+
+def _error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _services() -> Iterator[None]:
+    """An unreachable Redis or Docker engine becomes one clear error line (exit 1), not a traceback."""
+    try:
+        yield
+    except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:
+        _error(f"cannot reach the agent's Redis: {exc}")
+    except ContainerRuntimeError as exc:
+        _error(str(exc))
 
 
 @pod_app.command("apply")
@@ -59,14 +109,14 @@ def apply(
     filename: str = typer.Option(..., "-f", "--filename", help="Pod manifest (YAML or JSON); '-' reads stdin."),
 ) -> None:
     """Create or update node-local pods from a manifest."""
-    text = sys.stdin.read() if filename == "-" else Path(filename).read_text()
+    objects = _read(filename)
     store, send = _store(), _send()
-    for obj in read_manifests(text):
+    for obj in objects:
         if obj.get("kind", "Pod") != "Pod":
-            typer.echo(f"error: only pods can be applied here, not {obj.get('kind')}", err=True)
-            raise typer.Exit(1)
+            _error(f"only pods can be applied here, not {obj.get('kind')}")
         try:
-            message = desired.apply_pod(store, send, obj)
+            with _services():
+                message = desired.apply_pod(store, send, obj)
         except APIError as error:
             _fail(error)
         verb = "created" if message.route.operation == "insert" else "configured"
@@ -81,7 +131,8 @@ def delete(
 ) -> None:
     """Delete a node-local pod: its containers are stopped with the grace period, then removed."""
     try:
-        desired.delete_pod(_store(), _send(), f"{namespace}/{name}", None if grace_period < 0 else grace_period)
+        with _services():
+            desired.delete_pod(_store(), _send(), f"{namespace}/{name}", None if grace_period < 0 else grace_period)
     except APIError as error:
         _fail(error)
     typer.echo(f'pod "{name}" deleted')
@@ -94,8 +145,9 @@ def list_pods(
 ) -> None:
     """The node's desired pods and their last status, as `kubectl get pods` shows them."""
     store = _store()
-    pods = store.list(POD, namespace)
-    statuses = [store.get_pod_status(f"{namespace}/{pod['metadata']['name']}") for pod in pods]
+    with _services():
+        pods = store.list(POD, namespace)
+        statuses = [store.get_pod_status(f"{namespace}/{pod['metadata']['name']}") for pod in pods]
     if output == "json":
         items = [{**pod, "status": status or {}} for pod, status in zip(pods, statuses)]
         typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
@@ -126,7 +178,9 @@ def orphans() -> None:
     """Remove the containers of pods that are not in the desired state (the scheduler does this every minute)."""
     from edgeworkers import actors
 
-    for key in actors.remove_orphans(actors.agent()):
+    with _services():
+        removed = actors.remove_orphans(actors.agent())
+    for key in removed:
         typer.echo(f"removed the containers of pod {key}")
 
 
@@ -135,96 +189,11 @@ def orphans() -> None:
 COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
 
 
-def human_duration(seconds: float) -> str:
-    """apimachinery's ``duration.HumanDuration``: ``45s``, ``2m30s``, ``3h``, ``2d4h``, ``3y``."""
-    if seconds < -1:
-        return "<invalid>"
-    secs = int(max(seconds, 0))
-    if secs < 120:
-        return f"{secs}s"
-    minutes = secs // 60
-    if minutes < 10:
-        return f"{minutes}m{secs % 60}s" if secs % 60 else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
-def _terminated_reason(terminated: dict[str, Any], prefix: str = "") -> str:
-    if terminated.get("reason"):
-        return prefix + terminated["reason"]
-    if terminated.get("signal"):
-        return f"{prefix}Signal:{terminated['signal']}"
-    return f"{prefix}ExitCode:{terminated.get('exitCode', 0)}"
-
-
-def display_status(pod: dict[str, Any], status: dict[str, Any]) -> str:
-    """The STATUS column: the phase, refined by init and container states, as kubectl shows it."""
-    reason = status.get("reason") or status.get("phase") or "Pending"
-    init_statuses = status.get("initContainerStatuses") or []
-    initializing = False
-    for index, container in enumerate(init_statuses):
-        state = container.get("state") or {}
-        terminated, waiting = state.get("terminated"), state.get("waiting")
-        if terminated and terminated.get("exitCode") == 0:
-            continue
-        initializing = True
-        if terminated:
-            reason = _terminated_reason(terminated, "Init:")
-        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len((pod.get('spec') or {}).get('initContainers') or [])}"
-        break
-    if not initializing:
-        has_running = False
-        for container in reversed(status.get("containerStatuses") or []):
-            state = container.get("state") or {}
-            if (state.get("waiting") or {}).get("reason"):
-                reason = state["waiting"]["reason"]
-            elif state.get("terminated"):
-                reason = _terminated_reason(state["terminated"])
-            elif container.get("ready") and state.get("running") is not None:
-                has_running = True
-        if reason == "Completed" and has_running:
-            reason = "Running"
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        reason = "Terminating"
-    return reason
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 def pod_row(pod: dict[str, Any], status: dict[str, Any] | None, now: datetime) -> tuple[str, ...]:
-    """One row of ``COLUMNS`` for ``pod`` and its last stored status (None: not synced yet)."""
-    status = status or {"phase": "Pending"}
-    containers = (pod.get("spec") or {}).get("containers") or []
-    statuses = status.get("containerStatuses") or []
-    ready = sum(1 for c in statuses if c.get("ready"))
-    restarts = sum(int(c.get("restartCount") or 0) for c in statuses)
-    created = (pod.get("metadata") or {}).get("creationTimestamp")
-    age = human_duration((now - _parse_time(created)).total_seconds()) if created else "<unknown>"
-    return (
-        pod["metadata"]["name"],
-        f"{ready}/{len(containers)}",
-        display_status(pod, status),
-        str(restarts),
-        age,
-    )
+    """One row of ``COLUMNS`` for ``pod`` and its last stored status (None: not synced yet), by the cloud's
+    server-side printer (kubectl's printPod), so that the node and `kubectl get pods` show a pod alike."""
+    table = to_table("pods", [{**pod, "status": status or {"phase": "Pending"}}], "", now)
+    return tuple(str(cell) for cell in table["rows"][0]["cells"][: len(COLUMNS)])
 
 
 def render(rows: list[tuple[str, ...]]) -> str:

@@ -14,9 +14,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from edgeworkers import constants
-from edgeworkers.k8s.pod import default_pod
-from edgeworkers.k8s.status import invalid, not_found
+from edgeworkers.k8s.decoding import type_error
+from edgeworkers.k8s.pod import Pod, default_pod
+from edgeworkers.k8s.status import bad_request, invalid, not_found
 from edgeworkers.k8s.validation import validate_pod
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
@@ -50,6 +53,34 @@ def _prepared(pod_dict: dict[str, Any], stored: dict[str, Any] | None, source: s
     return pod
 
 
+def _field_path(location: tuple[int | str, ...]) -> str:
+    """pydantic's error location as a Kubernetes field path: ``spec.containers[0].command[1]``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+
+
+def _decoded(pod_dict: dict[str, Any]) -> Pod:
+    """``pod_dict`` as a Pod; APIError 400 when a field has the wrong type (a number where a string belongs),
+    worded as the API server's decoder words it (``k8s.decoding``), so `kubectl apply` and this agree."""
+    problem = type_error("Pod", pod_dict)
+    try:
+        pod = Pod.from_dict(pod_dict)
+    except ValidationError as exc:
+        problem = problem or "; ".join(f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors())
+    if problem:
+        raise bad_request(f'Pod in version "v1" cannot be handled as a Pod: {problem}')
+    return pod
+
+
+def decode_pod(pod_dict: dict[str, Any]) -> Pod:
+    """A stored or applied pod, checked as the API server checks it: APIError 400 when it does not decode,
+    422 Invalid (worded as Kubernetes words it) when it breaks a validation rule."""
+    pod = _decoded(pod_dict)
+    errors = validate_pod(pod_dict)
+    if errors:
+        raise invalid("Pod", pod.metadata.name or "", errors)
+    return pod
+
+
 def _being_deleted(pod: dict[str, Any] | None) -> bool:
     return bool(pod and pod["metadata"].get("deletionTimestamp"))
 
@@ -57,15 +88,13 @@ def _being_deleted(pod: dict[str, Any] | None) -> bool:
 def apply_pod(store: MetaStore, send: Send, pod_dict: dict[str, Any], source: str = constants.SOURCE_FILE) -> Message:
     """Default, validate and store ``pod_dict`` as desired, then enqueue its add or update.
 
-    Raises APIError (422 Invalid, worded as the Kubernetes API words it) for an invalid pod.
+    Raises APIError (400 for a field of the wrong type, 422 Invalid worded as the Kubernetes API words it) for an
+    invalid pod.
     """
-    meta = pod_dict.get("metadata") or {}
-    name = meta.get("name") or ""
-    stored = store.get(POD, meta.get("namespace") or "default", name)
+    meta = _decoded(pod_dict).metadata
+    stored = store.get(POD, meta.namespace or "default", meta.name or "")
     pod = _prepared(pod_dict, stored, source)
-    errors = validate_pod(pod)
-    if errors:
-        raise invalid("Pod", name, errors)
+    decode_pod(pod)
     store.put(POD, pod)
     operation = "update" if stored and not _being_deleted(stored) else "insert"
     message = Message.for_object(POD, pod, operation, source)

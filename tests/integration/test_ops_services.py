@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,65 @@ def test_down_refuses_unknown_arguments(checkout) -> None:
     down = ops(root, env, "down", "--everything")
     assert down.returncode != 0
     assert "usage: ops/down [--all]" in down.stderr
+
+
+FAKE_DOCKER = '#!/bin/sh\n[ "$1" = info ] && [ -n "$FAKE_DOCKERD_UP" ] && [ -e "$FAKE_DOCKERD_UP" ]\n'
+# Writes its --pidfile, runs a `containerd` child in its process group that notes a SIGTERM, answers
+# `docker info` after a second; on SIGTERM it stops that child itself a second later, as dockerd stops its
+# containerd once its containers are stopped.
+FAKE_DOCKERD_SLOW = """#!/bin/sh
+echo $$ >"$2"
+sh -c 'trap "echo TERM >>$FAKE_CONTAINERD_LOG; exit 0" TERM; while :; do sleep 1; done' &
+child=$!
+trap 'sleep 1; kill -KILL $child; exit 0' TERM
+sleep 1
+touch "$FAKE_DOCKERD_UP"
+while :; do sleep 1; done
+"""
+FAKE_DOCKERD_BROKEN = '#!/bin/sh\necho "failed to start daemon: iptables not found" >&2\nexit 1\n'
+
+
+def with_fake_docker(tmp_path: Path, env: dict[str, str], dockerd: str) -> dict[str, str]:
+    """`docker` and `dockerd` stand-ins first on PATH: no dockerd answers until the stand-in starts one."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("docker", FAKE_DOCKER), ("dockerd", dockerd)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        **env, "PATH": f"{bin_dir}:{env['PATH']}",
+        "FAKE_DOCKERD_UP": str(tmp_path / "dockerd-up"), "FAKE_CONTAINERD_LOG": str(tmp_path / "containerd.log"),
+    }
+
+
+def test_services_start_dockerd_when_none_answers_and_down_all_lets_it_stop_its_children(checkout, tmp_path) -> None:
+    root, env = checkout
+    env = with_fake_docker(tmp_path, env, FAKE_DOCKERD_SLOW)
+
+    started = ops(root, env, "services")
+
+    assert started.returncode == 0, started.stderr
+    assert "starting dockerd" in started.stderr
+    dockerd = int((root / ".run" / "dockerd.pid").read_text())
+    assert Path(f"/proc/{dockerd}/comm").read_text().strip() == "dockerd"
+    again = ops(root, env, "services")
+    assert "dockerd answers" in again.stderr
+
+    down = ops(root, env, "down", "--all")
+    assert down.returncode == 0, down.stderr
+    assert "stopping dockerd" in down.stderr
+    assert not Path(f"/proc/{dockerd}").exists() or Path(f"/proc/{dockerd}/stat").read_text().split()[2] == "Z"
+    assert not Path(env["FAKE_CONTAINERD_LOG"]).exists()  # its containerd was left to dockerd, not signalled
+
+
+def test_services_report_a_dockerd_that_exits_at_once_without_waiting_out_the_deadline(checkout, tmp_path: Path) -> None:
+    root, env = checkout
+    env = with_fake_docker(tmp_path, env, FAKE_DOCKERD_BROKEN)
+
+    begun = time.monotonic()
+    failed = ops(root, env, "services")
+
+    assert failed.returncode != 0
+    assert "dockerd (pid" in failed.stderr and "is not answering" in failed.stderr
+    assert "failed to start daemon: iptables not found" in failed.stderr
+    assert time.monotonic() - begun < 30

@@ -1,7 +1,8 @@
 """ops/up and ops/down, run for real on a copy of ops/ whose Procfile holds stand-in processes.
 
-The stand-in `cloud` answers kubectl's `/version` over plain HTTP and the stand-in `edgeworkers kubeconfig`
-points at it, so these tests exercise the scripts (start, wait, report, stop) without the real processes.
+The stand-in `cloud` answers kubectl's `/version` and the node's Lease over plain HTTP, and the stand-in
+`edgeworkers kubeconfig` points at it, so these tests exercise the scripts (start, wait, report, stop) without
+the real processes.
 """
 from __future__ import annotations
 
@@ -16,12 +17,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+NODE = "ops-up-node"
 
 FAKE_CLOUD = (
-    "import http.server, json, os\n"
+    "import datetime, http.server, json, os\n"
+    "LEASE = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/' + os.environ['EDGEWORKERS_NODE_NAME']\n"
     "class H(http.server.BaseHTTPRequestHandler):\n"
     "    def do_GET(self):\n"
     "        body = json.dumps({'major': '1', 'minor': '32', 'gitVersion': 'v1.32.0'}).encode()\n"
+    "        if self.path.split('?')[0] == LEASE:\n"
+    "            renewed = os.environ.get('FAKE_RENEW_TIME') or datetime.datetime.now(datetime.UTC).isoformat()\n"
+    "            body = json.dumps({'kind': 'Lease', 'spec': {'renewTime': renewed}}).encode()\n"
     "        self.send_response(200); self.send_header('Content-Type', 'application/json')\n"
     "        self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)\n"
     "http.server.HTTPServer(('127.0.0.1', int(os.environ['FAKE_CLOUD_PORT'])), H).serve_forever()\n"
@@ -53,7 +59,7 @@ def make_root(root: Path, procfile: str) -> Path:
     (root / "Procfile").write_text(procfile)
     with (root / "ops" / "edgeworkers.env").open("a") as env:
         port = free_port()
-        env.write(f"FAKE_CLOUD_PORT={port}\nEDGEWORKERS_CLOUD_PORT={port}\n")
+        env.write(f"FAKE_CLOUD_PORT={port}\nEDGEWORKERS_CLOUD_PORT={port}\nEDGEWORKERS_NODE_NAME={NODE}\n")
     (root / "cloud.py").write_text(FAKE_CLOUD)
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
@@ -148,3 +154,22 @@ def test_up_gives_up_on_a_process_that_never_becomes_ready(root: Path) -> None:
     assert up.returncode != 0
     assert "not ready within 3 s: worker" in up.stderr
     assert time.monotonic() - started < 60
+
+
+def test_up_waits_for_the_bridge_to_renew_the_node_lease_not_for_a_lease_left_by_an_earlier_run(root: Path) -> None:
+    make_root(root, "cloud: .venv/bin/python cloud.py\nbridge: exec sleep 600\n")
+    env_file = root / "ops" / "edgeworkers.env"
+    settings = env_file.read_text()
+    env_file.write_text(settings + "FAKE_RENEW_TIME=2020-01-01T00:00:00+00:00\n")
+
+    stale = run(root, "up", env={"EDGEWORKERS_UP_TIMEOUT_S": "3"})
+
+    assert stale.returncode != 0
+    assert "not ready within 3 s: bridge" in stale.stderr
+    assert run(root, "down").returncode == 0
+
+    env_file.write_text(settings)  # now the lease is renewed as it is read
+    fresh = run(root, "up")
+
+    assert fresh.returncode == 0, fresh.stderr
+    assert "edgeworkers is up: cloud bridge" in fresh.stdout

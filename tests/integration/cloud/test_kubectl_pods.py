@@ -263,3 +263,29 @@ def test_a_stale_update_is_a_conflict(cloud: Cloud, tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "Error from server (Conflict)" in result.stderr
     assert 'Operation cannot be fulfilled on pods "stale": the object has been modified' in result.stderr
+
+
+def test_a_manifest_with_a_value_of_the_wrong_type_is_refused(cloud: Cloud) -> None:
+    pod = yaml.safe_load(pod_manifest("typed"))
+    pod["spec"]["containers"][0]["env"] = [{"name": "PORT", "value": 8080}]  # an unquoted number in YAML
+    result = cloud.kubectl("apply", "-f", "-", input=yaml.safe_dump(pod), check=False)
+    assert result.returncode != 0
+    assert ('Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal number into Go struct field '
+            "EnvVar.spec.containers.env.value of type string") in result.stderr
+    assert cloud.pod("typed") is None
+
+
+def test_chunked_lists_show_every_object(cloud: Cloud) -> None:
+    names = [f"chunk-{i}" for i in range(5)]
+    for name in names:
+        cloud.kubectl("create", "configmap", name, "--from-literal=k=v")
+    whole = cloud.kubectl("get", "configmaps", "-o", "name", "--chunk-size=0").stdout.split()
+    assert {f"configmap/{name}" for name in names} <= set(whole)
+
+    chunked = cloud.kubectl("get", "configmaps", "-o", "name", "--chunk-size=2", "-v=6")
+    assert chunked.stdout.split() == whole
+    pages = [line for line in chunked.stderr.splitlines() if "/configmaps?" in line and "GET" in line]
+    assert len(pages) == (len(whole) + 1) // 2 and "continue=" in pages[-1]
+    table = cloud.kubectl("get", "configmaps", "--chunk-size=2").stdout.splitlines()
+    assert table[0].split() == ["NAME", "DATA", "AGE"]
+    assert [line.split()[0] for line in table[1:]] == [name.split("/")[1] for name in whole]

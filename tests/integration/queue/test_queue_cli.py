@@ -25,9 +25,15 @@ EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
 
 @pytest.fixture
 def cli(config):
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [EDGEWORKERS, *args], input=stdin, env=worker_env(config), capture_output=True, text=True, timeout=60, check=False
+            [EDGEWORKERS, *args],
+            input=stdin,
+            env={**worker_env(config), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
 
     return run
@@ -106,6 +112,37 @@ def test_pod_apply_refuses_an_invalid_pod_with_the_kubernetes_message(cli, tmp_p
     assert result.returncode == 1
     assert result.stderr.startswith('The Pod "bad" is invalid: spec.containers[0].name: Invalid value: "Web_1"')
     assert cli("pod", "list").stderr.strip() == "No resources found in default namespace."
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("-f", "-"), "metadata: {name: x\nspec: [\n", "error: error parsing STDIN: error converting YAML to JSON: yaml: line 2"),
+        (("-f", "/nonexistent/pod.yaml"), None, 'error: the path "/nonexistent/pod.yaml" does not exist'),
+        (("-f", "-"), "kind: Pod\nmetadata: {name: 5}\n", 'Error from server (BadRequest): Pod in version "v1" cannot be handled'),
+    ],
+)
+def test_pod_apply_refuses_an_unreadable_manifest_with_a_clear_error(cli, args, stdin, message):
+    result = cli("pod", "apply", *args, stdin=stdin)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message) and "Traceback" not in result.stderr
+    assert cli("pod", "list").stderr.strip() == "No resources found in default namespace."
+
+
+@pytest.mark.parametrize(
+    "args", [("pod", "apply", "-f", "-"), ("pod", "list"), ("pod", "delete", "web"), ("orphans",)], ids=" ".join
+)
+def test_an_unreachable_redis_is_one_clear_error_line(cli, args):
+    result = cli(*args, stdin=yaml.safe_dump(busybox_pod("web")), env={"EDGEWORKERS_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the agent's Redis: Error 111 connecting to 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+def test_orphans_with_the_engine_away_is_one_clear_error_line(cli, tmp_path):
+    result = cli("orphans", env={"EDGEWORKERS_DOCKER_HOST": f"unix://{tmp_path}/docker.sock"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Docker engine unavailable") and "Traceback" not in result.stderr
 
 
 def test_orphans_removes_containers_of_pods_not_desired(cli, docker_client, node_name):

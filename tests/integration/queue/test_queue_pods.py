@@ -84,3 +84,21 @@ def test_an_invalid_pod_is_dead_lettered_with_its_reason_and_the_worker_lives_on
     wait_for(lambda: running_names(node_containers(docker_client, node_name, "good")) == {"POD", "app"}, 60, "good runs")
     assert worker.process.poll() is None
     assert real_redis.hlen("dramatiq:pod_add.XQ.msgs") == 1
+
+
+def test_an_unreachable_engine_is_retried_with_back_off_until_the_pod_runs(
+    start_worker, store, send, docker_client, node_name, tmp_path
+):
+    engine = tmp_path / "docker.sock"  # dockerd "away": nothing listens here until the link is made
+    worker = start_worker(env={"EDGEWORKERS_DOCKER_HOST": f"unix://{engine}"})
+    desired.apply_pod(store, send, busybox_pod("patient"))
+
+    wait_for(lambda: worker.output().count("Retrying message") >= 2, 30, "the add retried twice")
+    assert node_containers(docker_client, node_name) == []
+    engine.symlink_to("/var/run/docker.sock")  # dockerd is back
+
+    wait_for(lambda: running_names(node_containers(docker_client, node_name, "patient")) == {"POD", "app"}, 60, "it runs")
+    wait_for(lambda: (store.get_pod_status("default/patient") or {}).get("phase") == "Running", 30, "status Running")
+    assert worker.process.poll() is None
+    assert "pod default/patient: RuntimeUnavailable" in worker.output()  # one line each, naming the pod
+    assert "Traceback" not in worker.output()

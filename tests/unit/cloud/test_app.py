@@ -8,6 +8,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from edgeworkers.cloud.app import create_app
+from edgeworkers.cloud.store import Store
 
 pytestmark = pytest.mark.asyncio
 
@@ -123,6 +124,29 @@ async def test_list_carries_the_resource_version_and_filters_by_labels(client):
     assert len(everywhere["items"]) == 2
 
 
+@pytest.mark.parametrize("accept", ["application/json", TABLE])
+async def test_a_limited_list_comes_in_pages_linked_by_continue_tokens(client, accept):
+    for name in ("a", "b", "c", "d", "e"):
+        await create(client, PODS, pod(name, nodeName="edge-1"))
+    seen, params, pages = [], {"limit": "2"}, []
+    while True:
+        body = await (await client.get(PODS, params=params, headers={"Accept": accept})).json()
+        pages.append(body["metadata"])
+        entries = body.get("items") or [row["object"] for row in body.get("rows", [])]
+        seen += [entry["metadata"]["name"] for entry in entries]
+        if "continue" not in body["metadata"]:
+            break
+        params = {"limit": "2", "continue": body["metadata"]["continue"]}
+    assert seen == ["a", "b", "c", "d", "e"]
+    assert [p.get("remainingItemCount") for p in pages] == [3, 1, None]
+    assert len({p["resourceVersion"] for p in pages}) == 1
+    stale = await client.get(PODS, params={"continue": pages[0]["continue"], "resourceVersion": "5"})
+    assert stale.status == 400
+    assert (await stale.json())["message"] == "specifying resource version is not allowed when using continue"
+    forged = await client.get(PODS, params={"limit": "2", "continue": "not-a-token"})
+    assert forged.status == 400 and (await forged.json())["message"].startswith("invalid continue token: ")
+
+
 async def test_get_and_list_as_table(client):
     await create(client, PODS, pod())
     table = await (await client.get(PODS, headers={"Accept": TABLE})).json()
@@ -170,6 +194,44 @@ async def test_unknown_fields_under_strict_validation_are_rejected(client):
     assert 'strict decoding error: unknown field "spec.bogus"' in body["message"]
     lenient = await client.post(PODS, json=strange, params={"fieldValidation": "Ignore"})
     assert lenient.status == 201 and "bogus" not in (await lenient.json())["spec"]
+
+
+async def test_a_value_of_the_wrong_type_is_refused_on_every_write(client):
+    """Stored objects must parse with the node's models: ``value: 1`` in an env var never gets stored."""
+    numeric = pod()
+    numeric["spec"]["containers"][0]["env"] = [{"name": "A", "value": 1}]
+    resp = await client.post(PODS, json=numeric)
+    body = await resp.json()
+    assert resp.status == 400 and body["reason"] == "BadRequest"
+    assert body["message"] == ('Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal number '
+                               "into Go struct field EnvVar.spec.containers.env.value of type string")
+    assert (await client.get(f"{PODS}/web")).status == 404
+
+    await create(client, PODS, pod())
+    merge = {"Content-Type": "application/merge-patch+json"}
+    patched = await client.patch(f"{PODS}/web", data=b'{"metadata":{"labels":{"v":2}}}', headers=merge)
+    assert patched.status == 400
+    assert "ObjectMeta.metadata.labels of type string" in (await patched.json())["message"]
+    applied = await client.patch(
+        "/api/v1/namespaces/default/configmaps/cm", params={"fieldManager": "me"},
+        data=b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {port: 80}\n",
+        headers={"Content-Type": "application/apply-patch+yaml"})
+    assert applied.status == 400
+    assert "ConfigMap.data of type string" in (await applied.json())["message"]
+    stored = await (await client.get(f"{PODS}/web")).json()
+    assert stored["metadata"]["labels"] == {"app": "web"}
+
+
+async def test_yaml_bodies_are_read_as_json(client):
+    """YAML keys that are numbers or dates become strings, as the API server's YAML-to-JSON makes them."""
+    body = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\ndata: {1: one, 2024-01-02: day}\n"
+    resp = await client.post("/api/v1/namespaces/default/configmaps", data=body,
+                             headers={"Content-Type": "application/yaml"})
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["data"] == {"1": "one", "2024-01-02": "day"}
+    binary = await client.post("/api/v1/namespaces/default/configmaps", data=body.replace(b"one", b"!!binary aGk="),
+                               headers={"Content-Type": "application/yaml"})
+    assert binary.status == 400 and "error converting YAML to JSON" in (await binary.json())["message"]
 
 
 async def test_a_name_mismatch_between_url_and_body_is_bad_request(client):
@@ -247,6 +309,18 @@ async def test_server_side_apply_creates_then_updates(client):
     body = await resp.json()
     assert resp.status == 200 and body["metadata"]["labels"]["v"] == "2"
     assert any(m["manager"] == "kubectl" for m in body["metadata"]["managedFields"])
+
+
+async def test_an_applied_list_item_without_its_merge_key_is_a_bad_request(client):
+    await create(client, PODS, pod())
+    nameless = pod()
+    del nameless["spec"]["containers"][0]["name"]
+    resp = await client.patch(f"{PODS}/web", data=orjson.dumps(nameless), params={"fieldManager": "kubectl"},
+                              headers={"Content-Type": "application/apply-patch+yaml"})
+    body = await resp.json()
+    assert resp.status == 400, body
+    assert body["message"] == ('map: {"command": ["sleep", "3600"], "image": "busybox"} does not contain declared '
+                               "merge key: name")
 
 
 async def test_patch_of_an_unknown_type_is_unsupported_media_type(client):
@@ -370,6 +444,16 @@ async def test_a_bad_selector_is_a_bad_request(client):
     assert resp.status == 400 and (await resp.json())["reason"] == "BadRequest"
 
 
+@pytest.mark.parametrize("watch", ["false", "true"])
+async def test_a_field_the_resource_cannot_be_selected_by_is_a_bad_request(client, watch):
+    """As the API server: not an empty list (which reads as "no such pods") but a 400 naming the field."""
+    await create(client, PODS, pod())
+    resp = await client.get(PODS, params={"fieldSelector": "spec.foo=1", "watch": watch})
+    body = await resp.json()
+    assert resp.status == 400, body
+    assert body["message"] == "field label not supported: spec.foo"
+
+
 # -- scheduling -----------------------------------------------------------------------------------
 
 async def test_an_unschedulable_pod_waits_and_binds_when_a_node_is_ready(client):
@@ -491,6 +575,34 @@ async def test_leases_are_served_in_the_coordination_group(client):
     missing = await client.get(f"{path}/nope")
     assert missing.status == 404
     assert (await missing.json())["message"] == 'leases.coordination.k8s.io "nope" not found'
+
+
+async def test_deleting_a_node_deletes_the_lease_it_owns(client):
+    edge = await create(client, "/api/v1/nodes", node())
+    owner = {"apiVersion": "v1", "kind": "Node", "name": "edge-1", "uid": edge["metadata"]["uid"]}
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+    await create(client, path, {"metadata": {"name": "edge-1", "ownerReferences": [owner]},
+                                "spec": {"holderIdentity": "edge-1"}})
+    bogus = await client.delete("/api/v1/nodes/edge-1", json={"propagationPolicy": "Sometimes"})
+    assert bogus.status == 422
+    assert (await bogus.json())["message"] == (
+        'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "Sometimes": '
+        'supported values: "Foreground", "Background", "Orphan"')
+    resp = await client.delete("/api/v1/nodes/edge-1", json={"propagationPolicy": "Background"})
+    assert resp.status == 200
+    assert (await client.get(f"{path}/edge-1")).status == 404
+
+
+async def test_a_lease_whose_node_went_while_the_server_was_down_goes_at_start(aiohttp_client, settings):
+    store = Store(settings.cloud_data_dir / "objects.db")
+    owner = store.create("nodes", {"metadata": {"name": "edge-1"}}).object["metadata"]
+    store.create("leases", {"metadata": {"name": "edge-1", "namespace": "kube-node-lease", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "Node", "name": "edge-1", "uid": owner["uid"]}]}, "spec": {}})
+    store.delete("nodes", "", "edge-1")
+    store.close()
+    client = await aiohttp_client(create_app(settings, TOKEN), headers=AUTH)
+    resp = await client.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/edge-1")
+    assert resp.status == 404
 
 
 async def test_events_are_listed_by_involved_object(client):

@@ -133,3 +133,9 @@ def test_selectable_fields(resource, selector, supported):
     else:
         with pytest.raises(ValueError, match="^field label not supported: "):
             check_selectable(resource, parsed)
+
+
+def test_an_events_source_is_its_reporting_component():
+    event = {"metadata": {"name": "e"}, "source": {"component": "kubelet", "host": "edge-1"}}
+    assert parse_field_selector("source=kubelet").matches(event)
+    assert not parse_field_selector("source=default-scheduler").matches(event)

@@ -23,7 +23,8 @@ from edgeworkers.k8s.validation import unknown_fields
             ["spec.containers[0].livenessProbe.httpGet.pth"],
         ),
         ("Pod", {"spec": {"volumes": [{"name": "v", "configMap": {"nme": "c"}}]}}, ["spec.volumes[0].configMap.nme"]),
-        ("Pod", {"spec": {"affinity": {"anything": {"goes": "here"}}, "tolerations": [{"x": 1}]}}, []),
+        ("Pod", {"spec": {"affinity": {"anything": {"goes": "here"}}, "tolerations": [{"key": "k", "x": 1}]}},
+         ["spec.tolerations[0].x"]),
         (
             "Pod",
             {"status": {"podIP": "1.2.3.4", "containerStatuses": [{"name": "c", "foo": 1}]}},
@@ -38,7 +39,8 @@ from edgeworkers.k8s.validation import unknown_fields
         ),
         ("Event", {"involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Started", "reasn": "x"}, ["reasn"]),
         ("Namespace", {"metadata": {"name": "ns"}, "spec": {"finalizers": ["kubernetes"]}}, []),
-        ("Lease", {"whatever": 1}, []),
+        ("Lease", {"spec": {"holderIdentity": "n", "renewTme": "x"}, "whatever": 1}, ["spec.renewTme", "whatever"]),
+        ("Binding", {"whatever": 1}, []),
     ],
 )
 def test_unknown_fields_are_named_like_the_api_servers_strict_errors(
@@ -144,6 +146,7 @@ CLIENT_MODELS = {
     "Node": "V1Node",
     "Event": "CoreV1Event",
     "Namespace": "V1Namespace",
+    "Lease": "V1Lease",
 }
 
 

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import dramatiq
 import pytest
+import redis
+from dramatiq.middleware import CurrentMessage
 
 from edgeworkers import actors, constants
 from edgeworkers.actors import Agent, InvalidPod, reconcile, schedule_sync, sender
+from edgeworkers.broker import TransientFault, retry_policy
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.lock import PodBusy, pod_lock
 from edgeworkers.pods.sync import SyncResult
+from edgeworkers.runtime.errors import RuntimeUnavailable
 
 
 @dataclass
@@ -112,11 +117,59 @@ def test_an_invalid_desired_pod_is_refused_with_its_reason_and_never_synced(agen
     assert "default/web" in caplog.text and "Web_1" in caplog.text
 
 
+def test_a_desired_pod_that_does_not_decode_is_refused_with_its_reason_and_never_synced(agent, caplog):
+    bad = pod()
+    bad["spec"]["containers"][0]["command"] = ["sleep", 5]  # validation passes; only decoding catches it
+    agent.store.put(POD, bad)
+    with pytest.raises(InvalidPod, match="spec.containers.command"):
+        reconcile(agent, "default/web")
+    assert agent.syncer.calls == []
+    status = agent.store.get_pod_status("default/web")
+    assert status["phase"] == "Failed" and status["reason"] == "Invalid"
+    assert status["message"] == (
+        'Pod in version "v1" cannot be handled as a Pod: '
+        "json: cannot unmarshal number into Go struct field Container.spec.containers.command of type string"
+    )
+    assert "default/web" in caplog.text and "spec.containers.command" in caplog.text
+
+
 def test_a_pod_busy_in_another_worker_is_retried_later_not_synced(agent):
     agent.store.put(POD, pod())
     with pod_lock(agent.redis, "default/web"), pytest.raises(PodBusy):
         reconcile(agent, "default/web")
     assert agent.syncer.calls == []
+
+
+@pytest.mark.parametrize(
+    "fault", [RuntimeUnavailable("Docker engine unavailable"), redis.ConnectionError("Connection refused")]
+)
+def test_a_transient_fault_is_logged_with_the_pod_and_becomes_a_limited_retry(agent, monkeypatch, caplog, fault):
+    def sync(key, pod, previous_status=None):
+        raise fault
+
+    monkeypatch.setattr(agent.syncer, "sync", sync)
+    monkeypatch.setattr(actors, "agent", lambda: agent)
+    agent.store.put(POD, pod())
+    with pytest.raises(TransientFault, match="pod default/web"):
+        actors._run("default/web", {})
+    assert f"pod default/web: {type(fault).__name__}: {fault}; retrying with back-off" in caplog.text
+    assert retry_policy(max_retries=3)(2, TransientFault("x")) and not retry_policy(max_retries=3)(3, TransientFault("x"))
+
+
+def test_the_last_retry_of_a_transient_fault_says_the_pod_is_given_up(agent, monkeypatch, caplog):
+    def sync(key, pod, previous_status=None):
+        raise RuntimeUnavailable("Docker engine unavailable")
+
+    last = actors.settings().task_max_retries
+    monkeypatch.setattr(agent.syncer, "sync", sync)
+    monkeypatch.setattr(actors, "agent", lambda: agent)
+    monkeypatch.setattr(CurrentMessage, "get_current_message", lambda: SimpleNamespace(options={"retries": last}))
+    agent.store.put(POD, pod())
+    with pytest.raises(TransientFault):
+        actors._run("default/web", {})
+    [record] = [r for r in caplog.records if r.name == "edgeworkers.actors"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage().endswith(f"giving up after {last} retries") and "pod default/web" in record.getMessage()
 
 
 def test_invalid_pods_are_not_retried_by_the_actors():

@@ -7,7 +7,7 @@ import dramatiq
 import pytest
 import redis
 
-from edgeworkers.broker import WorkerTuning, make_broker, retry_policy
+from edgeworkers.broker import DurableRetries, TransientFault, WorkerTuning, make_broker, retry_policy
 from edgeworkers.pods.lock import PodBusy
 from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
 
@@ -21,6 +21,8 @@ from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
         (0, ValueError("invalid pod"), False),
         (0, ContainerCreateError("bad"), False),
         (100, PodBusy("busy", delay=500), True),  # waiting for a pod is not a failure
+        (4, TransientFault("pod default/web: dockerd down"), True),
+        (5, TransientFault("pod default/web: dockerd down"), False),  # a Retry, yet limited as the fault it wraps
     ],
 )
 def test_retry_policy(retries, exception, retried):
@@ -36,8 +38,8 @@ def test_make_broker_uses_settings_and_becomes_the_global_broker(settings):
     assert broker.heartbeat_timeout == 5000
     assert broker.namespace == "test-ns"
     names = [type(m).__name__ for m in broker.middleware]
-    assert {"Retries", "TimeLimit", "AgeLimit", "Callbacks", "CurrentMessage", "WorkerTuning"} <= set(names)
-    retries = next(m for m in broker.middleware if type(m).__name__ == "Retries")
+    assert {"DurableRetries", "TimeLimit", "AgeLimit", "Callbacks", "CurrentMessage", "WorkerTuning"} <= set(names)
+    retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
     assert (retries.min_backoff, retries.max_backoff) == (config.task_min_backoff_ms, config.task_max_backoff_ms)
 
 
@@ -55,3 +57,32 @@ def test_dramatiqs_own_environment_variables_win_over_the_tuning(monkeypatch):
     worker = SimpleNamespace(worker_threads=4, queue_prefetch=5, worker_timeout=700)
     WorkerTuning().before_worker_boot(None, worker)
     assert (worker.queue_prefetch, worker.worker_timeout) == (5, 700)
+
+
+class FlakyBroker:
+    """Enough of a broker for Retries: its Redis is away for the first ``away`` enqueues."""
+
+    def __init__(self, away: int) -> None:
+        self.away, self.enqueued = away, []
+        self.actor = SimpleNamespace(options={})
+
+    def get_actor(self, name):
+        return self.actor
+
+    def enqueue(self, message, delay=None):
+        if self.away:
+            self.away -= 1
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        self.enqueued.append((message, delay))
+
+
+def test_a_retry_is_re_enqueued_once_redis_is_back_not_lost_and_counted_once():
+    broker = FlakyBroker(away=3)
+    message = dramatiq.Message(queue_name="pod_add", actor_name="add_pod", args=("default/web", {}), kwargs={}, options={})
+    retries = DurableRetries(every_s=0.01, max_retries=5, retry_when=retry_policy(5))
+    try:
+        raise TransientFault("pod default/web: Redis away")
+    except TransientFault as fault:
+        retries.after_process_message(broker, message, exception=fault)
+    [(requeued, delay)] = broker.enqueued
+    assert requeued.options["retries"] == 1 and delay is not None

@@ -62,6 +62,27 @@ def test_an_invalid_pod_is_refused_with_the_kubernetes_message_and_nothing_is_st
     assert store.keys(POD) == set() and sent == []
 
 
+@pytest.mark.parametrize(
+    ("change", "decoding_error"),
+    [
+        (lambda pod: pod["spec"]["containers"][0].update(command=["sleep", 5]),
+         "json: cannot unmarshal number into Go struct field Container.spec.containers.command of type string"),
+        (lambda pod: pod["metadata"].update(name=5),
+         "json: cannot unmarshal number into Go struct field ObjectMeta.metadata.name of type string"),
+        (lambda pod: pod.update(spec=5), "json: cannot unmarshal number into Go struct field Pod.spec of type v1.PodSpec"),
+    ],
+)  # fmt: skip
+def test_a_field_of_the_wrong_type_is_the_api_servers_bad_request_and_nothing_is_stored(store, change, decoding_error):
+    sent: list[Message] = []
+    bad = manifest()
+    change(bad)
+    with pytest.raises(APIError) as caught:
+        apply_pod(store, sent.append, bad)
+    assert caught.value.code == 400
+    assert str(caught.value) == f'Pod in version "v1" cannot be handled as a Pod: {decoding_error}'
+    assert store.keys(POD) == set() and sent == []
+
+
 def test_delete_marks_the_pod_deleted_with_its_grace_period_then_enqueues_a_delete(store):
     pod = manifest(namespace="team")
     pod["spec"]["terminationGracePeriodSeconds"] = 5

@@ -1,35 +1,12 @@
 """kubectl's pod columns, from tables."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from edgeworkers.pods.cli import display_status, human_duration, pod_row, read_manifests, render
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0s"),
-        (-0.5, "0s"),
-        (-5, "<invalid>"),
-        (119, "119s"),
-        (150, "2m30s"),
-        (180, "3m"),
-        (60 * 45, "45m"),
-        (3600 * 5 + 60 * 7, "5h7m"),
-        (3600 * 5, "5h"),
-        (3600 * 30, "30h"),
-        (86400 * 3 + 3600 * 4, "3d4h"),
-        (86400 * 30, "30d"),
-        (86400 * 365 * 3, "3y"),
-        (86400 * (365 * 3 + 10), "3y10d"),
-        (86400 * 365 * 9, "9y"),
-    ],
-)
-def test_human_duration_matches_apimachinery(seconds, text):
-    assert human_duration(seconds) == text
+from edgeworkers.pods.cli import ManifestError, pod_row, read_manifests, render
 
 
 def running(ready=True, restarts=0):
@@ -46,10 +23,15 @@ def terminated(code, reason=""):
 
 
 POD = {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "a"}], "initContainers": [{"name": "i"}]}}
+NOW = datetime(2026, 1, 1, 0, 2, 30, tzinfo=UTC)
+
+
+def shown(pod: dict, status: dict) -> str:
+    return pod_row(pod, status, NOW)[2]
 
 
 @pytest.mark.parametrize(
-    ("status", "shown"),
+    ("status", "column"),
     [
         ({}, "Pending"),
         ({"phase": "Running", "containerStatuses": [running()]}, "Running"),
@@ -68,13 +50,14 @@ POD = {"metadata": {"name": "web"}, "spec": {"containers": [{"name": "a"}], "ini
         ),
     ],
 )
-def test_display_status_as_kubectl_prints_it(status, shown):
-    assert display_status(POD, status) == shown
+def test_the_status_column_as_kubectl_prints_it(status, column):
+    assert shown(POD, status) == column
 
 
-def test_a_deleted_pod_shows_terminating():
+def test_a_deleted_pod_shows_terminating_until_it_is_done():
     pod = {**POD, "metadata": {"name": "web", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
-    assert display_status(pod, {"phase": "Running", "containerStatuses": [running()]}) == "Terminating"
+    assert shown(pod, {"phase": "Running", "containerStatuses": [running()]}) == "Terminating"
+    assert shown(pod, {"phase": "Succeeded", "containerStatuses": [terminated(0, "Completed")]}) == "Completed"
 
 
 def test_pod_row_counts_ready_containers_restarts_and_age():
@@ -83,9 +66,14 @@ def test_pod_row_counts_ready_containers_restarts_and_age():
         "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
     }
     status = {"phase": "Running", "containerStatuses": [running(restarts=2), running(ready=False, restarts=1)]}
-    now = datetime(2026, 1, 1, 0, 2, 30, tzinfo=UTC)
-    assert pod_row(pod, status, now) == ("web", "1/2", "Running", "3", "2m30s")
-    assert pod_row(pod, None, now)[1:3] == ("0/2", "Pending")
+    assert pod_row(pod, status, NOW) == ("web", "1/2", "Running", "3", "2m30s")
+    assert pod_row(pod, None, NOW)[1:3] == ("0/2", "Pending")
+
+
+def test_restarts_show_how_long_ago_the_last_one_was_as_kubectl_shows_them():
+    pod = {"metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:00:00Z"}, "spec": {"containers": [{"name": "a"}]}}
+    restarted = {**running(restarts=2), "lastState": {"terminated": {"exitCode": 1, "finishedAt": "2026-01-01T00:02:00Z"}}}
+    assert pod_row(pod, {"phase": "Running", "containerStatuses": [restarted]}, NOW)[3] == "2 (30s ago)"
 
 
 def test_render_pads_columns_like_kubectl():
@@ -99,3 +87,16 @@ def test_read_manifests_takes_several_documents_and_lists():
     text = "a: 1\n---\n---\nkind: List\nitems:\n- b: 2\n- c: 3\n"
     assert read_manifests(text) == [{"a": 1}, {"b": 2}, {"c": 3}]
     assert read_manifests('{"kind": "Pod", "metadata": {"name": "x"}}') == [{"kind": "Pod", "metadata": {"name": "x"}}]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("metadata: {name: x\nspec: [\n", "error converting YAML to JSON: yaml: line 2, column 5: expected ',' or '}'"),
+        ("- a\n- b\n", "a manifest must hold YAML or JSON objects"),
+        ("kind: List\nitems: [5]\n", "a manifest must hold YAML or JSON objects"),
+    ],
+)
+def test_read_manifests_refuses_what_is_not_yaml_objects_with_the_place(text, message):
+    with pytest.raises(ManifestError, match="^" + re.escape(message)):
+        read_manifests(text)
