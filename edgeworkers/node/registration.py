@@ -23,6 +23,16 @@ log = structlog.get_logger(__name__)
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_S = 40
 HEARTBEAT_INTERVAL_S = 10.0
+# After a failed heartbeat, try again sooner: from this delay, doubling up to the heartbeat interval
+# (kubelet's node registration backs off the same way), so a node whose cloud just came up registers at once.
+RETRY_INITIAL_S = 0.2
+
+
+def retry_delay(failures: int, interval_s: float) -> float:
+    """Seconds before the next heartbeat after ``failures`` consecutive failures (0: the plain interval)."""
+    if failures == 0:
+        return interval_s
+    return min(RETRY_INITIAL_S * 2 ** (failures - 1), interval_s)
 NODES = "/api/v1/nodes"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 EVENTS = "/api/v1/namespaces/default/events"
@@ -91,15 +101,20 @@ class NodeRegistrar:
         self.last_success = now
 
     def run(self, stop: threading.Event) -> None:
-        """Heartbeat every ``interval_s`` until ``stop`` is set; failures are logged, never raised."""
+        """Heartbeat every ``interval_s`` until ``stop`` is set; failures are logged, never raised, and
+        retried sooner (``retry_delay``)."""
+        failures = 0
         while not stop.is_set():
             try:
                 self.sync()
+                failures = 0
             except (CloudUnavailable, ApiError) as exc:
-                log.warning("node heartbeat failed", error=str(exc))
+                failures += 1
+                log.warning("node heartbeat failed", error=str(exc), failures=failures)
             except Exception:
+                failures += 1
                 log.exception("node heartbeat crashed")
-            stop.wait(self._interval_s)
+            stop.wait(retry_delay(failures, self._interval_s))
 
     def _register(self, node: dict[str, Any]) -> None:
         name = node["metadata"]["name"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from edgeworkers.node.apiclient import ApiError, CloudUnavailable
-from edgeworkers.node.registration import EVENTS, LEASES, NODES, NodeRegistrar
+from edgeworkers.node.registration import EVENTS, LEASES, NODES, NodeRegistrar, retry_delay
 from edgeworkers.node.status import NodeFacts
 
 NOW = datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC)
@@ -212,3 +212,8 @@ def test_a_lost_event_does_not_fail_the_heartbeat(api: FakeApi, registrar: NodeR
     registrar.sync()
     assert registrar.last_success == NOW
     assert api.events() == []
+
+
+@pytest.mark.parametrize(("failures", "delay"), [(0, 10.0), (1, 0.2), (2, 0.4), (4, 1.6), (6, 6.4), (7, 10.0), (30, 10.0)])
+def test_a_failed_heartbeat_is_retried_sooner_doubling_up_to_the_interval(failures: int, delay: float) -> None:
+    assert retry_delay(failures, 10.0) == pytest.approx(delay)
