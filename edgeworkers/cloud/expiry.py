@@ -7,8 +7,8 @@ import datetime as dt
 import structlog
 
 from edgeworkers.cloud.store import Clock, Store
-from edgeworkers.cloud.tables import parse_time
 from edgeworkers.cloud.watch import Hub
+from edgeworkers.k8s.printers import parse_time
 
 log = structlog.get_logger(__name__)
 

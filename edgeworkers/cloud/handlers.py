@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from edgeworkers.cloud import logs_proxy, ownership, patch, tables, wire
+from edgeworkers.cloud import logs_proxy, ownership, patch, wire
 from edgeworkers.cloud.errors import route_not_found
 from edgeworkers.cloud.fields import check_fields
 from edgeworkers.cloud.pagination import paginate
@@ -22,7 +22,7 @@ from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, 
 from edgeworkers.cloud.store import Clock, Event, Store, timestamp
 from edgeworkers.cloud.watch import Hub, Matcher, stream
 from edgeworkers.k8s import pod as pod_model
-from edgeworkers.k8s import status, validation
+from edgeworkers.k8s import printers, status, validation
 from edgeworkers.k8s.secret import default_secret
 
 # The API server ends a watch after a while (its --min-request-timeout of 1800 s, randomised); clients rewatch.
@@ -126,7 +126,7 @@ class Api:
         obj = self.store.get(t.resource.name, t.namespace or "", t.name or "")
         if wire.wants_table(request):
             return wire.json_response(
-                tables.to_table(t.resource.name, [obj], obj["metadata"]["resourceVersion"], self.clock()))
+                printers.to_table(t.resource.name, [obj], obj["metadata"]["resourceVersion"], self.clock()))
         return wire.json_response(obj)
 
     def _matcher(self, request: web.Request, t: Target) -> Matcher:
@@ -150,7 +150,7 @@ class Api:
                         namespaced=t.resource.namespaced, selected=matches.labels is not None or
                         matches.fields is not None)
         if wire.wants_table(request):
-            table = tables.to_table(t.resource.name, page.items, str(page.resource_version), self.clock())
+            table = printers.to_table(t.resource.name, page.items, str(page.resource_version), self.clock())
             return wire.json_response({**table, "metadata": page.list_meta()})
         return wire.json_response({
             "kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
@@ -172,7 +172,7 @@ class Api:
         if wire.wants_table(request):
             def encode(kind: str, obj: dict) -> bytes:
                 rows = [] if kind == "BOOKMARK" else [obj]
-                table = tables.to_table(t.resource.name, rows, obj["metadata"]["resourceVersion"], self.clock())
+                table = printers.to_table(t.resource.name, rows, obj["metadata"]["resourceVersion"], self.clock())
                 return orjson.dumps({"type": kind, "object": table}) + b"\n"
         else:
             def encode(kind: str, obj: dict) -> bytes:

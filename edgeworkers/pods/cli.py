@@ -20,9 +20,9 @@ import redis
 import typer
 import yaml
 
-from edgeworkers.cloud.tables import to_table
 from edgeworkers.config import settings
 from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
+from edgeworkers.k8s.printers import to_table
 from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods import desired

@@ -96,7 +96,7 @@ async def test_an_unexpected_failure_is_a_500_status(client, monkeypatch):
     def broken(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("edgeworkers.cloud.handlers.tables.to_table", broken)
+    monkeypatch.setattr("edgeworkers.cloud.handlers.printers.to_table", broken)
     resp = await client.get(PODS, headers={"Accept": TABLE})
     body = await resp.json()
     assert resp.status == 500 and body["reason"] == "InternalError"

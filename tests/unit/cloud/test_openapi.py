@@ -14,8 +14,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from edgeworkers.cloud import discovery, openapi, patch, protobuf, tables
+from edgeworkers.cloud import discovery, openapi, patch, protobuf
 from edgeworkers.cloud.openapi import openapi_v3_doc, openapi_v3_root
+from edgeworkers.k8s import printers
 
 
 def test_root_lists_each_group_version_with_a_hash():
@@ -95,7 +96,7 @@ class Recorder:
             self.writes.append((request.method, request.path_qs, request.content_type, body))
         if request.method == "GET" and resource and not name:
             objs = [o for o in self.objects.values() if o["kind"].lower() + "s" == resource]
-            return web.json_response(tables.to_table(resource, objs, "5", datetime.now(UTC)))
+            return web.json_response(printers.to_table(resource, objs, "5", datetime.now(UTC)))
         if request.method == "GET" and name in self.objects:
             return web.json_response(self.objects[name])
         manager = request.query.get("fieldManager", "unknown")

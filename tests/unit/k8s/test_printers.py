@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from edgeworkers.cloud.tables import (
+from edgeworkers.k8s.printers import (
     human_duration,
     node_roles,
     pod_status_reason,
