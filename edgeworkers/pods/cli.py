@@ -163,7 +163,12 @@ def worker(
     processes: int | None = typer.Option(None, "--processes", "-p", help="Worker processes (default: config)."),
     threads: int | None = typer.Option(None, "--threads", "-t", help="Threads per process (default: config)."),
 ) -> None:
-    """Replace this process with Dramatiq's worker CLI on the pod queues."""
+    """Enqueue a sync of every desired pod, then replace this process with Dramatiq's worker CLI on the pod queues."""
+    try:
+        keys = desired.resync_all(_store(), _send())
+        typer.echo(f"enqueued a sync of {len(keys)} desired pod(s)", err=True)
+    except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:  # the workers wait for Redis anyway
+        typer.echo(f"warning: desired pods not resynced: cannot reach the agent's Redis: {exc}", err=True)
     config = settings()
     argv = [
         sys.executable, "-m", "dramatiq", "edgeworkers.actors",

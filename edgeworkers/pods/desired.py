@@ -129,3 +129,18 @@ def delete_pod(
     message = Message.for_object(POD, pod, "delete", source)
     send(message)
     return message
+
+
+def resync_all(store: MetaStore, send: Send, source: str = "edged") -> list[str]:
+    """Enqueue a sync of every desired pod (a delete for one being deleted); return their keys.
+
+    Run when the workers start: after an agent restart or an edge reboot, Docker may no longer hold what the
+    desired state says (containers stopped by the reboot, a task lost with a crashed worker), and no cloud
+    message may come to say so. Each task reconciles to the stored desired state, so this is always safe.
+    """
+    keys = []
+    for pod in store.list(POD):
+        message = Message.for_object(POD, pod, "delete" if _being_deleted(pod) else "update", source)
+        send(message)
+        keys.append(message.key)
+    return keys

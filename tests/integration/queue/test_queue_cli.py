@@ -39,10 +39,8 @@ def cli(config):
     return run
 
 
-@pytest.fixture
-def worker_command(config, tmp_path):
-    """`edgeworkers worker` itself (it execs the dramatiq CLI), stopped after the test."""
-    log = tmp_path / "worker-command.log"
+def start_worker_command(config, log: Path) -> Worker:
+    """`edgeworkers worker` itself (it resyncs the desired pods, then execs the dramatiq CLI)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [EDGEWORKERS, "worker", "--processes", "1", "--threads", "2"],
@@ -51,9 +49,39 @@ def worker_command(config, tmp_path):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    worker = Worker(process, log)
+    return Worker(process, log)
+
+
+@pytest.fixture
+def worker_command(config, tmp_path):
+    """`edgeworkers worker`, stopped after the test."""
+    worker = start_worker_command(config, tmp_path / "worker-command.log")
     yield worker
     worker.stop()
+
+
+def test_a_worker_start_restarts_pods_stopped_while_the_agent_was_down(
+    cli, config, worker_command, tmp_path, docker_client, node_name, real_redis
+):
+    """As after an edge reboot with the cloud unreachable: nothing but the agent's own start brings pods back."""
+    applied = cli("pod", "apply", "-f", "-", stdin=json.dumps(busybox_pod("survivor")))
+    assert applied.returncode == 0, applied.stderr
+    wait_for(lambda: running_names(node_containers(docker_client, node_name, "survivor")) == {"POD", "app"}, 60, "up")
+    worker_command.stop()
+    for container in node_containers(docker_client, node_name, "survivor"):
+        container.stop(timeout=0)
+    assert running_names(node_containers(docker_client, node_name, "survivor")) == set()
+
+    again = start_worker_command(config, tmp_path / "worker-again.log")
+    try:
+        wait_for(
+            lambda: running_names(node_containers(docker_client, node_name, "survivor")) == {"POD", "app"},
+            60,
+            "the pod running again after the worker's start",
+        )
+        assert "enqueued a sync of 1 desired pod(s)" in again.output()
+    finally:
+        again.stop()
 
 
 def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker_client, node_name):

@@ -7,7 +7,7 @@ from edgeworkers import constants
 from edgeworkers.k8s.status import APIError
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
-from edgeworkers.pods.desired import apply_pod, delete_pod
+from edgeworkers.pods.desired import apply_pod, delete_pod, resync_all
 
 
 @pytest.fixture
@@ -122,3 +122,18 @@ def test_deleting_an_absent_pod_is_not_found(store):
         delete_pod(store, lambda m: None, "default/ghost")
     assert caught.value.code == 404
     assert str(caught.value) == 'pods "ghost" not found'
+
+
+def test_resync_all_enqueues_an_update_per_desired_pod_and_a_delete_per_deleting_one(store):
+    apply_pod(store, lambda message: None, manifest())
+    apply_pod(store, lambda message: None, {**manifest(), "metadata": {"name": "gone"}})
+    delete_pod(store, lambda message: None, "default/gone")
+    sent: list[Message] = []
+    assert sorted(resync_all(store, sent.append)) == ["default/gone", "default/web"]
+    assert {m.key: m.route.operation for m in sent} == {"default/web": "update", "default/gone": "delete"}
+    assert all(m.route.source == "edged" for m in sent)
+
+
+def test_resync_all_of_an_empty_store_sends_nothing(store):
+    sent: list[Message] = []
+    assert resync_all(store, sent.append) == [] and sent == []
