@@ -25,7 +25,9 @@ class Settings(BaseSettings):
     worker_threads: int = 4
     # Seconds before Dramatiq's Redis broker redelivers the tasks of a dead worker.
     broker_heartbeat_timeout_ms: int = 15_000
-    task_max_retries: int = 20
+    # Transient faults (dockerd or Redis away) are retried for about a day at the back-off cap: an edge
+    # outlasts long outages, and every retry reconciles to the desired state, so retrying is always safe.
+    task_max_retries: int = 1440
     task_min_backoff_ms: int = 1_000
     task_max_backoff_ms: int = 60_000
     task_time_limit_ms: int = 10 * 60_000
