@@ -15,6 +15,7 @@ from edgeworkers.pods.backoff import MemoryBackoffStore, RedisBackoffStore
 from edgeworkers.pods.sync import PodSyncer, SyncResult
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.types import Container, ContainerState
+from tests.polling import wait_for
 
 
 @pytest.fixture
@@ -42,17 +43,6 @@ def pod(name: str, containers: list[dict[str, Any]], uid: str = "", **spec: Any)
     return Pod.from_dict(default_pod(body))
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float = 20, every_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s; last value {value!r}")
-        time.sleep(every_s)
-
-
 def sync_until(syncer: PodSyncer, p: Pod, check: Callable[[SyncResult], bool], timeout_s: float = 30) -> SyncResult:
     """Re-sync the pod (as the follow-up tasks would) until ``check`` holds for the result."""
     results: list[SyncResult] = []
@@ -61,7 +51,7 @@ def sync_until(syncer: PodSyncer, p: Pod, check: Callable[[SyncResult], bool], t
         results.append(syncer.sync(p.key, p))
         return check(results[-1])
 
-    wait_for(step, timeout_s, every_s=0.2)
+    wait_for(step, timeout_s, interval_s=0.2)
     return results[-1]
 
 
@@ -152,14 +142,14 @@ def test_an_exiting_container_follows_the_restart_policy(
 ) -> None:
     p = pod(f"exit-{policy.lower()}", [box("app", script)], restartPolicy=policy)
     syncer.sync(p.key, p)
-    wait_for(lambda: not running(runtime, "app"))
+    wait_for(lambda: not running(runtime, "app"), 20, "the app container to stop")
     result = syncer.sync(p.key, p)
     app = statuses(result)["app"]
     assert result.status["phase"] == phase
     if restarts:
         assert app["restartCount"] == 1  # the first restart is immediate
         assert app["lastState"]["terminated"]["exitCode"] == 3
-        wait_for(lambda: not running(runtime, "app"))
+        wait_for(lambda: not running(runtime, "app"), 20, "the app container to stop")
         crashed = syncer.sync(p.key, p)
         assert statuses(crashed)["app"]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
         assert crashed.requeue_after == pytest.approx(10, abs=2)
@@ -183,9 +173,9 @@ def test_back_off_survives_a_new_agent_on_the_same_redis(
     p = pod("crash", [box("app", "exit 1")])
     first = PodSyncer(runtime, RedisBackoffStore(real_redis), settings)
     first.sync(p.key, p)
-    wait_for(lambda: not running(runtime, "app"))
+    wait_for(lambda: not running(runtime, "app"), 20, "the app container to stop")
     first.sync(p.key, p)  # the first restart is immediate
-    wait_for(lambda: not running(runtime, "app"))
+    wait_for(lambda: not running(runtime, "app"), 20, "the app container to stop")
     restarted = PodSyncer(DockerRuntime(runtime.node_name), RedisBackoffStore(real_redis), settings)
     result = restarted.sync(p.key, p)
     assert statuses(result)["app"]["state"]["waiting"]["reason"] == "CrashLoopBackOff"

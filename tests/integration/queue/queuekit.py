@@ -8,34 +8,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
-import pytest
 import redis
 
 from edgeworkers import constants
 from edgeworkers.config import Settings
 from edgeworkers.runtime import labels
+from tests.polling import wait_for  # noqa: F401  (re-exported to the queue tests)
 
 QUEUES = (constants.QUEUE_POD_ADD, constants.QUEUE_POD_UPDATE, constants.QUEUE_POD_DELETE, constants.QUEUE_POD_SYNC)
 HEARTBEAT_TIMEOUT_MS = 5000
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.2) -> Any:
-    """Poll ``condition`` until it returns something truthy (returned), failing after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(interval_s)
 
 
 def worker_env(config: Settings) -> dict[str, str]:

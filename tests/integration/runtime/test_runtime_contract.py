@@ -32,6 +32,7 @@ from edgeworkers.runtime.types import (
     PodRef,
     SandboxConfig,
 )
+from tests.polling import wait_for
 
 UNREACHABLE_IMAGE = "127.0.0.1:1/edgeworkers/absent:1"  # a registry on a closed loopback port
 
@@ -48,7 +49,7 @@ class Driver:
             if output:
                 self.runtime.write_log(container, output)
             self.runtime.exit(container, exit_code)
-        return wait_for(lambda: exited(self.runtime, container), f"{container} to exit")
+        return wait_for(lambda: exited(self.runtime, container), 15, f"{container} to exit")
 
     def answers_exec(self, result: ExecResult) -> None:
         if isinstance(self.runtime, FakeRuntime):
@@ -75,16 +76,6 @@ class Driver:
             self.runtime.unavailable = True
             return self.runtime
         return DockerRuntime(self.node_name, docker_host="unix:///nonexistent/docker.sock")
-
-
-def wait_for(probe, what: str, timeout_s: float = 15):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def exited(runtime: Runtime, container: ContainerID) -> Container | None:
@@ -199,7 +190,7 @@ def test_stop_of_a_container_trapping_term_ends_at_once(driver: Driver, pod: Pod
     app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", script))
     driver.runtime.start_container(app_id)
     if driver.kind == "docker":  # the trap must be installed before the signal comes
-        wait_for(lambda: b"ready" in b"".join(driver.runtime.logs(app_id)), "the trap")
+        wait_for(lambda: b"ready" in b"".join(driver.runtime.logs(app_id)), 15, "the trap")
     driver.stops_with(0)
     began = time.monotonic()
     driver.runtime.stop_container(app_id, 10)
