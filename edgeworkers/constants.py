@@ -14,6 +14,12 @@ KEY_PREFIX = "edgeworkers"
 KEY_META = f"{KEY_PREFIX}:meta"
 # Per-kind index of object keys: f"{KEY_META_INDEX}:{kind}" -> set of "<namespace>/<name>".
 KEY_META_INDEX = f"{KEY_PREFIX}:meta-index"
+# A deleted object's tombstone: f"{KEY_META_TOMBSTONE}:{namespace}/{kind}/{name}" -> the deleted resourceVersion.
+KEY_META_TOMBSTONE = f"{KEY_PREFIX}:meta-tombstone"
+# The status outbox (metamanager.outbox): items by key, and their order.
+KEY_OUTBOX_ITEMS = f"{KEY_PREFIX}:outbox:items"
+KEY_OUTBOX_ORDER = f"{KEY_PREFIX}:outbox:order"
+KEY_OUTBOX_SEQ = f"{KEY_PREFIX}:outbox:seq"
 # Per-pod operation lock: f"{KEY_POD_LOCK}:{namespace}/{name}".
 KEY_POD_LOCK = f"{KEY_PREFIX}:lock:pod"
 # Per-container restart back-off state: f"{KEY_BACKOFF}:{pod uid}/{container}" -> JSON.
@@ -23,7 +29,10 @@ KEY_SYNC_PENDING = f"{KEY_PREFIX}:sync-pending:pod"
 # Last computed pod status: f"{KEY_POD_STATUS}:{namespace}/{name}" -> PodStatus JSON.
 KEY_POD_STATUS = f"{KEY_PREFIX}:podstatus"
 
-# A pod created with `edgeworkers pod apply` (a static pod); the cloud bridge leaves these alone.
+# Where a pod came from, as kubelet annotates it: "file" for a node-local (static) pod from `edgeworkers pod apply`,
+# "api" for a pod from the cloud. The cloud bridge shows static pods at the cloud as mirror pods.
 ANNOTATION_SOURCE = "kubernetes.io/config.source"
 SOURCE_FILE = "file"
 SOURCE_API = "api"
+# A mirror pod (the cloud's view of a static pod) carries the static pod's hash under this annotation.
+ANNOTATION_MIRROR = "kubernetes.io/config.mirror"

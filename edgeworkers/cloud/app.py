@@ -14,6 +14,7 @@ from edgeworkers.cloud.auth import token_auth
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
+from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
 from edgeworkers.cloud.scheduler import Scheduler
 from edgeworkers.cloud.store import Clock, Store, utcnow
@@ -26,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 API_KEY = web.AppKey("api", Api)
 SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
+NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
 
 
@@ -39,6 +41,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     api.seed()
     app[API_KEY] = api
     app[SCHEDULER_KEY] = Scheduler(store, hub, clock)
+    app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
+                                            settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
     server_address = f"{settings.cloud_host}:{settings.cloud_port}"
 
@@ -93,6 +97,7 @@ async def _start(app: web.Application) -> None:
     scheduler.schedule_pending()  # pods left unbound by a previous run
     app[_TASKS_KEY].extend([
         asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(app[NODE_LIFECYCLE_KEY].run(), name="node-lifecycle"),
         asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
     ])
 

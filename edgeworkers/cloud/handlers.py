@@ -231,15 +231,18 @@ class Api:
         obj = await wire.read_object(request)
         warnings = self._admit_body(request, t, obj)
         old = self.store.get(t.resource.name, t.namespace or "", t.name or "")
+        # As the API server: an update's uid is a precondition (409), checked before validation; a patch
+        # has none, and a different uid it sets is refused by validation (422, the uid is immutable).
+        _check_preconditions(t, old, {"uid": obj["metadata"].get("uid")})
         return wire.json_response(self._update(t, old, obj, field_manager(request)), 200, warnings)
 
     def _update(self, t: Target, old: dict, new: dict, manager: str | None) -> dict:
         if t.sub == "status":
-            # /status changes only the status (and takes the caller's resourceVersion precondition).
-            rv = new["metadata"].get("resourceVersion")
+            # /status changes only the status; the caller's resourceVersion is a precondition, and a uid is
+            # kept for validation, which refuses a different one (a write meant for a deleted namesake).
+            given = {k: v for k, v in new["metadata"].items() if k in ("resourceVersion", "uid") and v}
             new = {**_copy(old), "status": new.get("status", {})}
-            if rv:
-                new["metadata"]["resourceVersion"] = rv
+            new["metadata"].update(given)
         elif t.resource.has_status:
             if "status" in old:
                 new["status"] = _copy(old["status"])

@@ -4,26 +4,64 @@ Objects are JSON under ``f"{KEY_META}:{namespace}/{kind}/{name}"`` (kind lowerca
 resource keys), with one index set per kind holding ``"<namespace>/<name>"``. Redis runs with persistence,
 so an agent restarted while the cloud is away still knows what it must run.
 
-A write never goes backwards: an object older (by numeric ``metadata.resourceVersion``) than the stored one
-is ignored, so a late, reordered or replayed event cannot undo a newer one. The check and the write are one
-optimistic transaction (WATCH/MULTI).
+Writes are ordered and idempotent:
+- a write never goes backwards: an object older (by numeric ``metadata.resourceVersion``) than the stored one is
+  refused (``Put.STALE``), and the same version again changes nothing (``Put.UNCHANGED``);
+- a delete leaves a tombstone holding the deleted version (for ``TOMBSTONE_TTL_S``), so a late or replayed insert
+  of that object cannot bring it back; a re-created object carries a newer version and passes;
+- ``put(..., expect=...)`` is a compare-and-set on the stored version (``Conflict`` when another writer came first).
+Each check and its write are one optimistic transaction (WATCH/MULTI).
+
+Secrets are encrypted at rest with the node's key (``metamanager.crypto``); nothing else is.
 """
 from __future__ import annotations
 
+import enum
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from edgeworkers import constants
 
+if TYPE_CHECKING:
+    from edgeworkers.metamanager.crypto import Cipher
+
 POD = "pod"
 CONFIGMAP = "configmap"
 SECRET = "secret"
+KINDS = (POD, CONFIGMAP, SECRET)
+
+# How long a delete's tombstone is kept: longer than any outage the bridge relists after.
+TOMBSTONE_TTL_S = 7 * 24 * 3600
+ANY = object()  # ``expect`` default: no compare-and-set
+
+
+class Put(enum.Enum):
+    """What a ``put`` did."""
+
+    STORED = "stored"  # written: new, or newer than the stored object
+    UNCHANGED = "unchanged"  # the stored object already has this version (and content)
+    STALE = "stale"  # refused: older than the stored object or its tombstone
+
+    def __bool__(self) -> bool:
+        return self is not Put.STALE
+
+
+class Conflict(Exception):
+    """A compare-and-set write found another version stored than the one it expected."""
+
+    def __init__(self, key: str, expected: str | None, found: str | None) -> None:
+        super().__init__(f"{key}: expected version {expected or '(none)'}, found {found or '(none)'}")
+        self.expected, self.found = expected, found
 
 
 def object_key(kind: str, namespace: str, name: str) -> str:
     return f"{constants.KEY_META}:{namespace}/{kind}/{name}"
+
+
+def tombstone_key(kind: str, namespace: str, name: str) -> str:
+    return f"{constants.KEY_META_TOMBSTONE}:{namespace}/{kind}/{name}"
 
 
 def index_key(kind: str) -> str:
@@ -34,7 +72,7 @@ def status_key(key: str) -> str:
     return f"{constants.KEY_POD_STATUS}:{key}"
 
 
-def _resource_version(obj: dict[str, Any] | None) -> int | None:
+def version_number(obj: dict[str, Any] | None) -> int | None:
     """The object's resourceVersion as a number, or None when absent or opaque (then never compared)."""
     value = ((obj or {}).get("metadata") or {}).get("resourceVersion")
     try:
@@ -45,61 +83,117 @@ def _resource_version(obj: dict[str, Any] | None) -> int | None:
 
 def is_older(new: dict[str, Any], stored: dict[str, Any] | None) -> bool:
     """True when ``new`` must not replace ``stored``: both resourceVersions numeric and new's smaller."""
-    new_rv, stored_rv = _resource_version(new), _resource_version(stored)
+    new_rv, stored_rv = version_number(new), version_number(stored)
     return new_rv is not None and stored_rv is not None and new_rv < stored_rv
 
 
+def _version_text(obj: dict[str, Any] | None) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion") if obj else None
+
+
 class MetaStore:
-    """Desired state and pod status of one node. Generic over kind; every method is safe to call concurrently."""
+    """Desired state and pod status of one node. Generic over kind; every method is safe to call concurrently.
 
-    def __init__(self, client: redis.Redis) -> None:
+    ``cipher`` encrypts secrets; a store without one refuses to read or write them.
+    """
+
+    def __init__(self, client: redis.Redis, cipher: Cipher | None = None) -> None:
         self._redis = client
+        self._cipher = cipher
 
-    def put(self, kind: str, obj: dict[str, Any]) -> bool:
-        """Store ``obj``; False (and nothing written) when it is older than the stored one."""
+    @property
+    def redis(self) -> redis.Redis:
+        return self._redis
+
+    # --- encoding ------------------------------------------------------------------------------
+
+    def _encode(self, kind: str, obj: dict[str, Any]) -> bytes:
+        raw = json.dumps(obj, separators=(",", ":")).encode()
+        return self._need_cipher(kind).encrypt(raw) if kind == SECRET else raw
+
+    def _decode(self, kind: str, raw: bytes | None) -> dict[str, Any] | None:
+        if raw is None:
+            return None
+        return json.loads(self._need_cipher(kind).decrypt(raw) if kind == SECRET else raw)
+
+    def _need_cipher(self, kind: str) -> Cipher:
+        if self._cipher is None:
+            raise RuntimeError(f"{kind}s are encrypted at rest: this store was opened without the node's key")
+        return self._cipher
+
+    # --- objects -------------------------------------------------------------------------------
+
+    def put(self, kind: str, obj: dict[str, Any], *, expect: Any = ANY) -> Put:
+        """Store ``obj`` unless it is older than the stored object or its tombstone.
+
+        ``expect``: the resourceVersion the caller read (None: no object stored); ``Conflict`` when another is.
+        """
         meta = obj["metadata"]
         namespace, name = meta.get("namespace") or "default", meta["name"]
-        key = object_key(kind, namespace, name)
-        written = False
+        key, tomb = object_key(kind, namespace, name), tombstone_key(kind, namespace, name)
+        encoded = self._encode(kind, obj)
+        outcome = Put.STALE
 
         def write(pipe: redis.client.Pipeline) -> None:
-            nonlocal written
-            raw = pipe.get(key)
-            if raw is not None and is_older(obj, json.loads(raw)):
-                written = False
+            nonlocal outcome
+            raw, tombstone = pipe.get(key), pipe.get(tomb)
+            stored = self._decode(kind, raw)
+            if expect is not ANY and _version_text(stored) != expect:
+                raise Conflict(f"{namespace}/{kind}/{name}", expect, _version_text(stored))
+            new_rv = version_number(obj)
+            if is_older(obj, stored) or (tombstone is not None and new_rv is not None and new_rv <= int(tombstone)):
+                outcome = Put.STALE
+                return
+            if stored is not None and (
+                (new_rv is not None and new_rv == version_number(stored) and expect is ANY) or stored == obj
+            ):
+                outcome = Put.UNCHANGED
                 return
             pipe.multi()
-            pipe.set(key, json.dumps(obj, separators=(",", ":")))
+            pipe.set(key, encoded)
             pipe.sadd(index_key(kind), f"{namespace}/{name}")
-            written = True
+            outcome = Put.STORED
 
-        self._redis.transaction(write, key)
-        return written
+        self._redis.transaction(write, key, tomb)
+        return outcome
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        raw = self._redis.get(object_key(kind, namespace, name))
-        return None if raw is None else json.loads(raw)
+        return self._decode(kind, self._redis.get(object_key(kind, namespace, name)))
 
-    def delete(self, kind: str, namespace: str, name: str, resource_version: str | None = None) -> bool:
-        """Remove the object; with ``resource_version``, only if the stored one still has it (a newer write
-        made meanwhile is kept). True when nothing of that version is left stored."""
-        key = object_key(kind, namespace, name)
+    def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        resource_version: str | None = None,
+        *,
+        deleted_version: str | None = None,
+    ) -> bool:
+        """Remove the object and leave its tombstone; with ``resource_version``, only if the stored one still has
+        it (a newer write made meanwhile is kept). ``deleted_version``: the version of the deletion itself (a
+        watch's DELETED event), kept in the tombstone when newer. True when nothing of that version is left."""
+        key, tomb = object_key(kind, namespace, name), tombstone_key(kind, namespace, name)
         deleted = True
 
         def remove(pipe: redis.client.Pipeline) -> None:
             nonlocal deleted
-            if resource_version is not None:
-                raw = pipe.get(key)
-                stored = None if raw is None else json.loads(raw)
-                if stored is not None and stored["metadata"].get("resourceVersion") != resource_version:
-                    deleted = False
-                    return
+            stored = self._decode(kind, pipe.get(key))
+            if resource_version is not None and stored is not None and _version_text(stored) != resource_version:
+                deleted = False
+                return
+            versions = [v for v in (version_number(stored), _int(deleted_version), _int(pipe.get(tomb))) if v]
             pipe.multi()
             pipe.delete(key)
             pipe.srem(index_key(kind), f"{namespace}/{name}")
+            if versions:
+                pipe.set(tomb, max(versions), ex=TOMBSTONE_TTL_S)
 
-        self._redis.transaction(remove, key)
+        self._redis.transaction(remove, key, tomb)
         return deleted
+
+    def tombstone(self, kind: str, namespace: str, name: str) -> int | None:
+        """The version a deleted object had (None: no tombstone)."""
+        return _int(self._redis.get(tombstone_key(kind, namespace, name)))
 
     def keys(self, kind: str) -> set[str]:
         """Every stored object of ``kind`` as ``"<namespace>/<name>"``."""
@@ -111,10 +205,15 @@ class MetaStore:
         if not members:
             return []
         raws = self._redis.mget([object_key(kind, *member.split("/", 1)) for member in members])
-        return [json.loads(raw) for raw in raws if raw is not None]
+        return [obj for obj in (self._decode(kind, raw) for raw in raws) if obj is not None]
 
-    def put_pod_status(self, key: str, status: dict[str, Any]) -> None:
-        self._redis.set(status_key(key), json.dumps(status, separators=(",", ":")))
+    # --- pod status ----------------------------------------------------------------------------
+
+    def put_pod_status(self, key: str, status: dict[str, Any]) -> bool:
+        """Store the pod's last computed status; True when it differs from the one stored before."""
+        encoded = json.dumps(status, separators=(",", ":"), sort_keys=True)
+        previous = self._redis.set(status_key(key), encoded, get=True)
+        return previous is None or previous.decode() != encoded
 
     def get_pod_status(self, key: str) -> dict[str, Any] | None:
         raw = self._redis.get(status_key(key))
@@ -122,3 +221,10 @@ class MetaStore:
 
     def delete_pod_status(self, key: str) -> None:
         self._redis.delete(status_key(key))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -20,6 +20,7 @@ import redis
 import typer
 import yaml
 
+from edgeworkers.broker import make_broker
 from edgeworkers.config import settings
 from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
 from edgeworkers.k8s.printers import to_table
@@ -27,18 +28,19 @@ from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods import desired
 from edgeworkers.runtime.errors import ContainerRuntimeError
+from edgeworkers.tasks import sender
 
 pod_app = typer.Typer(no_args_is_help=True)
 
 
 def _store() -> MetaStore:
+    """Pods need no key; secrets are never read here."""
     return MetaStore(redis.Redis.from_url(settings().redis_url))
 
 
 def _send() -> desired.Send:
-    from edgeworkers.actors import enqueue  # the broker is built on import: only commands that enqueue pay
-
-    return enqueue
+    """Enqueue on the configured broker (built here: only commands that enqueue pay for it)."""
+    return sender(make_broker(settings()))
 
 
 def _fail(error: APIError) -> NoReturn:
@@ -116,11 +118,19 @@ def apply(
             _error(f"only pods can be applied here, not {obj.get('kind')}")
         try:
             with _services():
-                message = desired.apply_pod(store, send, obj)
+                message = desired.apply_pod(store, send, _named(obj))
         except APIError as error:
             _fail(error)
         verb = "created" if message.route.operation == "insert" else "configured"
         typer.echo(f"pod/{message.content['metadata']['name']} {verb}")
+
+
+def _named(obj: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with the static pod's name on this node (``<name>-<nodeName>``)."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        return obj  # apply_pod refuses it with the API server's message
+    return {**obj, "metadata": {**meta, "name": desired.static_pod_name(meta["name"], settings().node_name)}}
 
 
 @pod_app.command("delete")
@@ -129,13 +139,16 @@ def delete(
     namespace: str = typer.Option("default", "-n", "--namespace"),
     grace_period: int = typer.Option(-1, "--grace-period", help="Seconds to stop; -1: the pod's own."),
 ) -> None:
-    """Delete a node-local pod: its containers are stopped with the grace period, then removed."""
+    """Delete a node-local pod (NAME as listed, or as in its manifest): its containers are stopped with the grace
+    period, then removed."""
     try:
         with _services():
-            desired.delete_pod(_store(), _send(), f"{namespace}/{name}", None if grace_period < 0 else grace_period)
+            store = _store()
+            key = desired.find_static_pod(store, namespace, name, settings().node_name)
+            desired.delete_pod(store, _send(), key, None if grace_period < 0 else grace_period)
     except APIError as error:
         _fail(error)
-    typer.echo(f'pod "{name}" deleted')
+    typer.echo(f'pod "{key.split("/", 1)[1]}" deleted')
 
 
 @pod_app.command("list")
@@ -181,10 +194,10 @@ def worker(
 
 def orphans() -> None:
     """Remove the containers of pods that are not in the desired state (the scheduler does this every minute)."""
-    from edgeworkers import actors
+    from edgeworkers.pods.reconcile import build_agent, remove_orphans
 
     with _services():
-        removed = actors.remove_orphans(actors.agent())
+        removed = remove_orphans(build_agent(settings(), None))
     for key in removed:
         typer.echo(f"removed the containers of pod {key}")
 

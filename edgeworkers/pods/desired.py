@@ -1,9 +1,12 @@
 """Changing a node's desired pods: write MetaManager first, then enqueue the task that reconciles Docker to it.
 
 Used by ``edgeworkers pod apply/delete`` for node-local ("static") pods, which get their identity and
-resourceVersion here. (The cloud bridge stores the cloud's objects as they are, with ``MetaStore.put``, and sends
-the same messages through the same ``Send``.) The order matters: the task reads the store when it runs, so the
-last write is always followed by a task that sees it.
+resourceVersion here, and their name suffixed with the node's (``<name>-<nodeName>``, as kubelet names static pods,
+so a static pod and a cloud pod of the same manifest never share a name, and the mirror pod at the cloud carries the
+same name). The cloud bridge stores the cloud's objects as they are and sends the same messages through the same
+``Send``. The order matters: the task reads the store when it runs, so the last write is always followed by a task
+that sees it. Every write is a compare-and-set on the version read: of two concurrent applies or deletes of one pod,
+one fails with 409 Conflict, as against the API server.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from pydantic import ValidationError
 from edgeworkers import constants
 from edgeworkers.k8s.decoding import type_error
 from edgeworkers.k8s.pod import Pod, default_pod
-from edgeworkers.k8s.status import bad_request, invalid, not_found
+from edgeworkers.k8s.status import bad_request, conflict, invalid, not_found
 from edgeworkers.k8s.validation import validate_pod
 from edgeworkers.messages import Message
-from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.metamanager.store import POD, Conflict, MetaStore, Put
 
 Send = Callable[[Message], None]
 
@@ -31,15 +34,39 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _next_resource_version(stored: dict[str, Any] | None) -> str:
+def _next_resource_version(stored: dict[str, Any] | None, tombstone: int | None = None) -> str:
+    """One past the stored version and the last deleted one (a tombstone refuses anything not newer)."""
     current = ((stored or {}).get("metadata") or {}).get("resourceVersion")
     try:
-        return str(int(current) + 1)
+        number = int(current)
     except (TypeError, ValueError):
-        return "1"
+        number = 0
+    return str(max(number, tombstone or 0) + 1)
 
 
-def _prepared(pod_dict: dict[str, Any], stored: dict[str, Any] | None, source: str) -> dict[str, Any]:
+def static_pod_name(name: str, node_name: str) -> str:
+    """A static pod's name on the node and at the cloud: kubelet's ``<name>-<nodeName>``."""
+    return f"{name}-{node_name}"
+
+
+def _stored_version(stored: dict[str, Any] | None) -> str | None:
+    return stored["metadata"].get("resourceVersion") if stored else None
+
+
+def _put(store: MetaStore, pod: dict[str, Any], stored: dict[str, Any] | None) -> None:
+    """Compare-and-set ``pod`` over the ``stored`` copy read before; 409 Conflict when another writer came first."""
+    name = pod["metadata"]["name"]
+    try:
+        outcome = store.put(POD, pod, expect=_stored_version(stored))
+    except Conflict:
+        raise conflict("pods", name) from None
+    if outcome is not Put.STORED:
+        raise conflict("pods", name)
+
+
+def _prepared(
+    pod_dict: dict[str, Any], stored: dict[str, Any] | None, source: str, tombstone: int | None
+) -> dict[str, Any]:
     """The pod as stored: defaulted, identity kept across applies (a new uid would recreate every container);
     a pod still being deleted is applied anew, with a new uid, as after a delete in Kubernetes."""
     pod = default_pod(pod_dict)
@@ -48,7 +75,7 @@ def _prepared(pod_dict: dict[str, Any], stored: dict[str, Any] | None, source: s
     previous = {} if _being_deleted(stored) else (stored or {}).get("metadata") or {}
     meta["uid"] = meta.get("uid") or previous.get("uid") or str(uuid.uuid4())
     meta["creationTimestamp"] = meta.get("creationTimestamp") or previous.get("creationTimestamp") or _now()
-    meta["resourceVersion"] = _next_resource_version(stored)
+    meta["resourceVersion"] = _next_resource_version(stored, tombstone)
     meta.setdefault("annotations", {})[constants.ANNOTATION_SOURCE] = source
     return pod
 
@@ -86,20 +113,32 @@ def _being_deleted(pod: dict[str, Any] | None) -> bool:
 
 
 def apply_pod(store: MetaStore, send: Send, pod_dict: dict[str, Any], source: str = constants.SOURCE_FILE) -> Message:
-    """Default, validate and store ``pod_dict`` as desired, then enqueue its add or update.
+    """Default, validate and store ``pod_dict`` as a static pod, then enqueue its add or update (the CLI names it
+    with ``static_pod_name`` first).
 
-    Raises APIError (400 for a field of the wrong type, 422 Invalid worded as the Kubernetes API words it) for an
-    invalid pod.
+    Raises APIError: 400 for a field of the wrong type, 422 Invalid worded as the Kubernetes API words it, 409 when
+    another apply or delete of the pod came first, or when a pod of that name came from the cloud.
     """
     meta = _decoded(pod_dict).metadata
-    stored = store.get(POD, meta.namespace or "default", meta.name or "")
-    pod = _prepared(pod_dict, stored, source)
+    namespace, name = meta.namespace or "default", meta.name or ""
+    stored = store.get(POD, namespace, name)
+    if stored is not None and stored["metadata"].get("annotations", {}).get(constants.ANNOTATION_SOURCE) != source:
+        raise conflict("pods", name, "a pod of that name came from the cloud")
+    pod = _prepared(pod_dict, stored, source, store.tombstone(POD, namespace, name))
     decode_pod(pod)
-    store.put(POD, pod)
+    _put(store, pod, stored)
     operation = "update" if stored and not _being_deleted(stored) else "insert"
     message = Message.for_object(POD, pod, operation, source)
     send(message)
     return message
+
+
+def find_static_pod(store: MetaStore, namespace: str, name: str, node_name: str) -> str:
+    """The key of the static pod named ``name`` (as listed) or ``<name>-<node_name>`` (as in its manifest)."""
+    for candidate in (name, static_pod_name(name, node_name)):
+        if store.get(POD, namespace, candidate) is not None:
+            return f"{namespace}/{candidate}"
+    raise not_found("pods", name)
 
 
 def delete_pod(
@@ -108,11 +147,14 @@ def delete_pod(
     key: str,
     grace_period_s: int | None = None,
     source: str = constants.SOURCE_FILE,
+    resource_version: str | None = None,
 ) -> Message:
     """Mark pod ``key`` ("namespace/name") deleted, as the API server does, and enqueue its delete.
 
     The worker stops its containers with ``grace_period_s`` (default: the pod's terminationGracePeriodSeconds),
-    then removes it from the desired state. Raises APIError (404 NotFound) when no such pod is desired.
+    then removes it from the desired state. ``resource_version``: the version of the marked copy (the cloud's
+    deletion, for a pod deleted at the cloud); by default one past the stored one. Raises APIError 404 when no such
+    pod is desired, 409 when another writer changed it meanwhile.
     """
     namespace, name = key.split("/", 1)
     stored = store.get(POD, namespace, name)
@@ -124,8 +166,8 @@ def delete_pod(
         grace_period_s = meta.get("deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30))
     meta.setdefault("deletionTimestamp", _now())
     meta["deletionGracePeriodSeconds"] = min(grace_period_s, meta.get("deletionGracePeriodSeconds", grace_period_s))
-    meta["resourceVersion"] = _next_resource_version(stored)
-    store.put(POD, pod)
+    meta["resourceVersion"] = resource_version or _next_resource_version(stored)
+    _put(store, pod, stored)
     message = Message.for_object(POD, pod, "delete", source)
     send(message)
     return message

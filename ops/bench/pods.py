@@ -31,12 +31,12 @@ import docker
 import redis
 import typer
 
-from edgeworkers.actors import sender
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.desired import apply_pod, delete_pod
 from edgeworkers.runtime import labels
+from edgeworkers.tasks import sender
 
 CLAIM_KEY = "edgeworkers:bench-claim"
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 from queuekit import HEARTBEAT_TIMEOUT_MS, Worker
 
-from edgeworkers import actors
+from edgeworkers import tasks
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import MetaStore
@@ -38,8 +38,8 @@ def start_worker(config: Settings, tmp_path: Path, real_redis: redis.Redis) -> I
 
 @pytest.fixture
 def send(config: Settings) -> Send:
-    """Enqueue pod tasks on the test's database (as ``actors.enqueue`` does on the configured one)."""
-    return actors.sender(make_broker(config))
+    """Enqueue pod tasks on the test's database (as the CLI does on the configured one)."""
+    return tasks.sender(make_broker(config))
 
 
 @pytest.fixture

@@ -49,16 +49,18 @@ def test_200_random_operations_over_20_pods_end_with_exactly_the_desired_contain
     operations = [(rng.choice(["apply", "apply", "delete"]), f"p{rng.randrange(20)}", rng.randrange(3)) for _ in range(200)]
 
     def run(operation: tuple[str, str, int]) -> None:
+        """One CLI-style write; two concurrent writes of one pod may meet: then one is refused (409), never both
+        applied over the same version."""
         kind, name, variant = operation
-        if kind == "apply":
-            pod = busybox_pod(name, f"sleep {3600 + variant}")
-            pod["metadata"]["labels"] = {"variant": str(variant)}
-            desired.apply_pod(store, send, pod)
-        else:
-            try:
+        try:
+            if kind == "apply":
+                pod = busybox_pod(name, f"sleep {3600 + variant}")
+                pod["metadata"]["labels"] = {"variant": str(variant)}
+                desired.apply_pod(store, send, pod)
+            else:
                 desired.delete_pod(store, send, f"default/{name}")
-            except APIError as error:
-                assert error.code == 404
+        except APIError as error:
+            assert error.code == 409 or (kind == "delete" and error.code == 404)
 
     start_worker(processes=2, threads=4)
     with ThreadPoolExecutor(max_workers=8) as pool:

@@ -1,11 +1,13 @@
 """`edgeworkers pod apply/list/delete` and `edgeworkers orphans`, run as commands against real workers."""
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import docker
 import pytest
 import yaml
 from queuekit import (
@@ -66,16 +68,18 @@ def test_a_worker_start_restarts_pods_stopped_while_the_agent_was_down(
     """As after an edge reboot with the cloud unreachable: nothing but the agent's own start brings pods back."""
     applied = cli("pod", "apply", "-f", "-", stdin=json.dumps(busybox_pod("survivor")))
     assert applied.returncode == 0, applied.stderr
-    wait_for(lambda: running_names(node_containers(docker_client, node_name, "survivor")) == {"POD", "app"}, 60, "up")
+    survivor = f"survivor-{node_name}"  # a static pod, named as kubelet names them
+    wait_for(lambda: running_names(node_containers(docker_client, node_name, survivor)) == {"POD", "app"}, 60, "up")
     worker_command.stop()
-    for container in node_containers(docker_client, node_name, "survivor"):
-        container.stop(timeout=0)
-    assert running_names(node_containers(docker_client, node_name, "survivor")) == set()
+    for container in node_containers(docker_client, node_name, survivor):
+        with contextlib.suppress(docker.errors.NotFound):  # listed while the engine was still removing it
+            container.stop(timeout=0)
+    assert running_names(node_containers(docker_client, node_name, survivor)) == set()
 
     again = start_worker_command(config, tmp_path / "worker-again.log")
     try:
         wait_for(
-            lambda: running_names(node_containers(docker_client, node_name, "survivor")) == {"POD", "app"},
+            lambda: running_names(node_containers(docker_client, node_name, survivor)) == {"POD", "app"},
             60,
             "the pod running again after the worker's start",
         )
@@ -90,8 +94,9 @@ def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker
 
     applied = cli("pod", "apply", "-f", str(manifest))
     assert applied.returncode == 0, applied.stderr
-    assert applied.stdout.splitlines() == ["pod/alpha created", "pod/beta created"]
-    for name in ("alpha", "beta"):
+    alpha, beta = f"alpha-{node_name}", f"beta-{node_name}"  # static pods, named as kubelet names them
+    assert applied.stdout.splitlines() == [f"pod/{alpha} created", f"pod/{beta} created"]
+    for name in (alpha, beta):
         wait_for(lambda n=name: running_names(node_containers(docker_client, node_name, n)) == {"POD", "app"}, 60, name)
 
     rows = wait_for(
@@ -100,29 +105,29 @@ def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker
         "both pods Running in the list",
     )
     assert rows[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
-    assert [row.split()[:4] for row in rows[1:]] == [["alpha", "1/1", "Running", "0"], ["beta", "1/1", "Running", "0"]]
+    assert [row.split()[:4] for row in rows[1:]] == [[alpha, "1/1", "Running", "0"], [beta, "1/1", "Running", "0"]]
 
     listed = json.loads(cli("pod", "list", "-o", "json").stdout)
     assert [(p["metadata"]["name"], p["status"]["phase"]) for p in listed["items"]] == [
-        ("alpha", "Running"),
-        ("beta", "Running"),
+        (alpha, "Running"),
+        (beta, "Running"),
     ]
 
     changed = busybox_pod("alpha", "sleep 7200")
     reapplied = cli("pod", "apply", "-f", "-", stdin=json.dumps(changed))
-    assert reapplied.stdout.strip() == "pod/alpha configured"
+    assert reapplied.stdout.strip() == f"pod/{alpha} configured"
     wait_for(
         lambda: any("sleep 7200" in c.attrs["Args"] and c.status == "running"
-                    for c in node_containers(docker_client, node_name, "alpha")),
+                    for c in node_containers(docker_client, node_name, alpha)),
         60,
         "alpha's app container recreated with the new command",
     )
 
-    deleted = cli("pod", "delete", "alpha")
-    assert deleted.stdout.strip() == 'pod "alpha" deleted'
-    wait_for(lambda: node_containers(docker_client, node_name, "alpha") == [], 60, "alpha's containers removed")
+    deleted = cli("pod", "delete", "alpha")  # the manifest's name finds the static pod
+    assert deleted.stdout.strip() == f'pod "{alpha}" deleted'
+    wait_for(lambda: node_containers(docker_client, node_name, alpha) == [], 60, "alpha's containers removed")
     wait_for(lambda: queues_drained(real_redis), 30, "the delete processed")
-    assert [row.split()[0] for row in cli("pod", "list").stdout.splitlines()[1:]] == ["beta"]
+    assert [row.split()[0] for row in cli("pod", "list").stdout.splitlines()[1:]] == [beta]
 
     missing = cli("pod", "delete", "alpha")
     assert missing.returncode == 1
@@ -133,12 +138,12 @@ def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker
     assert " ".join(argv[4:]).startswith("--processes 1 --threads 2 --queues pod_add pod_update pod_delete pod_sync")
 
 
-def test_pod_apply_refuses_an_invalid_pod_with_the_kubernetes_message(cli, tmp_path):
+def test_pod_apply_refuses_an_invalid_pod_with_the_kubernetes_message(cli, tmp_path, node_name):
     bad = busybox_pod("bad")
     bad["spec"]["containers"][0]["name"] = "Web_1"
     result = cli("pod", "apply", "-f", "-", stdin=yaml.safe_dump(bad))
     assert result.returncode == 1
-    assert result.stderr.startswith('The Pod "bad" is invalid: spec.containers[0].name: Invalid value: "Web_1"')
+    assert result.stderr.startswith(f'The Pod "bad-{node_name}" is invalid: spec.containers[0].name: Invalid value: "Web_1"')
     assert cli("pod", "list").stderr.strip() == "No resources found in default namespace."
 
 

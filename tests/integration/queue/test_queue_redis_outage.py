@@ -15,7 +15,7 @@ import pytest
 import redis
 from queuekit import Worker, busybox_pod, node_containers, queues_drained, wait_for
 
-from edgeworkers import actors
+from edgeworkers import tasks
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import MetaStore
@@ -89,7 +89,7 @@ def test_a_task_failing_while_redis_restarts_is_retried_once_it_is_back(
     client = redis.Redis.from_url(private_redis.url)
     store = MetaStore(client)
     worker = slow_worker()
-    desired.apply_pod(store, actors.sender(make_broker(config.model_copy(update={"redis_url": private_redis.url}))),
+    desired.apply_pod(store, tasks.sender(make_broker(config.model_copy(update={"redis_url": private_redis.url}))),
                       busybox_pod("steady"))  # fmt: skip
 
     # The add is in flight (sandbox made, app container on its slow way): Redis goes away and comes back.

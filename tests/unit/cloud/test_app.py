@@ -270,6 +270,46 @@ async def test_the_main_endpoint_ignores_status_and_status_ignores_the_rest(clie
     assert resp.status == 200 and patched["status"]["phase"] == "Running" and "z" not in patched["metadata"]["labels"]
 
 
+@pytest.mark.parametrize("path", [f"{PODS}/web", f"{PODS}/web/status"])
+async def test_an_update_carrying_another_uid_fails_its_precondition(client, path):
+    """As the API server: a PUT's uid is a precondition, so a write meant for a deleted namesake never lands."""
+    created = await create(client, PODS, pod(nodeName="edge-1"))
+    uid = created["metadata"]["uid"]
+    stale = json.loads(json.dumps(created))
+    stale["metadata"]["uid"] = "0b7d-old"
+    stale["metadata"]["labels"]["v"] = "2"
+    stale["status"] = {"phase": "Running"}
+    resp = await client.put(path, json=stale)
+    body = await resp.json()
+    assert resp.status == 409 and body["reason"] == "Conflict", body
+    assert body["message"] == (f'Operation cannot be fulfilled on pods "web": Precondition failed: '
+                               f"UID in precondition: 0b7d-old, UID in object meta: {uid}")
+    stored = await (await client.get(f"{PODS}/web")).json()
+    assert stored["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+    stale["metadata"]["uid"] = uid
+    assert (await client.put(path, json=stale)).status == 200
+
+
+@pytest.mark.parametrize("content_type", ["application/merge-patch+json", "application/strategic-merge-patch+json"])
+async def test_a_status_patch_for_a_recreated_pod_is_refused(client, content_type):
+    """A node's status patch names the pod's uid: on a namesake made since, the uid would change, which
+    validation refuses (422, as the API server: a patch has no precondition, the uid is immutable)."""
+    old = await create(client, PODS, pod())
+    assert (await client.delete(f"{PODS}/web")).status == 200
+    new = await create(client, PODS, pod(nodeName="edge-1"))
+    headers = {"Content-Type": content_type}
+    patch = {"metadata": {"uid": old["metadata"]["uid"]}, "status": {"phase": "Running"}}
+    resp = await client.patch(f"{PODS}/web/status", data=orjson.dumps(patch), headers=headers)
+    body = await resp.json()
+    assert resp.status == 422 and body["reason"] == "Invalid", body
+    assert body["message"] == (f'Pod "web" is invalid: metadata.uid: Invalid value: "{old["metadata"]["uid"]}": '
+                               "field is immutable")
+    assert (await (await client.get(f"{PODS}/web")).json())["status"]["phase"] == "Pending"
+    patch["metadata"]["uid"] = new["metadata"]["uid"]
+    resp = await client.patch(f"{PODS}/web/status", data=orjson.dumps(patch), headers=headers)
+    assert resp.status == 200 and (await resp.json())["status"]["phase"] == "Running"
+
+
 async def test_a_write_that_changes_nothing_keeps_the_resource_version(client):
     created = await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.put(f"{PODS}/web", json=created)

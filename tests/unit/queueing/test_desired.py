@@ -137,3 +137,76 @@ def test_resync_all_enqueues_an_update_per_desired_pod_and_a_delete_per_deleting
 def test_resync_all_of_an_empty_store_sends_nothing(store):
     sent: list[Message] = []
     assert resync_all(store, sent.append) == [] and sent == []
+
+
+class RacingStore(MetaStore):
+    """Both writers read the pod before either writes: the race two concurrent `pod apply` runs can meet."""
+
+    def __init__(self, client, barrier) -> None:
+        super().__init__(client)
+        self.barrier = barrier
+
+    def get(self, kind, namespace, name):
+        found = super().get(kind, namespace, name)
+        self.barrier.wait(timeout=5)
+        return found
+
+
+@pytest.mark.parametrize("second", ["apply", "delete"])
+def test_two_concurrent_writes_of_one_pod_never_both_succeed(fake_redis, second):
+    import threading
+
+    from edgeworkers.metamanager.store import MetaStore as Plain
+
+    apply_pod(Plain(fake_redis), lambda m: None, manifest())
+    racing = RacingStore(fake_redis, threading.Barrier(2))
+    outcomes: list[str] = []
+
+    def run(op: str, image: str) -> None:
+        try:
+            if op == "apply":
+                apply_pod(racing, lambda m: None, manifest(image=image))
+            else:
+                delete_pod(racing, lambda m: None, "default/web")
+            outcomes.append("ok")
+        except APIError as error:
+            outcomes.append(f"{error.code} {error.reason}")
+
+    threads = [threading.Thread(target=run, args=("apply", "busybox:1.36")),
+               threading.Thread(target=run, args=(second, "busybox:1.28"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == ["409 Conflict", "ok"]
+    assert Plain(fake_redis).get(POD, "default", "web")["metadata"]["resourceVersion"] == "2"
+
+
+def test_a_pod_reapplied_after_its_delete_gets_a_version_past_the_tombstone(store):
+    apply_pod(store, lambda m: None, manifest())
+    delete_pod(store, lambda m: None, "default/web")
+    store.delete(POD, "default", "web", resource_version="2")  # the worker, once the containers are gone
+    again = apply_pod(store, lambda m: None, manifest()).content["metadata"]
+    assert again["resourceVersion"] == "3"
+    assert store.get(POD, "default", "web") is not None
+
+
+def test_a_static_pod_cannot_take_the_name_of_a_cloud_pod(store):
+    cloud_pod = manifest()
+    cloud_pod["metadata"].update(namespace="default", uid="u1", resourceVersion="40",
+                                 annotations={constants.ANNOTATION_SOURCE: constants.SOURCE_API})
+    store.put(POD, cloud_pod)
+    with pytest.raises(APIError) as caught:
+        apply_pod(store, lambda m: None, manifest())
+    assert caught.value.code == 409
+
+
+def test_static_pods_are_named_as_kubelet_names_them_and_found_by_either_name(store):
+    from edgeworkers.pods.desired import find_static_pod, static_pod_name
+
+    assert static_pod_name("web", "edge-1") == "web-edge-1"
+    apply_pod(store, lambda m: None, manifest(name="web-edge-1"))
+    assert find_static_pod(store, "default", "web", "edge-1") == "default/web-edge-1"
+    assert find_static_pod(store, "default", "web-edge-1", "edge-1") == "default/web-edge-1"
+    with pytest.raises(APIError):
+        find_static_pod(store, "default", "nope", "edge-1")

@@ -1,0 +1,63 @@
+"""The node's key for secrets at rest: Fernet (AES-128-CBC with HMAC-SHA256) from ``cryptography``.
+
+The key lives in a 0600 file in a 0700 directory under the agent's data directory, made on first use (by whichever
+agent process comes first: the file is created exclusively, so two processes never hold different keys). Redis never
+sees it, so a copy of Redis' append-only file reveals no secret value.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+KEY_FILE = "secrets.key"
+
+
+class Cipher:
+    """Encrypts and decrypts bytes with the node's key; a wrong key or a damaged value is ``SecretUnreadable``."""
+
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:
+            raise SecretUnreadable("a stored secret cannot be decrypted with this node's key") from None
+
+
+class SecretUnreadable(Exception):
+    """A stored secret does not decrypt with the node's key (the key file was replaced, or the value damaged)."""
+
+
+def load_key(data_dir: Path) -> bytes:
+    """The key in ``data_dir/secrets.key``, made (0600, directory 0700) when absent.
+
+    A new key is written to a temporary file and linked into place, which fails when another process linked its
+    own first: then that one is read. So every process of the node holds the same key, and none reads a half file.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secrets.key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(Fernet.generate_key())
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    return path.read_bytes().strip()
+
+
+def node_cipher(data_dir: Path) -> Cipher:
+    return Cipher(load_key(data_dir))

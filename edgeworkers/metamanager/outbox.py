@@ -1,0 +1,93 @@
+"""The status outbox: what the node must tell the cloud, kept in Redis until the cloud has it.
+
+Workers (and the bridge) put items; the bridge's uplink drains them in order and acks each once the cloud accepted
+it. One item per key (``pod:<namespace>/<name>``): a newer item replaces the pending one and moves to the end, so
+while the cloud is away a pod's statuses compact to its latest, and nothing stale can be sent after something
+newer. A Redis stream keeps every entry; this keeps only what is still worth sending, which is what an edge that
+is offline for days needs.
+
+Layout: a hash of payloads by key, and a sorted set of keys scored by a sequence number (their order). ``put`` and
+``ack`` are Lua scripts, so an item replaced while it was being sent is not lost by the ack of the older one.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from edgeworkers import constants
+
+POD_STATUS = "pod_status"  # patch pods/<name>/status (of the mirror pod, for a static pod)
+POD_DELETED = "pod_deleted"  # confirm a pod's deletion (delete grace 0, uid precondition); a static pod's mirror goes
+
+_PUT = """
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+return seq
+"""
+_ACK = """
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    seq: int
+    payload: dict[str, Any]
+
+
+def pod_item_key(namespace: str, name: str) -> str:
+    return f"pod:{namespace}/{name}"
+
+
+class Outbox:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._keys = [constants.KEY_OUTBOX_ITEMS, constants.KEY_OUTBOX_ORDER, constants.KEY_OUTBOX_SEQ]
+        self._put = client.register_script(_PUT)
+        self._ack = client.register_script(_ACK)
+
+    def put(self, key: str, payload: dict[str, Any]) -> int:
+        """Queue ``payload`` under ``key``, replacing a pending one; return its sequence number."""
+        return int(self._put(keys=self._keys, args=[key, json.dumps(payload, separators=(",", ":"))]))
+
+    def pod_status(self, namespace: str, name: str, uid: str, status: dict[str, Any], *, mirror: bool) -> int:
+        """The pod's latest status for the cloud; ``mirror``: a static pod, shown through its mirror pod."""
+        payload = {"op": POD_STATUS, "namespace": namespace, "name": name, "uid": uid, "status": status,
+                   "mirror": mirror}
+        return self.put(pod_item_key(namespace, name), payload)
+
+    def pod_deleted(self, namespace: str, name: str, uid: str, *, mirror: bool) -> int:
+        """The pod's containers are gone: confirm its deletion to the cloud (or remove the static pod's mirror)."""
+        payload = {"op": POD_DELETED, "namespace": namespace, "name": name, "uid": uid, "mirror": mirror}
+        return self.put(pod_item_key(namespace, name), payload)
+
+    def peek(self, limit: int = 100) -> list[Item]:
+        """The oldest ``limit`` items, in order, without removing them."""
+        entries = self._redis.zrange(constants.KEY_OUTBOX_ORDER, 0, limit - 1, withscores=True)
+        if not entries:
+            return []
+        keys = [key for key, _ in entries]
+        payloads = self._redis.hmget(constants.KEY_OUTBOX_ITEMS, keys)
+        return [
+            Item(key.decode(), int(score), json.loads(raw))
+            for (key, score), raw in zip(entries, payloads)
+            if raw is not None
+        ]
+
+    def ack(self, item: Item) -> bool:
+        """Remove ``item`` once sent, unless a newer one replaced it meanwhile (that one stays); True if removed."""
+        return bool(self._ack(keys=self._keys[:2], args=[item.key, item.seq]))
+
+    def __len__(self) -> int:
+        return int(self._redis.zcard(constants.KEY_OUTBOX_ORDER))

@@ -1,0 +1,256 @@
+"""pods.reconcile: lock, read the DESIRED state, validate, sync, store the status and queue it for the cloud,
+confirm a deletion, schedule the next sync, remove orphans."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dramatiq
+import pytest
+
+from edgeworkers import constants
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.metamanager.client import MetaClient
+from edgeworkers.metamanager.outbox import POD_DELETED, POD_STATUS, Outbox
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.lock import PodBusy, pod_lock
+from edgeworkers.pods.reconcile import Agent, InvalidPod, reconcile, remove_orphans, schedule_sync
+from edgeworkers.pods.sync import SyncResult
+
+
+@dataclass
+class FakeSyncer:
+    result: SyncResult = field(default_factory=lambda: SyncResult({"phase": "Running"}, None))
+    calls: list[tuple[str, Pod | None]] = field(default_factory=list)
+
+    def sync(self, key: str, pod: Pod | None, previous_status: dict | None = None) -> SyncResult:
+        self.calls.append((key, pod))
+        return self.result
+
+
+@dataclass
+class RecordingBroker:
+    messages: list[tuple[dramatiq.Message, int | None]] = field(default_factory=list)
+
+    def enqueue(self, message: dramatiq.Message, *, delay: int | None = None) -> dramatiq.Message:
+        self.messages.append((message, delay))
+        return message
+
+
+def pod(name: str = "web", image: str = "busybox", rv: str = "1", source: str | None = None) -> dict:
+    meta = {"name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": rv}
+    if source:
+        meta["annotations"] = {constants.ANNOTATION_SOURCE: source}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
+
+
+def make_agent(client, syncer, settings, broker=None) -> Agent:
+    store = MetaStore(client)
+    return Agent(client, store, MetaClient(store, Outbox(client)), syncer, broker, settings)
+
+
+@pytest.fixture
+def agent(fake_redis, settings) -> Agent:
+    return make_agent(fake_redis, FakeSyncer(), settings, RecordingBroker())
+
+
+def outbox_ops(agent: Agent) -> list[tuple[str, str, bool]]:
+    return [(i.payload["op"], i.payload["name"], i.payload["mirror"]) for i in agent.meta.outbox.peek()]
+
+def test_reconcile_syncs_the_stored_desired_pod_and_stores_its_status(agent):
+    agent.store.put(POD, pod(image="busybox:1.36", rv="2"))
+    assert reconcile(agent, "default/web") is None
+    [(key, synced)] = agent.syncer.calls
+    assert key == "default/web"
+    assert synced.spec.containers[0].image == "busybox:1.36"
+    assert agent.store.get_pod_status("default/web") == {"phase": "Running"}
+
+
+def test_reconcile_of_a_pod_no_longer_desired_syncs_none_and_forgets_its_status(agent):
+    agent.store.put_pod_status("default/web", {"phase": "Running"})
+    agent.syncer.result = SyncResult(None, None)
+    reconcile(agent, "default/web")
+    assert agent.syncer.calls == [("default/web", None)]
+    assert agent.store.get_pod_status("default/web") is None
+
+
+def test_a_deleted_pod_leaves_the_desired_state_once_its_containers_are_gone(agent):
+    deleted = pod(rv="3")
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    agent.store.put(POD, deleted)
+    agent.syncer.result = SyncResult(None, None)
+    reconcile(agent, "default/web")
+    [(_, synced)] = agent.syncer.calls
+    assert synced.metadata.deletion_timestamp
+    assert agent.store.get(POD, "default", "web") is None
+
+
+def test_an_invalid_pod_being_deleted_is_still_killed_and_forgotten(agent):
+    bad = pod(rv="4")
+    bad["spec"]["containers"][0]["name"] = "Web_1"
+    bad["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    agent.store.put(POD, bad)
+    agent.syncer.result = SyncResult(None, None)
+    reconcile(agent, "default/web")
+    assert agent.syncer.calls == [("default/web", None)]
+    assert agent.store.get(POD, "default", "web") is None
+
+
+def test_a_pod_applied_anew_while_being_deleted_is_kept(agent):
+    deleted = pod(rv="3")
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    store = agent.store
+    store.put(POD, deleted)
+
+    class ReapplyDuringSync(FakeSyncer):
+        def sync(self, key, synced, previous_status=None):
+            store.put(POD, pod(rv="4"))  # `pod apply` while the containers are being stopped
+            return SyncResult(None, None)
+
+    reconcile(make_agent(agent.redis, ReapplyDuringSync(), agent.settings), "default/web")
+    assert store.get(POD, "default", "web")["metadata"]["resourceVersion"] == "4"
+
+
+def test_reconcile_returns_the_syncers_follow_up_delay(agent):
+    agent.store.put(POD, pod())
+    agent.syncer.result = SyncResult({"phase": "Pending"}, 10.0)
+    assert reconcile(agent, "default/web") == 10.0
+
+
+def test_an_invalid_desired_pod_is_refused_with_its_reason_and_never_synced(agent, caplog):
+    bad = pod()
+    bad["spec"]["containers"][0]["name"] = "Web_1"
+    agent.store.put(POD, bad)
+    with pytest.raises(InvalidPod, match="Web_1"):
+        reconcile(agent, "default/web")
+    assert agent.syncer.calls == []
+    status = agent.store.get_pod_status("default/web")
+    assert status["phase"] == "Failed" and status["reason"] == "Invalid"
+    assert 'spec.containers[0].name: Invalid value: "Web_1"' in status["message"]
+    assert "default/web" in caplog.text and "Web_1" in caplog.text
+
+
+def test_a_desired_pod_that_does_not_decode_is_refused_with_its_reason_and_never_synced(agent, caplog):
+    bad = pod()
+    bad["spec"]["containers"][0]["command"] = ["sleep", 5]  # validation passes; only decoding catches it
+    agent.store.put(POD, bad)
+    with pytest.raises(InvalidPod, match="spec.containers.command"):
+        reconcile(agent, "default/web")
+    assert agent.syncer.calls == []
+    status = agent.store.get_pod_status("default/web")
+    assert status["phase"] == "Failed" and status["reason"] == "Invalid"
+    assert status["message"] == (
+        'Pod in version "v1" cannot be handled as a Pod: '
+        "json: cannot unmarshal number into Go struct field Container.spec.containers.command of type string"
+    )
+    assert "default/web" in caplog.text and "spec.containers.command" in caplog.text
+
+
+def test_a_pod_busy_in_another_worker_is_retried_later_not_synced(agent):
+    agent.store.put(POD, pod())
+    with pod_lock(agent.redis, "default/web"), pytest.raises(PodBusy):
+        reconcile(agent, "default/web")
+    assert agent.syncer.calls == []
+
+
+
+
+def test_a_changed_status_is_queued_for_the_cloud_once(agent):
+    agent.store.put(POD, pod(source=constants.SOURCE_API))
+    reconcile(agent, "default/web")
+    reconcile(agent, "default/web")  # the same status again: nothing more to send
+    [item] = agent.meta.outbox.peek()
+    assert item.payload == {"op": POD_STATUS, "namespace": "default", "name": "web", "uid": "uid-web",
+                            "status": {"phase": "Running"}, "mirror": False}
+    agent.syncer.result = SyncResult({"phase": "Failed"}, None)
+    reconcile(agent, "default/web")
+    [item] = agent.meta.outbox.peek()  # the newer status replaced the pending one
+    assert item.payload["status"] == {"phase": "Failed"}
+
+
+def test_a_static_pods_status_goes_to_its_mirror_pod(agent):
+    agent.store.put(POD, pod("web-node1", source=constants.SOURCE_FILE))
+    reconcile(agent, "default/web-node1")
+    assert outbox_ops(agent) == [(POD_STATUS, "web-node1", True)]
+
+
+def test_a_deleted_pods_end_is_confirmed_to_the_cloud_after_its_containers_are_gone(agent):
+    deleted = pod(rv="3", source=constants.SOURCE_API)
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    agent.store.put(POD, deleted)
+    agent.syncer.result = SyncResult({"phase": "Running"}, 1.0)  # containers still stopping
+    reconcile(agent, "default/web")
+    assert [op for op, _, _ in outbox_ops(agent)] == [POD_STATUS]
+    agent.syncer.result = SyncResult(None, None)
+    reconcile(agent, "default/web")
+    [item] = agent.meta.outbox.peek()
+    assert item.payload == {"op": POD_DELETED, "namespace": "default", "name": "web", "uid": "uid-web", "mirror": False}
+    assert agent.store.tombstone(POD, "default", "web") == 3
+
+
+def test_a_pod_that_was_never_desired_confirms_nothing(agent):
+    agent.syncer.result = SyncResult(None, None)
+    reconcile(agent, "default/web")
+    assert outbox_ops(agent) == []
+
+
+def test_an_invalid_pods_failure_is_queued_for_the_cloud(agent):
+    bad = pod(source=constants.SOURCE_API)
+    bad["spec"]["containers"][0]["name"] = "Web_1"
+    agent.store.put(POD, bad)
+    with pytest.raises(InvalidPod):
+        reconcile(agent, "default/web")
+    [item] = agent.meta.outbox.peek()
+    assert item.payload["status"]["phase"] == "Failed" and item.payload["status"]["reason"] == "Invalid"
+
+
+def test_schedule_sync_keeps_a_single_chain_per_pod(agent):
+    assert schedule_sync(agent, "default/web", {}, 10.0)
+    assert not schedule_sync(agent, "default/web", {}, 10.0)  # one is already due as soon
+    assert not schedule_sync(agent, "default/web", {}, 60.0)
+    assert schedule_sync(agent, "default/web", {}, 1.0)  # sooner than the pending one
+    assert schedule_sync(agent, "default/other", {}, 10.0)
+    sent = agent.broker.messages
+    assert [delay for _, delay in sent] == [10_000, 1_000, 10_000]
+    assert {(m.actor_name, m.queue_name) for m, _ in sent} == {("sync_pod", constants.QUEUE_POD_SYNC)}
+    assert sent[0][0].args == ("default/web", {})
+
+
+class RacySyncer:
+    """A PodSyncer on FakeRuntime whose orphan list was read before a pod was (re)added."""
+
+    def __init__(self, syncer, stale: list[str]) -> None:
+        self.syncer, self.stale = syncer, stale
+
+    def orphans(self, desired_keys: set[str]) -> list[str]:
+        return self.stale
+
+    def kill_pod(self, key: str, grace_period_s: float) -> bool:
+        return self.syncer.kill_pod(key, grace_period_s)
+
+
+def orphan_agent(fake_redis, settings, stale: list[str]):
+    from edgeworkers.pods.backoff import MemoryBackoffStore
+    from edgeworkers.pods.sync import PodSyncer
+    from edgeworkers.runtime.fake import FakeRuntime
+    from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
+
+    runtime = FakeRuntime(node_name=settings.node_name)
+    for name in ("orphan", "web"):
+        ref = PodRef(f"uid-{name}", "default", name)
+        runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
+    syncer = RacySyncer(PodSyncer(runtime, MemoryBackoffStore(), settings), stale)
+    return make_agent(fake_redis, syncer, settings), runtime
+
+
+def test_orphans_are_removed_but_a_pod_desired_again_is_kept(fake_redis, settings):
+    current, runtime = orphan_agent(fake_redis, settings, stale=["default/orphan", "default/web"])
+    current.store.put(POD, pod("web"))  # added after the orphan list was read
+    assert remove_orphans(current) == ["default/orphan"]
+    assert {c.pod.key for c in runtime.list_containers()} == {"default/web"}
+
+
+def test_an_orphan_being_synced_is_left_for_the_next_cleanup(fake_redis, settings):
+    current, runtime = orphan_agent(fake_redis, settings, stale=["default/orphan"])
+    with pod_lock(fake_redis, "default/orphan"):
+        assert remove_orphans(current) == []
+    assert "default/orphan" in {c.pod.key for c in runtime.list_containers()}
