@@ -168,10 +168,13 @@ class MetaStore:
         resource_version: str | None = None,
         *,
         deleted_version: str | None = None,
+        tombstone: bool = True,
     ) -> bool:
         """Remove the object and leave its tombstone; with ``resource_version``, only if the stored one still has
         it (a newer write made meanwhile is kept). ``deleted_version``: the version of the deletion itself (a
-        watch's DELETED event), kept in the tombstone when newer. True when nothing of that version is left."""
+        watch's DELETED event), kept in the tombstone when newer. ``tombstone=False``: the node merely stops keeping
+        an object that still exists (a configmap no pod uses any more), so it may be stored again as it is.
+        True when nothing of that version is left."""
         key, tomb = object_key(kind, namespace, name), tombstone_key(kind, namespace, name)
         deleted = True
 
@@ -185,7 +188,7 @@ class MetaStore:
             pipe.multi()
             pipe.delete(key)
             pipe.srem(index_key(kind), f"{namespace}/{name}")
-            if versions:
+            if versions and tombstone:
                 pipe.set(tomb, max(versions), ex=TOMBSTONE_TTL_S)
 
         self._redis.transaction(remove, key, tomb)

@@ -81,3 +81,10 @@ def test_a_conditional_delete_keeps_a_newer_write(store):
     assert store.get(POD, "default", "web") is not None
     assert store.delete(POD, "default", "web", resource_version="2")
     assert store.get(POD, "default", "web") is None
+
+
+def test_a_forgotten_object_leaves_no_tombstone_and_may_be_stored_again_as_it_was(store):
+    store.put(CONFIGMAP, obj("cfg", "5"))
+    assert store.delete(CONFIGMAP, "default", "cfg", tombstone=False)
+    assert store.tombstone(CONFIGMAP, "default", "cfg") is None
+    assert store.put(CONFIGMAP, obj("cfg", "5")) is Put.STORED
