@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     cloud_host: str = "127.0.0.1"
     cloud_port: int = 6443
     cloud_data_dir: Path = Path("/var/lib/edgeworkers/cloud")
+    # The cloud API the node talks to; unset: the embedded cloud's credentials in cloud_data_dir.
+    kubeconfig: Path | None = None
+    # The cloud's node lifecycle controller (kube-controller-manager's --node-monitor-grace-period and
+    # --node-monitor-period): a node silent this long turns Ready=Unknown; it looks this often.
+    node_monitor_grace_period_s: float = 40.0
+    node_monitor_period_s: float = 5.0
 
     # The node's own kubelet-style endpoint (logs), reported in status.daemonEndpoints.
     node_host: str = "127.0.0.1"

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from edgeworkers.node.apiclient import ApiClient, ApiError, CloudUnavailable
+from edgeworkers.kubeclient import ApiClient, ApiError, CloudUnavailable
 from edgeworkers.node.status import NodeFacts, condition_events, node_event, node_object
 
 log = structlog.get_logger(__name__)

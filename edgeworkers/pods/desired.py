@@ -11,10 +11,7 @@ one fails with 409 Conflict, as against the API server.
 
 from __future__ import annotations
 
-import copy
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,43 +22,15 @@ from edgeworkers.k8s.pod import Pod, default_pod
 from edgeworkers.k8s.status import bad_request, conflict, invalid, not_found
 from edgeworkers.k8s.validation import validate_pod
 from edgeworkers.messages import Message
-from edgeworkers.metamanager.store import POD, Conflict, MetaStore, Put
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.deletion import Send, being_deleted, delete_pod, next_resource_version, now, put_over
 
-Send = Callable[[Message], None]
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _next_resource_version(stored: dict[str, Any] | None, tombstone: int | None = None) -> str:
-    """One past the stored version and the last deleted one (a tombstone refuses anything not newer)."""
-    current = ((stored or {}).get("metadata") or {}).get("resourceVersion")
-    try:
-        number = int(current)
-    except (TypeError, ValueError):
-        number = 0
-    return str(max(number, tombstone or 0) + 1)
+__all__ = ["Send", "apply_pod", "decode_pod", "delete_pod", "find_static_pod", "resync_all", "static_pod_name"]
 
 
 def static_pod_name(name: str, node_name: str) -> str:
     """A static pod's name on the node and at the cloud: kubelet's ``<name>-<nodeName>``."""
     return f"{name}-{node_name}"
-
-
-def _stored_version(stored: dict[str, Any] | None) -> str | None:
-    return stored["metadata"].get("resourceVersion") if stored else None
-
-
-def _put(store: MetaStore, pod: dict[str, Any], stored: dict[str, Any] | None) -> None:
-    """Compare-and-set ``pod`` over the ``stored`` copy read before; 409 Conflict when another writer came first."""
-    name = pod["metadata"]["name"]
-    try:
-        outcome = store.put(POD, pod, expect=_stored_version(stored))
-    except Conflict:
-        raise conflict("pods", name) from None
-    if outcome is not Put.STORED:
-        raise conflict("pods", name)
 
 
 def _prepared(
@@ -72,10 +41,10 @@ def _prepared(
     pod = default_pod(pod_dict)
     meta = pod.setdefault("metadata", {})
     meta.setdefault("namespace", "default")
-    previous = {} if _being_deleted(stored) else (stored or {}).get("metadata") or {}
+    previous = {} if being_deleted(stored) else (stored or {}).get("metadata") or {}
     meta["uid"] = meta.get("uid") or previous.get("uid") or str(uuid.uuid4())
-    meta["creationTimestamp"] = meta.get("creationTimestamp") or previous.get("creationTimestamp") or _now()
-    meta["resourceVersion"] = _next_resource_version(stored, tombstone)
+    meta["creationTimestamp"] = meta.get("creationTimestamp") or previous.get("creationTimestamp") or now()
+    meta["resourceVersion"] = next_resource_version(stored, tombstone)
     meta.setdefault("annotations", {})[constants.ANNOTATION_SOURCE] = source
     return pod
 
@@ -108,10 +77,6 @@ def decode_pod(pod_dict: dict[str, Any]) -> Pod:
     return pod
 
 
-def _being_deleted(pod: dict[str, Any] | None) -> bool:
-    return bool(pod and pod["metadata"].get("deletionTimestamp"))
-
-
 def apply_pod(store: MetaStore, send: Send, pod_dict: dict[str, Any], source: str = constants.SOURCE_FILE) -> Message:
     """Default, validate and store ``pod_dict`` as a static pod, then enqueue its add or update (the CLI names it
     with ``static_pod_name`` first).
@@ -126,8 +91,8 @@ def apply_pod(store: MetaStore, send: Send, pod_dict: dict[str, Any], source: st
         raise conflict("pods", name, "a pod of that name came from the cloud")
     pod = _prepared(pod_dict, stored, source, store.tombstone(POD, namespace, name))
     decode_pod(pod)
-    _put(store, pod, stored)
-    operation = "update" if stored and not _being_deleted(stored) else "insert"
+    put_over(store, pod, stored)
+    operation = "update" if stored and not being_deleted(stored) else "insert"
     message = Message.for_object(POD, pod, operation, source)
     send(message)
     return message
@@ -141,38 +106,6 @@ def find_static_pod(store: MetaStore, namespace: str, name: str, node_name: str)
     raise not_found("pods", name)
 
 
-def delete_pod(
-    store: MetaStore,
-    send: Send,
-    key: str,
-    grace_period_s: int | None = None,
-    source: str = constants.SOURCE_FILE,
-    resource_version: str | None = None,
-) -> Message:
-    """Mark pod ``key`` ("namespace/name") deleted, as the API server does, and enqueue its delete.
-
-    The worker stops its containers with ``grace_period_s`` (default: the pod's terminationGracePeriodSeconds),
-    then removes it from the desired state. ``resource_version``: the version of the marked copy (the cloud's
-    deletion, for a pod deleted at the cloud); by default one past the stored one. Raises APIError 404 when no such
-    pod is desired, 409 when another writer changed it meanwhile.
-    """
-    namespace, name = key.split("/", 1)
-    stored = store.get(POD, namespace, name)
-    if stored is None:
-        raise not_found("pods", name)
-    pod = copy.deepcopy(stored)
-    meta = pod["metadata"]
-    if grace_period_s is None:
-        grace_period_s = meta.get("deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30))
-    meta.setdefault("deletionTimestamp", _now())
-    meta["deletionGracePeriodSeconds"] = min(grace_period_s, meta.get("deletionGracePeriodSeconds", grace_period_s))
-    meta["resourceVersion"] = resource_version or _next_resource_version(stored)
-    _put(store, pod, stored)
-    message = Message.for_object(POD, pod, "delete", source)
-    send(message)
-    return message
-
-
 def resync_all(store: MetaStore, send: Send, source: str = "edged") -> list[str]:
     """Enqueue a sync of every desired pod (a delete for one being deleted); return their keys.
 
@@ -182,7 +115,7 @@ def resync_all(store: MetaStore, send: Send, source: str = "edged") -> list[str]
     """
     keys = []
     for pod in store.list(POD):
-        message = Message.for_object(POD, pod, "delete" if _being_deleted(pod) else "update", source)
+        message = Message.for_object(POD, pod, "delete" if being_deleted(pod) else "update", source)
         send(message)
         keys.append(message.key)
     return keys

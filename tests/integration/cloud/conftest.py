@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from edgeworkers.node.apiclient import (
+from edgeworkers.kubeclient import (
     ApiClient,
     ApiError,
     CloudUnavailable,
@@ -125,7 +125,8 @@ class Cloud:
             raise
 
 
-def cloud_env(port: int, data_dir: Path) -> dict[str, str]:
+def cloud_env(port: int, data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The processes' environment: none of the caller's EDGEWORKERS_* settings, only these and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEWORKERS_")}
     env.update({
         "EDGEWORKERS_CLOUD_HOST": "127.0.0.1",
@@ -133,16 +134,20 @@ def cloud_env(port: int, data_dir: Path) -> dict[str, str]:
         "EDGEWORKERS_CLOUD_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
         "HOME": str(data_dir.parent),  # kubectl must not find the developer's own ~/.kube/config
+        **(extra or {}),
     })
     env.pop("KUBECONFIG", None)
     return env
 
 
 @contextmanager
-def running_cloud(root: Path) -> Iterator[Cloud]:
-    """A fresh cloud under ``root``: credentials and kubeconfig made by the project's own commands."""
+def running_cloud(root: Path, env: dict[str, str] | None = None) -> Iterator[Cloud]:
+    """A fresh cloud under ``root``: credentials and kubeconfig made by the project's own commands.
+
+    ``env``: more settings (``EDGEWORKERS_*``) for the cloud and the nodes started with it.
+    """
     port, data_dir = free_port(), root / "data"
-    env = cloud_env(port, data_dir)
+    env = cloud_env(port, data_dir, env)
     kubeconfig_text = subprocess.run(
         [EDGEWORKERS, "kubeconfig"], env=env, capture_output=True, text=True, check=True, timeout=30
     ).stdout
@@ -183,14 +188,18 @@ class EdgeNode:
 
 
 @contextmanager
-def running_node(cloud: Cloud, node_name: str, root: Path) -> Iterator[EdgeNode]:
-    """`edgeworkers node serve` for ``node_name``, waited for until the cloud sees it Ready with its lease."""
+def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> Iterator[EdgeNode]:
+    """`edgeworkers node serve` for ``node_name``, waited for until the cloud sees it Ready with its lease.
+
+    Its bridge writes MetaManager and pod tasks into ``redis_url`` (the test session's database): never the agent's
+    own Redis, where a running agent's workers would start the test's pods."""
     port = free_port()
     env = {
         **cloud.env,
         "EDGEWORKERS_NODE_NAME": node_name,
         "EDGEWORKERS_NODE_PORT": str(port),
         "EDGEWORKERS_DATA_DIR": str(root / "node"),
+        "EDGEWORKERS_REDIS_URL": redis_url,
     }
     log_path = root / "node.log"
     process = start_process([EDGEWORKERS, "node", "serve"], env, log_path)
@@ -214,12 +223,12 @@ def running_node(cloud: Cloud, node_name: str, root: Path) -> Iterator[EdgeNode]
 
 
 @pytest.fixture
-def edge_node(cloud: Cloud, node_name: str, tmp_path: Path) -> Iterator[EdgeNode]:
-    with running_node(cloud, node_name, tmp_path) as node:
+def edge_node(cloud: Cloud, node_name: str, tmp_path: Path, redis_url: str) -> Iterator[EdgeNode]:
+    with running_node(cloud, node_name, tmp_path, redis_url) as node:
         yield node
 
 
 @pytest.fixture
-def own_edge_node(own_cloud: Cloud, node_name: str, tmp_path: Path) -> Iterator[EdgeNode]:
-    with running_node(own_cloud, node_name, tmp_path) as node:
+def own_edge_node(own_cloud: Cloud, node_name: str, tmp_path: Path, redis_url: str) -> Iterator[EdgeNode]:
+    with running_node(own_cloud, node_name, tmp_path, redis_url) as node:
         yield node

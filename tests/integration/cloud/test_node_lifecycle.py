@@ -38,11 +38,11 @@ def ready(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_stopped_node_turns_not_ready_keeps_its_pod_and_comes_back(
-    fast_cloud: Cloud, node_name: str, tmp_path: Path
+    fast_cloud: Cloud, node_name: str, tmp_path: Path, redis_url: str
 ) -> None:
     cloud = fast_cloud
     node_path = f"/api/v1/nodes/{node_name}"
-    with running_node(cloud, node_name, tmp_path) as edge:
+    with running_node(cloud, node_name, tmp_path, redis_url) as edge:
         manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kept"},
                     "spec": {"nodeName": node_name, "containers": [{"name": "app", "image": "busybox"}]}}
         cloud.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
@@ -74,7 +74,7 @@ def test_a_stopped_node_turns_not_ready_keeps_its_pod_and_comes_back(
     row = cloud.kubectl("get", "pod", "kept", "--no-headers").stdout.split()
     assert row[:3] == ["kept", "0/1", "Running"]
 
-    with running_node(cloud, node_name, tmp_path):  # returns once the node posted Ready=True again
+    with running_node(cloud, node_name, tmp_path, redis_url):  # returns once the node posted Ready=True again
         cloud.wait_for(lambda: not cloud.api.get(node_path)["spec"].get("taints"), timeout_s=15,
                        what="the unreachable taint to go")
         assert cloud.kubectl("get", "node", node_name, "--no-headers").stdout.split()[1] == "Ready"

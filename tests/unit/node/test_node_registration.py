@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from edgeworkers.node.apiclient import ApiError, CloudUnavailable
+from edgeworkers.kubeclient import ApiError, CloudUnavailable
 from edgeworkers.node.registration import EVENTS, LEASES, NODES, NodeRegistrar, retry_delay
 from edgeworkers.node.status import NodeFacts
 

@@ -1,0 +1,107 @@
+"""The bridge's threads: pod watcher, uplink, mirror pods and config refresher around one API client.
+
+Each loop runs in its own named daemon thread, supervised: a crash is logged and the loop starts again after
+``RESTART_DELAY_S``, so one bug cannot silently stop the node's link to the cloud. They share one Redis client (the
+store, with the node's key for secrets, and the outbox) and one Dramatiq broker (the pod queues). Stopping closes
+the API client, which also ends a watch blocked in its read, so the process stops within seconds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+import redis
+import structlog
+
+from edgeworkers.bridge.configs import ConfigRefresher
+from edgeworkers.bridge.mirror import MirrorPods
+from edgeworkers.bridge.uplink import Uplink
+from edgeworkers.bridge.watcher import PodWatcher
+from edgeworkers.broker import make_broker
+from edgeworkers.config import Settings
+from edgeworkers.kubeclient import ApiClient, ClusterAccess, access_from_settings
+from edgeworkers.metamanager.crypto import node_cipher
+from edgeworkers.metamanager.outbox import Outbox
+from edgeworkers.metamanager.store import MetaStore
+from edgeworkers.tasks import sender
+
+log = structlog.get_logger(__name__)
+
+Loop = Callable[[threading.Event], None]
+RESTART_DELAY_S = 5.0
+CREDENTIALS_POLL_S = 2.0
+JOIN_TIMEOUT_S = 5.0
+
+
+def supervise(name: str, loop: Loop, stop: threading.Event, restart_delay_s: float = RESTART_DELAY_S) -> threading.Thread:
+    """Run ``loop(stop)`` in a daemon thread called ``name``, starting it again ``restart_delay_s`` after it crashed
+    (or returned before ``stop``)."""
+
+    def guarded() -> None:
+        while not stop.is_set():
+            try:
+                loop(stop)
+            except Exception:
+                log.exception("bridge loop crashed; restarting it", thread=name, restart_in_s=restart_delay_s)
+            else:
+                if stop.is_set():
+                    return
+                log.warning("bridge loop ended; restarting it", thread=name, restart_in_s=restart_delay_s)
+            stop.wait(restart_delay_s)
+
+    thread = threading.Thread(target=guarded, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def bridge_loops(api: ApiClient, config: Settings) -> dict[str, Loop]:
+    """The bridge's loops by thread name, sharing one store, outbox, broker and view of the mirror pods."""
+    client = redis.Redis.from_url(config.redis_url)
+    store = MetaStore(client, node_cipher(config.data_dir))
+    outbox = Outbox(client)
+    send = sender(make_broker(config))
+    mirrors = MirrorPods(api, store, outbox, config.node_name)
+    return {
+        "pod-watcher": PodWatcher(api, store, send, config.node_name, mirrors, outbox).run,
+        "uplink": Uplink(api, outbox, mirrors).run,
+        "mirror-pods": mirrors.run,
+        "config-refresher": ConfigRefresher(api, store, send).run,
+    }
+
+
+def wait_for_access(config: Settings, stop: threading.Event) -> ClusterAccess | None:
+    """The cloud's access (``access_from_settings``), waiting for the embedded cloud to make its credentials on
+    its first start; None when stopped first."""
+    access = access_from_settings(config)
+    if access is None:
+        log.info("waiting for the cloud's credentials", data_dir=str(config.cloud_data_dir))
+    while access is None:
+        if stop.wait(CREDENTIALS_POLL_S):
+            return None
+        access = access_from_settings(config)
+    return access
+
+
+def run_bridge(
+    config: Settings, stop: threading.Event, extra: Mapping[str, Callable[[ApiClient], Loop]] | None = None
+) -> None:
+    """Once the cloud's access is known, run the bridge's loops and ``extra`` ones (made from the API client, such
+    as the node's heartbeat) until ``stop``; then close the client and give the threads a few seconds to end."""
+    access = wait_for_access(config, stop)
+    if access is None:
+        return
+    api = ApiClient(access)
+    threads: list[threading.Thread] = []
+    try:
+        loops = {**{name: make(api) for name, make in (extra or {}).items()}, **bridge_loops(api, config)}
+        threads = [supervise(name, loop, stop) for name, loop in loops.items()]
+        log.info("bridge started", server=access.server, threads=sorted(loops))
+        stop.wait()
+    finally:
+        api.close()
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if lingering := [t.name for t in threads if t.is_alive()]:
+            log.warning("bridge threads still busy at exit", threads=lingering)
