@@ -14,9 +14,10 @@ from typing import Any
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit
+from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit, TimeLimitExceeded
 
 from edgeworkers.config import Settings
+from edgeworkers.redisconn import redis_kwargs
 from edgeworkers.runtime.errors import RuntimeUnavailable
 
 # Transient faults: worth a retry with back-off.
@@ -44,10 +45,11 @@ class TransientFault(dramatiq.Retry):
 
 def retry_policy(max_retries: int):
     """``Retries.retry_when``: transient faults up to ``max_retries``; any other ``Retry`` (pod busy) always;
-    else never."""
+    else never. A task that hit the time limit (a slow pull on a poor link) counts as transient: its retry
+    reconciles from where Docker is now, so it is retried, never dead-lettered."""
 
     def retry_when(retries: int, exception: BaseException) -> bool:
-        if isinstance(exception, (TransientFault, *TRANSIENT)):
+        if isinstance(exception, (TransientFault, TimeLimitExceeded, *TRANSIENT)):
             return retries < max_retries
         return isinstance(exception, dramatiq.Retry)
 
@@ -100,8 +102,16 @@ class WorkerTuning(Middleware):
             worker.worker_timeout = self.idle_poll_ms
 
 
-def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: bool = False) -> RedisBroker:
-    """Build the broker and make it Dramatiq's global one (actors declared afterwards bind to it)."""
+def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: bool | None = None) -> RedisBroker:
+    """Build the broker and make it Dramatiq's global one (actors declared afterwards bind to it).
+
+    ``prometheus`` adds Dramatiq's own Prometheus middleware; by default, only in the processes of `edgeworkers
+    worker` with ``queue_metrics_port`` set. Its exposition is served by a fork of the `dramatiq` command, which binds
+    ``dramatiq_prom_host`` (Dramatiq's default: every address) from the command's environment; it has no
+    authentication, so `edgeworkers worker` sets 127.0.0.1 there, and the middleware is never added without it."""
+    loopback = os.environ.get("dramatiq_prom_host") == "127.0.0.1"
+    if prometheus is None:
+        prometheus = bool(settings.queue_metrics_port) and loopback
     middleware: list[Middleware] = [
         AgeLimit(),
         TimeLimit(time_limit=settings.task_time_limit_ms),
@@ -116,11 +126,14 @@ def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: 
         WorkerTuning(),
     ]
     if prometheus:
+        if not loopback:
+            raise RuntimeError("the queues' Prometheus exposition must bind 127.0.0.1 (dramatiq_prom_host)")
         from dramatiq.middleware.prometheus import Prometheus
 
         middleware.insert(0, Prometheus())
     broker = RedisBroker(
         url=settings.redis_url,
+        **redis_kwargs(settings),
         namespace=namespace,
         middleware=middleware,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

@@ -14,3 +14,11 @@ app.add_typer(node_app, name="node", help="The node's own endpoint (logs) and it
 app.command("worker", help="Run the Dramatiq pod workers (processes/threads from config).")(worker)
 app.command("orphans", help="Remove containers of pods absent from the desired state.")(orphans)
 app.command("kubeconfig", help="Print a kubeconfig for the cloud API.")(kubeconfig)
+
+
+@app.command("scheduler")
+def scheduler() -> None:
+    """Run the periodic jobs (PLEG relist, orphan cleanup, ...) on APScheduler; metrics on 127.0.0.1."""
+    from scheduler.main import run
+
+    run()

@@ -17,6 +17,12 @@ class Settings(BaseSettings):
 
     node_name: str = Field(default_factory=lambda: socket.gethostname().lower())
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis call of a worker (or its broker) gives up after this long: a stalled Redis fails the task (retried),
+    # never hangs a worker thread or the pod lock's renewer.
+    redis_socket_timeout_s: float = 10.0
+    # The agent Redis's password (requirepass), a 0600 file made by ops/services on its first start; "" for none.
+    # Read by edgeworkers/redisconn.py, which builds every Redis client: the password never goes into a URL or a log.
+    redis_password_file: str = "/var/lib/edgeworkers/secrets/redis-password"
     docker_host: str = "unix:///var/run/docker.sock"
     data_dir: Path = Path("/var/lib/edgeworkers")
 
@@ -55,6 +61,36 @@ class Settings(BaseSettings):
     # The node's own kubelet-style endpoint (logs), reported in status.daemonEndpoints.
     node_host: str = "127.0.0.1"
     node_port: int = 10350
+
+    # Node-level admission (pods/admission.py): what a pod may ask of this node; safe by default (README "Admission").
+    # hostPaths that pods may not mount, nor any directory above them (JSON list); unset: the Docker socket and data
+    # root, the agent's data and cloud directories, /etc, /proc, /sys.
+    admission_denied_host_paths: list[str] | None = None
+    admission_allow_privileged: bool = False
+    admission_allowed_capabilities: list[str] = Field(default_factory=list)  # ["*"]: any
+    admission_allow_host_network: bool = False
+    admission_allow_host_pid: bool = False
+    admission_allow_host_ipc: bool = False
+
+    # Periodic jobs (process `scheduler`), with kubelet's defaults.
+    pleg_relist_period_s: float = 1.0
+    # A PLEG that has not relisted for this long makes the node not Ready (kubelet's relistThreshold).
+    pleg_relist_threshold_s: float = 180.0
+    orphan_cleanup_period_s: float = 60.0
+    container_gc_period_s: float = 60.0
+    container_gc_min_age_s: float = 0.0
+    container_gc_max_per_pod_container: int = 1
+    container_gc_max_containers: int = -1  # -1: no limit
+    image_gc_period_s: float = 5.0
+    image_gc_high_threshold_percent: int = 85  # 100 disables image GC (nodes on poor links)
+    image_gc_low_threshold_percent: int = 80
+    image_gc_min_age_s: float = 120.0
+    # Probes run concurrently on this many threads at most.
+    prober_workers: int = 16
+    # The scheduler's Prometheus endpoint, on 127.0.0.1 only (0: none).
+    metrics_port: int = 10356
+    # Dramatiq's own Prometheus exposition of the queues, served by the `worker` process on 127.0.0.1 (0: none).
+    queue_metrics_port: int = 0
 
 
 @lru_cache

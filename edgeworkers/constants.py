@@ -28,6 +28,9 @@ KEY_BACKOFF = f"{KEY_PREFIX}:backoff"
 KEY_SYNC_PENDING = f"{KEY_PREFIX}:sync-pending:pod"
 # Last computed pod status: f"{KEY_POD_STATUS}:{namespace}/{name}" -> PodStatus JSON.
 KEY_POD_STATUS = f"{KEY_PREFIX}:podstatus"
+# Probe results of a running container (edgeworkers.prober): f"{KEY_PROBE}:{container id}" -> hash
+# {"readiness"|"startup": "1"|"0"}; absent: no result yet (not ready, not started).
+KEY_PROBE = f"{KEY_PREFIX}:probe"
 
 # Where a pod came from, as kubelet annotates it: "file" for a node-local (static) pod from `edgeworkers pod apply`,
 # "api" for a pod from the cloud. The cloud bridge shows static pods at the cloud as mirror pods.

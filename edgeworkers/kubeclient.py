@@ -129,18 +129,25 @@ def _named(entries: list[dict[str, Any]] | None, name: str | None, kind: str) ->
     raise ValueError(f"kubeconfig has no {kind} named {name!r}")
 
 
+def node_kubeconfig_path(settings: Settings) -> Path:
+    """Where ``edgeworkers cloud issue-node-credentials <node>`` writes the node's kubeconfig by default."""
+    return settings.cloud_data_dir / "nodes" / settings.node_name / "kubeconfig"
+
+
+def credentials_dir(settings: Settings) -> Path:
+    """The directory of the node's kubeconfig: its endpoint's ``node.crt``, ``node.key`` and ``ca.crt`` are beside it."""
+    return settings.kubeconfig.parent if settings.kubeconfig is not None else node_kubeconfig_path(settings).parent
+
+
 def access_from_settings(settings: Settings) -> ClusterAccess | None:
     """The cloud this node talks to: ``EDGEWORKERS_KUBECONFIG`` when set (ValueError/OSError when it is unusable),
-    else the embedded cloud's CA and token under its data dir, None until the cloud has made them."""
+    else the node's own credentials for the embedded cloud (``node_kubeconfig_path``: the identity
+    ``system:node:<name>``, never the administrator's), None until they are issued."""
     if settings.kubeconfig is not None:
         return load_kubeconfig(settings.kubeconfig.read_text(), base_dir=settings.kubeconfig.parent)
-    ca, token = settings.cloud_data_dir / "ca.crt", settings.cloud_data_dir / "token"
+    path = node_kubeconfig_path(settings)
     try:
-        return ClusterAccess(
-            server=f"https://{settings.cloud_host}:{settings.cloud_port}",
-            token=token.read_text().strip(),
-            ca_data=ca.read_bytes(),
-        )
+        return load_kubeconfig(path.read_text(), base_dir=path.parent)
     except FileNotFoundError:
         return None
 
@@ -160,6 +167,7 @@ class ApiClient:
         self._token_file = access.token_file
         self._token_read_at = -TOKEN_FILE_TTL_S
         self._temp_files: list[str] = []
+        self._temp_dir: str | None = None
         self._streams: set[requests.Response] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -174,8 +182,11 @@ class ApiClient:
         self._cert: tuple[str, str] | str | None = (cert, key) if cert and key else cert
 
     def _temp_file(self, what: str, data: bytes) -> str:
-        """A 0600 file holding ``data`` (requests takes certificates and keys as paths), removed by ``close``."""
-        fd, name = tempfile.mkstemp(prefix=f"edgeworkers-{what}-", suffix=".pem")
+        """A 0600 file holding ``data`` (requests takes certificates and keys as paths) in a 0700 directory of this
+        client's, removed by ``close``."""
+        if self._temp_dir is None:
+            self._temp_dir = tempfile.mkdtemp(prefix="edgeworkers-kubeclient-")  # mode 0700
+        fd, name = tempfile.mkstemp(prefix=f"{what}-", suffix=".pem", dir=self._temp_dir)
         self._temp_files.append(name)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -193,6 +204,10 @@ class ApiClient:
             with suppress(FileNotFoundError):
                 os.unlink(name)
         self._temp_files.clear()
+        if self._temp_dir is not None:
+            with suppress(OSError):
+                os.rmdir(self._temp_dir)
+            self._temp_dir = None
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         return self._request("GET", path, params=params)

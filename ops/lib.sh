@@ -9,6 +9,8 @@ STATE_DIR="${EDGEWORKERS_STATE_DIR:-/var/lib/edgeworkers}"
 ENV_FILE="$ROOT/ops/edgeworkers.env"        # EDGEWORKERS_* settings for the Procfile's processes
 AGENT_REDIS_PORT="${EDGEWORKERS_AGENT_REDIS_PORT:-6379}"   # must match EDGEWORKERS_REDIS_URL
 TEST_REDIS_PORT="${EDGEWORKERS_TEST_REDIS_PORT:-6399}"     # must match tests/conftest.py
+# The agent Redis's password (requirepass): 0600 in a 0700 directory, made by ops/services on its first start.
+REDIS_PASSWORD_FILE="${EDGEWORKERS_REDIS_PASSWORD_FILE:-$STATE_DIR/secrets/redis-password}"
 
 log() { printf '%s [%s] %s\n' "$(date -u +%H:%M:%S)" "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -38,6 +40,15 @@ redis_answers() {
     [[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]
 }
 
+# agent_redis_answers: the agent's Redis answers PING given its password (passed in the environment, never argv),
+# and refuses a caller without it.
+agent_redis_answers() {
+    [[ -s $REDIS_PASSWORD_FILE ]] &&
+        [[ $(REDISCLI_AUTH="$(<"$REDIS_PASSWORD_FILE")" redis-cli --no-auth-warning -h 127.0.0.1 \
+            -p "$AGENT_REDIS_PORT" ping 2>/dev/null) == PONG ]] &&
+        ! redis_answers "$AGENT_REDIS_PORT"
+}
+
 docker_answers() {
     docker info >/dev/null 2>&1
 }
@@ -51,3 +62,4 @@ load_env() {
 }
 
 mkdir -p "$RUN_DIR"
+chmod 700 "$RUN_DIR"   # it holds the administrator's kubeconfig

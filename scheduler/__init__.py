@@ -1,4 +1,2 @@
-"""The periodic jobs (PLEG relist and probes, status manager, container and image GC) on APScheduler.
-
-Empty until the scheduler issue; the functions it will call already exist: ``pods.reconcile.remove_orphans`` and
-``PodSyncer.sync`` (via the ``sync_pod`` actor)."""
+"""The periodic jobs on APScheduler (process ``scheduler``): one job table (``scheduler.node.NodeJobs.table``), each
+job guarded and scheduled by ``scheduler.jobs``; ``scheduler.main`` builds and runs them."""

@@ -21,6 +21,8 @@ from edgeworkers.config import Settings
 from edgeworkers.runtime import labels
 
 TEST_REDIS = os.environ.get("EDGEWORKERS_TEST_REDIS", "redis://127.0.0.1:6399")
+# The test Redis is open: tests and the processes they start send no password (the agent Redis's stays unread).
+os.environ.setdefault("EDGEWORKERS_REDIS_PASSWORD_FILE", "")
 CLAIM_KEY = "edgeworkers:test-claim"
 
 

@@ -11,7 +11,7 @@ Logs name objects, never their data.
 from __future__ import annotations
 
 import threading
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 import structlog
@@ -40,11 +40,21 @@ def _pod_key(pod: dict[str, Any]) -> str:
 class ConfigRefresher:
     """One step, ``refresh()``; ``run()`` repeats it every ``interval_s`` until stopped."""
 
-    def __init__(self, api: ApiClient, store: MetaStore, send: Send, interval_s: float = REFRESH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        store: MetaStore,
+        send: Send,
+        interval_s: float = REFRESH_INTERVAL_S,
+        pods_listed: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """``pods_listed``: whether MetaManager's pods are the cloud's (the pod watcher listed once). Until then nothing
+        is dropped: a pod created while the bridge was down may use an object no stored pod references yet."""
         self._api = api
         self._store = store
         self._send = send
         self._interval_s = interval_s
+        self._pods_listed = pods_listed
         self._offline = False
         self._refused: dict[Reference, int] = {}  # the cloud's last refusal of each object, so it is logged once
 
@@ -55,7 +65,7 @@ class ConfigRefresher:
         for pod in self._store.list(POD):
             for ref in references(pod):
                 used_by.setdefault(ref, []).append(pod)
-        changed = self._drop_unreferenced(used_by.keys())
+        changed = self._drop_unreferenced(used_by.keys()) if self._pods_listed() else []
         stored = {kind: self._store.keys(kind) for kind in _PLURAL}
         to_sync: dict[str, dict[str, Any]] = {}
         try:

@@ -7,11 +7,14 @@ the API client, which also ends a watch blocked in its read, so the process stop
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-import redis
 import structlog
 
 from edgeworkers.bridge.configs import ConfigRefresher
@@ -24,6 +27,7 @@ from edgeworkers.kubeclient import ApiClient, ClusterAccess, access_from_setting
 from edgeworkers.metamanager.crypto import node_cipher
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import MetaStore
+from edgeworkers.redisconn import redis_client
 from edgeworkers.tasks import sender
 
 log = structlog.get_logger(__name__)
@@ -57,27 +61,50 @@ def supervise(name: str, loop: Loop, stop: threading.Event, restart_delay_s: flo
 
 def bridge_loops(api: ApiClient, config: Settings) -> dict[str, Loop]:
     """The bridge's loops by thread name, sharing one store, outbox, broker and view of the mirror pods."""
-    client = redis.Redis.from_url(config.redis_url)
+    client = redis_client(config)
     store = MetaStore(client, node_cipher(config.data_dir))
     outbox = Outbox(client)
     send = sender(make_broker(config))
     mirrors = MirrorPods(api, store, outbox, config.node_name)
+    watcher = PodWatcher(api, store, send, config.node_name, mirrors, outbox)
     return {
-        "pod-watcher": PodWatcher(api, store, send, config.node_name, mirrors, outbox).run,
+        "pod-watcher": watcher.run,
         "uplink": Uplink(api, outbox, mirrors).run,
         "mirror-pods": mirrors.run,
-        "config-refresher": ConfigRefresher(api, store, send).run,
+        "config-refresher": ConfigRefresher(api, store, send, pods_listed=watcher.listed.is_set).run,
     }
 
 
-def wait_for_access(config: Settings, stop: threading.Event) -> ClusterAccess | None:
-    """The cloud's access (``access_from_settings``), waiting for the embedded cloud to make its credentials on
-    its first start; None when stopped first."""
+def issue_own_credentials(config: Settings) -> bool:
+    """Bootstrap against the embedded cloud on this machine: issue this node's credentials with the documented
+    command (``edgeworkers cloud issue-node-credentials <node>``), which writes them 0600 where
+    ``access_from_settings`` looks. Only when the cloud's data dir is here (its CA exists); True when issued."""
+    if config.kubeconfig is not None or not (config.cloud_data_dir / "ca.crt").exists():
+        return False
+    command = Path(sys.executable).with_name("edgeworkers")
+    env = {**os.environ, "EDGEWORKERS_CLOUD_DATA_DIR": str(config.cloud_data_dir),
+           "EDGEWORKERS_CLOUD_PORT": str(config.cloud_port)}
+    result = subprocess.run(  # noqa: S603 - our own command, no shell
+        [str(command), "cloud", "issue-node-credentials", config.node_name],
+        capture_output=True, text=True, timeout=60, check=False, env=env)
+    if result.returncode != 0:
+        log.warning("could not issue this node's credentials", node=config.node_name, error=result.stderr[-500:])
+        return False
+    log.info("issued this node's credentials", node=config.node_name, kubeconfig=result.stdout.strip())
+    return True
+
+
+def wait_for_access(config: Settings, stop: threading.Event,
+                    bootstrap: Callable[[Settings], bool] = issue_own_credentials) -> ClusterAccess | None:
+    """The cloud's access (``access_from_settings``): the node's own credentials, issued by ``bootstrap`` on a first
+    start against the embedded cloud once it has made its CA; None when stopped first."""
     access = access_from_settings(config)
     if access is None:
-        log.info("waiting for the cloud's credentials", data_dir=str(config.cloud_data_dir))
+        log.info("waiting for this node's credentials", data_dir=str(config.cloud_data_dir))
     while access is None:
-        if stop.wait(CREDENTIALS_POLL_S):
+        if not bootstrap(config) and stop.wait(CREDENTIALS_POLL_S):
+            return None
+        if stop.is_set():
             return None
         access = access_from_settings(config)
     return access

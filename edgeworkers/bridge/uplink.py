@@ -24,7 +24,7 @@ import structlog
 
 from edgeworkers.bridge.mirror import MirrorPods, final_delete, pod_path
 from edgeworkers.kubeclient import MERGE_PATCH, ApiClient, ApiError, CloudUnavailable
-from edgeworkers.metamanager.outbox import POD_DELETED, POD_STATUS, Item, Outbox
+from edgeworkers.metamanager.outbox import EVENT, POD_DELETED, POD_STATUS, Item, Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +117,8 @@ class Uplink:
                 self._send_status(payload)
             elif payload["op"] == POD_DELETED:
                 self._send_deleted(payload)
+            elif payload["op"] == EVENT:
+                self._send_event(payload)
             else:
                 log.warning("uplink: unknown outbox item dropped", pod=pod, op=payload["op"])
         except ApiError as exc:
@@ -156,6 +158,18 @@ class Uplink:
             self._mirrors.delete(namespace, name)
         else:
             self._api.delete(pod_path(namespace, name), final_delete(payload["uid"]))
+
+
+    def _send_event(self, payload: dict[str, Any]) -> None:
+        """POST the event; when one of that name exists (a repeat), raise its count and lastTimestamp instead."""
+        event, events = payload["event"], f"/api/v1/namespaces/{payload['namespace']}/events"
+        try:
+            self._api.post(events, event)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            changes = {field: event.get(field) for field in ("count", "lastTimestamp", "message")}
+            self._api.patch(f"{events}/{payload['name']}", changes, MERGE_PATCH)
 
 
 def _uid_refused(exc: ApiError) -> bool:

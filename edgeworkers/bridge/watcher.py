@@ -179,6 +179,7 @@ class PodWatcher:
         self._failing = False  # for the logs: the last step failed
         self._dropped: set[tuple[str, str]] = set()
         self._stop = threading.Event()
+        self.listed = threading.Event()  # set once MetaManager's pods are the cloud's (the first list)
 
     def run(self, stop: threading.Event) -> None:
         """Step until ``stop`` is set, waiting between steps as ``step`` says. To stop a watch blocked in its read,
@@ -256,6 +257,7 @@ class PodWatcher:
                 self._delete(stored, version, None)
         self._mirrors.reconcile(mirrors)
         self.resource_version = version or None
+        self.listed.set()
         log.info("pods listed", pods=len(listed), mirror_pods=len(mirrors), resource_version=version)
 
     def _watch(self) -> None:

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from edgeworkers.cloud import discovery, openapi
-from edgeworkers.cloud.auth import token_auth
+from edgeworkers.cloud.auth import NodeTokens, token_auth
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
@@ -18,7 +18,7 @@ from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
 from edgeworkers.cloud.scheduler import Scheduler
 from edgeworkers.cloud.store import Clock, Store, utcnow
-from edgeworkers.cloud.tls import ensure_credentials, ssl_context
+from edgeworkers.cloud.tls import ensure_credentials, node_client_context, ssl_context
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.cloud.wire import MAX_BODY, json_response
 from edgeworkers.config import Settings
@@ -29,12 +29,15 @@ API_KEY = web.AppKey("api", Api)
 SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
 NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
+SETTINGS_KEY = web.AppKey("settings", Settings)
 
 
 def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
                bookmark_interval: float = 30.0) -> web.Application:
-    """The whole API on one store (``cloud_data_dir/objects.db``); requests need ``token``."""
-    app = web.Application(middlewares=[status_errors, token_auth(token)], client_max_size=MAX_BODY)
+    """The whole API on one store (``cloud_data_dir/objects.db``); requests need the administrator's ``token`` or a
+    node's token (``cloud_data_dir/node-tokens.json``)."""
+    nodes = NodeTokens(settings.cloud_data_dir)
+    app = web.Application(middlewares=[status_errors, token_auth(token, nodes)], client_max_size=MAX_BODY)
     store = Store(settings.cloud_data_dir / "objects.db", clock)
     hub = Hub(store)
     api = Api(store, hub, clock, bookmark_interval=bookmark_interval)
@@ -44,6 +47,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
+    app[SETTINGS_KEY] = settings
     server_address = f"{settings.cloud_host}:{settings.cloud_port}"
 
     async def core(request: web.Request) -> web.StreamResponse:
@@ -86,13 +90,15 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router.add_route("*", "/api/v1/{path:.+}", core)
     router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
     app.on_startup.append(_start)
+    app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)
     return app
 
 
 async def _start(app: web.Application) -> None:
     api = app[API_KEY]
-    api.session = aiohttp.ClientSession()
+    creds = ensure_credentials(app[SETTINGS_KEY].cloud_data_dir)  # the client certificate towards nodes
+    api.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=node_client_context(creds)))
     scheduler = app[SCHEDULER_KEY]
     scheduler.schedule_pending()  # pods left unbound by a previous run
     app[_TASKS_KEY].extend([
@@ -100,6 +106,11 @@ async def _start(app: web.Application) -> None:
         asyncio.create_task(app[NODE_LIFECYCLE_KEY].run(), name="node-lifecycle"),
         asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
     ])
+
+
+async def _end_watches(app: web.Application) -> None:
+    """Open watches end at once on shutdown, rather than holding it for its whole timeout."""
+    app[API_KEY].hub.close_all()
 
 
 async def _stop(app: web.Application) -> None:

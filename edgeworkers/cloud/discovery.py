@@ -12,6 +12,7 @@ GIT_VERSION = "v1.32.0"
 COORDINATION_GROUP = "coordination.k8s.io"
 
 _CRUD = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_NAMESPACED = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _SUBRESOURCE = ["get", "patch", "update"]
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -44,22 +45,23 @@ class Resource:
 
 
 CORE_V1: tuple[Resource, ...] = (
-    Resource("configmaps", "ConfigMap", True, tuple(_CRUD), "configmap", ("cm",)),
-    Resource("events", "Event", True, tuple(_CRUD), "event", ("ev",)),
+    Resource("configmaps", "ConfigMap", True, tuple(_NAMESPACED), "configmap", ("cm",)),
+    Resource("events", "Event", True, tuple(_NAMESPACED), "event", ("ev",)),
     Resource("namespaces", "Namespace", False, tuple(_CRUD), "namespace", ("ns",)),
     Resource("namespaces/status", "Namespace", False, tuple(_SUBRESOURCE)),
     Resource("nodes", "Node", False, tuple(_CRUD), "node", ("no",)),
     Resource("nodes/status", "Node", False, tuple(_SUBRESOURCE)),
-    Resource("pods", "Pod", True, tuple(_CRUD), "pod", ("po",), ("all",)),
+    Resource("pods", "Pod", True, tuple(_NAMESPACED), "pod", ("po",), ("all",)),
     Resource("pods/binding", "Binding", True, ("create",)),
     Resource("pods/exec", "PodExecOptions", True, ("create", "get")),
     Resource("pods/log", "Pod", True, ("get",)),
     Resource("pods/status", "Pod", True, tuple(_SUBRESOURCE)),
-    Resource("secrets", "Secret", True, tuple(_CRUD), "secret"),
+    Resource("secrets", "Secret", True, tuple(_NAMESPACED), "secret"),
+    Resource("serviceaccounts", "ServiceAccount", True, tuple(_NAMESPACED), "serviceaccount", ("sa",)),
 )
 
 COORDINATION_V1: tuple[Resource, ...] = (
-    Resource("leases", "Lease", True, tuple(_CRUD), "lease"),
+    Resource("leases", "Lease", True, tuple(_NAMESPACED), "lease"),
 )
 
 # group name -> resources of its single served version (v1); "" is the core group.

@@ -37,7 +37,8 @@ async def status_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return json_response(err.status, err.code)
     except web.HTTPException:
         raise
-    except Exception as exc:
-        log.exception("request failed", method=request.method, path=request.path_qs)
-        err = status.internal(f"{type(exc).__name__}: {exc}")
+    except Exception:
+        # The detail goes to the log only: an exception's text may hold what the caller must not see.
+        log.exception("request failed", method=request.method, path=request.path)
+        err = status.internal("an internal error occurred; the server's log has the detail")
         return json_response(err.status, err.code)

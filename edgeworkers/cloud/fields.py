@@ -9,7 +9,7 @@ from edgeworkers.k8s import status
 from edgeworkers.k8s.decoding import type_error
 from edgeworkers.k8s.schema import unknown_fields
 
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_INDEX = re.compile(r"\[(\d+)\]")
 
 
 def check_fields(resource: Resource, obj: dict, mode: str) -> list[str]:
@@ -37,9 +37,20 @@ def _undecodable(resource: Resource, detail: str) -> status.APIError:
     return status.bad_request(f'{resource.kind} in version "{version}" cannot be handled as a {resource.kind}: {detail}')
 
 
+def _path_keys(path: str) -> list[str | int]:
+    """``spec.containers[0].foo`` as keys; an empty name is a key too (``metadata.`` names the key "")."""
+    keys: list[str | int] = []
+    for part in path.split("."):
+        name, _, indexes = part.partition("[")
+        keys.append(name)
+        if indexes:
+            keys.extend(int(i) for i in _INDEX.findall("[" + indexes))
+    return keys
+
+
 def drop_path(obj: dict, path: str) -> None:
     """Remove the field at a path like ``spec.containers[0].foo``; a missing path is left alone."""
-    keys: list[str | int] = [name if name else int(index) for name, index in _TOKEN.findall(path)]
+    keys = _path_keys(path)
     node: object = obj
     for key in keys[:-1]:
         try:

@@ -13,6 +13,8 @@ import orjson
 from aiohttp import web
 
 from edgeworkers.cloud import logs_proxy, ownership, patch, wire
+from edgeworkers.cloud.auth import Identity, identity_of
+from edgeworkers.cloud.authorizer import Attributes, admit, authorize, verb_of
 from edgeworkers.cloud.errors import route_not_found
 from edgeworkers.cloud.fields import check_fields
 from edgeworkers.cloud.pagination import paginate
@@ -24,6 +26,7 @@ from edgeworkers.cloud.watch import Hub, Matcher, stream
 from edgeworkers.k8s import pod as pod_model
 from edgeworkers.k8s import printers, status, validation
 from edgeworkers.k8s.secret import default_secret
+from edgeworkers.k8s.serviceaccount import DEFAULT as DEFAULT_SERVICE_ACCOUNT
 
 # The API server ends a watch after a while (its --min-request-timeout of 1800 s, randomised); clients rewatch.
 DEFAULT_WATCH_TIMEOUT = 1800.0
@@ -39,6 +42,11 @@ class Target:
     name: str | None = None
     sub: str | None = None
     dry_run: bool = False  # dryRun=All: validate and answer, store nothing
+    user: Identity | None = None  # who asks: a node's writes go through NodeRestriction
+    verb: str = ""
+
+    def attributes(self) -> Attributes:
+        return Attributes(self.verb, self.resource.name, self.sub, self.namespace, self.name, self.resource.group)
 
 
 def parse_target(resources: tuple[str, ...], path: str) -> Target:
@@ -62,24 +70,53 @@ class Api:
     def __init__(self, store: Store, hub: Hub, clock: Clock, session: aiohttp.ClientSession | None = None,
                  bookmark_interval: float = 30.0) -> None:
         self.store, self.hub, self.clock = store, hub, clock
+        self._terminating: set[str] = set()  # namespaces whose deletion is under way
         self.session = session
         self.bookmark_interval = bookmark_interval
 
     def seed(self) -> None:
-        """The namespaces every cluster has; the dependents of owners that are gone go too."""
+        """The namespaces every cluster has, each namespace's default ServiceAccount; the dependents of owners that
+        are gone go too."""
         for name in SEED_NAMESPACES:
             if self.store.find("namespaces", "", name) is None:
                 self._commit(self.store.create("namespaces", _namespace({"metadata": {"name": name}})))
+        for namespace in self.store.list("namespaces"):
+            self._ensure_default_service_account(namespace["metadata"]["name"])
         for event in ownership.collect(self.store, ownership.missing_owners(self.store), "Background"):
             self._commit(event)
 
     def _commit(self, event: Event | None) -> None:
         self.hub.publish(event)
+        if event is None:
+            return
+        meta = event.object["metadata"]
+        if event.resource == "namespaces" and event.type == "ADDED":
+            self._ensure_default_service_account(meta["name"])
+        elif event.resource == "serviceaccounts" and event.type == "DELETED" and \
+                meta["name"] == DEFAULT_SERVICE_ACCOUNT and meta["namespace"] not in self._terminating:
+            self._ensure_default_service_account(meta["namespace"])  # as kube's controller: it comes back
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """As kube's serviceaccounts controller: a namespace has its ``default`` ServiceAccount (clients wait for it
+        before they create pods); one deleted comes back, but in a namespace being deleted."""
+        if self.store.find("namespaces", "", namespace) is not None and \
+                self.store.find("serviceaccounts", namespace, DEFAULT_SERVICE_ACCOUNT) is None:
+            self._commit(self.store.create("serviceaccounts", {
+                "metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}}))
 
     # -- dispatch ------------------------------------------------------------------------------
 
     async def dispatch(self, request: web.Request, resources: tuple[str, ...]) -> web.StreamResponse:
+        response = await self._dispatch(request, resources)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            await self.store.flushed()  # answer once what was written is on disk (committed by the store's thread)
+        return response
+
+    async def _dispatch(self, request: web.Request, resources: tuple[str, ...]) -> web.StreamResponse:
         t = parse_target(resources, request.match_info["path"])
+        identity = identity_of(request)
+        t = replace(t, user=identity, verb=verb_of(request.method, t.name, wire.query_flag(request, "watch")))
+        authorize(identity, t.attributes(), self.store)
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             t = replace(t, dry_run=_dry_run(request))
         method = request.method
@@ -90,6 +127,8 @@ class Api:
                 return await (self.watch(request, t) if wire.query_flag(request, "watch") else self.list(request, t))
             if method == "POST" and (t.namespace is not None or not t.resource.namespaced):
                 return await self.create(request, t)
+            if method == "DELETE":
+                return await self.delete_collection(request, t)
         elif method == "GET":
             return self.get(request, t)
         elif method == "PUT":
@@ -187,6 +226,8 @@ class Api:
     async def create(self, request: web.Request, t: Target) -> web.Response:
         obj = await wire.read_object(request)
         warnings = self._admit_body(request, t, obj)
+        if obj["metadata"].get("resourceVersion"):  # as kube-apiserver's BeforeCreate
+            raise status.bad_request("resourceVersion should not be set on objects to be created")
         return wire.json_response(self._create(t, obj, field_manager(request)), 201, warnings)
 
     def _create(self, t: Target, obj: dict, manager: str | None) -> dict:
@@ -197,6 +238,8 @@ class Api:
         obj = _prepare_create(t.resource, obj)
         if manager is not None:
             obj = patch.record_update(None, obj, manager, "Update", timestamp(self.clock()))
+        if t.user is not None:
+            admit(t.user, t.attributes(), obj, None)
         _validate(t.resource, obj, None)
         if t.dry_run:
             return obj
@@ -251,6 +294,8 @@ class Api:
         new = _prepare_update(t.resource, new)
         if manager is not None:
             new = patch.record_update(old, new, manager, "Update", timestamp(self.clock()), t.sub or "")
+        if t.user is not None:
+            admit(t.user, t.attributes(), new, old)
         _validate(t.resource, new, old)
         if t.dry_run:
             return new
@@ -279,6 +324,8 @@ class Api:
                 result = patch.merge_patch(_copy(live), operations)
             else:
                 result = patch.json_patch(_copy(live), operations)
+        except patch.PatchTestFailed as exc:  # as kube-apiserver: 422, the request was understood but does not hold
+            raise status.APIError({**status.bad_request(str(exc)).status, "reason": "Invalid", "code": 422}) from exc
         except ValueError as exc:
             raise status.bad_request(str(exc)) from exc
         if not isinstance(result, dict) or not isinstance(result.get("metadata"), dict):
@@ -329,26 +376,32 @@ class Api:
         return wire.json_response(status.status_success(), 201)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
-        body = await request.read()
-        options = wire.decode_json(body) if body.strip() else {}
-        if not isinstance(options, dict):
-            raise status.bad_request("DeleteOptions must be an object")
-        grace = wire.query_int(request, "gracePeriodSeconds")
-        if grace is None:
-            grace = options.get("gracePeriodSeconds")
-        if grace is not None and (not isinstance(grace, int) or grace < 0):
-            raise status.bad_request(f"gracePeriodSeconds must be a non-negative integer, not {grace!r}")
-        policy = options.get("propagationPolicy") or "Background"
-        if policy not in ownership.PROPAGATION_POLICIES:
-            raise status.invalid("DeleteOptions", "", [status.not_supported(
-                "propagationPolicy", policy, ownership.PROPAGATION_POLICIES)], "meta.k8s.io")
+        grace, policy, preconditions = await _delete_options(request)
+        obj = self.store.get(t.resource.name, t.namespace or "", t.name or "")
+        return wire.json_response(self._delete(t, obj, grace, policy, preconditions))
+
+    async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
+        """DELETE on a collection: every object the namespace and selectors select, each as its own delete would go,
+        in one transaction; answers the list of what was deleted (or marked for deletion)."""
+        if not t.resource.namespaced or t.namespace is None:
+            raise status.method_not_allowed(t.resource.name, "DELETE", t.resource.group)
+        grace, policy, preconditions = await _delete_options(request)
+        matches = self._matcher(request, t)
+        items = []
+        with self.store.atomic():
+            for obj in [o for o in self.store.list(t.resource.name, t.namespace) if matches(o)]:
+                items.append(self._delete(replace(t, name=obj["metadata"]["name"]), obj, grace, policy, preconditions))
+        return wire.json_response({"kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
+                                   "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": items})
+
+    def _delete(self, t: Target, obj: dict, grace: int | None, policy: str, preconditions: dict) -> dict:
+        """Delete (or, for a pod bound to a node, mark for deletion) one object; what the request answers."""
         namespace, name = t.namespace or "", t.name or ""
-        obj = self.store.get(t.resource.name, namespace, name)
-        _check_preconditions(t, obj, options.get("preconditions") or {})
+        _check_preconditions(t, obj, preconditions)
         if t.resource.name == "namespaces" and name in SEED_NAMESPACES:
             raise status.forbidden("namespaces", name, "this namespace may not be deleted")
         if t.dry_run:
-            return wire.json_response(obj)
+            return obj
         if t.resource.name == "pods":
             spec = obj.get("spec") or {}
             if grace is None:
@@ -356,19 +409,48 @@ class Api:
             if grace > 0 and spec.get("nodeName"):
                 event = self.store.begin_deletion("pods", namespace, name, grace)
                 self._commit(event)
-                return wire.json_response(event.object if event else obj)
+                return event.object if event else obj
         deleted = {obj["metadata"]["uid"]}
-        if t.resource.name == "namespaces":
-            for resource in RESOURCES.values():
-                if resource.namespaced:
-                    for item in self.store.list(resource.name, name):
-                        deleted.add(item["metadata"]["uid"])
-                        self._commit(self.store.delete(resource.name, name, item["metadata"]["name"]))
-        event = self.store.delete(t.resource.name, namespace, name)
-        self._commit(event)
-        for dependent in ownership.collect(self.store, deleted, policy):
-            self._commit(dependent)
-        return wire.json_response(event.object)
+        with self.store.atomic():  # a namespace goes with all its objects, or nothing goes
+            if t.resource.name == "namespaces":
+                self._terminating.add(name)
+                try:
+                    for resource in RESOURCES.values():
+                        if resource.namespaced:
+                            for item in self.store.list(resource.name, name):
+                                deleted.add(item["metadata"]["uid"])
+                                self._commit(self.store.delete(resource.name, name, item["metadata"]["name"]))
+                    event = self.store.delete(t.resource.name, namespace, name)
+                    self._commit(event)
+                finally:
+                    self._terminating.discard(name)
+            else:
+                event = self.store.delete(t.resource.name, namespace, name)
+                self._commit(event)
+            for dependent in ownership.collect(self.store, deleted, policy):
+                self._commit(dependent)
+        return event.object
+
+
+async def _delete_options(request: web.Request) -> tuple[int | None, str, dict]:
+    """A delete's grace period (query or DeleteOptions), propagation policy and preconditions."""
+    body = await request.read()
+    options = wire.decode_json(body) if body.strip() else {}
+    if not isinstance(options, dict):
+        raise status.bad_request("DeleteOptions must be an object")
+    grace = wire.query_int(request, "gracePeriodSeconds")
+    if grace is None:
+        grace = options.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
+        raise status.bad_request(f"gracePeriodSeconds must be a non-negative integer, not {grace!r}")
+    policy = options.get("propagationPolicy") or "Background"
+    if policy not in ownership.PROPAGATION_POLICIES:
+        raise status.invalid("DeleteOptions", "", [status.not_supported(
+            "propagationPolicy", policy, ownership.PROPAGATION_POLICIES)], "meta.k8s.io")
+    preconditions = options.get("preconditions") or {}
+    if not isinstance(preconditions, dict):
+        raise status.bad_request("preconditions must be an object")
+    return grace, policy, preconditions
 
 
 def _content(obj: dict) -> dict:

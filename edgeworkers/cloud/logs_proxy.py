@@ -1,7 +1,9 @@
 """``pods/{name}/log``: proxied to the node's kubelet-style endpoint, streamed back as text.
 
 The node is the pod's ``spec.nodeName``; its address is the Node's InternalIP and its port the one it
-reports in ``status.daemonEndpoints.kubeletEndpoint.Port``, as the API server finds a kubelet.
+reports in ``status.daemonEndpoints.kubeletEndpoint.Port``, as the API server finds a kubelet. The connection is
+HTTPS: the node's certificate must be signed by the cloud's CA, and the cloud shows its kubelet client certificate
+(``kubelet-client.crt``), without which the node answers 401.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def log_url(node: dict, pod: dict, container: str) -> str:
     host = f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
     meta = pod["metadata"]
     path = "/".join(quote(p, safe="") for p in (meta["namespace"], meta["name"], container))
-    return f"http://{host}:{port}/containerLogs/{path}"
+    return f"https://{host}:{port}/containerLogs/{path}"
 
 
 async def pod_logs(request: web.Request, store: Store, session: aiohttp.ClientSession,
@@ -71,7 +73,8 @@ async def pod_logs(request: web.Request, store: Store, session: aiohttp.ClientSe
     follow = request.query.get("follow", "").lower() in ("true", "1")
     timeout = aiohttp.ClientTimeout(total=None if follow else 60, sock_connect=5)
     try:
-        upstream = await session.get(url, params=params, timeout=timeout)
+        # The node's certificate must be signed by the cloud's CA and name this node (its subjectAltName).
+        upstream = await session.get(url, params=params, timeout=timeout, server_hostname=node_name)
     except aiohttp.ClientConnectorError as exc:  # worded as the API server words an unreachable kubelet
         errno = exc.os_error.errno
         reason = os.strerror(errno).lower() if errno else str(exc.os_error)
@@ -96,3 +99,4 @@ async def pod_logs(request: web.Request, store: Store, session: aiohttp.ClientSe
         except (ConnectionResetError, aiohttp.ClientError):  # either end went away: the stream is over
             pass
         return response
+

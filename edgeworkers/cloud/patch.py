@@ -228,14 +228,19 @@ def merge_patch(original: dict, patch: Any) -> Any:
     return result
 
 
+class PatchTestFailed(ValueError):
+    """A JSON patch's ``test`` operation did not hold: the API server answers 422."""
+
+
 def json_patch(original: dict, ops: list) -> dict:
-    """RFC 6902 JSON patch; a failing operation raises ValueError saying which and why."""
+    """RFC 6902 JSON patch; a failing operation raises ValueError saying which and why (a failed ``test``:
+    ``PatchTestFailed``)."""
     if not isinstance(ops, list):
         raise ValueError("a JSON patch must be a list of operations")
     try:
         return jsonpatch.apply_patch(original, ops, in_place=False)
     except jsonpatch.JsonPatchTestFailed as exc:
-        raise ValueError(f"the test operation failed: {exc}") from None
+        raise PatchTestFailed(f"the test operation failed: {exc}") from None
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
         raise ValueError(f"the JSON patch could not be applied: {exc}") from None
     except (KeyError, IndexError, TypeError) as exc:

@@ -29,9 +29,10 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in (
     Resource("nodes", "Node", "v1", False, True),
     Resource("namespaces", "Namespace", "v1", False, True),
     Resource("leases", "Lease", "coordination.k8s.io/v1", True, False),
+    Resource("serviceaccounts", "ServiceAccount", "v1", True, False),
 )}
 
-CORE_RESOURCES = ("pods", "configmaps", "secrets", "events", "nodes", "namespaces")
+CORE_RESOURCES = ("pods", "configmaps", "secrets", "events", "nodes", "namespaces", "serviceaccounts")
 COORDINATION_RESOURCES = ("leases",)
 
 SEED_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")

@@ -137,22 +137,30 @@ class Scheduler:
         self._wake.set()
 
     def _pending_pods(self) -> list[dict]:
+        """The pods to look at; they stay marked until ``_done`` (a pass that fails leaves them for the next)."""
         if self._everything:
             pods = self._store.list("pods")
         else:
             pods = [p for key in sorted(self._dirty) if (p := self._store.find("pods", *key)) is not None]
-        self._everything = False
-        self._dirty.clear()
         return [p for p in pods if _pending(p)]
+
+    def _done(self, pod: dict) -> None:
+        self._dirty.discard((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
     def _pod_counts(self) -> Counter[str]:
         return Counter(p["spec"]["nodeName"] for p in self._store.list("pods") if p.get("spec", {}).get("nodeName")
                        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
     def schedule_pending(self) -> int:
-        """One pass over the pods that may have become schedulable; returns how many were bound."""
+        """One pass over the pods that may have become schedulable; returns how many were bound.
+
+        A pod leaves the set to look at only once decided (bound or marked unschedulable): when the pass fails
+        half-way, the rest are tried again at the next change. A full pass clears ``everything`` only at its end."""
+        everything = self._everything
         pending = self._pending_pods()
         if not pending:
+            self._dirty.clear()
+            self._everything = self._everything and not everything
             return 0
         nodes = self._store.list("nodes")
         counts = self._pod_counts() if any(node_ready(n) for n in nodes) else Counter()
@@ -170,6 +178,10 @@ class Scheduler:
                     f"Successfully assigned {meta['namespace']}/{meta['name']} to {decision.node}", when))
             elif (marked := unschedulable(pod, decision.message, now)) is not None:
                 self._write(marked, scheduling_event(pod, "Warning", "FailedScheduling", decision.message, when))
+            self._done(pod)
+        self._dirty.clear()  # the rest were not pending (bound, deleting or gone)
+        if everything:
+            self._everything = False
         return bound_count
 
     def _write(self, pod: dict, event: dict) -> None:

@@ -1,15 +1,23 @@
-"""Durable object store: SQLite in WAL mode, written through, read from memory.
+"""Durable object store: SQLite in WAL mode, written behind by one thread, read from memory.
 
 One table of objects keyed (resource, namespace, name) and one cluster-wide resourceVersion counter,
 both updated in the same transaction. The whole set is loaded at start and kept in memory, so reads
 and lists never touch the disk; the process is the only writer. Objects handed out are shared:
 callers copy before changing them.
+
+Writes change memory at once (so resourceVersions and watch events keep their order) and queue their SQL for the
+writer thread, which commits whatever has queued up in one transaction: the event loop never waits on the disk, and
+a burst of writes costs one commit per batch. A request that wrote awaits ``flushed()`` before it answers, so what
+a client was told is stored is on disk.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import structlog
 
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.k8s import status
@@ -26,6 +35,8 @@ ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 Clock = Callable[[], dt.datetime]
+Statement = tuple[str, tuple]
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class Store:
         self._objects: dict[str, dict[tuple[str, str], dict]] = {r: {} for r in RESOURCES}
         for resource, namespace, name, body in self._db.execute("SELECT resource, namespace, name, body FROM objects"):
             self._objects.setdefault(resource, {})[(namespace, name)] = orjson.loads(body)
+        self._writer = _Writer(self._db)
+        self._batch: list[Statement] | None = None
 
     @property
     def resource_version(self) -> int:
@@ -69,7 +82,37 @@ class Store:
         return self._rv
 
     def close(self) -> None:
+        """Commit what is queued, stop the writer, close the database."""
+        self._writer.close()
         self._db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The writes inside reach the database in one transaction: all of them or none (a namespace's deletion)."""
+        outer = self._batch is None
+        if outer:
+            self._batch = []
+        try:
+            yield
+        finally:
+            if outer:
+                statements, self._batch = self._batch or [], None
+                if statements:
+                    self._writer.submit(statements)
+
+    def _submit(self, statements: list[Statement]) -> None:
+        if self._batch is not None:
+            self._batch.extend(statements)
+        else:
+            self._writer.submit(statements)
+
+    def flush(self) -> None:
+        """Block until every write so far is committed."""
+        self._writer.wait(self._writer.submitted)
+
+    async def flushed(self) -> None:
+        """Wait (without blocking the loop) until every write so far is committed; 500 if the disk failed."""
+        await self._writer.wait_async(self._writer.submitted)
 
     def get(self, resource: str, namespace: str, name: str) -> dict:
         obj = self._objects[resource].get((namespace, name))
@@ -153,22 +196,11 @@ class Store:
         obj = {**old, "metadata": dict(old["metadata"])}
         rv = self._next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
-        with self._transaction():
-            self._db.execute("UPDATE counter SET rv = ?", (rv,))
-            self._db.execute("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
-                             (resource, namespace, name))
+        self._submit([("UPDATE counter SET rv = ?", (rv,)),
+                      ("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?",
+                       (resource, namespace, name))])
         del self._objects[resource][(namespace, name)]
         return Event(DELETED, resource, obj, rv)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _next_rv(self) -> int:
         self._rv += 1
@@ -177,10 +209,9 @@ class Store:
     def _write(self, resource: str, namespace: str, name: str, obj: dict) -> int:
         rv = self._next_rv()
         obj["metadata"]["resourceVersion"] = str(rv)
-        with self._transaction():
-            self._db.execute("UPDATE counter SET rv = ?", (rv,))
-            self._db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
-                             (resource, namespace, name, orjson.dumps(obj)))
+        self._submit([("UPDATE counter SET rv = ?", (rv,)),
+                      ("INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
+                       (resource, namespace, name, orjson.dumps(obj)))])
         self._objects[resource][(namespace, name)] = obj
         return rv
 
@@ -189,3 +220,112 @@ class Store:
             name = prefix + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
             if (namespace, name) not in self._objects[resource]:
                 return name
+
+
+class _Writer:
+    """One thread committing queued statements in order, a batch per transaction; waiters learn when theirs is in."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._cond = threading.Condition()
+        self._queue: list[Statement] = []
+        self.submitted = 0  # sequence number of the last submitted write
+        self._committed = 0
+        self._failure: BaseException | None = None
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._closing = False
+        self._wake_scheduled = False
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, statements: list[Statement]) -> int:
+        """Queue a write. Inside an event loop the writer is woken once per turn of the loop, not once per write:
+        waking a thread hands it the GIL, and a burst of writes would otherwise pay that hand-over each time."""
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("the store is closed")
+            self._queue.extend(statements)
+            self.submitted += 1
+            seq = self.submitted
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._wake()
+            return seq
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            loop.call_soon(self._wake)
+        return seq
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._wake_scheduled = False
+            self._cond.notify_all()
+
+    def wait(self, seq: int) -> None:
+        with self._cond:
+            self._cond.notify_all()  # a wake still scheduled on a loop must not keep this waiting
+            self._cond.wait_for(lambda: self._committed >= seq or self._failure is not None)
+            self._raise_failure()
+
+    async def wait_async(self, seq: int) -> None:
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            self._raise_failure()
+            if self._committed >= seq:
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((seq, loop, future))
+        await future
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise status.internal("the store could not write to its database")
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing)
+                if not self._queue and self._closing:
+                    return
+                batch, self._queue, seq = self._queue, [], self.submitted
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, args in batch:
+                        self._db.execute(sql, args)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except Exception as exc:  # the disk failed: memory is ahead of it; every write from now on fails loudly
+                log.exception("the store could not commit", statements=len(batch))
+                failure: BaseException | None = exc
+            else:
+                failure = None
+            with self._cond:
+                if failure is not None:
+                    self._failure = failure
+                else:
+                    self._committed = seq
+                ready = [w for w in self._waiters if w[0] <= self._committed or self._failure is not None]
+                self._waiters = [w for w in self._waiters if w not in ready]
+                self._cond.notify_all()
+            for _seq, loop, future in ready:
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, future, failure)
+
+
+def _settle(future: asyncio.Future[None], failure: BaseException | None) -> None:
+    if future.done():
+        return
+    if failure is None:
+        future.set_result(None)
+    else:
+        future.set_exception(status.internal("the store could not write to its database"))

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import structlog
 from aiohttp import web
 
 from edgeworkers.cloud.resources import RESOURCES
@@ -20,6 +21,7 @@ from edgeworkers.cloud.store import ADDED, DELETED, MODIFIED, Event, Store
 from edgeworkers.k8s import status
 
 BOOKMARK = "BOOKMARK"
+log = structlog.get_logger(__name__)
 
 
 class Matcher:
@@ -43,16 +45,42 @@ class WatchEvent:
     object: dict
 
 
+# Events a watcher may have waiting beyond those it was primed with. A watcher that falls this far behind (a stalled
+# or slow client) is closed, as kube's cacher closes an unresponsive watcher; its client lists or watches again.
+MAX_PENDING_EVENTS = 10_000
+# Put in a closed watcher's queue to end its stream.
+_CLOSED = WatchEvent("CLOSED", {})
+
+
 @dataclass(eq=False)
 class Watcher:
     resource: str
     matches: Matcher
     queue: asyncio.Queue[WatchEvent] = field(default_factory=asyncio.Queue)
+    limit: int = MAX_PENDING_EVENTS
+    primed: int = 0  # events queued by subscribe, which the limit does not count
+    closed: bool = False
+    on_close: Callable[[], None] | None = None  # the stream's: cut the connection (a stalled client reads nothing)
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Event) -> bool:
+        """Queue the event (when selected); False when the watcher is over its limit and now closed."""
         translated = self.translate(event)
-        if translated is not None:
-            self.queue.put_nowait(translated)
+        if translated is None or self.closed:
+            return not self.closed
+        if self.queue.qsize() >= self.limit + self.primed:
+            self.close()
+            return False
+        self.queue.put_nowait(translated)
+        return True
+
+    def close(self) -> None:
+        """Drop what is queued and end the stream at its next read."""
+        self.closed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_CLOSED)
+        if self.on_close is not None:
+            self.on_close()
 
     def translate(self, event: Event) -> WatchEvent | None:
         now = self.matches(event.object)
@@ -66,8 +94,9 @@ class Watcher:
 
 
 class Hub:
-    def __init__(self, store: Store, capacity: int = 10_000) -> None:
+    def __init__(self, store: Store, capacity: int = 10_000, watcher_limit: int = MAX_PENDING_EVENTS) -> None:
         self._store = store
+        self.watcher_limit = watcher_limit
         self._buffer: deque[Event] = deque(maxlen=capacity)
         # Events after this resourceVersion are all in the buffer.
         self._floor = store.resource_version
@@ -84,14 +113,16 @@ class Hub:
         if len(self._buffer) == self._buffer.maxlen:
             self._floor = self._buffer[0].rv
         self._buffer.append(event)
-        for watcher in self._watchers[event.resource]:
-            watcher.offer(event)
+        overflowed = [w for w in self._watchers[event.resource] if not w.offer(event)]
+        for watcher in overflowed:
+            log.warning("closing a watcher that fell behind", resource=event.resource, limit=watcher.limit)
+            self.unsubscribe(watcher)
         for listener in self._listeners:
             listener(event)
 
     def subscribe(self, resource: str, matches: Matcher, since: int | None) -> Watcher:
         """A watcher primed with the events after ``since`` (or, for 0/None, the current objects)."""
-        watcher = Watcher(resource, matches)
+        watcher = Watcher(resource, matches, limit=self.watcher_limit)
         if not since:
             for obj in self._store.list(resource, matches.namespace):
                 if matches(obj):
@@ -100,14 +131,24 @@ class Hub:
             if since < self._floor:
                 raise status.gone(f"too old resource version: {since} ({self._floor + 1})")
             for event in self._buffer:
-                if event.rv > since and event.resource == resource:
-                    watcher.offer(event)
+                if event.rv > since and event.resource == resource and \
+                        (translated := watcher.translate(event)) is not None:
+                    watcher.queue.put_nowait(translated)
+        watcher.primed = watcher.queue.qsize()
         self._watchers[resource].add(watcher)
         return watcher
 
     @property
     def resource_version(self) -> int:
         return self._store.resource_version
+
+    def close_all(self) -> None:
+        """End every watch (the server is shutting down): each stream ends at its next read."""
+        for watchers in self._watchers.values():
+            for watcher in list(watchers):
+                watcher.on_close = None  # end the stream cleanly rather than cut it
+                watcher.close()
+            watchers.clear()
 
     def unsubscribe(self, watcher: Watcher) -> None:
         self._watchers[watcher.resource].discard(watcher)
@@ -130,6 +171,12 @@ async def stream(request: web.Request, hub: Hub, watcher: Watcher, encode: Encod
     kind = RESOURCES[watcher.resource]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+
+    def cut() -> None:
+        if request.transport is not None:
+            request.transport.close()
+
+    watcher.on_close = cut
     try:
         await response.prepare(request)
         while (remaining := deadline - loop.time()) > 0:
@@ -143,11 +190,18 @@ async def stream(request: web.Request, hub: Hub, watcher: Watcher, encode: Encod
                         "kind": kind.kind, "apiVersion": kind.api_version,
                         "metadata": {"resourceVersion": str(hub.resource_version)}}))
                 continue
+            if event is _CLOSED:
+                break
             chunks = [encode(event.type, event.object)]
             while not watcher.queue.empty():  # send what is already queued in one write
                 event = watcher.queue.get_nowait()
+                if event is _CLOSED:
+                    break
                 chunks.append(encode(event.type, event.object))
-            await response.write(b"".join(chunks))
+            if chunks:
+                await response.write(b"".join(chunks))
+            if event is _CLOSED or watcher.closed:
+                break
         await response.write_eof()
     except ConnectionResetError:  # the client went away
         pass

@@ -58,21 +58,73 @@ async def read_object(request: web.Request) -> dict:
     return obj
 
 
+# How deeply a body may nest: Kubernetes objects stay far below this; the recursive merges and validation stay
+# far from Python's recursion limit.
+MAX_DEPTH = 100
+# Beyond the nodes a YAML body could hold written out (one per byte), this many more may come from alias expansion:
+# a "billion laughs" body is refused after this much work instead of growing the process.
+YAML_ALIAS_ALLOWANCE = 10_000
+
+
+def check_depth(value: object, limit: int = MAX_DEPTH) -> None:
+    """400 when ``value`` nests deeper than ``limit`` (iterative: a deep body cannot exhaust the stack here)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            raise status.bad_request(f"the body nests deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def decode_json(body: bytes) -> object:
     try:
-        return orjson.loads(body or b"{}")
+        value = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as exc:
         raise status.bad_request(f"error decoding JSON body: {exc}") from exc
+    check_depth(value)
+    return value
 
 
 def decode_yaml(body: bytes) -> object:
-    """YAML as JSON: keys become strings and timestamps RFC 3339 strings, as the API server's YAML-to-JSON does."""
+    """YAML as JSON: keys become strings and timestamps RFC 3339 strings, as the API server's YAML-to-JSON does.
+
+    Aliases are expanded only within a budget (``YAML_ALIAS_ALLOWANCE``), and nesting is bounded (``MAX_DEPTH``)."""
     try:
-        return orjson.loads(orjson.dumps(yaml.safe_load(body) or {}, option=orjson.OPT_NON_STR_KEYS))
+        loader = yaml.SafeLoader(body)
+    except yaml.YAMLError as exc:  # not text (the reader checks the encoding at once)
+        raise status.bad_request(f"error decoding YAML body: {exc}") from exc
+    try:
+        node = loader.get_single_node()
+        _check_yaml_expansion(node, len(body) + YAML_ALIAS_ALLOWANCE)
+        value = loader.construct_document(node) if node is not None else None
+        return orjson.loads(orjson.dumps(value or {}, option=orjson.OPT_NON_STR_KEYS))
     except yaml.YAMLError as exc:
         raise status.bad_request(f"error decoding YAML body: {exc}") from exc
-    except TypeError as exc:  # a YAML value JSON has no form for (a !!set, a !!binary ...)
+    except RecursionError:
+        raise status.bad_request(f"the body nests deeper than {MAX_DEPTH} levels") from None
+    except (TypeError, orjson.JSONEncodeError) as exc:  # a YAML value JSON has no form for (a !!set, a !!binary ...)
         raise status.bad_request(f"error converting YAML to JSON: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_expansion(node: yaml.Node | None, budget: int) -> None:
+    """400 when the document, its aliases expanded, has more than ``budget`` nodes or nests too deep."""
+    stack: list[tuple[yaml.Node, int]] = [(node, 1)] if node is not None else []
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > budget:
+            raise status.bad_request("error decoding YAML body: the document expands too far (excessive aliasing)")
+        if isinstance(item, yaml.MappingNode | yaml.SequenceNode):
+            if depth > MAX_DEPTH:
+                raise status.bad_request(f"the body nests deeper than {MAX_DEPTH} levels")
+            children = [n for pair in item.value for n in pair] if isinstance(item, yaml.MappingNode) else item.value
+            stack.extend((child, depth + 1) for child in children)
 
 
 def query_flag(request: web.Request, key: str) -> bool:
@@ -90,4 +142,7 @@ def query_int(request: web.Request, key: str) -> int | None:
 
 
 def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """A warning's text inside the header's quotes: backslash and quote escaped, control characters (which a header
+    must not hold: a field named with one would otherwise break the reply) as ``\\uXXXX``."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 else c for c in text)

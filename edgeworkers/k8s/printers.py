@@ -81,6 +81,12 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Name", _NAME_DOC, priority=1, fmt="name"),
     ],
     "leases": [_NAME, _col("Holder", "HolderIdentity contains the identity of the holder of a current lease."), _AGE],
+    "serviceaccounts": [
+        _NAME,
+        {**_col("Secrets", "Secrets is the list of secrets allowed to be used by pods running using this "
+                "ServiceAccount."), "type": "integer"},
+        _AGE,
+    ],
 }
 
 
@@ -380,6 +386,11 @@ def _lease_cells(lease: dict, now: datetime) -> list:
     return [meta.get("name", ""), holder, since(meta.get("creationTimestamp"), now)]
 
 
+def _serviceaccount_cells(account: dict, now: datetime) -> list:
+    meta = account.get("metadata") or {}
+    return [meta.get("name", ""), len(account.get("secrets") or []), since(meta.get("creationTimestamp"), now)]
+
+
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "pods": _pod_cells,
     "nodes": _node_cells,
@@ -388,6 +399,7 @@ _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "namespaces": _namespace_cells,
     "events": _event_cells,
     "leases": _lease_cells,
+    "serviceaccounts": _serviceaccount_cells,
 }
 
 

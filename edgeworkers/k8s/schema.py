@@ -19,6 +19,7 @@ from edgeworkers.k8s.namespace import Namespace
 from edgeworkers.k8s.node import Node
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.secret import Secret
+from edgeworkers.k8s.serviceaccount import ServiceAccount
 
 KINDS: dict[str, type[BaseModel]] = {
     "Pod": Pod,
@@ -28,6 +29,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "Event": Event,
     "Namespace": Namespace,
     "Lease": Lease,
+    "ServiceAccount": ServiceAccount,
 }
 
 

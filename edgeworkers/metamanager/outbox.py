@@ -20,6 +20,7 @@ import redis
 from edgeworkers import constants
 
 POD_STATUS = "pod_status"  # patch pods/<name>/status (of the mirror pod, for a static pod)
+EVENT = "event"  # record a core/v1 Event (best effort): create it, or raise the count of the one of that name
 POD_DELETED = "pod_deleted"  # confirm a pod's deletion (delete grace 0, uid precondition); a static pod's mirror goes
 
 _PUT = """
@@ -71,6 +72,11 @@ class Outbox:
         """The pod's containers are gone: confirm its deletion to the cloud (or remove the static pod's mirror)."""
         payload = {"op": POD_DELETED, "namespace": namespace, "name": name, "uid": uid, "mirror": mirror}
         return self.put(pod_item_key(namespace, name), payload)
+
+    def event(self, namespace: str, event: dict[str, Any]) -> int:
+        """A core/v1 Event for the cloud; a repeat (same name, higher count) replaces the pending one."""
+        name = event["metadata"]["name"]
+        return self.put(f"event:{namespace}/{name}", {"op": EVENT, "namespace": namespace, "name": name, "event": event})
 
     def peek(self, limit: int = 100) -> list[Item]:
         """The oldest ``limit`` items, in order, without removing them."""

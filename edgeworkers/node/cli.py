@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
 import structlog
 import typer
 
-from edgeworkers.bridge.run import JOIN_TIMEOUT_S, Loop, run_bridge
+from edgeworkers.bridge.run import JOIN_TIMEOUT_S, Loop, run_bridge, wait_for_access
 from edgeworkers.config import Settings, settings
-from edgeworkers.kubeclient import ApiClient, access_from_settings
+from edgeworkers.kubeclient import ApiClient, access_from_settings, credentials_dir
 from edgeworkers.node import server
 from edgeworkers.node.registration import NodeRegistrar
 from edgeworkers.node.status import gather_facts
+from edgeworkers.pleg import recorded_health_error
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.docker import DockerRuntime
 
 log = structlog.get_logger(__name__)
@@ -48,13 +52,32 @@ def serve(
     asyncio.run(_serve(config))
 
 
+def _endpoint_tls(config: Settings) -> ssl.SSLContext | None:
+    """The endpoint's TLS from the certificate beside the node's kubeconfig; None (plain HTTP, where every request
+    answers 401 for want of the cloud's client certificate) when there is none."""
+    directory = credentials_dir(config)
+    if not (directory / "node.crt").exists():
+        log.warning("no node certificate beside the kubeconfig: the node endpoint refuses every request",
+                    directory=str(directory))
+        return None
+    return server.tls_context(directory)
+
+
 async def _serve(config: Settings) -> None:
     runtime = DockerRuntime(config.node_name, config.docker_host, config.sandbox_image, LOG_READ_TIMEOUT_S)
-    runner = await server.start(server.create_app(runtime), config.node_host, config.node_port)
     stop = threading.Event()
+    # The endpoint serves HTTPS with the node's certificate, issued with its credentials: wait for them (a first
+    # start against the embedded cloud issues them).
+    await asyncio.to_thread(wait_for_access, config, stop)
+    runner = await server.start(server.create_app(runtime), config.node_host, config.node_port, _endpoint_tls(config))
+
+    pleg_redis = redis_client(config, socket_timeout=5, socket_connect_timeout=5)
+
+    def pleg_error() -> str:  # the scheduler's PLEG health, from the relist time it records in Redis
+        return recorded_health_error(pleg_redis, time.time(), config.pleg_relist_threshold_s)
 
     def heartbeat(api: ApiClient) -> Loop:
-        return NodeRegistrar(api, lambda: gather_facts(config, runtime.version)).run
+        return NodeRegistrar(api, lambda: gather_facts(config, runtime.version, pleg_error)).run
 
     bridge = threading.Thread(
         target=run_bridge, args=(config, stop, {"node-heartbeat": heartbeat}), name="bridge", daemon=True

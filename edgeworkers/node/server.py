@@ -3,14 +3,22 @@
 The cloud API proxies ``pods/{name}/log`` here (the port is in the Node's ``status.daemonEndpoints``).
 The Docker SDK blocks, so every runtime call runs in a thread pool of its own; a followed log is pulled
 one chunk at a time, which gives back-pressure and ends the stream when the container ends.
+
+It serves only the cloud, as kubelet's port with x509 client authentication: HTTPS with the node's certificate
+(``node.crt``/``node.key``, signed by the cloud's CA, issued with the node's credentials), and every request needs a
+client certificate signed by that CA (``ca.crt``) naming the cloud's kubelet client; any other caller gets 401. The
+same port answers plain HTTP with ``/healthz`` only (as kubelet's separate healthz port does), 401 to anything else.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,6 +33,7 @@ from edgeworkers.node.logs import (
 from edgeworkers.runtime.errors import (
     ContainerNotFound,
     ContainerRuntimeError,
+    RuntimeFault,
     RuntimeUnavailable,
 )
 from edgeworkers.runtime.protocol import Runtime
@@ -39,8 +48,33 @@ MAX_LOG_THREADS = 64
 _END = object()
 
 
-def create_app(runtime: Runtime, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> web.Application:
-    app = web.Application()
+# The client certificates' common names the endpoint serves: the cloud's kubelet client (kube-apiserver's).
+ALLOWED_CLIENTS = frozenset({"kube-apiserver-kubelet-client"})
+UNAUTHORIZED = "Unauthorized"
+
+
+def client_name(request: web.Request) -> str | None:
+    """The common name of the caller's verified client certificate, or None (plain HTTP, or no certificate)."""
+    transport = request.transport
+    peer = transport.get_extra_info("peercert") if transport is not None else None
+    for rdn in (peer or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
+@web.middleware
+async def require_cloud(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+    if client_name(request) not in ALLOWED_CLIENTS:
+        return web.Response(status=401, text=UNAUTHORIZED)
+    return await handler(request)
+
+
+def create_app(runtime: Runtime, clock: Callable[[], datetime] = lambda: datetime.now(UTC), *,
+               allow_anonymous: bool = False) -> web.Application:
+    """The endpoint; every request needs the cloud's client certificate unless ``allow_anonymous`` (tests)."""
+    app = web.Application(middlewares=[] if allow_anonymous else [require_cloud])
     app[RUNTIME_KEY] = runtime
     app[EXECUTOR_KEY] = ThreadPoolExecutor(MAX_LOG_THREADS, thread_name_prefix="node-logs")
     app[CLOCK_KEY] = clock
@@ -85,7 +119,7 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         log.debug("log reader went away", pod=f"{namespace}/{pod}", container=name)
         return response
-    except ContainerRuntimeError as exc:  # the container or the engine went away mid-stream
+    except RuntimeFault as exc:  # the container or the engine went away mid-stream
         log.info("log stream ended", pod=f"{namespace}/{pod}", container=name, reason=str(exc))
     finally:
         # Unless cancelled, no thread is inside the iterator now: closing it releases the engine's connection at once
@@ -116,10 +150,91 @@ async def _in_thread(app: web.Application, func: Callable[..., Any], *args: Any)
     return await asyncio.get_running_loop().run_in_executor(app[EXECUTOR_KEY], func, *args)
 
 
-async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve ``app`` on host:port; the caller keeps the runner and calls ``cleanup()`` to stop."""
+def tls_context(credentials_dir: Path) -> ssl.SSLContext:
+    """Serve with ``node.crt``/``node.key``; ask for a client certificate signed by ``ca.crt`` (the cloud's CA)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(credentials_dir / "ca.crt"))
+    ctx.load_cert_chain(credentials_dir / "node.crt", credentials_dir / "node.key")
+    ctx.verify_mode = ssl.CERT_OPTIONAL  # no certificate: the request is answered 401, not a failed handshake
+    return ctx
+
+
+def _healthz_app() -> web.Application:
+    """What plain HTTP gets: ``/healthz``, and 401 for everything else."""
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.Response(status=401, text=UNAUTHORIZED)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("*", "/{path:.*}", refuse)
+    return app
+
+
+async def start(app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None) -> Any:
+    """Serve ``app`` on host:port: with ``tls``, HTTPS, and plain HTTP for ``/healthz`` only on the same port (TLS
+    connections begin with a handshake record, 0x16); without, plain HTTP. The caller keeps what this returns and
+    calls its ``cleanup()`` to stop."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("node endpoint listening", host=host, port=port)
-    return runner
+    if tls is None:
+        await web.TCPSite(runner, host, port).start()
+        log.info("node endpoint listening", host=host, port=port)
+        return runner
+    plain = web.AppRunner(_healthz_app(), access_log=None)
+    await plain.setup()
+    loop = asyncio.get_running_loop()
+    secure_server, plain_server = runner.server, plain.server
+    assert secure_server is not None and plain_server is not None
+
+    async def dispatch(sock: socket.socket) -> None:
+        try:
+            first = await _peek(loop, sock)
+            if first == b"\x16":
+                await loop.connect_accepted_socket(secure_server, sock, ssl=tls, ssl_handshake_timeout=10)
+            elif first:
+                await loop.connect_accepted_socket(plain_server, sock)
+            else:
+                sock.close()
+        except (OSError, ssl.SSLError, TimeoutError):
+            sock.close()
+
+    listener = socket.create_server((host, port), reuse_port=False)
+    listener.setblocking(False)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def accept_loop() -> None:
+        while True:
+            sock, _ = await loop.sock_accept(listener)
+            task = asyncio.create_task(dispatch(sock))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    acceptor = asyncio.create_task(accept_loop(), name="node-endpoint-accept")
+    log.info("node endpoint listening (HTTPS; plain HTTP: /healthz only)", host=host, port=port)
+    return _Listening(runner, plain, listener, acceptor)
+
+
+class _Listening:
+    def __init__(self, secure: web.AppRunner, plain: web.AppRunner, listener: socket.socket,
+                 acceptor: asyncio.Task[None]) -> None:
+        self._secure, self._plain, self._listener, self._acceptor = secure, plain, listener, acceptor
+
+    async def cleanup(self) -> None:
+        self._acceptor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._acceptor
+        self._listener.close()
+        await self._plain.cleanup()
+        await self._secure.cleanup()
+
+
+async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout_s: float = 10.0) -> bytes:
+    """The connection's first byte, left unread (b"" when the peer closed or sent nothing in time)."""
+    ready = loop.create_future()
+    loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+    try:
+        await asyncio.wait_for(ready, timeout_s)
+    except TimeoutError:
+        return b""
+    finally:
+        loop.remove_reader(sock.fileno())
+    return sock.recv(1, socket.MSG_PEEK)

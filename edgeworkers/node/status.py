@@ -49,6 +49,7 @@ class NodeFacts:
     architecture: str  # Go's GOARCH spelling: amd64, arm64, arm
     container_runtime_version: str  # docker://<version>
     runtime_error: str = ""  # why the container engine cannot be reached; the node is then not Ready
+    pleg_error: str = ""  # why the PLEG is unhealthy (edgeworkers.pleg.health_error); the node is then not Ready
     machine_id: str = ""
     boot_id: str = ""
     max_pods: int = MAX_PODS
@@ -84,9 +85,10 @@ def node_conditions(
          ("KubeletHasNoDiskPressure", "kubelet has no disk pressure")),
         ("PIDPressure", pids, ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
          ("KubeletHasSufficientPID", "kubelet has sufficient PID available")),
-        # Pressure shows in its own condition; only an unreachable engine makes the node not Ready.
-        ("Ready", not facts.runtime_error, ("KubeletReady", "kubelet is posting ready status"),
-         ("KubeletNotReady", f"container runtime is down: {facts.runtime_error}")),
+        # Pressure shows in its own condition; only an unreachable engine or a stuck PLEG make the node not Ready.
+        ("Ready", not facts.runtime_error and not facts.pleg_error, ("KubeletReady", "kubelet is posting ready status"),
+         ("KubeletNotReady", f"container runtime is down: {facts.runtime_error}" if facts.runtime_error
+          else facts.pleg_error)),
     ]
     before = {c.get("type"): c for c in previous}
     stamp = format_time(now)
@@ -199,10 +201,13 @@ def node_object(facts: NodeFacts, now: datetime, previous_conditions: Sequence[d
     }
 
 
-def gather_facts(settings: Settings, runtime_version: Callable[[], str]) -> NodeFacts:
+def gather_facts(
+    settings: Settings, runtime_version: Callable[[], str], pleg_error: Callable[[], str] = lambda: ""
+) -> NodeFacts:
     """Read this machine's facts (psutil, /etc/os-release, /proc).
 
-    ``runtime_version`` answers ``docker://<version>`` or raises RuntimeUnavailable.
+    ``runtime_version`` answers ``docker://<version>`` or raises RuntimeUnavailable; ``pleg_error`` why the PLEG is
+    unhealthy ("" when it is).
     """
     try:
         version, runtime_error = runtime_version(), ""
@@ -227,6 +232,7 @@ def gather_facts(settings: Settings, runtime_version: Callable[[], str]) -> Node
         architecture=_ARCHITECTURES.get(platform.machine(), platform.machine()),
         container_runtime_version=version,
         runtime_error=runtime_error,
+        pleg_error=pleg_error(),
         machine_id=_read("/etc/machine-id"),
         boot_id=_read("/proc/sys/kernel/random/boot_id"),
     )

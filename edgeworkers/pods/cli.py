@@ -27,7 +27,8 @@ from edgeworkers.k8s.printers import to_table
 from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods import desired
-from edgeworkers.runtime.errors import ContainerRuntimeError
+from edgeworkers.redisconn import redis_client
+from edgeworkers.runtime.errors import RuntimeFault
 from edgeworkers.tasks import sender
 
 pod_app = typer.Typer(no_args_is_help=True)
@@ -35,7 +36,7 @@ pod_app = typer.Typer(no_args_is_help=True)
 
 def _store() -> MetaStore:
     """Pods need no key; secrets are never read here."""
-    return MetaStore(redis.Redis.from_url(settings().redis_url))
+    return MetaStore(redis_client(settings()))
 
 
 def _send() -> desired.Send:
@@ -102,7 +103,7 @@ def _services() -> Iterator[None]:
         yield
     except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:
         _error(f"cannot reach the agent's Redis: {exc}")
-    except ContainerRuntimeError as exc:
+    except RuntimeFault as exc:
         _error(str(exc))
 
 
@@ -189,6 +190,9 @@ def worker(
         "--threads", str(threads or config.worker_threads),
         "--queues", QUEUE_POD_ADD, QUEUE_POD_UPDATE, QUEUE_POD_DELETE, QUEUE_POD_SYNC,
     ]  # fmt: skip
+    if config.queue_metrics_port:  # Dramatiq's exposition fork reads these: loopback only (see broker.make_broker)
+        os.environ["dramatiq_prom_host"] = "127.0.0.1"
+        os.environ["dramatiq_prom_port"] = str(config.queue_metrics_port)
     os.execvp(argv[0], argv)
 
 

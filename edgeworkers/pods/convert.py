@@ -1,20 +1,33 @@
-"""Pod spec -> runtime configs (kubelet's generateContainerConfig and makeMounts, trimmed), and spec hashes.
+"""Pod spec -> runtime configs (kubelet's generateContainerConfig, makeEnvironmentVariables and makeMounts,
+trimmed), and spec hashes.
 
-What is not supported yet (env from configmaps/secrets, configMap/secret/downwardAPI volumes) raises
-``ConfigError``: the sync shows it as the container's ``CreateContainerConfigError`` instead of crashing.
+Environment: ``env`` (values, ``valueFrom`` configMapKeyRef/secretKeyRef/fieldRef/resourceFieldRef) and ``envFrom``
+(with ``prefix``) are resolved through ``Sources`` (the MetaClient) and the node's ``PodFacts``. Mounts come from
+the volumes the VolumeManager set up (``volumes.manager``), subPaths bound by it. What cannot be had (a missing
+configmap, secret or key that is not optional, an unsafe subPath, an unsupported source) raises ``ConfigError``: the
+sync shows it as the container's ``CreateContainerConfigError`` and looks again later.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-from pathlib import Path, PurePosixPath
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from edgeworkers.k8s.pod import Container, Pod, Volume
+from edgeworkers.k8s.pod import Container, KeySelector, Pod
 from edgeworkers.k8s.quantity import cpu_to_millicores, cpu_to_nanocpus, to_bytes
 from edgeworkers.runtime.types import ContainerConfig, Mount, PodRef, SandboxConfig
+from edgeworkers.volumes.builders import CONFIGMAP, SECRET, NoSources, Sources, configmap_values, fetch, secret_values
+from edgeworkers.volumes.downward import FieldError, PodFacts, field_value, resource_value
+from edgeworkers.volumes.errors import ConfigSourceError
+from edgeworkers.volumes.manager import ReadyVolume
+from edgeworkers.volumes.paths import relative_parts, volume_dir
+
+log = logging.getLogger(__name__)
 
 # Fields of a container whose change recreates it (kubelet's HashContainer covers the whole spec;
 # probes and lifecycle are left out so that a probe tweak does not restart the workload).
@@ -85,13 +98,10 @@ def milli_cpu_to_shares(milli_cpu: int) -> int:
     return max(MIN_SHARES, min(MAX_SHARES, milli_cpu * SHARES_PER_CPU // 1000))
 
 
-def volume_dir(data_dir: Path, uid: str, volume: str) -> Path:
-    """Where an emptyDir volume of a pod lives on the node."""
-    return data_dir / "pods" / uid / "volumes" / volume
-
-
 # A `$(VAR)` reference, or `$$` (an escaped `$`), in env values, command and args.
 _REFERENCE = re.compile(r"\$(?:\$|\(([^)]*)\))")
+# kubelet's IsEnvVarName (C identifiers plus '-' and '.'): envFrom keys that are not are skipped.
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -100,18 +110,76 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(lambda m: "$" if m.group(1) is None else env.get(m.group(1), m.group(0)), text)
 
 
-def _env(container: Container) -> dict[str, str]:
-    if container.env_from:
-        source = container.env_from[0]
-        kind = "configMapRef" if source.config_map_ref else "secretRef"
-        raise ConfigError(f"envFrom ({kind}) is not supported yet")
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
+
+
+def _key_ref(sources: Sources, kind: str, namespace: str, ref: KeySelector) -> str | None:
+    """The value of a configMapKeyRef / secretKeyRef; None when it is optional and missing (the variable is unset)."""
+    obj = fetch(sources, kind, namespace, ref.name or "", bool(ref.optional))
+    values = configmap_values(obj) if kind == CONFIGMAP else secret_values(obj)
+    if ref.key in values:
+        return _text(values[ref.key])
+    if obj is None or ref.optional:
+        return None
+    label = "ConfigMap" if kind == CONFIGMAP else "Secret"
+    raise ConfigError(f"couldn't find key {ref.key} in {label} {namespace}/{ref.name}")
+
+
+def container_env(
+    pod: Pod, container: Container, sources: Sources | None = None, facts: PodFacts | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The container's environment as kubelet's makeEnvironmentVariables makes it, and the envFrom keys skipped
+    because they are not valid variable names.
+
+    Order: every ``envFrom`` source in turn (later ones win, each key with its ``prefix``), then ``env`` in order
+    (later ones win); a plain ``value`` is ``$(VAR)``-expanded with what is defined before it (envFrom included), a
+    ``valueFrom`` value never is. A missing configmap, secret or key that is not optional raises ConfigError naming
+    it; an optional one leaves its variables unset.
+    """
+    sources = sources or NoSources()
+    facts = facts or PodFacts(node_cpu_millis=0, node_memory_bytes=0)
+    namespace = pod.metadata.namespace or "default"
     env: dict[str, str] = {}
-    for var in container.env or []:
-        if var.value_from is not None:
-            kind = next(iter(var.value_from.to_dict()), "valueFrom")
-            raise ConfigError(f"env {var.name}: valueFrom ({kind}) is not supported yet")
-        env[var.name] = expand(var.value or "", env)  # may refer to the variables defined before it
-    return env
+    skipped: list[str] = []
+    try:
+        for source in container.env_from or []:
+            ref, kind = (source.config_map_ref, CONFIGMAP) if source.config_map_ref else (source.secret_ref, SECRET)
+            if ref is None:
+                continue
+            obj = fetch(sources, kind, namespace, ref.name or "", bool(ref.optional))
+            values = configmap_values(obj) if kind == CONFIGMAP else secret_values(obj)
+            for key, value in values.items():
+                name = (source.prefix or "") + key
+                if _ENV_NAME.fullmatch(name):
+                    env[name] = _text(value)
+                else:
+                    skipped.append(name)
+        for var in container.env or []:
+            source = var.value_from
+            if source is None:
+                env[var.name] = expand(var.value or "", env)  # may refer to the variables defined before it
+                continue
+            value: str | None
+            if source.config_map_key_ref is not None:
+                value = _key_ref(sources, CONFIGMAP, namespace, source.config_map_key_ref)
+            elif source.secret_key_ref is not None:
+                value = _key_ref(sources, SECRET, namespace, source.secret_key_ref)
+            elif source.field_ref is not None:
+                value = field_value(pod, source.field_ref.field_path, facts)
+            elif source.resource_field_ref is not None:
+                ref = source.resource_field_ref
+                value = resource_value(pod, ref.container_name or container.name, ref.resource, ref.divisor, facts)
+            else:
+                kind = next(iter(source.to_dict()), "valueFrom")
+                raise ConfigError(f"env {var.name}: valueFrom ({kind}) is not supported on this node")
+            if value is not None:
+                env[var.name] = value
+    except ConfigSourceError as exc:
+        raise ConfigError(str(exc)) from None
+    except FieldError as exc:
+        raise ConfigError(f"env: {exc}") from None
+    return env, skipped
 
 
 def _user(pod: Pod, container: Container) -> str | None:
@@ -123,57 +191,88 @@ def _user(pod: Pod, container: Container) -> str | None:
     return f"{uid}:{gid}" if gid is not None else str(uid)
 
 
-def _volume_source(pod: Pod, volume: Volume, data_dir: Path) -> Path:
-    if volume.empty_dir is not None:
-        return volume_dir(data_dir, pod.metadata.uid or "", volume.name)
-    if volume.host_path is not None:
-        return Path(volume.host_path.path)
-    raise ConfigError(
-        f'volume "{volume.name}": {", ".join(volume.sources) or "its source"} volumes are not supported yet'
-    )
+def lexical_volumes(pod: Pod, data_dir: Path) -> dict[str, ReadyVolume]:
+    """Where emptyDir and hostPath volumes are, without touching the disk (what ``container_config`` uses when the
+    sync passes no volumes set up by the VolumeManager)."""
+    ready = {}
+    for volume in pod.spec.volumes or []:
+        if volume.empty_dir is not None:
+            ready[volume.name] = ReadyVolume(volume_dir(data_dir, pod.metadata.uid or "", volume.name), creatable=True)
+        elif volume.host_path is not None:
+            ready[volume.name] = ReadyVolume(Path(volume.host_path.path))
+    return ready
 
 
-def _mounts(pod: Pod, container: Container, data_dir: Path) -> list[Mount]:
-    volumes = {volume.name: volume for volume in pod.spec.volumes or []}
+# (container name, index of the mount, volume name, the volume, subPath) -> the host path to bind.
+SubPathBinder = Callable[[str, int, str, ReadyVolume, str], Path]
+
+
+def _lexical_subpath(container: str, index: int, name: str, ready: ReadyVolume, sub_path: str) -> Path:
+    return ready.path.joinpath(*relative_parts(sub_path, f'volume "{name}": subPath'))
+
+
+def _mounts(
+    pod: Pod, container: Container, volumes: dict[str, ReadyVolume], env: dict[str, str], bind: SubPathBinder
+) -> list[Mount]:
+    declared = {volume.name: volume for volume in pod.spec.volumes or []}
     mounts = []
-    for mount in container.volume_mounts or []:
-        volume = volumes.get(mount.name)
-        if volume is None:
+    for index, mount in enumerate(container.volume_mounts or []):
+        if mount.name not in declared:
             raise ConfigError(f'volume "{mount.name}" mounted at {mount.mount_path} is not in spec.volumes')
-        source = _volume_source(pod, volume, data_dir)
-        if mount.sub_path:
-            if ".." in PurePosixPath(mount.sub_path).parts or mount.sub_path.startswith("/"):
-                raise ConfigError(
-                    f'volume "{mount.name}": subPath {mount.sub_path!r} must be a relative path inside it'
-                )
-            source = source / mount.sub_path
-        mounts.append(Mount(str(source), mount.mount_path, bool(mount.read_only)))
+        ready = volumes.get(mount.name)
+        if ready is None:
+            volume = declared[mount.name]
+            raise ConfigError(
+                f'volume "{volume.name}": {", ".join(volume.sources) or "its source"} volumes are not supported yet'
+            )
+        sub_path = mount.sub_path or ""
+        if mount.sub_path_expr:
+            sub_path = expand(mount.sub_path_expr, env)
+        try:
+            source = bind(container.name, index, mount.name, ready, sub_path) if sub_path else ready.path
+        except ConfigSourceError as exc:
+            raise ConfigError(str(exc)) from None
+        mounts.append(Mount(str(source), mount.mount_path, bool(mount.read_only) or ready.read_only))
     return mounts
 
 
-def host_dirs(pod: Pod, data_dir: Path) -> list[Path]:
-    """The directories to make before the pod's containers start: its emptyDirs and their subPaths,
-    and hostPaths of type ``DirectoryOrCreate``."""
-    dirs = [volume_dir(data_dir, pod.metadata.uid or "", v.name) for v in pod.spec.volumes or [] if v.empty_dir]
-    dirs += [Path(v.host_path.path) for v in pod.spec.volumes or []
-             if v.host_path and v.host_path.type == "DirectoryOrCreate"]  # fmt: skip
-    empty = {v.name for v in pod.spec.volumes or [] if v.empty_dir is not None}
-    for container in pod.spec.all_containers:
-        for mount in container.volume_mounts or []:
-            if mount.name in empty and mount.sub_path and ".." not in PurePosixPath(mount.sub_path).parts:
-                dirs.append(volume_dir(data_dir, pod.metadata.uid or "", mount.name) / mount.sub_path)
-    return dirs
-
-
 def container_config(
-    pod: Pod, container: Container, data_dir: Path, restart_count: int = 0, is_init: bool = False
+    pod: Pod,
+    container: Container,
+    data_dir: Path,
+    restart_count: int = 0,
+    is_init: bool = False,
+    *,
+    sources: Sources | None = None,
+    facts: PodFacts | None = None,
+    volumes: dict[str, ReadyVolume] | None = None,
+    bind_subpath: SubPathBinder | None = None,
+    warn: Callable[[str, str], None] | None = None,
 ) -> ContainerConfig:
-    """The runtime config of one container; raises ConfigError for what is not supported yet."""
+    """The runtime config of one container; raises ConfigError for what cannot be had now.
+
+    ``volumes``: the pod's volumes as the VolumeManager set them up (default: emptyDir and hostPath where they
+    would be, nothing else); ``bind_subpath``: how a subPath becomes a host path (default: a lexical join);
+    ``warn(reason, message)``: records what was skipped (kubelet's events).
+    """
     resources = container.resources
     limits = (resources.limits if resources else None) or {}
     requests = {**limits, **((resources.requests if resources else None) or {})}
     ctx = container.security_context
-    env = _env(container)
+    env, skipped = container_env(pod, container, sources, facts)
+    if skipped:  # kubelet records an InvalidEnvironmentVariableNames event; key names only, never values
+        keys = ", ".join(sorted(skipped))
+        log.warning("pod %s container %s: envFrom keys skipped (not valid variable names): %s", pod.key,
+                    container.name, keys)
+        if warn is not None:
+            warn("InvalidEnvironmentVariableNames", f"Keys [{keys}] from the EnvFrom of container {container.name} "
+                 "were skipped since they are considered invalid environment variable names.")
+    try:
+        if volumes is None:
+            volumes = lexical_volumes(pod, data_dir)
+        mounts = _mounts(pod, container, volumes, env, bind_subpath or _lexical_subpath)
+    except ConfigSourceError as exc:
+        raise ConfigError(str(exc)) from None
     return ContainerConfig(
         name=container.name,
         image=container.image or "",
@@ -187,7 +286,7 @@ def container_config(
         memory_request_bytes=to_bytes(requests["memory"]) if "memory" in requests else None,
         user=_user(pod, container),
         privileged=bool(ctx and ctx.privileged),
-        mounts=_mounts(pod, container, data_dir),
+        mounts=mounts,
         tty=bool(container.tty),
         stdin=bool(container.stdin),
         restart_count=restart_count,

@@ -19,11 +19,13 @@ from pydantic import ValidationError
 from edgeworkers import constants
 from edgeworkers.k8s.decoding import type_error
 from edgeworkers.k8s.pod import Pod, default_pod
-from edgeworkers.k8s.status import bad_request, conflict, invalid, not_found
+from edgeworkers.k8s.status import bad_request, conflict, invalid, invalid_value, not_found
 from edgeworkers.k8s.validation import validate_pod
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.deletion import Send, being_deleted, delete_pod, next_resource_version, now, put_over
+from edgeworkers.volumes.errors import UnsafePath
+from edgeworkers.volumes.paths import safe_component
 
 __all__ = ["Send", "apply_pod", "decode_pod", "delete_pod", "find_static_pod", "resync_all", "static_pod_name"]
 
@@ -91,6 +93,10 @@ def apply_pod(store: MetaStore, send: Send, pod_dict: dict[str, Any], source: st
         raise conflict("pods", name, "a pod of that name came from the cloud")
     pod = _prepared(pod_dict, stored, source, store.tombstone(POD, namespace, name))
     decode_pod(pod)
+    try:  # the uid names the pod's directories on this node: refused here, before anything is stored
+        safe_component(pod["metadata"]["uid"], "metadata.uid")
+    except UnsafePath as exc:
+        raise invalid("Pod", name, [invalid_value("metadata.uid", pod["metadata"]["uid"], str(exc))]) from None
     put_over(store, pod, stored)
     operation = "update" if stored and not being_deleted(stored) else "insert"
     message = Message.for_object(POD, pod, operation, source)

@@ -1,11 +1,14 @@
 """A pod's core/v1 PodStatus from its containers as the runtime sees them (kubelet's generateAPIPodStatus).
 
 Pure: the sync passes the containers, the waiting reasons it met (image pulls, back-off, config errors),
-the time and the IPs. Readiness is "running" until probes arrive.
+the time, the IPs and the probe results (``edgeworkers.prober``): a container with a startup probe is started once
+it succeeded, one with a readiness probe ready once that succeeded (and it is started); without probes, running is
+both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +19,9 @@ from edgeworkers.pods.policy import ALWAYS, NEVER, instance_order
 from edgeworkers.runtime.types import Container, ContainerState
 
 Waiting = dict[str, tuple[str, str]]
+# Probe results by container id (the bare id): {"readiness": bool, "startup": bool}, a missing entry meaning no
+# result yet.
+ProbeResults = Mapping[str, Mapping[str, bool]]
 
 
 def format_time(moment: datetime | float) -> str:
@@ -48,7 +54,12 @@ def _instances(containers: list[Container], name: str, is_init: bool) -> list[Co
 
 
 def container_status(
-    spec: SpecContainer, containers: list[Container], waiting: Waiting, is_init: bool, initializing: bool
+    spec: SpecContainer,
+    containers: list[Container],
+    waiting: Waiting,
+    is_init: bool,
+    initializing: bool,
+    probes: ProbeResults | None = None,
 ) -> dict[str, Any]:
     """The ContainerStatus of ``spec``; ``initializing``: the pod's init containers have not all succeeded."""
     latest, *older = _instances(containers, spec.name, is_init) or [None]
@@ -71,15 +82,18 @@ def container_status(
     last_state = _terminated(last) if last is not None else {}
     running = "running" in state
     succeeded = "terminated" in state and state["terminated"]["exitCode"] == 0
+    results = (probes or {}).get(latest.id.id, {}) if latest is not None else {}
+    started = running and (is_init or spec.startup_probe is None or results.get("startup", False))
+    ready = started and (is_init or spec.readiness_probe is None or results.get("readiness", False))
     status: dict[str, Any] = {
         "name": spec.name,
         "state": state,
         "lastState": last_state,
-        "ready": succeeded if is_init else running,
+        "ready": succeeded if is_init else ready,
         "restartCount": latest.restart_count if latest else 0,
         "image": spec.image or "",
         "imageID": f"docker://{latest.image_id}" if latest and latest.image_id else "",
-        "started": running,
+        "started": started,
     }
     if latest is not None:
         status["containerID"] = str(latest.id)
@@ -170,6 +184,7 @@ def compute_pod_status(
     pod_ip: str | None,
     host_ip: str | None,
     previous: dict[str, Any] | None = None,
+    probes: ProbeResults | None = None,
 ) -> dict[str, Any]:
     """The pod's core/v1 PodStatus. ``containers``: the runtime's containers of this pod (this uid);
     ``waiting``: container name -> (reason, message) met by the sync; ``previous``: the last status, whose
@@ -178,7 +193,7 @@ def compute_pod_status(
     restart_policy = pod.spec.restart_policy or ALWAYS
     inits = [container_status(c, containers, waiting, True, True) for c in pod.spec.init_containers or []]
     incomplete = [s["name"] for s in inits if not s["ready"]]
-    apps = [container_status(c, containers, waiting, False, bool(incomplete)) for c in pod.spec.containers]
+    apps = [container_status(c, containers, waiting, False, bool(incomplete), probes) for c in pod.spec.containers]
     unready = [s["name"] for s in apps if not s["ready"]]
     phase = pod_phase(restart_policy, inits, apps)
     not_ready = "PodCompleted" if phase == "Succeeded" else "ContainersNotReady"

@@ -17,6 +17,7 @@ import redis
 
 from edgeworkers import constants, tasks
 from edgeworkers.config import Settings
+from edgeworkers.events import EventRecorder
 from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.client import MetaClient
 from edgeworkers.metamanager.outbox import Outbox
@@ -25,6 +26,7 @@ from edgeworkers.pods.backoff import RedisBackoffStore
 from edgeworkers.pods.desired import decode_pod
 from edgeworkers.pods.lock import PodBusy, pod_lock
 from edgeworkers.pods.sync import PodSyncer
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.docker import DockerRuntime
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,29 @@ def build_agent(config: Settings, broker: dramatiq.Broker | None) -> Agent:
     from edgeworkers.metamanager.crypto import node_cipher
     from edgeworkers.metamanager.remote import CloudRemote
 
-    client = redis.Redis.from_url(config.redis_url)
+    client = redis_client(
+        config, socket_timeout=config.redis_socket_timeout_s, socket_connect_timeout=config.redis_socket_timeout_s
+    )
     runtime = DockerRuntime(config.node_name, docker_host=config.docker_host, sandbox_image=config.sandbox_image)
     store = MetaStore(client, node_cipher(config.data_dir))
     meta = MetaClient(store, Outbox(client), CloudRemote(config))
-    return Agent(client, store, meta, PodSyncer(runtime, RedisBackoffStore(client), config), broker, config)
+    syncer = PodSyncer(
+        runtime, RedisBackoffStore(client), config, meta=meta, probe_results=lambda ids: probe_results(client, ids),
+        events=EventRecorder(client, config.node_name),
+    )
+    return Agent(client, store, meta, syncer, broker, config)
+
+
+def probe_results(client: redis.Redis, container_ids: list[str]) -> dict[str, dict[str, bool]]:
+    """The prober's published results (``constants.KEY_PROBE``) of these containers, in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for ident in container_ids:
+        pipe.hgetall(f"{constants.KEY_PROBE}:{ident}")
+    return {
+        ident: {field.decode(): value == b"1" for field, value in found.items()}
+        for ident, found in zip(container_ids, pipe.execute())
+        if found
+    }
 
 
 def reconcile(agent: Agent, key: str) -> float | None:
@@ -122,16 +142,18 @@ def remove_orphans(agent: Agent) -> list[str]:
 def schedule_sync(agent: Agent, key: str, message: dict[str, Any], delay_s: float) -> bool:
     """Enqueue ``sync_pod`` after ``delay_s`` unless one is already due as soon; True when enqueued.
 
-    Without this, every add/update would start its own chain of follow-up syncs.
+    Without this, every add/update would start its own chain of follow-up syncs. The pending marker is written only
+    once the task is enqueued: when the enqueue fails (Redis away), no marker claims a sync that does not exist, the
+    error reaches the task, and its retry schedules the follow-up again.
     """
     delay_ms = max(0, int(delay_s * 1000))
     pending = f"{constants.KEY_SYNC_PENDING}:{key}"
     remaining_ms = agent.redis.pttl(pending) - PENDING_SLACK_MS
     if remaining_ms > 0 and remaining_ms <= delay_ms + 1000:
         return False
-    agent.redis.set(pending, 1, px=delay_ms + PENDING_SLACK_MS)
     if agent.broker is not None:
         tasks.send_sync(agent.broker, key, message, delay_ms)
+    agent.redis.set(pending, 1, px=delay_ms + PENDING_SLACK_MS)
     return True
 
 

@@ -10,21 +10,24 @@ one container (image, config, create) become its waiting reason in the status, n
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
+from edgeworkers.pods.admission import AdmissionPolicy, admit, refused_status
 from edgeworkers.pods.backoff import PULL_SCOPE, BackoffEntry, BackoffStore, pull_key
-from edgeworkers.pods.convert import ConfigError, container_config, host_dirs, pod_ref, sandbox_config
+from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
-from edgeworkers.pods.podstatus import compute_pod_status
+from edgeworkers.pods.podstatus import ProbeResults, compute_pod_status, format_time
 from edgeworkers.pods.policy import (
+    CRASH_LOOP_BACK_OFF,
     BackoffPolicy,
     PodActions,
     StartAction,
@@ -32,9 +35,13 @@ from edgeworkers.pods.policy import (
     compute_pod_actions,
     latest_instances,
 )
-from edgeworkers.runtime.errors import ContainerRuntimeError, ImagePullError, RuntimeUnavailable
+from edgeworkers.runtime.errors import ContainerRuntimeError, ImagePullError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerID, ContainerState
+from edgeworkers.volumes.builders import NoSources, Sources
+from edgeworkers.volumes.downward import PodFacts
+from edgeworkers.volumes.errors import VolumeError
+from edgeworkers.volumes.manager import ReadyVolume, VolumeManager
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +85,25 @@ class PodSyncer:
         backoff: BackoffStore,
         settings: Settings,
         clock: Callable[[], float] = time.time,
+        meta: Sources | None = None,
+        volumes: VolumeManager | None = None,
+        probe_results: Callable[[list[str]], ProbeResults] | None = None,
+        events: Callable[..., None] | None = None,
     ) -> None:
         self._runtime = runtime
+        # The prober's results by container id (readiness, startup), for the status; None: no prober.
+        self._probe_results = probe_results
         self._backoff = backoff
         self._settings = settings
         self._clock = clock
         self._policy = BackoffPolicy.from_settings(settings)
+        # Configmaps and secrets (the MetaClient) for env and volumes; the volume manager sets volumes up.
+        self._meta = meta
+        self._volumes = volumes or VolumeManager(settings.data_dir, meta or NoSources(), clock=clock)
+        self._admission = AdmissionPolicy.from_settings(settings)
+        self._node = PodFacts(host_ip=settings.node_host)
+        # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
+        self._events = events
 
     def sync(self, key: str, pod: Pod | None, previous_status: dict[str, Any] | None = None) -> SyncResult:
         """Bring the containers of pod ``key`` ("namespace/name") to ``pod``; None or a deletionTimestamp
@@ -91,48 +111,119 @@ class PodSyncer:
         the conditions' transition times and the start time stable."""
         if pod is None or pod.metadata.deletion_timestamp:
             grace = self._settings.default_grace_period_s if pod is None else _grace_period(pod)
-            done = self.kill_pod(key, grace)
+            done = self.kill_pod(key, grace, uid=pod.metadata.uid if pod is not None else None)
             return SyncResult(None, None if done else self._policy.initial_s)
+        refusal = admit(pod, self._admission)
+        if refusal is not None:  # nothing of it runs: not a directory, not a container
+            return self._refuse(key, pod, *refusal, previous_status)
         containers = self._containers_of(key)
         actions = compute_pod_actions(pod, containers, self._clock(), self._backoff, self._policy)
         outcome = _Outcome(actions)
+        for name, (reason, _) in actions.waiting.items():
+            if reason == CRASH_LOOP_BACK_OFF:
+                self._note(pod, "BackOff", f"Back-off restarting failed container {name} in pod "
+                           f"{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})", "Warning")  # fmt: skip
+        for container in actions.stop:
+            if not container.is_sandbox:
+                self._note(pod, "Killing", f"Stopping container {container.name}")
         grace = float(pod.spec.termination_grace_period_seconds)
-        if not (
-            stop_containers(self._runtime, actions.stop, grace)
-            & remove_containers(self._runtime, actions.remove, grace)
-        ):
+        ensure_held()  # before each step: a sync whose pod lock was lost stops here (pods.lock)
+        stopped = stop_containers(self._runtime, actions.stop, grace)
+        removed = remove_containers(self._runtime, actions.remove, grace)
+        if not (stopped and removed):
             outcome.look_again(self._policy.initial_s)
-        self._forget({c.pod.uid for c in actions.remove if c.pod.uid != pod.metadata.uid})
+        if removed and (actions.remove or not self._volumes.has_dir(pod.metadata.uid or "")):
+            # An old pod's volumes go only once its containers are gone; some never had one (a new uid looks).
+            remaining = {c.pod.uid for c in containers if c not in actions.remove}
+            old = {c.pod.uid for c in actions.remove} | self._volumes.uids_of(key)
+            self._forget(old - remaining - {pod.metadata.uid})
         ours = [c for c in containers if c.pod.uid == pod.metadata.uid and c not in actions.remove]
-        sandbox = self._sandbox(pod, ours, actions, outcome)
-        if sandbox is not None and actions.start:
-            self._make_dirs(pod)
+        ensure_held()
+        volumes = self._setup_volumes(pod, actions, outcome)  # every sync: configmap and secret updates reach files
+        sandbox = self._sandbox(pod, ours, actions, outcome) if volumes is not None else None
+        if sandbox is not None and volumes is not None and actions.start:
+            facts = self._facts(pod, sandbox)
             for start in actions.start:
-                self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome)
+                ensure_held()
+                self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome, volumes, facts)
+        ensure_held()
         return SyncResult(self._status(pod, outcome, previous_status), outcome.requeue_after)
 
     def orphans(self, desired_keys: set[str]) -> list[str]:
         """The keys of pods with containers on this node that are not in ``desired_keys``."""
         return orphan_keys(self._runtime.list_containers(), desired_keys)
 
-    def kill_pod(self, key: str, grace_period_s: float) -> bool:
+    def kill_pod(self, key: str, grace_period_s: float, uid: str | None = None) -> bool:
         """Stop every container of ``key`` (app and init containers in parallel, then the sandbox), remove
-        them, and forget the pods' back-off state and volume directories. False if some remained."""
+        them, then forget the pods' back-off state and volumes (of ``uid`` too, which may have volumes and no
+        container yet). False if a container or a volume mount remained: nothing of the volumes is removed then."""
         containers = self._containers_of(key)
-        done = remove_containers(self._runtime, containers, grace_period_s)
-        self._forget({c.pod.uid for c in containers})
-        return done
+        if not remove_containers(self._runtime, containers, grace_period_s):
+            return False
+        uids = {c.pod.uid for c in containers} | self._volumes.uids_of(key) | ({uid} if uid else set())
+        return self._forget(uids)
 
     # --- steps ---------------------------------------------------------------------------------
 
     def _containers_of(self, key: str) -> list[Container]:
         return self._runtime.list_containers(key)
 
-    def _forget(self, uids: set[str]) -> None:
-        """Drop what the agent kept for pods that are gone: back-off state and volume directories."""
+    def _forget(self, uids: set[str]) -> bool:
+        """Drop what the agent kept for pods whose containers are gone: back-off state, volumes (unmounted, then
+        removed; a uid that is not a plain name touches nothing). False when a volume mount remained."""
+        done = True
         for uid in uids:
             self._backoff.forget_pod(uid)
-            shutil.rmtree(self._settings.data_dir / "pods" / uid, ignore_errors=True)
+            done = self._volumes.teardown(uid) and done
+        return done
+
+    def _refuse(self, key: str, pod: Pod, reason: str, message: str, previous: dict[str, Any] | None) -> SyncResult:
+        """A pod the node's admission refuses: Failed with the reason, none of its containers left running."""
+        log.warning("pod %s refused: %s", key, message)
+        self._warn(pod, reason, message)
+        done = self.kill_pod(key, float(pod.spec.termination_grace_period_seconds))
+        started = (previous or {}).get("startTime") or format_time(self._clock())
+        status = refused_status(pod, reason, message, self._settings.node_host, started)
+        return SyncResult(status, None if done else self._policy.initial_s)
+
+    def _setup_volumes(self, pod: Pod, actions: PodActions, outcome: _Outcome) -> dict[str, ReadyVolume] | None:
+        """The pod's volumes, set up (or brought up to date); None, with the containers to start waiting on the
+        reason, when one is not ready (the sync looks again: a configmap that arrives starts the pod)."""
+        try:
+            return self._volumes.setup(pod, self._node)
+        except VolumeError as exc:
+            log.info("pod %s: volumes not ready: %s", pod.key, exc)
+            self._warn(pod, "FailedMount", f"MountVolume.SetUp failed: {exc}")
+            for start in actions.start:
+                outcome.wait(start.name, exc.reason, str(exc), self._policy.initial_s)
+            # Nothing starts before the volumes are ready, so a sooner look (an init container's 1 s poll) would only
+            # ask the cloud again; the bridge's update brings the pod back as soon as a missing object arrives.
+            outcome.requeue_after = self._policy.initial_s
+            return None
+
+    def _warn(self, pod: Pod, reason: str, message: str) -> None:
+        """A Warning event about the pod (messages name objects and paths, never a secret's value)."""
+        if self._events is not None:
+            self._events(pod, reason, message, "Warning")
+
+    def _note(self, pod: Pod, reason: str, message: str, kind: str = "Normal") -> None:
+        """An event about the pod with kubelet's reason and message (Created, Started, Pulled, BackOff, Killing ...)."""
+        if self._events is not None:
+            self._events(pod, reason, message, kind)
+
+    def _facts(self, pod: Pod, sandbox: ContainerID) -> PodFacts:
+        """What env ``fieldRef`` may ask beyond the spec; the pod IP is read only when some variable wants it."""
+        wanted = {"status.podIP", "status.podIPs"}
+        if not any(var.value_from and var.value_from.field_ref and var.value_from.field_ref.field_path in wanted
+                   for container in pod.spec.all_containers for var in container.env or []):
+            return self._node
+        ip = self._settings.node_host if pod.spec.host_network else None
+        if ip is None:
+            try:
+                ip = self._runtime.container_ip(sandbox)
+            except ContainerRuntimeError as exc:
+                log.warning("pod %s: cannot read its IP: %s", pod.key, exc)
+        return replace(self._node, pod_ips=(ip,) if ip else ())
 
     def _sandbox(self, pod: Pod, ours: list[Container], actions: PodActions, outcome: _Outcome) -> ContainerID | None:
         """The running sandbox's id, creating it when the actions say so (None when it cannot be had)."""
@@ -141,8 +232,6 @@ class PodSyncer:
             return running[0].id if running else None
         try:
             return self._runtime.create_sandbox(sandbox_config(pod))
-        except RuntimeUnavailable:
-            raise
         except ContainerRuntimeError as exc:
             log.warning("pod %s: cannot create its sandbox: %s", pod.key, exc)
             for spec in pod.spec.all_containers:
@@ -151,15 +240,9 @@ class PodSyncer:
                 )
             return None
 
-    def _make_dirs(self, pod: Pod) -> None:
-        for path in host_dirs(pod, self._settings.data_dir):
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:  # the container's create then reports what is wrong
-                log.warning("pod %s: cannot make volume directory %s: %s", pod.key, path, exc)
-
     def _start(
-        self, pod: Pod, sandbox: ContainerID, start: StartAction, backoff: BackoffEntry | None, outcome: _Outcome
+        self, pod: Pod, sandbox: ContainerID, start: StartAction, backoff: BackoffEntry | None, outcome: _Outcome,
+        volumes: dict[str, ReadyVolume] | None = None, facts: PodFacts | None = None,
     ) -> None:
         """Create and start one container; a failure becomes its waiting reason."""
         spec = _spec(pod, start)
@@ -168,27 +251,34 @@ class PodSyncer:
             if start.reuse is not None:
                 ident = start.reuse.id
             else:
-                config = container_config(pod, spec, self._settings.data_dir, start.restart_count, start.is_init)
+                config = container_config(
+                    pod, spec, self._settings.data_dir, start.restart_count, start.is_init, sources=self._meta,
+                    facts=facts or self._node, volumes=volumes, bind_subpath=partial(self._volumes.subpath, pod),
+                    warn=partial(self._warn, pod),
+                )
                 if not self._ensure_image(pod, spec, outcome):
                     return
                 ident = self._runtime.create_container(sandbox, pod_ref(pod), config)
+                self._note(pod, "Created", f"Created container {spec.name}")
         except ConfigError as exc:
             outcome.wait(spec.name, CREATE_CONTAINER_CONFIG_ERROR, str(exc), retry)
             return
-        except RuntimeUnavailable:
-            raise
+        except VolumeError as exc:
+            outcome.wait(spec.name, exc.reason, str(exc), retry)
+            return
         except ContainerRuntimeError as exc:
             log.warning("pod %s: cannot create container %s: %s", pod.key, spec.name, exc)
+            self._note(pod, "Failed", f"Error: {exc}", "Warning")
             outcome.wait(spec.name, CREATE_CONTAINER_ERROR, str(exc), retry)
             return
         try:
             self._runtime.start_container(ident)
-        except RuntimeUnavailable:
-            raise
         except ContainerRuntimeError as exc:
             log.warning("pod %s: cannot start container %s: %s", pod.key, spec.name, exc)
+            self._note(pod, "Failed", f"Error: {exc}", "Warning")
             outcome.wait(spec.name, RUN_CONTAINER_ERROR, str(exc), retry)
             return
+        self._note(pod, "Started", f"Started container {spec.name}")
         if backoff is not None:
             self._backoff.put(pod.metadata.uid or "", spec.name, backoff)
 
@@ -203,13 +293,17 @@ class PodSyncer:
         if policy == "Never" or (present and policy == "IfNotPresent"):
             if not present:
                 message = f'Container image "{image}" is not present with pull policy of Never'
+                self._note(pod, ERR_IMAGE_NEVER_PULL, message, "Warning")
                 outcome.wait(spec.name, ERR_IMAGE_NEVER_PULL, message, self._policy.initial_s)
+            else:
+                self._note(pod, "Pulled", f'Container image "{image}" already present on machine')
             return present
         now = self._clock()
         entry = self._backoff.get(PULL_SCOPE, pull_key(image))
         if entry is not None and now < entry.since + entry.delay:
             if not present:
                 remaining = entry.since + entry.delay - now
+                self._note(pod, "BackOff", f'Back-off pulling image "{image}"')
                 outcome.wait(spec.name, IMAGE_PULL_BACK_OFF, f'Back-off pulling image "{image}"', remaining)
             return present
         try:
@@ -220,8 +314,10 @@ class PodSyncer:
             if present:
                 log.info("pod %s: pulling %s failed, using the local image: %s", pod.key, image, exc)
                 return True
+            self._note(pod, "Failed", f'Failed to pull image "{image}": {exc}', "Warning")
             outcome.wait(spec.name, ERR_IMAGE_PULL, str(exc), delay)
             return False
+        self._note(pod, "Pulled", f'Successfully pulled image "{image}"')
         if entry is not None:
             self._backoff.delete(PULL_SCOPE, pull_key(image))
         return True
@@ -240,12 +336,12 @@ class PodSyncer:
             try:
                 pod_ip = self._runtime.container_ip(sandbox.id)
             except ContainerRuntimeError as exc:
-                if isinstance(exc, RuntimeUnavailable):
-                    raise
                 log.warning("pod %s: cannot read its IP: %s", pod.key, exc)
         if previous is None and pod.status is not None:
             previous = pod.status.to_dict()
-        return compute_pod_status(pod, containers, outcome.waiting, self._clock(), pod_ip, host_ip, previous)
+        running = [c.id.id for c in containers if not c.is_sandbox and c.state == ContainerState.RUNNING]
+        probes = self._probe_results(running) if self._probe_results and running else None
+        return compute_pod_status(pod, containers, outcome.waiting, self._clock(), pod_ip, host_ip, previous, probes)
 
 
 def _spec(pod: Pod, start: StartAction) -> SpecContainer:
@@ -263,8 +359,6 @@ def _tolerant(method: Callable[..., None], container: Container, *args: Any) -> 
     """Call a runtime method on a container; False (logged) when the engine refuses, RuntimeUnavailable escapes."""
     try:
         method(container.id, *args)
-    except RuntimeUnavailable:
-        raise
     except ContainerRuntimeError as exc:
         log.warning("pod %s: %s of container %s failed: %s", container.pod.key, method.__name__, container.name, exc)
         return False

@@ -37,6 +37,7 @@ from edgeworkers.runtime.errors import (
     ImageInUse,
     ImageNotPresent,
     ImagePullError,
+    RuntimeFault,
     RuntimeUnavailable,
 )
 from edgeworkers.runtime.types import (
@@ -67,6 +68,11 @@ class _Details:
     finished_at: datetime | None
     exit_code: int | None
     reason: str
+
+
+MAX_POOL_SIZE = 32
+# An inspect result no list has shown for this long is dropped (see DockerRuntime._prune).
+STALE_S = 600.0
 
 
 def parse_docker_time(text: str | None) -> datetime | None:
@@ -112,12 +118,18 @@ class DockerRuntime:
     ) -> None:
         self.node_name = node_name
         self.sandbox_image = sandbox_image
-        self._client_args: dict[str, Any] = {**kwargs_from_env(), "timeout": timeout_s, "version": "auto"}
+        # Connections kept to the engine: enough for the prober's pool and a sync's parallel stops at once (the
+        # SDK's default, 10, makes every request beyond it open and drop a connection of its own).
+        self._client_args: dict[str, Any] = {
+            **kwargs_from_env(), "timeout": timeout_s, "version": "auto", "max_pool_size": MAX_POOL_SIZE,
+        }
         if docker_host:
             self._client_args["base_url"] = docker_host
         self._client: docker.APIClient | None = None
         self._lock = threading.Lock()
         self._details: dict[tuple[str, str], _Details] = {}
+        self._pods: dict[str, str] = {}  # container id -> its pod's key, for the cached ones
+        self._seen: dict[str, float] = {}  # container id -> when a list last showed it (monotonic)
 
     def close(self) -> None:
         with self._lock:
@@ -135,6 +147,11 @@ class DockerRuntime:
         with self._engine("version"):
             return f"docker://{self._api().version()['Version']}"
 
+    def data_root(self) -> str:
+        """Docker's data root (``DockerRootDir``): image GC measures the filesystem holding it."""
+        with self._engine("info"):
+            return self._api().info()["DockerRootDir"]
+
     def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
         wanted = [labels.NODE if all_nodes else f"{labels.NODE}={self.node_name}"]
         if pod_key is not None:
@@ -143,11 +160,7 @@ class DockerRuntime:
         with self._engine("list containers"):
             entries = self._api().containers(all=True, filters={"label": wanted})
         containers = [c for c in (self._container(entry) for entry in entries) if c is not None]
-        if pod_key is None and not all_nodes:
-            live = {entry["Id"] for entry in entries}
-            with self._lock:
-                for key in [key for key in self._details if key[0] not in live]:
-                    del self._details[key]
+        self._prune({entry["Id"] for entry in entries}, pod_key, all_nodes)
         return containers
 
     def create_sandbox(self, config: SandboxConfig) -> ContainerID:
@@ -365,7 +378,7 @@ class DockerRuntime:
         """Map what escapes a block of SDK calls: connection faults -> RuntimeUnavailable, the rest -> ours."""
         try:
             yield
-        except ContainerRuntimeError:
+        except RuntimeFault:
             raise
         except docker.errors.APIError as exc:
             raise ContainerRuntimeError(f"{action}: {_explain(exc)}") from exc
@@ -414,7 +427,7 @@ class DockerRuntime:
         if pod is None:
             return None
         state = _STATES.get(entry["State"], ContainerState.UNKNOWN)
-        details = self._inspect(entry["Id"], entry["State"]) if state != ContainerState.CREATED else None
+        details = self._inspect(entry["Id"], entry["State"], pod.key) if state != ContainerState.CREATED else None
         kind = entry_labels.get(labels.CONTAINER_TYPE, labels.TYPE_APP)
         return Container(
             id=ContainerID("docker", entry["Id"]),
@@ -435,7 +448,7 @@ class DockerRuntime:
             labels=dict(entry_labels),
         )
 
-    def _inspect(self, ident: str, state: str) -> _Details | None:
+    def _inspect(self, ident: str, state: str, pod_key: str) -> _Details | None:
         with self._lock:
             cached = self._details.get((ident, state))
         if cached is not None:
@@ -461,12 +474,37 @@ class DockerRuntime:
         if status["Status"] == state:
             with self._lock:
                 self._details[(ident, state)] = details
+                self._pods[ident] = pod_key
+                self._seen[ident] = time.monotonic()
         return details
+
+    def _prune(self, live: set[str], pod_key: str | None, all_nodes: bool) -> None:
+        """Drop inspect results of containers gone: all of them after a node-wide list (the PLEG's relist, every
+        second), those of the listed pod after a per-pod list; and, whatever is listed, any not seen by a list for
+        ``STALE_S`` (containers of pods this process never lists again, removed by another process)."""
+        now = time.monotonic()
+        with self._lock:
+            for ident in live:
+                self._seen[ident] = now
+            if all_nodes:
+                gone = set()
+            elif pod_key is None:
+                gone = {ident for ident, _ in self._details if ident not in live}
+            else:
+                gone = {ident for ident, key in self._pods.items() if key == pod_key and ident not in live}
+            gone |= {ident for ident, seen in self._seen.items() if now - seen > STALE_S}
+            for key in [key for key in self._details if key[0] in gone]:
+                del self._details[key]
+            for ident in gone:
+                self._pods.pop(ident, None)
+                self._seen.pop(ident, None)
 
     def _forget(self, container: ContainerID) -> None:
         with self._lock:
             for key in [key for key in self._details if key[0] == container.id]:
                 del self._details[key]
+            self._pods.pop(container.id, None)
+            self._seen.pop(container.id, None)
 
 
 def _read_until(sock: socket.socket, deadline: float, what: str) -> bytes:

@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 
-class ContainerRuntimeError(Exception):
-    """Base class of every runtime error."""
+class RuntimeFault(Exception):
+    """Base class of everything a Runtime raises."""
 
 
-class RuntimeUnavailable(ContainerRuntimeError):
-    """The container engine cannot be reached (transient: retry later)."""
+class RuntimeUnavailable(RuntimeFault):
+    """The container engine cannot be reached (transient: the caller retries later).
+
+    Not a ContainerRuntimeError: the engine never answered, so no container may be reported as refused for it.
+    """
+
+
+class ContainerRuntimeError(RuntimeFault):
+    """The engine answered and refused an operation on a container or an image (a pod's status says why)."""
 
 
 class ImageNotPresent(ContainerRuntimeError):

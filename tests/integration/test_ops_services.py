@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -42,8 +43,14 @@ def ops(root: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProc
     return subprocess.run([root / "ops" / argv[0], *argv[1:]], env=env, capture_output=True, text=True, timeout=120)
 
 
+def password_file(env: dict[str, str]) -> Path:
+    return Path(env["EDGEWORKERS_STATE_DIR"]) / "secrets" / "redis-password"
+
+
 def client(env: dict[str, str], name: str) -> redis.Redis:
-    return redis.Redis(port=int(env[f"EDGEWORKERS_{name}_REDIS_PORT"]), socket_timeout=5)
+    """A client of the copy's agent (with the password ops/services made) or test Redis (open)."""
+    password = password_file(env).read_text().strip() if name == "AGENT" else None
+    return redis.Redis(port=int(env[f"EDGEWORKERS_{name}_REDIS_PORT"]), password=password, socket_timeout=5)
 
 
 def test_services_start_both_redis_servers_once_and_down_all_stops_only_those(checkout) -> None:
@@ -59,6 +66,13 @@ def test_services_start_both_redis_servers_once_and_down_all_stops_only_those(ch
     assert test.config_get("databases") == {"databases": "256"}
     assert test.config_get("save") == {"save": ""}
     assert test.config_get("appendonly") == {"appendonly": "no"}
+    with pytest.raises(redis.AuthenticationError):  # the agent's Redis refuses a caller without its password
+        redis.Redis(port=int(env["EDGEWORKERS_AGENT_REDIS_PORT"]), socket_timeout=5).ping()
+    secrets = password_file(env).parent
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == \
+        {"redis-password": 0o600, "agent-redis.conf": 0o600}
+    assert stat.S_IMODE((root / ".run").stat().st_mode) == 0o700
 
     second = ops(root, env, "services")
     assert second.returncode == 0, second.stderr
@@ -142,3 +156,25 @@ def test_services_report_a_dockerd_that_exits_at_once_without_waiting_out_the_de
     assert "dockerd (pid" in failed.stderr and "is not answering" in failed.stderr
     assert "failed to start daemon: iptables not found" in failed.stderr
     assert time.monotonic() - begun < 30
+
+
+def test_an_agent_redis_left_open_by_an_earlier_version_gets_its_password_keeping_its_data(checkout) -> None:
+    root, env = checkout
+    port = env["EDGEWORKERS_AGENT_REDIS_PORT"]
+    (root / ".run").mkdir(exist_ok=True)
+    subprocess.run(["redis-server", "--bind", "127.0.0.1", "--port", port, "--daemonize", "yes", "--save", "",
+                    "--pidfile", str(root / ".run" / "agent-redis.pid")], check=True, timeout=30)
+    open_redis = redis.Redis(port=int(port), socket_timeout=5)
+    for _ in range(100):
+        try:
+            open_redis.set("desired", "kept")
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    started = ops(root, env, "services")
+    assert started.returncode == 0, started.stderr
+    assert "answers without a password: setting its password" in started.stderr
+    with pytest.raises(redis.AuthenticationError):
+        open_redis.ping()
+    assert client(env, "AGENT").get("desired") == b"kept"
+    assert password_file(env).read_text().strip() not in started.stderr + started.stdout

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -111,6 +112,8 @@ def test_up_starts_the_procfile_writes_the_kubeconfig_and_down_stops_every_proce
     assert up.returncode == 0, up.stderr
     kubeconfig = root / ".run" / "kubeconfig"
     assert f"export KUBECONFIG={kubeconfig}" in up.stdout
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600  # the administrator's token
+    assert stat.S_IMODE(kubeconfig.parent.stat().st_mode) == 0o700
     assert "kubectl apply -f examples/pod.yaml" in up.stdout
     assert "ops/down" in up.stdout
     version = subprocess.run(

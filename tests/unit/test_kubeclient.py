@@ -104,13 +104,15 @@ def test_access_from_settings_prefers_the_kubeconfig(tmp_path: Path) -> None:
         "https://far:6443", "t")
 
 
-def test_access_from_settings_waits_for_the_embedded_cloud(tmp_path: Path) -> None:
-    config = Settings(cloud_data_dir=tmp_path, cloud_host="127.0.0.2", cloud_port=7443)
-    assert access_from_settings(config) is None
+def test_access_from_settings_uses_the_nodes_own_credentials_never_the_admins(tmp_path: Path) -> None:
+    config = Settings(cloud_data_dir=tmp_path, node_name="edge-1")
     (tmp_path / "ca.crt").write_bytes(b"PEM")
-    assert access_from_settings(config) is None
-    (tmp_path / "token").write_text("tok\n")
-    assert access_from_settings(config) == ClusterAccess("https://127.0.0.2:7443", "tok", b"PEM")
+    (tmp_path / "token").write_text("admin\n")
+    assert access_from_settings(config) is None  # the administrator's token is not for nodes
+    node_dir = tmp_path / "nodes" / "edge-1"
+    node_dir.mkdir(parents=True)
+    (node_dir / "kubeconfig").write_text(kubeconfig({"server": "https://127.0.0.2:7443"}, {"token": "node-tok"}))
+    assert access_from_settings(config) == ClusterAccess("https://127.0.0.2:7443", "node-tok")
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
@@ -273,3 +275,12 @@ def test_close_interrupts_a_blocked_watch_read(serve: Callable[[Handler], Server
     assert isinstance(outcome[-1], CloudUnavailable)
     with pytest.raises(CloudUnavailable, match="closed"):
         api.get("/x")
+
+
+def test_inline_keys_go_to_0600_files_in_a_0700_directory_removed_on_close() -> None:
+    client = ApiClient(ClusterAccess("https://127.0.0.1:1", cert_data=b"CERT", key_data=b"KEY"))
+    key = Path(client._cert[1])  # type: ignore[index]
+    assert key.read_bytes() == b"KEY" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    client.close()
+    assert not key.exists() and not key.parent.exists()

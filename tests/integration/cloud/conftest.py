@@ -4,7 +4,8 @@
 fresh discovery ``--cache-dir``; ``cloud.api`` makes raw calls as the node would. ``edge_node`` runs
 `edgeworkers node serve` for the test's node name, registered with that cloud. ``own_cloud`` and
 ``own_edge_node`` are the same for one test alone, which may stop and restart that cloud. Every process is
-stopped by its PID.
+stopped by its PID. A node's bridge talks to the cloud as ``system:node:<name>``: on its first start it issues its
+own credentials (``edgeworkers cloud issue-node-credentials``) into the cloud's data dir.
 """
 from __future__ import annotations
 
@@ -116,6 +117,13 @@ class Cloud:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def issue_node_credentials(self, node: str, output_dir: Path | None = None) -> Path:
+        """`edgeworkers cloud issue-node-credentials NODE`: the node's kubeconfig (a new token each time)."""
+        extra = ["--output-dir", str(output_dir)] if output_dir else []
+        out = subprocess.run([EDGEWORKERS, "cloud", "issue-node-credentials", node, *extra], env=self.env,
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+        return Path(out.strip())
+
     def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
         try:
             return self.api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
@@ -133,6 +141,7 @@ def cloud_env(port: int, data_dir: Path, extra: dict[str, str] | None = None) ->
         "EDGEWORKERS_CLOUD_PORT": str(port),
         "EDGEWORKERS_CLOUD_DATA_DIR": str(data_dir),
         "PYTHONUNBUFFERED": "1",
+        "EDGEWORKERS_REDIS_PASSWORD_FILE": "",  # the test Redis is open; the agent Redis's password stays unread
         "HOME": str(data_dir.parent),  # kubectl must not find the developer's own ~/.kube/config
         **(extra or {}),
     })

@@ -1,4 +1,4 @@
-"""The `cloud` process across its own lifetime: its TLS identity, open health checks, a restart."""
+"""The `cloud` process across its own lifetime: its TLS identity, health checks for callers with a token, a restart."""
 from __future__ import annotations
 
 import json
@@ -18,7 +18,10 @@ def ca_file(cloud: Cloud) -> str:
 
 def test_the_serving_certificate_verifies_against_the_kubeconfigs_ca(own_cloud: Cloud) -> None:
     url = f"https://127.0.0.1:{own_cloud.port}/healthz"
-    assert requests.get(url, verify=ca_file(own_cloud), timeout=5).text == "ok"  # health checks need no token
+    admin = yaml.safe_load(own_cloud.kubeconfig.read_text())["users"][0]["user"]["token"]
+    assert requests.get(url, verify=ca_file(own_cloud), timeout=5).status_code == 401  # nothing answers anonymously
+    authorized = {"Authorization": f"Bearer {admin}"}
+    assert requests.get(url, verify=ca_file(own_cloud), headers=authorized, timeout=5).text == "ok"
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(url, timeout=5)  # the system's CAs do not know it
 

@@ -53,7 +53,7 @@ async def test_logs_tail_timestamps_and_previous(
     wait_exited(first)
     second = run_container(docker_client, node_name, pod, "app", "echo one; echo two; echo three", restarts=1)
     wait_exited(second)
-    client = await aiohttp_client(create_app(runtime))
+    client = await aiohttp_client(create_app(runtime, allow_anonymous=True))
 
     assert await (await client.get("/containerLogs/default/web/app")).text() == "one\ntwo\nthree\n"
     assert await (await client.get("/containerLogs/default/web/app?tailLines=1")).text() == "three\n"
@@ -70,7 +70,7 @@ async def test_follow_streams_until_the_container_ends(
 ) -> None:
     pod = PodRef(uuid.uuid4().hex, "default", "ticker")
     run_container(docker_client, node_name, pod, "app", "for i in 1 2 3; do echo tick $i; sleep 0.5; done")
-    client = await aiohttp_client(create_app(runtime))
+    client = await aiohttp_client(create_app(runtime, allow_anonymous=True))
 
     started = time.monotonic()
     response = await client.get("/containerLogs/default/ticker/app?follow=true")

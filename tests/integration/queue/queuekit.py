@@ -90,8 +90,15 @@ def busybox_pod(name: str, command: str = "sleep 3600", **spec: Any) -> dict[str
 
 
 def node_containers(client: docker.DockerClient, node: str, pod: str | None = None) -> list[Any]:
-    """Every container (any state) labelled for ``node`` (and pod name ``pod``)."""
+    """Every container (any state) labelled for ``node`` (and pod name ``pod``).
+
+    The SDK inspects each listed container; one a worker removed in between raises NotFound: list again."""
     filters = [f"{labels.NODE}={node}"] + ([f"{labels.POD_NAME}={pod}"] if pod else [])
+    for _ in range(10):
+        try:
+            return client.containers.list(all=True, filters={"label": filters})
+        except docker.errors.NotFound:
+            continue
     return client.containers.list(all=True, filters={"label": filters})
 
 

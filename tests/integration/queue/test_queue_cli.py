@@ -1,13 +1,11 @@
 """`edgeworkers pod apply/list/delete` and `edgeworkers orphans`, run as commands against real workers."""
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import docker
 import pytest
 import yaml
 from queuekit import (
@@ -72,8 +70,7 @@ def test_a_worker_start_restarts_pods_stopped_while_the_agent_was_down(
     wait_for(lambda: running_names(node_containers(docker_client, node_name, survivor)) == {"POD", "app"}, 60, "up")
     worker_command.stop()
     for container in node_containers(docker_client, node_name, survivor):
-        with contextlib.suppress(docker.errors.NotFound):  # listed while the engine was still removing it
-            container.stop(timeout=0)
+        container.stop(timeout=0)
     assert running_names(node_containers(docker_client, node_name, survivor)) == set()
 
     again = start_worker_command(config, tmp_path / "worker-again.log")

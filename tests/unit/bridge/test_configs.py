@@ -200,3 +200,17 @@ def test_run_refreshes_every_interval_until_stopped(api, store, sent):
     assert stop.delays == [7, 7, 7]
     assert len(api.requests("GET")) == 3
     assert synced(sent) == ["default/web"]
+
+
+def test_nothing_is_dropped_before_the_pod_watcher_listed_the_clouds_pods(api, store, sent):
+    """At a bridge start, a pod created while it was down is not stored yet: its configmap must not be dropped."""
+    cipher = Cipher(Fernet.generate_key())
+    store = MetaStore(store.redis, cipher)
+    store.put(CONFIGMAP, configmap("cfg", "5"))  # kept from before; its pod arrives with the first list
+    listed = False
+    refresher = ConfigRefresher(api, store, sent.append, pods_listed=lambda: listed)
+    assert refresher.refresh() == []
+    assert store.keys(CONFIGMAP) == {"default/cfg"}
+    listed = True
+    assert refresher.refresh() == ["default/configmap/cfg"]
+    assert store.keys(CONFIGMAP) == set()

@@ -1,6 +1,7 @@
 """The bridge's threads: supervised restarts, waiting for credentials, and a stop that ends a blocked watch."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -46,18 +47,39 @@ def test_a_crashed_loop_is_restarted_and_a_stopped_one_ends() -> None:
     assert not thread.is_alive() and calls == [0, 1, 2]
 
 
-def test_waits_for_the_embedded_clouds_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waits_for_the_nodes_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run, "CREDENTIALS_POLL_S", 0.01)
-    config, stop, found = Settings(cloud_data_dir=tmp_path), threading.Event(), []
-    waiter = threading.Thread(target=lambda: found.append(run.wait_for_access(config, stop)), daemon=True)
+    config, stop, found = Settings(cloud_data_dir=tmp_path, node_name="edge-1"), threading.Event(), []
+    attempts: list[str] = []
+
+    def bootstrap(config: Settings) -> bool:
+        attempts.append(config.node_name)
+        return False
+
+    waiter = threading.Thread(target=lambda: found.append(run.wait_for_access(config, stop, bootstrap)), daemon=True)
     waiter.start()
-    (tmp_path / "ca.crt").write_bytes(b"PEM")
-    (tmp_path / "token").write_text("tok")
+    wait_for(lambda: len(attempts) >= 2, what="bootstrap attempts")
+    node_dir = tmp_path / "nodes" / "edge-1"
+    node_dir.mkdir(parents=True)
+    (node_dir / "kubeconfig").write_text(yaml.safe_dump({
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "u", "user": {"token": "tok"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}], "current-context": "x"}))
     waiter.join(timeout=5)
-    assert found == [ClusterAccess("https://127.0.0.1:6443", "tok", b"PEM")]
-    (tmp_path / "token").unlink()
+    assert found == [ClusterAccess("https://127.0.0.1:6443", "tok")]
+    (node_dir / "kubeconfig").unlink()
     stop.set()
-    assert run.wait_for_access(config, stop) is None
+    assert run.wait_for_access(config, stop, bootstrap) is None
+
+
+def test_a_first_start_against_the_embedded_cloud_issues_the_nodes_credentials(tmp_path: Path) -> None:
+    config = Settings(cloud_data_dir=tmp_path / "cloud", node_name="edge-1")
+    assert not run.issue_own_credentials(config)  # no cloud here: nothing to bootstrap from
+    subprocess.run([str(Path(sys.executable).with_name("edgeworkers")), "kubeconfig"], check=True,
+                   capture_output=True, env={**os.environ, "EDGEWORKERS_CLOUD_DATA_DIR": str(tmp_path / "cloud")})
+    assert run.issue_own_credentials(config)
+    access = run.access_from_settings(config)
+    assert access is not None and access.token and access.token != (tmp_path / "cloud" / "token").read_text()
 
 
 def test_stop_ends_a_watch_blocked_in_its_read(serve: Callable[[Handler], Server], tmp_path: Path, fake_redis,

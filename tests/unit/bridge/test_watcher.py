@@ -223,7 +223,9 @@ def test_status_differs(cloud: dict | None, local: dict, differs: bool) -> None:
 
 
 def test_lists_then_watches_from_the_lists_version_and_resumes_from_the_last_seen(env: Env) -> None:
+    assert not env.watcher.listed.is_set()
     listed(env, "10", pod("a", "5"))
+    assert env.watcher.listed.is_set()  # MetaManager's pods are now the cloud's (the config refresher may drop)
     assert env.stored("a")["metadata"]["annotations"] == {ANNOTATION_SOURCE: SOURCE_API}
     assert env.operations() == [("insert", "default/a")]
     assert watched(env, ("ADDED", pod("b", "11")),

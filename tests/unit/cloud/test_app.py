@@ -1,14 +1,17 @@
 """The API against aiohttp's test client: the Kubernetes shapes kubectl and the node rely on."""
 import asyncio
 import json
+import ssl
 
 import orjson
 import pytest
 import pytest_asyncio
+import structlog
 from aiohttp import web
 
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.store import Store
+from edgeworkers.cloud.tls import issue_node_credentials
 
 pytestmark = pytest.mark.asyncio
 
@@ -65,7 +68,8 @@ async def test_requests_without_the_token_are_unauthorized(aiohttp_client, setti
                                  "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
     wrong = await raw.get(PODS, headers={"Authorization": "Bearer nope"})
     assert wrong.status == 401
-    assert (await raw.get("/healthz")).status == 200
+    assert (await raw.get("/healthz")).status == 401  # nothing answers an anonymous caller
+    assert (await raw.get("/healthz", headers=AUTH)).status == 200
 
 
 async def test_discovery_documents(client):
@@ -92,15 +96,18 @@ async def test_oversized_bodies_are_rejected(client):
     assert resp.status == 413 and (await resp.json())["reason"] == "RequestEntityTooLarge"
 
 
-async def test_an_unexpected_failure_is_a_500_status(client, monkeypatch):
+async def test_an_unexpected_failure_is_a_generic_500_status_with_the_detail_logged(client, monkeypatch):
     def broken(*args):
-        raise RuntimeError("boom")
+        raise RuntimeError("boom: secret-detail")
 
     monkeypatch.setattr("edgeworkers.cloud.handlers.printers.to_table", broken)
-    resp = await client.get(PODS, headers={"Accept": TABLE})
+    with structlog.testing.capture_logs() as logs:
+        resp = await client.get(PODS, headers={"Accept": TABLE})
     body = await resp.json()
     assert resp.status == 500 and body["reason"] == "InternalError"
-    assert body["message"] == "Internal error occurred: RuntimeError: boom"
+    assert body["message"] == "Internal error occurred: an internal error occurred; the server's log has the detail"
+    assert "secret-detail" not in await resp.text()
+    assert any(entry["event"] == "request failed" and entry.get("exc_info") for entry in logs)
 
 
 # -- CRUD -----------------------------------------------------------------------------------------
@@ -530,7 +537,16 @@ async def test_binding_subresource_assigns_the_node_once(client):
 
 # -- logs -----------------------------------------------------------------------------------------
 
-async def test_logs_are_proxied_to_the_nodes_endpoint(client, aiohttp_server):
+def node_tls(settings, node="edge-1"):
+    """A node's endpoint TLS: its certificate from issue-node-credentials; the cloud's client certificate required."""
+    directory = issue_node_credentials(settings, node).parent
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(directory / "ca.crt"))
+    ctx.load_cert_chain(directory / "node.crt", directory / "node.key")
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+async def test_logs_are_proxied_to_the_nodes_endpoint(client, aiohttp_server, settings):
     seen = {}
 
     async def container_logs(request):
@@ -539,7 +555,7 @@ async def test_logs_are_proxied_to_the_nodes_endpoint(client, aiohttp_server):
 
     fake_node = web.Application()
     fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node)
+    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"container": "c", "tailLines": "2"})
@@ -548,7 +564,20 @@ async def test_logs_are_proxied_to_the_nodes_endpoint(client, aiohttp_server):
     assert seen == {"path": "/containerLogs/default/web/c", "query": {"tailLines": "2"}}
 
 
-async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_server):
+async def test_logs_are_not_read_from_an_endpoint_with_another_nodes_certificate(client, aiohttp_server, settings):
+    async def container_logs(request):
+        return web.Response(text="not yours\n")
+
+    fake_node = web.Application()
+    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
+    server = await aiohttp_server(fake_node, ssl=node_tls(settings, "edge-2"))
+    await create(client, "/api/v1/nodes", node(port=server.port))
+    await create(client, PODS, pod(nodeName="edge-1"))
+    resp = await client.get(f"{PODS}/web/log", params={"container": "c"})
+    assert resp.status == 500 and "not yours" not in await resp.text()
+
+
+async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_server, settings):
     release = asyncio.Event()
 
     async def container_logs(request):
@@ -563,7 +592,7 @@ async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_ser
 
     fake_node = web.Application()
     fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node)
+    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"follow": "true"})
@@ -572,13 +601,13 @@ async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_ser
     assert await asyncio.wait_for(resp.content.read(), 5) == b"two\n"
 
 
-async def test_node_errors_come_back_as_statuses(client, aiohttp_server):
+async def test_node_errors_come_back_as_statuses(client, aiohttp_server, settings):
     async def container_logs(request):
         return web.Response(status=404, text='container "c" in pod "web" is not available')
 
     fake_node = web.Application()
     fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node)
+    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"container": "c"})

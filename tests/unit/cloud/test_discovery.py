@@ -36,7 +36,7 @@ def test_core_v1_resources():
     assert set(by_name) >= {"pods", "pods/status", "pods/log", "pods/exec", "pods/binding", "configmaps",
                             "secrets", "nodes", "nodes/status", "namespaces", "events"}
     assert by_name["pods"] == {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
-                               "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                               "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
                                "shortNames": ["po"], "categories": ["all"]}
     assert by_name["configmaps"]["shortNames"] == ["cm"]
     assert by_name["nodes"]["namespaced"] is False and by_name["nodes"]["shortNames"] == ["no"]
@@ -48,4 +48,4 @@ def test_coordination_v1_resources():
     doc = discovery.coordination_v1_resources()
     assert doc["groupVersion"] == "coordination.k8s.io/v1"
     assert doc["resources"] == [{"name": "leases", "singularName": "lease", "namespaced": True, "kind": "Lease",
-                                 "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}]
+                                 "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}]

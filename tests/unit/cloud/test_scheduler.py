@@ -95,6 +95,29 @@ def test_pods_spread_over_nodes_by_count(cluster):
     assert nodes == ["a", "a", "b", "b"]
 
 
+def test_a_pass_that_fails_keeps_the_pods_it_did_not_place(cluster, monkeypatch):
+    store, hub, scheduler = cluster
+    hub.publish(store.create("nodes", node("a")))
+    scheduler.schedule_pending()  # the first, full pass: nothing to place yet
+    for name in ("p1", "p2", "p3"):
+        hub.publish(store.create("pods", pod(name)))
+    real_update, calls = store.update, []
+
+    def failing_second_write(resource, obj):
+        calls.append(obj["metadata"]["name"])
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_update(resource, obj)
+
+    monkeypatch.setattr(store, "update", failing_second_write)
+    with pytest.raises(OSError):
+        scheduler.schedule_pending()
+    monkeypatch.setattr(store, "update", real_update)
+    assert scheduler.schedule_pending() == 2  # p2 and p3, left by the failed pass
+    assert {p["metadata"]["name"]: p["spec"].get("nodeName") for p in store.list("pods")} == \
+        {"p1": "a", "p2": "a", "p3": "a"}
+
+
 @pytest.mark.asyncio
 async def test_the_run_loop_binds_when_a_node_appears(cluster):
     store, hub, scheduler = cluster

@@ -48,7 +48,7 @@ def start_app(runtime: FakeRuntime, name: str = "app", restarts: int = 0) -> Con
 
 @pytest.mark.asyncio
 async def test_healthz(aiohttp_client: Client, runtime: FakeRuntime) -> None:
-    client = await aiohttp_client(create_app(runtime))
+    client = await aiohttp_client(create_app(runtime, allow_anonymous=True))
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.text() == "ok"
@@ -62,7 +62,7 @@ async def test_logs_are_found_by_labels_and_filtered(
     runtime.write_log(app, b"one\ntwo\n")
     clock.now += timedelta(seconds=60)
     runtime.write_log(app, b"three\n")
-    client = await aiohttp_client(create_app(runtime, clock))
+    client = await aiohttp_client(create_app(runtime, clock, allow_anonymous=True))
 
     whole = await client.get("/containerLogs/default/web/app")
     assert whole.status == 200
@@ -87,7 +87,7 @@ async def test_previous_reads_the_last_exited_instance(
     second = runtime.create_container(sandbox, POD, ContainerConfig("app", "busybox", restart_count=1))
     runtime.start_container(second)
     runtime.write_log(second, b"second life\n")
-    client = await aiohttp_client(create_app(runtime, clock))
+    client = await aiohttp_client(create_app(runtime, clock, allow_anonymous=True))
 
     assert await (await client.get("/containerLogs/default/web/app")).text() == "second life\n"
     assert await (await client.get("/containerLogs/default/web/app?previous=true")).text() == "first life\n"
@@ -96,7 +96,7 @@ async def test_previous_reads_the_last_exited_instance(
 @pytest.mark.asyncio
 async def test_errors_read_as_kubelets(aiohttp_client: Client, runtime: FakeRuntime) -> None:
     start_app(runtime)
-    client = await aiohttp_client(create_app(runtime))
+    client = await aiohttp_client(create_app(runtime, allow_anonymous=True))
 
     missing = await client.get("/containerLogs/default/web/nope")
     assert missing.status == 404
@@ -116,6 +116,6 @@ async def test_errors_read_as_kubelets(aiohttp_client: Client, runtime: FakeRunt
 async def test_an_engine_error_is_a_500_with_its_message(aiohttp_client: Client, runtime: FakeRuntime) -> None:
     start_app(runtime)
     runtime.fail("logs", ContainerRuntimeError("logs of docker://x: 500 Server Error"))
-    client = await aiohttp_client(create_app(runtime))
+    client = await aiohttp_client(create_app(runtime, allow_anonymous=True))
     response = await client.get("/containerLogs/default/web/app")
     assert (response.status, await response.text()) == (500, "logs of docker://x: 500 Server Error")

@@ -77,6 +77,12 @@ def test_not_ready_names_the_runtime() -> None:
     assert ready["message"] == "container runtime is down: connection refused"
 
 
+def test_a_stuck_pleg_makes_the_node_not_ready_with_kubelets_message() -> None:
+    why = "PLEG is not healthy: pleg was last seen active 3m5s ago; threshold is 3m0s"
+    ready = by_type(node_conditions(facts(pleg_error=why), NOW))["Ready"]
+    assert (ready["status"], ready["reason"], ready["message"]) == ("False", "KubeletNotReady", why)
+
+
 def test_transition_time_moves_only_when_status_flips() -> None:
     first = node_conditions(facts(), NOW)
     later = NOW + timedelta(seconds=10)

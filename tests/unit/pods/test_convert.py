@@ -10,15 +10,18 @@ from edgeworkers.k8s.pod import Container
 from edgeworkers.pods.convert import (
     ConfigError,
     container_config,
+    container_env,
     container_hash,
     expand,
-    host_dirs,
+    lexical_volumes,
     milli_cpu_to_shares,
     sandbox_config,
     sandbox_hash,
 )
 from edgeworkers.runtime.types import Mount
+from edgeworkers.volumes.downward import PodFacts
 from tests.unit.pods.podkit import container, make_pod
+from tests.unit.volumes.sources import FakeSources
 
 DATA = Path("/var/lib/edgeworkers")
 
@@ -66,7 +69,9 @@ def test_a_full_container_converts() -> None:
         container_hash(pod.spec.containers[0]),
         False,
     )
-    assert host_dirs(pod, DATA) == [Path(scratch), Path(f"{scratch}/logs")]
+    assert {name: ready.path for name, ready in lexical_volumes(pod, DATA).items()} == {
+        "scratch": Path(scratch), "host": Path("/etc")
+    }
 
 
 def test_requests_default_to_limits_and_no_request_gets_minimum_shares() -> None:
@@ -82,26 +87,156 @@ def test_the_pod_security_context_is_the_default_user() -> None:
     assert container_config(pod, pod.spec.containers[0], DATA).user == "7:8"
 
 
+SOURCES = FakeSources(
+    configmaps={"app-config": {"LOG_LEVEL": "debug", "MODE": "edge", "bad key": "x", "1ST": "y"}},
+    secrets={"creds": {"password": b"s3cret", "user": b"admin"}},
+)
+
+
 @pytest.mark.parametrize(
     ("fields", "volumes", "message"),
     [
         ({"env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}, [],
-         "env K: valueFrom (secretKeyRef) is not supported yet"),
-        ({"envFrom": [{"configMapRef": {"name": "cm"}}]}, [], "envFrom (configMapRef) is not supported yet"),
+         'secret "s" not found'),
+        ({"env": [{"name": "K", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "nope"}}}]}, [],
+         "couldn't find key nope in ConfigMap default/app-config"),
+        ({"env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}}]}, [],
+         "couldn't find key nope in Secret default/creds"),
+        ({"envFrom": [{"configMapRef": {"name": "absent"}}]}, [], 'configmap "absent" not found'),
+        ({"env": [{"name": "K", "valueFrom": {"fileKeyRef": {"path": "x", "key": "k", "volumeName": "v"}}}]}, [],
+         "env K: valueFrom (fileKeyRef) is not supported on this node"),
         ({"volumeMounts": [{"name": "cfg", "mountPath": "/cfg"}]}, [{"name": "cfg", "configMap": {"name": "c"}}],
          'volume "cfg": configMap volumes are not supported yet'),
-        ({"volumeMounts": [{"name": "s", "mountPath": "/s"}]}, [{"name": "s", "secret": {"secretName": "x"}}],
-         'volume "s": secret volumes are not supported yet'),
-        ({"volumeMounts": [{"name": "d", "mountPath": "/d"}]}, [{"name": "d", "downwardAPI": {"items": []}}],
-         'volume "d": downwardAPI volumes are not supported yet'),
         ({"volumeMounts": [{"name": "v", "mountPath": "/v", "subPath": "../x"}]}, [{"name": "v", "emptyDir": {}}],
-         "subPath '../x' must be a relative path inside it"),
+         "subPath '../x' must not contain '..'"),
+        ({"volumeMounts": [{"name": "v", "mountPath": "/v", "subPath": "/etc"}]}, [{"name": "v", "emptyDir": {}}],
+         "subPath '/etc' must be a relative path"),
+        ({"env": [{"name": "D", "value": ".."}],
+          "volumeMounts": [{"name": "v", "mountPath": "/v", "subPathExpr": "$(D)/x"}]}, [{"name": "v", "emptyDir": {}}],
+         "subPath '../x' must not contain '..'"),
+        ({"volumeMounts": [{"name": "nope", "mountPath": "/n"}]}, [], 'volume "nope" mounted at /n is not in'),
     ],
 )  # fmt: skip
-def test_unsupported_sources_raise_config_error_naming_them(fields: dict, volumes: list, message: str) -> None:
+def test_what_cannot_be_had_raises_config_error_naming_it(fields: dict, volumes: list, message: str) -> None:
     pod = make_pod(containers=[container("app", **fields)], volumes=volumes)
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        container_config(pod, pod.spec.containers[0], DATA)
+    with pytest.raises(ConfigError) as raised:
+        container_config(pod, pod.spec.containers[0], DATA, sources=SOURCES)
+    assert message in str(raised.value)
+
+
+def env_of(fields: dict, facts: PodFacts | None = None, **pod: object) -> dict[str, str]:
+    spec = make_pod(containers=[container("app", **fields)], **pod)
+    env, _ = container_env(spec, spec.spec.containers[0], SOURCES, facts or PodFacts("192.0.2.1", ("10.88.0.7",),
+                                                                                      4000, 2**30))
+    return env
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"env": [{"name": "L", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "LOG_LEVEL"}}}]},
+         {"L": "debug"}),
+        ({"env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}]},
+         {"P": "s3cret"}),
+        ({"env": [{"name": "O", "valueFrom": {"configMapKeyRef": {"name": "gone", "key": "k", "optional": True}}},
+                  {"name": "Q", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "no", "optional": True}}}]},
+         {}),
+        ({"envFrom": [{"configMapRef": {"name": "app-config"}}]}, {"LOG_LEVEL": "debug", "MODE": "edge"}),
+        ({"envFrom": [{"secretRef": {"name": "creds"}, "prefix": "DB_"}]}, {"DB_password": "s3cret", "DB_user": "admin"}),
+        ({"envFrom": [{"configMapRef": {"name": "gone", "optional": True}}]}, {}),
+        # later sources win, env over envFrom; a plain value expands what is defined before it, valueFrom never
+        ({"envFrom": [{"configMapRef": {"name": "app-config"}}, {"secretRef": {"name": "creds"}, "prefix": "MODE"}],
+          "env": [{"name": "MODE", "value": "$(LOG_LEVEL)-$(MODEuser)-$(LATER)"}, {"name": "LATER", "value": "x"}]},
+         {"LOG_LEVEL": "debug", "MODE": "debug-admin-$(LATER)", "MODEpassword": "s3cret", "MODEuser": "admin",
+          "LATER": "x"}),
+        ({"env": [{"name": "A", "value": "$(B)"},
+                  {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "MODE"}}},
+                  {"name": "C", "value": "$(B)"}]}, {"A": "$(B)", "B": "edge", "C": "edge"}),
+    ],
+)  # fmt: skip
+def test_env_from_configmaps_and_secrets(fields: dict, expected: dict) -> None:
+    assert env_of(fields) == expected
+
+
+def field(path: str) -> dict:
+    return {"name": "V", "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("metadata.name", "web"), ("metadata.namespace", "default"), ("metadata.uid", "uid-1"),
+        ("metadata.labels['app']", "web"), ("metadata.labels['none']", ""),
+        ("metadata.annotations['team']", "edge"), ("spec.nodeName", "node-a"), ("spec.serviceAccountName", "robot"),
+        ("status.podIP", "10.88.0.7"), ("status.podIPs", "10.88.0.7"), ("status.hostIP", "192.0.2.1"),
+        ("status.hostIPs", "192.0.2.1"),
+    ],
+)  # fmt: skip
+def test_env_field_refs(path: str, expected: str) -> None:
+    pod = {"nodeName": "node-a", "serviceAccountName": "robot"}
+    spec = make_pod(containers=[container("app", env=[field(path)])], **pod)
+    spec.metadata.annotations = {"team": "edge"}
+    env, _ = container_env(spec, spec.spec.containers[0], SOURCES, PodFacts("192.0.2.1", ("10.88.0.7",), 4000, 2**30))
+    assert env == {"V": expected}
+
+
+def resource(name: str, divisor: str | None = None, container_name: str | None = None) -> dict:
+    ref: dict = {"resource": name}
+    if divisor:
+        ref["divisor"] = divisor
+    if container_name:
+        ref["containerName"] = container_name
+    return {"name": "V", "valueFrom": {"resourceFieldRef": ref}}
+
+
+@pytest.mark.parametrize(
+    ("resources", "ref", "expected"),
+    [
+        ({"limits": {"cpu": "500m"}}, resource("limits.cpu"), "1"),  # rounded up to whole CPUs
+        ({"limits": {"cpu": "500m"}}, resource("limits.cpu", "1m"), "500"),
+        ({"limits": {"cpu": "1500m"}}, resource("requests.cpu", "1m"), "1500"),  # requests default to limits
+        ({}, resource("limits.cpu", "1m"), "4000"),  # no limit: the node's allocatable
+        ({}, resource("requests.cpu"), "0"),
+        ({"limits": {"memory": "64Mi"}}, resource("limits.memory"), str(64 * 2**20)),
+        ({"limits": {"memory": "64Mi"}}, resource("limits.memory", "1Mi"), "64"),
+        ({"limits": {"memory": "100M"}}, resource("limits.memory", "1Mi"), "96"),  # 95.37 rounded up
+        ({}, resource("limits.memory", "1Gi"), "1"),
+        ({"requests": {"memory": "1Gi"}}, resource("requests.memory", "1Mi"), "1024"),
+    ],
+)  # fmt: skip
+def test_env_resource_field_refs(resources: dict, ref: dict, expected: str) -> None:
+    assert env_of({"env": [ref], "resources": resources}) == {"V": expected}
+
+
+def test_resource_field_refs_may_name_another_container() -> None:
+    other = container("side", resources={"limits": {"memory": "32Mi"}})
+    spec = make_pod(containers=[container("app", env=[resource("limits.memory", "1Mi", "side")]), other])
+    env, _ = container_env(spec, spec.spec.containers[0], SOURCES, PodFacts("", (), 1000, 2**30))
+    assert env == {"V": "32"}
+
+
+def test_invalid_env_from_keys_are_skipped_and_reported() -> None:
+    spec = make_pod(containers=[container("app", envFrom=[{"configMapRef": {"name": "app-config"}}])])
+    env, skipped = container_env(spec, spec.spec.containers[0], SOURCES)
+    assert sorted(skipped) == ["1ST", "bad key"]
+    assert "1ST" not in env and "LOG_LEVEL" in env
+
+
+def test_secret_values_never_appear_in_errors() -> None:
+    env = [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "nope"}}}]
+    spec = make_pod(containers=[container("app", env=env)])
+    with pytest.raises(ConfigError) as raised:
+        container_config(spec, spec.spec.containers[0], DATA, sources=SOURCES)
+    assert "s3cret" not in str(raised.value) and "admin" not in str(raised.value)
+
+
+def test_sub_path_expr_expands_env_and_mounts_are_read_only_when_the_volume_says() -> None:
+    pod = make_pod(containers=[container(
+        "app", env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        volumeMounts=[{"name": "logs", "mountPath": "/logs", "subPathExpr": "$(POD)/out"}],
+    )], volumes=[{"name": "logs", "emptyDir": {}}])  # fmt: skip
+    config = container_config(pod, pod.spec.containers[0], DATA, sources=SOURCES)
+    assert config.mounts == [Mount("/var/lib/edgeworkers/pods/uid-1/volumes/logs/web/out", "/logs")]
 
 
 def hash_of(**fields: object) -> str:

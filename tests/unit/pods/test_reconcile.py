@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import dramatiq
 import pytest
+import redis
 
 from edgeworkers import constants
 from edgeworkers.k8s.pod import Pod
@@ -240,6 +241,21 @@ def orphan_agent(fake_redis, settings, stale: list[str]):
         runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
     syncer = RacySyncer(PodSyncer(runtime, MemoryBackoffStore(), settings), stale)
     return make_agent(fake_redis, syncer, settings), runtime
+
+
+def test_a_follow_up_whose_enqueue_fails_leaves_no_pending_marker_so_the_retry_schedules_it(
+    fake_redis, settings
+):
+    class DownBroker(RecordingBroker):
+        def enqueue(self, message, *, delay=None):
+            raise redis.ConnectionError("redis away")
+
+    down = make_agent(fake_redis, FakeSyncer(), settings, DownBroker())
+    with pytest.raises(redis.ConnectionError):
+        schedule_sync(down, "default/web", {}, 10.0)
+    up = make_agent(fake_redis, FakeSyncer(), settings, RecordingBroker())
+    assert schedule_sync(up, "default/web", {}, 10.0)  # not "already pending": the task's retry enqueues it
+    assert len(up.broker.messages) == 1
 
 
 def test_orphans_are_removed_but_a_pod_desired_again_is_kept(fake_redis, settings):

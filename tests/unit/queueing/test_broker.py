@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import dramatiq
 import pytest
 import redis
+from dramatiq.middleware import TimeLimitExceeded
 
 from edgeworkers.broker import DurableRetries, TransientFault, WorkerTuning, make_broker, retry_policy
 from edgeworkers.pods.lock import PodBusy
@@ -23,6 +24,8 @@ from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
         (100, PodBusy("busy", delay=500), True),  # waiting for a pod is not a failure
         (4, TransientFault("pod default/web: dockerd down"), True),
         (5, TransientFault("pod default/web: dockerd down"), False),  # a Retry, yet limited as the fault it wraps
+        (3, TimeLimitExceeded(), True),  # a slow pull on a poor link: retried, not dead-lettered
+        (5, TimeLimitExceeded(), False),
     ],
 )
 def test_retry_policy(retries, exception, retried):
@@ -86,3 +89,18 @@ def test_a_retry_is_re_enqueued_once_redis_is_back_not_lost_and_counted_once():
         retries.after_process_message(broker, message, exception=fault)
     [(requeued, delay)] = broker.enqueued
     assert requeued.options["retries"] == 1 and delay is not None
+
+
+def test_the_queues_prometheus_exposition_is_only_ever_on_loopback(settings, monkeypatch):
+    config = settings.model_copy(update={"queue_metrics_port": 19191})
+
+    def has_prometheus(broker) -> bool:
+        return any(type(m).__name__ == "Prometheus" for m in broker.middleware)
+
+    monkeypatch.setenv("dramatiq_prom_host", "0.0.0.0")
+    assert not has_prometheus(make_broker(config))  # a sender, or a worker not started by `edgeworkers worker`
+    with pytest.raises(RuntimeError, match="127.0.0.1"):
+        make_broker(config, prometheus=True)
+    monkeypatch.setenv("dramatiq_prom_host", "127.0.0.1")  # as `edgeworkers worker` sets it
+    assert has_prometheus(make_broker(config))
+    assert not has_prometheus(make_broker(settings))  # off by default

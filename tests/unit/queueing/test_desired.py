@@ -210,3 +210,12 @@ def test_static_pods_are_named_as_kubelet_names_them_and_found_by_either_name(st
     assert find_static_pod(store, "default", "web-edge-1", "edge-1") == "default/web-edge-1"
     with pytest.raises(APIError):
         find_static_pod(store, "default", "nope", "edge-1")
+
+
+@pytest.mark.parametrize("uid", ["..", "../etc", "a/b", ".hidden"])
+def test_a_uid_that_is_not_a_plain_path_component_is_refused_before_anything_is_stored(store, uid):
+    sent: list[Message] = []
+    with pytest.raises(APIError) as caught:
+        apply_pod(store, sent.append, manifest(uid=uid))
+    assert caught.value.code == 422 and "metadata.uid" in str(caught.value)
+    assert store.get(POD, "default", "web") is None and sent == []

@@ -6,8 +6,10 @@ import time
 
 import dramatiq
 import pytest
+import redis
 
-from edgeworkers.pods.lock import PodBusy, lock_key, pod_lock
+from edgeworkers.pods.lock import LeaseLost, PodBusy, ensure_held, lock_key, pod_lock
+from tests.polling import wait_for
 
 
 def test_a_second_holder_waits_boundedly_then_gets_a_retry(fake_redis):
@@ -71,3 +73,30 @@ def test_holders_never_overlap(fake_redis):
     for thread in threads:
         thread.join()
     assert overlaps == []
+
+
+def test_a_busy_pod_is_refused_at_once_without_parking_the_thread(fake_redis) -> None:
+    with pod_lock(fake_redis, "default/web"):
+        started = time.monotonic()
+        with pytest.raises(PodBusy), pod_lock(fake_redis, "default/web"):
+            pass
+        assert time.monotonic() - started < 0.2
+
+
+def test_a_lost_lease_stops_the_sync_at_its_next_step(fake_redis) -> None:
+    with pod_lock(fake_redis, "default/web", lease_s=0.3) as lease:
+        ensure_held()  # held: nothing happens
+        fake_redis.delete(lock_key("default/web"))  # expired and gone, as after a long Redis stall
+        wait_for(lease.lost.is_set, 2, "the renewer to notice")
+        with pytest.raises(LeaseLost):
+            ensure_held()
+    ensure_held()  # outside any lock: nothing to check
+
+
+def test_a_lease_not_renewed_for_a_whole_lease_is_lost(fake_redis, monkeypatch) -> None:
+    with pod_lock(fake_redis, "default/web", lease_s=0.3) as lease:
+        def stalled(*args, **kwargs):
+            raise redis.TimeoutError("stalled")
+
+        monkeypatch.setattr(redis.lock.Lock, "reacquire", stalled)
+        wait_for(lease.lost.is_set, 2, "the lease given up")

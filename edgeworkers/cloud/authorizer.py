@@ -1,0 +1,162 @@
+"""What an identity may do: kube's Node authorizer plus the NodeRestriction admission plugin, for nodes.
+
+The administrator (``system:masters``) may do anything. A node (``system:node:<name>`` in ``system:nodes``) may do
+what a kubelet needs and nothing more:
+
+- pods: get, list, watch any (``pods/status`` too); create only its own mirror pods (NodeRestriction: bound to
+  itself, annotated ``kubernetes.io/config.mirror``, referencing no configmap or secret); delete only pods bound to
+  itself (the deletion's confirmation); update and patch ``pods/status`` only of pods bound to itself;
+- configmaps and secrets: get only those a pod bound to itself references (the Node authorizer's graph);
+- nodes: get, list, watch any; create, update and patch (``nodes/status`` too) only its own Node;
+- leases: get, create, update, patch, delete only its own Lease in ``kube-node-lease``;
+- events: create, update, patch.
+
+Anything else is 403 in kube-apiserver's words (``User "system:node:edge-1" cannot get resource "secrets" in API
+group "" in the namespace "default": ...``). Two steps, as in kube: ``authorize`` sees the request's attributes
+(and the stored objects it names); ``admit`` sees the object a create or update would store.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from edgeworkers.cloud.auth import Identity
+from edgeworkers.k8s import status
+from edgeworkers.k8s.references import CONFIGMAP, SECRET, references
+
+MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+NO_RELATIONSHIP = "no relationship found between node '{node}' and this object"
+
+
+class Objects(Protocol):
+    def find(self, resource: str, namespace: str, name: str) -> dict | None: ...
+    def list(self, resource: str, namespace: str | None = None) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """A request as an authorizer sees it (kube's ``authorizer.Attributes``)."""
+    verb: str  # get, list, watch, create, update, patch, delete, deletecollection
+    resource: str
+    subresource: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    group: str = ""
+
+    def describe(self, user: str) -> str:
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        where = f'in the namespace "{self.namespace}"' if self.namespace else "at the cluster scope"
+        return f'User "{user}" cannot {self.verb} resource "{resource}" in API group "{self.group}" {where}'
+
+
+def verb_of(method: str, name: str | None, watch: bool) -> str:
+    """The authorization verb of an HTTP request, as kube's RequestInfoFactory derives it."""
+    if method in ("GET", "HEAD"):
+        if name is not None:
+            return "get"
+        return "watch" if watch else "list"
+    if method == "DELETE":
+        return "delete" if name is not None else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+def forbidden(identity: Identity, attrs: Attributes, reason: str) -> status.APIError:
+    return status.forbidden(attrs.resource, attrs.name or "", f"{attrs.describe(identity.user)}: {reason}",
+                            attrs.group)
+
+
+def authorize(identity: Identity, attrs: Attributes, objects: Objects) -> None:
+    """Raise 403 unless ``identity`` may make the request ``attrs`` describes."""
+    node = identity.node
+    if node is None:
+        if "system:masters" in identity.groups:
+            return
+        raise forbidden(identity, attrs, "no rule allows it")
+    reason = _node_decision(node, attrs, objects)
+    if reason is not None:
+        raise forbidden(identity, attrs, reason)
+
+
+def _node_decision(node: str, a: Attributes, objects: Objects) -> str | None:
+    """None when node ``node`` may make the request, else why not."""
+    verb, sub = a.verb, a.subresource
+    if a.resource == "pods":
+        if (sub is None and verb in ("get", "list", "watch", "create")) or (sub == "status" and verb == "get"):
+            return None  # a created pod is checked by admission: only its own mirror pods
+        if (sub is None and verb == "delete") or (sub == "status" and verb in ("update", "patch")):
+            pod = objects.find("pods", a.namespace or "", a.name or "")
+            if pod is None:
+                return None  # the request answers 404, telling nothing a node could not list
+            if _bound_to(pod) != node:
+                return f"node '{node}' can only {verb} pods with spec.nodeName set to itself"
+            return None
+        return f"node '{node}' cannot {verb} pods{'/' + sub if sub else ''}"
+    if a.resource in ("configmaps", "secrets"):
+        if verb == "get" and sub is None and a.name and _referenced(node, a, objects):
+            return None
+        return NO_RELATIONSHIP.format(node=node)
+    if a.resource == "nodes":
+        if verb in ("get", "list", "watch") and sub is None:
+            return None
+        if verb == "create" and sub is None:
+            return None  # admission checks the name
+        if verb in ("update", "patch") and sub in (None, "status"):
+            return None if a.name == node else f"node '{node}' can only modify its own Node"
+        return f"node '{node}' cannot {verb} nodes"
+    if a.resource == "leases":
+        if a.namespace != NODE_LEASE_NAMESPACE:
+            return f"node '{node}' can only access leases in the {NODE_LEASE_NAMESPACE} namespace"
+        if verb == "create":
+            return None  # admission checks the name
+        if verb in ("get", "update", "patch", "delete") and a.name == node:
+            return None
+        return f"node '{node}' can only access its own Lease"
+    if a.resource == "events" and verb in ("create", "update", "patch"):
+        return None
+    return NO_RELATIONSHIP.format(node=node)
+
+
+def _bound_to(pod: dict) -> str | None:
+    return (pod.get("spec") or {}).get("nodeName") or None
+
+
+def _referenced(node: str, a: Attributes, objects: Objects) -> bool:
+    wanted = (CONFIGMAP if a.resource == "configmaps" else SECRET, a.namespace or "", a.name)
+    return any(_bound_to(pod) == node and wanted in references(pod) for pod in objects.list("pods", a.namespace))
+
+
+def admit(identity: Identity, attrs: Attributes, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """NodeRestriction: raise 403 unless a node's create or update stores what it may."""
+    node = identity.node
+    if node is None:
+        return
+    reason = _node_admission(node, attrs, new, old)
+    if reason is not None:
+        name = (new.get("metadata") or {}).get("name") or attrs.name or ""
+        raise status.forbidden(attrs.resource, name, reason, attrs.group)
+
+
+def _node_admission(node: str, a: Attributes, new: dict[str, Any], old: dict[str, Any] | None) -> str | None:
+    meta = new.get("metadata") or {}
+    if a.resource == "pods" and old is None:
+        if MIRROR_ANNOTATION not in (meta.get("annotations") or {}):
+            return f'pod does not have "{MIRROR_ANNOTATION}" annotation, node "{node}" can only create mirror pods'
+        if _bound_to(new) != node:
+            return f'node "{node}" can only create pods with spec.nodeName set to itself'
+        if references(new):
+            return f'node "{node}" can not create pods that reference configmaps or secrets'
+        return None
+    if a.resource == "pods" and old is not None:
+        if a.subresource != "status" or _bound_to(old) != node or _bound_to(new) != node:
+            return f'node "{node}" can only update the status of pods with spec.nodeName set to itself'
+        return None
+    if a.resource == "nodes":
+        if meta.get("name") != node:
+            return f'node "{node}" is not allowed to modify node "{meta.get("name")}"'
+        return None
+    if a.resource == "leases":
+        if meta.get("name") != node or meta.get("namespace") != NODE_LEASE_NAMESPACE:
+            return 'can only access node lease with the same name as the requesting node'
+        return None
+    return None

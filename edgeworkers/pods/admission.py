@@ -1,0 +1,141 @@
+"""Node-level admission: what a pod may ask of this node, decided before anything of it is created.
+
+kubelet admits each pod before running it (its admit handlers) and a cluster adds Pod Security admission at the API
+server; an edge node often has no such API server in front of it (node-local pods never pass one), so the node
+checks itself, with safe defaults that ``EDGEWORKERS_ADMISSION_*`` settings open up (README "Admission"):
+
+- the pod's uid, namespace and name must be plain path components (they name its directory under the data dir);
+- no hostPath at, below, or above a denied path (by default the Docker socket and data root, the agent's data and
+  cloud directories, /etc, /proc, /sys; a hostPath of ``/`` or ``/var`` holds some of them, so it is refused too).
+  Paths are compared as written and with the host's symlinks resolved (``/var/run`` is ``/run``);
+- no ``privileged`` container, no added capability outside the allowed list;
+- no host network, PID or IPC namespace.
+
+Pure: ``admit`` returns the refusal (reason, message) or None; the sync turns a refusal into the pod's ``Failed``
+status and runs nothing of it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from edgeworkers.config import Settings
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.volumes.errors import UnsafePath
+from edgeworkers.volumes.paths import is_within, safe_component
+
+REASON_FORBIDDEN = "Forbidden"
+REASON_INVALID = "Invalid"
+DOCKER_PATHS = ("/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker", "/run/containerd")
+SYSTEM_PATHS = ("/etc", "/proc", "/sys")
+STATE_DIR = "/var/lib/edgeworkers"  # where ops/ keeps the agent's Redis file (EDGEWORKERS_STATE_DIR)
+
+
+def _docker_socket(docker_host: str) -> list[str]:
+    return [docker_host.removeprefix("unix://")] if docker_host.startswith("unix://") else []
+
+
+@dataclass(frozen=True)
+class AdmissionPolicy:
+    denied_host_paths: tuple[str, ...]
+    allow_privileged: bool = False
+    allowed_capabilities: frozenset[str] = frozenset()
+    allow_host_network: bool = False
+    allow_host_pid: bool = False
+    allow_host_ipc: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AdmissionPolicy:
+        denied = settings.admission_denied_host_paths
+        if denied is None:
+            denied = [*DOCKER_PATHS, *_docker_socket(settings.docker_host), str(settings.data_dir),
+                      str(settings.cloud_data_dir), STATE_DIR, *SYSTEM_PATHS]
+        return cls(
+            denied_host_paths=tuple(dict.fromkeys(os.path.normpath(p) for p in denied if p)),
+            allow_privileged=settings.admission_allow_privileged,
+            allowed_capabilities=frozenset(c.upper().removeprefix("CAP_") for c in
+                                           settings.admission_allowed_capabilities),
+            allow_host_network=settings.admission_allow_host_network,
+            allow_host_pid=settings.admission_allow_host_pid,
+            allow_host_ipc=settings.admission_allow_host_ipc,
+        )
+
+
+def _forms(path: str) -> set[str]:
+    """A path as written (normalised) and with the host's symlinks resolved."""
+    forms = {os.path.normpath(path)}
+    try:
+        forms.add(os.path.realpath(path))
+    except OSError:  # unreadable on the way (another namespace's /proc entries): judged as written
+        pass
+    return forms
+
+
+def denied_host_path(path: str, denied: tuple[str, ...]) -> str | None:
+    """The denied path that hostPath ``path`` is, lies under, or holds; None when it is allowed."""
+    for candidate in _forms(path):
+        for entry in denied:
+            for form in _forms(entry):
+                if is_within(candidate, form) or is_within(form, candidate):
+                    return entry
+    return None
+
+
+def _identity(pod: Pod) -> str | None:
+    meta = pod.metadata
+    try:
+        safe_component(meta.uid or "", "metadata.uid")
+        safe_component(meta.namespace or "default", "metadata.namespace")
+        safe_component(meta.name or "", "metadata.name")
+    except UnsafePath as exc:
+        return str(exc)
+    return None
+
+
+def admit(pod: Pod, policy: AdmissionPolicy) -> tuple[str, str] | None:
+    """Why this node refuses ``pod`` as (reason, message), or None when it may run here."""
+    problem = _identity(pod)
+    if problem:
+        return REASON_INVALID, problem
+    refusals = []
+    spec = pod.spec
+    for flag, allowed, field in ((spec.host_network, policy.allow_host_network, "hostNetwork"),
+                                 (spec.host_pid, policy.allow_host_pid, "hostPID"),
+                                 (spec.host_ipc, policy.allow_host_ipc, "hostIPC")):
+        if flag and not allowed:
+            refusals.append(f"{field} is not allowed (EDGEWORKERS_ADMISSION_ALLOW_{_env(field)})")
+    for volume in spec.volumes or []:
+        if volume.host_path is None:
+            continue
+        hit = denied_host_path(volume.host_path.path, policy.denied_host_paths)
+        if hit is not None:
+            refusals.append(f'hostPath "{volume.host_path.path}" of volume "{volume.name}" is not allowed: it is, '
+                            f"lies under or holds {hit} (EDGEWORKERS_ADMISSION_DENIED_HOST_PATHS)")
+    for container in spec.all_containers:
+        ctx = container.security_context
+        if ctx is None:
+            continue
+        if ctx.privileged and not policy.allow_privileged:
+            refusals.append(f'container "{container.name}": privileged is not allowed '
+                            "(EDGEWORKERS_ADMISSION_ALLOW_PRIVILEGED)")
+        added = [c.upper().removeprefix("CAP_") for c in (ctx.capabilities.add or [])] if ctx.capabilities else []
+        extra = [c for c in added if c not in policy.allowed_capabilities and "*" not in policy.allowed_capabilities]
+        if extra:
+            refusals.append(f'container "{container.name}": capabilities {", ".join(extra)} are not allowed '
+                            "(EDGEWORKERS_ADMISSION_ALLOWED_CAPABILITIES)")
+    if refusals:
+        return REASON_FORBIDDEN, "Pod refused by the node's admission: " + "; ".join(refusals)
+    return None
+
+
+def _env(field: str) -> str:
+    return {"hostNetwork": "HOST_NETWORK", "hostPID": "HOST_PID", "hostIPC": "HOST_IPC"}[field]
+
+
+def refused_status(pod: Pod, reason: str, message: str, host_ip: str, now: str) -> dict[str, object]:
+    """The status of a pod the node refused: Failed, with the reason, as kubelet's rejected pods."""
+    return {"phase": "Failed", "reason": reason, "message": message, "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}] if host_ip else [], "startTime": now}
+
+
+__all__ = ["AdmissionPolicy", "admit", "denied_host_path", "refused_status"]

@@ -1,0 +1,105 @@
+"""The three probe handlers: exec (through the runtime), httpGet and tcpSocket (to the pod's own address).
+
+Each returns ``(ok, message)`` within its timeout and never raises for the probed container's faults. Network
+probes go only to the address the manager hands them: the IP of the pod's sandbox (a container this agent started)
+or 127.0.0.1 for a host-network pod; a probe naming another ``host`` is refused (``probe_target``), so a pod spec
+cannot turn the node's prober against other machines.
+"""
+from __future__ import annotations
+
+import socket
+
+import requests
+import urllib3
+
+from edgeworkers.k8s.pod import Container as SpecContainer
+from edgeworkers.k8s.pod import Probe
+from edgeworkers.runtime.errors import ContainerRuntimeError, ExecTimeout
+from edgeworkers.runtime.protocol import Runtime
+from edgeworkers.runtime.types import ContainerID
+
+LOOPBACK = "127.0.0.1"
+MAX_OUTPUT = 10 * 1024  # kubelet keeps the first 10 KiB of a probe's output
+
+
+class ProbeRefused(ValueError):
+    """The probe asks for something the node does not do (another host, an unknown port name, gRPC)."""
+
+
+def resolve_port(port: int | str, spec: SpecContainer) -> int:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    for declared in spec.ports or []:
+        if declared.name == port:
+            return declared.container_port
+    raise ProbeRefused(f"port {port!r} is not a named port of container {spec.name}")
+
+
+def probe_target(host: str | None, pod_address: str) -> str:
+    """The address a network probe may reach: the pod's own; ``host`` only when it names that same address."""
+    if host and host != pod_address:
+        raise ProbeRefused(f"probe host {host!r} refused: probes reach only the pod's own address {pod_address}")
+    return pod_address
+
+
+def run_exec(runtime: Runtime, container: ContainerID, command: list[str], timeout_s: float) -> tuple[bool, str]:
+    try:
+        result = runtime.exec(container, command, timeout_s)
+    except ExecTimeout:
+        return False, f"command {command} timed out after {timeout_s:g}s"
+    except ContainerRuntimeError as exc:
+        return False, str(exc)
+    output = result.output[:MAX_OUTPUT].decode(errors="replace")
+    if result.exit_code == 0:
+        return True, output
+    return False, output or f"command {command} exited with {result.exit_code}"
+
+
+def run_http(
+    host: str, port: int, path: str, scheme: str, headers: dict[str, str], timeout_s: float
+) -> tuple[bool, str]:
+    """Success: a status in [200, 400) (redirects are not followed, as a 3xx counts already)."""
+    url = f"{scheme.lower()}://{host}:{port}/{path.lstrip('/')}"
+    try:
+        with urllib3.warnings.catch_warnings():
+            urllib3.warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            response = requests.get(url, headers=headers, timeout=timeout_s, allow_redirects=False, verify=False)
+    except requests.Timeout:
+        return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
+    except requests.RequestException as exc:
+        return False, f'Get "{url}": {exc}'
+    response.close()
+    if 200 <= response.status_code < 400:
+        return True, ""
+    return False, f"HTTP probe failed with statuscode: {response.status_code}"
+
+
+def run_tcp(host: str, port: int, timeout_s: float) -> tuple[bool, str]:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True, ""
+    except OSError as exc:
+        return False, f"dial tcp {host}:{port}: {exc}"
+
+
+def run_probe(
+    runtime: Runtime, container: ContainerID, spec: SpecContainer, probe: Probe, pod_address: str | None, timeout_s: float
+) -> tuple[bool, str]:
+    """Run whichever handler ``probe`` has; a refused probe fails with the reason."""
+    try:
+        if probe.exec is not None:
+            return run_exec(runtime, container, list(probe.exec.command or []), timeout_s)
+        if pod_address is None:
+            return False, "the pod has no IP address yet"
+        if probe.http_get is not None:
+            action = probe.http_get
+            headers = {h.name: h.value for h in action.http_headers or []}
+            host = probe_target(action.host, pod_address)
+            return run_http(host, resolve_port(action.port, spec), action.path or "/", action.scheme, headers, timeout_s)
+        if probe.tcp_socket is not None:
+            host = probe_target(probe.tcp_socket.host, pod_address)
+            return run_tcp(host, resolve_port(probe.tcp_socket.port, spec), timeout_s)
+        raise ProbeRefused("only exec, httpGet and tcpSocket probes are supported")
+    except ProbeRefused as exc:
+        return False, str(exc)

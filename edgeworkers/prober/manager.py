@@ -1,0 +1,188 @@
+"""The probe manager: on each 1 s tick, find the due probes of the node's running containers and run them on a
+bounded thread pool; keep each probe's state, publish result changes, act on liveness failures.
+
+- Due probes are found from the PLEG's last relist (no extra runtime call) and the desired pods; a probe whose run
+  is still in flight is not started again, so a hanging probe (bounded by its own timeout anyway) never delays
+  another, as long as the pool has threads to spare.
+- Results are kept per container instance and published only on change: readiness and startup to Redis
+  (``constants.KEY_PROBE``, a hash per container id that the pod status reads), then a ``sync`` of the pod so its
+  status shows the change within a second.
+- A liveness (or startup) probe that turns to failure records ``Unhealthy`` and ``Killing`` events and stops the
+  container; the PLEG then sees it die and the pod's restart policy restarts it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import redis
+
+from edgeworkers import constants, metrics
+from edgeworkers.k8s.pod import Container as SpecContainer
+from edgeworkers.k8s.pod import Pod, Probe
+from edgeworkers.prober.handlers import LOOPBACK, run_probe
+from edgeworkers.prober.policy import (
+    LIVENESS,
+    READINESS,
+    STARTUP,
+    ProbeConfig,
+    ProbeState,
+    Result,
+    gated,
+    is_due,
+    kills,
+    record,
+    start_run,
+)
+from edgeworkers.runtime.errors import ContainerRuntimeError
+from edgeworkers.runtime.protocol import Runtime
+from edgeworkers.runtime.types import Container, ContainerState
+
+log = logging.getLogger(__name__)
+
+# Event(pod, reason, message, type): what the node did, for `kubectl describe pod`.
+RecordEvent = Callable[[Pod, str, str, str], None]
+_TITLE = {LIVENESS: "Liveness", READINESS: "Readiness", STARTUP: "Startup"}
+
+
+def probe_key(container_id: str) -> str:
+    return f"{constants.KEY_PROBE}:{container_id}"
+
+
+def _probe_of(spec: SpecContainer, kind: str) -> Probe | None:
+    return {LIVENESS: spec.liveness_probe, READINESS: spec.readiness_probe, STARTUP: spec.startup_probe}[kind]
+
+
+class ProbeManager:
+    def __init__(
+        self,
+        runtime: Runtime,
+        client: redis.Redis,
+        pods: Callable[[], list[Pod]],
+        sync: Callable[[str], None],
+        record_event: RecordEvent | None = None,
+        clock: Callable[[], float] = time.time,
+        workers: int = 16,
+    ) -> None:
+        self._runtime = runtime
+        self._redis = client
+        self._pods = pods
+        self._sync = sync
+        self._record_event = record_event or (lambda pod, reason, message, kind: None)
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
+        self._lock = threading.Lock()
+        self._states: dict[tuple[str, str], ProbeState] = {}
+        self._addresses: dict[str, str | None] = {}  # sandbox id -> pod IP
+        self.runs = 0
+        self.late_runs = 0  # started more than 1 s after they were due
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def tick(self, containers: list[Container]) -> int:
+        """Start every due probe of the running ``containers``; forget the probes of containers gone. Returns the
+        number of runs started."""
+        now = self._clock()
+        pods = {pod.metadata.uid: pod for pod in self._pods()}
+        sandboxes = {c.pod.uid: c for c in containers if c.is_sandbox and c.state == ContainerState.RUNNING}
+        live: set[tuple[str, str]] = set()
+        started = 0
+        for container in containers:
+            pod = pods.get(container.pod.uid)
+            if container.is_sandbox or container.is_init or container.state != ContainerState.RUNNING or pod is None:
+                continue
+            spec = next((s for s in pod.spec.containers if s.name == container.name), None)
+            if spec is None:
+                continue
+            begun = (container.started_at or container.created_at).timestamp() if (
+                container.started_at or container.created_at) else now
+            with self._lock:
+                startup = self._state(container, spec, STARTUP, live)
+                for kind in (STARTUP, LIVENESS, READINESS):
+                    state = self._state(container, spec, kind, live)
+                    probe = _probe_of(spec, kind)
+                    if state is None or probe is None or gated(kind, startup):
+                        continue
+                    config = ProbeConfig.from_probe(probe)
+                    if not is_due(state, config, begun, now):
+                        continue
+                    late = start_run(state, config, begun, now)
+                    self.runs += 1
+                    self.late_runs += late > 1.0
+                    started += 1
+                    sandbox = sandboxes.get(container.pod.uid)
+                    self._pool.submit(self._run, pod, container, spec, kind, probe, config, state, sandbox)
+        self._forget(live)
+        alive = {sandbox.id.id for sandbox in sandboxes.values()}
+        self._addresses = {ident: ip for ident, ip in self._addresses.items() if ident in alive}
+        return started
+
+    def _state(self, container: Container, spec: SpecContainer, kind: str, live: set) -> ProbeState | None:
+        if _probe_of(spec, kind) is None:
+            return None
+        key = (container.id.id, kind)
+        live.add(key)
+        return self._states.setdefault(key, ProbeState.new(kind))
+
+    def _forget(self, live: set[tuple[str, str]]) -> None:
+        with self._lock:
+            gone = [key for key in self._states if key not in live]
+            for key in gone:
+                del self._states[key]
+        for ident in {ident for ident, _ in gone}:
+            try:
+                self._redis.delete(probe_key(ident))
+            except redis.RedisError as exc:
+                log.info("cannot forget the probe results of %s: %s", ident, exc)
+
+    def _address(self, pod: Pod, sandbox: Container | None) -> str | None:
+        if pod.spec.host_network:
+            return LOOPBACK
+        if sandbox is None:
+            return None
+        if sandbox.id.id not in self._addresses:
+            try:
+                self._addresses[sandbox.id.id] = self._runtime.container_ip(sandbox.id)
+            except ContainerRuntimeError:
+                return None
+        return self._addresses[sandbox.id.id]
+
+    def _run(
+        self, pod: Pod, container: Container, spec: SpecContainer, kind: str, probe: Probe, config: ProbeConfig,
+        state: ProbeState, sandbox: Container | None,
+    ) -> None:  # fmt: skip
+        try:
+            ok, message = run_probe(self._runtime, container.id, spec, probe, self._address(pod, sandbox), config.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a probe's fault is the probe's failure, never the pool's
+            ok, message = False, f"{type(exc).__name__}: {exc}"
+        metrics.PROBE_RESULTS.labels(kind, "successful" if ok else "failed").inc()
+        with self._lock:
+            changed = record(state, config, ok)
+        if not ok:  # kubelet records every failed run; the events aggregate (count) at the cloud
+            self._record_event(pod, "Unhealthy", f"{_TITLE[kind]} probe failed: {message}".strip(), "Warning")
+        if changed is None:
+            return
+        log.info("pod %s container %s: %s probe %s", pod.key, spec.name, kind, changed.value)
+        try:
+            if kills(kind, changed):
+                self._kill(pod, container, spec, kind, probe, state)
+            else:
+                self._redis.hset(probe_key(container.id.id), kind, "1" if changed == Result.SUCCESS else "0")
+            self._sync(pod.key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("pod %s container %s: acting on its %s probe failed: %s", pod.key, spec.name, kind, exc)
+
+    def _kill(self, pod: Pod, container: Container, spec: SpecContainer, kind: str, probe: Probe, state: ProbeState):
+        state.done = True  # this instance is going: no more runs
+        verb = "liveness" if kind == LIVENESS else "startup"
+        self._record_event(
+            pod, "Killing", f"Container {spec.name} failed {verb} probe, will be restarted", "Normal"
+        )
+        grace = probe.termination_grace_period_seconds
+        if grace is None:
+            grace = pod.spec.termination_grace_period_seconds
+        self._runtime.stop_container(container.id, float(grace or 0))

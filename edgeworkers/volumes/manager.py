@@ -1,0 +1,248 @@
+"""VolumeManager: a pod's volumes set up on the node before its containers start, kept current on every sync, and
+torn down once its containers are gone (kubelet's volumemanager and its emptyDir, hostPath, configMap, secret,
+downwardAPI and projected plugins, without attach/detach).
+
+Layout under ``<data_dir>/pods/<uid>/`` (mode 0700: no other user of the host reaches a pod's files):
+
+- ``volumes/<name>/``: emptyDir (mode 0777 as kubelet's; a tmpfs for ``medium: Memory``, sized by ``sizeLimit``);
+  configMap and downwardAPI files; secret and projected files on a tmpfs of their own (mounted here, sized to twice
+  the payload plus 1 MiB so an update fits beside the old copy; a secret never touches the node's disk). These
+  four are written by the atomic writer on every sync (unchanged content writes nothing), so a configmap or secret
+  changed at the cloud, or a label a downwardAPI file shows, reaches running containers, and are mounted read-only.
+- ``volume-subpaths/<volume>/<container>/<n>``: the bind mount of a container's n-th mount's ``subPath``, made from a
+  descriptor opened without following symlinks (``paths.open_within``), so a symlink a container plants in a
+  shared volume can never make the agent expose a host path.
+
+``teardown`` unmounts everything under the pod's directory (deepest first) and removes it only when no mount is left:
+removing a directory through a bind mount that failed to unmount would delete what it exposes. A hostPath is never
+created there, so never deleted.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeworkers.k8s.pod import HostPathVolumeSource, Pod, Volume
+from edgeworkers.k8s.quantity import to_bytes
+from edgeworkers.volumes.atomic import AtomicWriter, payload_size
+from edgeworkers.volumes.builders import Sources, holds_secrets, volume_payload
+from edgeworkers.volumes.downward import PodFacts
+from edgeworkers.volumes.errors import ConfigSourceError, UnsafePath, VolumeError
+from edgeworkers.volumes.mounter import HostMounter, Mounter, MountError
+from edgeworkers.volumes.paths import (
+    open_within,
+    pod_dir,
+    relative_parts,
+    resolve_within,
+    safe_component,
+    subpath_dir,
+    volume_dir,
+)
+
+log = logging.getLogger(__name__)
+
+POD_DIR_MODE = 0o700
+KEY_FILE = "pod-key"  # "<namespace>/<name>" of the pod a directory belongs to, so a pod gone without a uid is found
+EMPTY_DIR_MODE = 0o777
+PROJECTED_ROOT_MODE = 0o755
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReadyVolume:
+    """A volume ready on the host: where it is, whether containers must mount it read-only, and whether it is a
+    directory the agent made (a subPath inside it may be created)."""
+
+    path: Path
+    read_only: bool = False
+    creatable: bool = False
+
+
+def tmpfs_size(payload_bytes: int) -> int:
+    """Room for the current files and a new copy beside them during an atomic update, plus slack for metadata."""
+    return 2 * payload_bytes + MIB
+
+
+def _host_path_ready(source: HostPathVolumeSource) -> Path:
+    """kubelet's hostPath type checks; the ``...OrCreate`` types make what is missing (0755 directory, 0644 file)."""
+    path, kind = Path(source.path), source.type or ""
+    try:
+        if kind == "DirectoryOrCreate" and not path.exists():
+            path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        elif kind == "FileOrCreate" and not path.exists():
+            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+        info = path.stat() if kind else None
+    except FileNotFoundError:
+        raise VolumeError(f"hostPath type check failed: {path} does not exist") from None
+    except OSError as exc:
+        raise VolumeError(f"hostPath {path}: {exc.strerror}") from None
+    wanted = {
+        "Directory": (stat.S_ISDIR, "a directory"), "DirectoryOrCreate": (stat.S_ISDIR, "a directory"),
+        "File": (stat.S_ISREG, "a file"), "FileOrCreate": (stat.S_ISREG, "a file"),
+        "Socket": (stat.S_ISSOCK, "a socket"), "CharDevice": (stat.S_ISCHR, "a character device"),
+        "BlockDevice": (stat.S_ISBLK, "a block device"),
+    }  # fmt: skip
+    if info is not None and kind in wanted:
+        check, what = wanted[kind]
+        if not check(info.st_mode):
+            raise VolumeError(f"hostPath type check failed: {path} is not {what}")
+    return path
+
+
+class VolumeManager:
+    def __init__(
+        self, data_dir: Path, sources: Sources, mounter: Mounter | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._data_dir = Path(data_dir)
+        self._sources = sources
+        self._mounter: Mounter = mounter or HostMounter()
+        self._clock = clock
+
+    # --- set up -----------------------------------------------------------------------------------------
+
+    def setup(self, pod: Pod, facts: PodFacts) -> dict[str, ReadyVolume]:
+        """Make every volume of ``pod`` ready (files current); raise VolumeError (ConfigSourceError: a missing
+        configmap, secret or key, an unsafe path) naming the first that is not."""
+        uid = pod.metadata.uid or ""
+        root = pod_dir(self._data_dir, uid)
+        volumes = pod.spec.volumes or []
+        if not volumes:
+            return {}
+        try:
+            root.mkdir(mode=POD_DIR_MODE, parents=True, exist_ok=True)
+            os.chmod(root, POD_DIR_MODE)
+            if not (root / KEY_FILE).exists():
+                (root / KEY_FILE).write_text(pod.key)
+        except OSError as exc:
+            raise VolumeError(f"cannot make the pod's directory: {exc.strerror}") from None
+        mounted = set(self._mounter.mounts_under(root))
+        return {volume.name: self._setup_one(pod, volume, facts, mounted) for volume in volumes}
+
+    def _setup_one(self, pod: Pod, volume: Volume, facts: PodFacts, mounted: set[Path]) -> ReadyVolume:
+        if volume.host_path is not None:
+            return ReadyVolume(_host_path_ready(volume.host_path))
+        path = volume_dir(self._data_dir, pod.metadata.uid or "", volume.name)
+        try:
+            if volume.empty_dir is not None:
+                path.mkdir(parents=True, exist_ok=True)
+                if volume.empty_dir.medium == "Memory" and path not in mounted:
+                    limit = volume.empty_dir.size_limit
+                    self._mounter.mount_tmpfs(path, to_bytes(limit) if limit else None, EMPTY_DIR_MODE)
+                else:
+                    os.chmod(path, EMPTY_DIR_MODE)
+                return ReadyVolume(path, creatable=True)
+            if volume.sources and volume.sources[0] in ("configMap", "secret", "downwardAPI", "projected"):
+                payload = volume_payload(pod, volume, self._sources, facts)
+                path.mkdir(parents=True, exist_ok=True)
+                if holds_secrets(volume):
+                    self._ensure_tmpfs(path, tmpfs_size(payload_size(payload)), path in mounted)
+                os.chmod(path, PROJECTED_ROOT_MODE)
+                if AtomicWriter(path, self._clock).write(payload):
+                    log.info("pod %s: volume %s written (%d files)", pod.key, volume.name, len(payload))
+                return ReadyVolume(path, read_only=True)
+        except MountError as exc:
+            raise VolumeError(f'volume "{volume.name}": {exc}') from None
+        except OSError as exc:
+            raise VolumeError(f'volume "{volume.name}": {exc.strerror or exc}') from None
+        kinds = ", ".join(volume.sources) or "its source"
+        raise ConfigSourceError(f'volume "{volume.name}": {kinds} volumes are not supported on this node')
+
+    def _ensure_tmpfs(self, path: Path, size: int, is_mounted: bool) -> None:
+        if not is_mounted:
+            self._mounter.mount_tmpfs(path, size, PROJECTED_ROOT_MODE)
+            return
+        info = os.statvfs(path)
+        if info.f_blocks * info.f_frsize < size:
+            self._mounter.resize_tmpfs(path, size)
+
+    # --- subPath ------------------------------------------------------------------------------------------
+
+    def subpath(self, pod: Pod, container: str, index: int, volume: str, ready: ReadyVolume, sub_path: str) -> Path:
+        """Bind ``sub_path`` of a ready volume at the container's private mount point and return it; UnsafePath
+        when it leads outside the volume, now or by a symlink swapped in while it is opened."""
+        relative_parts(sub_path, f'volume "{volume}": subPath')
+        target = resolve_within(ready.path, sub_path, f'volume "{volume}": subPath')
+        try:
+            fd = open_within(ready.path, target, f'volume "{volume}": subPath', create_dirs=ready.creatable)
+        except FileNotFoundError:
+            raise VolumeError(f'volume "{volume}": subPath {sub_path!r} does not exist') from None
+        except NotADirectoryError:
+            raise UnsafePath(f'volume "{volume}": subPath {sub_path!r} goes through something not a directory') from None
+        except OSError as exc:  # a container changing the path meanwhile (made it a symlink, a loop ...)
+            raise VolumeError(f'volume "{volume}": subPath {sub_path!r}: {exc.strerror}') from None
+        try:
+            bind = subpath_dir(self._data_dir, pod.metadata.uid or "", volume, container, index)
+            if bind in self._mounter.mounts_under(bind):
+                self._mounter.unmount(bind)
+            bind.parent.mkdir(mode=POD_DIR_MODE, parents=True, exist_ok=True)
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            if bind.is_dir() and not bind.is_symlink() and not is_dir:
+                shutil.rmtree(bind)
+            elif bind.is_symlink() or (bind.exists() and is_dir and not bind.is_dir()):
+                bind.unlink()
+            if is_dir:
+                bind.mkdir(exist_ok=True)
+            else:
+                bind.touch(exist_ok=True)
+            self._mounter.bind_fd(fd, bind)
+        except MountError as exc:
+            raise VolumeError(f'volume "{volume}": subPath {sub_path!r}: {exc}') from None
+        except OSError as exc:
+            raise VolumeError(f'volume "{volume}": subPath {sub_path!r}: {exc.strerror}') from None
+        finally:
+            os.close(fd)
+        return bind
+
+    def has_dir(self, uid: str) -> bool:
+        """Whether pod ``uid`` has a directory on the node (a uid that is not a plain name never has)."""
+        try:
+            return pod_dir(self._data_dir, uid).exists()
+        except UnsafePath:
+            return False
+
+    def uids_of(self, key: str) -> set[str]:
+        """The uids with a directory on the node that belonged to pod ``key`` ("namespace/name")."""
+        uids = set()
+        pods = self._data_dir / "pods"
+        for entry in pods.iterdir() if pods.is_dir() else []:
+            try:
+                if (entry / KEY_FILE).read_text() == key:
+                    uids.add(entry.name)
+            except OSError:
+                continue
+        return uids
+
+    # --- tear down ----------------------------------------------------------------------------------------
+
+    def teardown(self, uid: str) -> bool:
+        """Unmount and remove everything the node keeps for pod ``uid``; False (logged) when a mount stays, in
+        which case nothing is removed. A uid that is not a plain name is refused: nothing is touched."""
+        try:
+            root = pod_dir(self._data_dir, safe_component(uid, "pod uid"))
+        except UnsafePath as exc:
+            log.warning("not removing volumes: %s", exc)
+            return True
+        if not root.exists():
+            return True
+        for point in self._mounter.mounts_under(root):
+            try:
+                self._mounter.unmount(point)
+            except MountError as exc:
+                log.warning("pod uid %s: %s", uid, exc)
+        left = self._mounter.mounts_under(root)
+        if left:
+            log.warning("pod uid %s: %d mount(s) remain under %s; its directory is kept", uid, len(left), root)
+            return False
+        try:
+            shutil.rmtree(root)
+        except OSError as exc:
+            log.warning("pod uid %s: cannot remove %s: %s", uid, root, exc.strerror)
+            return False
+        return True

@@ -1,0 +1,4 @@
+"""``python -m scheduler``: the ``scheduler`` process."""
+from scheduler.main import run
+
+run()

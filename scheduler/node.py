@@ -1,0 +1,170 @@
+"""The node's periodic jobs and the table that wires them: PLEG relist (1 s), probes (1 s), orphan cleanup (1 min),
+container GC (1 min), image GC (5 s); the intervals come from settings.
+
+Each job is a method of ``NodeJobs``, which takes its runtime, Redis, agent and task sender in the constructor so
+unit tests drive it with a ``FakeRuntime``, fakeredis and a list for a sender.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from edgeworkers import metrics
+from edgeworkers.config import Settings
+from edgeworkers.gc.containers import ContainerGC
+from edgeworkers.gc.images import ImageGC
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.k8s.status import APIError
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pleg import KEY_PLEG_LAST_RELIST, GenericPLEG, pods_with_events
+from edgeworkers.pods.desired import decode_pod
+from edgeworkers.pods.reconcile import Agent, remove_orphans
+from edgeworkers.prober.manager import ProbeManager
+from edgeworkers.runtime.protocol import Runtime
+from scheduler.jobs import Job
+
+log = logging.getLogger(__name__)
+
+# The Redis hash of each job's last success time (job id -> unix time), for whoever checks on the scheduler.
+KEY_JOB_LAST_SUCCESS = "edgeworkers:scheduler:last-success"
+
+
+class NodeJobs:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: Runtime,
+        client: redis.Redis,
+        agent: Agent | None,
+        sync: Callable[[str], None],
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        prober: ProbeManager | None = None,
+        container_gc: ContainerGC | None = None,
+        image_gc: ImageGC | None = None,
+    ) -> None:
+        self._settings = settings
+        self._redis = client
+        self._agent = agent
+        self._sync = sync
+        self._clock = clock
+        self.pleg = GenericPLEG(runtime, monotonic, settings.pleg_relist_threshold_s)
+        self.redis = client
+        self.store = agent.store if agent is not None else MetaStore(client)
+        self.prober = prober
+        self.container_gc = container_gc
+        self.image_gc = image_gc
+        self.ready = False
+
+    def table(self) -> list[Job]:
+        """The job table: id, function, interval (from settings), misfire grace."""
+        config = self._settings
+        jobs = [Job("pleg", self.relist, config.pleg_relist_period_s, misfire_grace_s=1)]
+        if self.prober is not None:
+            jobs.append(Job("probes", self.probe, 1.0, misfire_grace_s=1))
+        if self._agent is not None:
+            jobs.append(Job("orphans", self.remove_orphans, config.orphan_cleanup_period_s))
+        if self.container_gc is not None:
+            jobs.append(Job("container-gc", self.container_gc.collect, config.container_gc_period_s))
+        if self.image_gc is not None:
+            jobs.append(Job("image-gc", self.image_gc.collect, config.image_gc_period_s))
+        return jobs
+
+    # --- PLEG ----------------------------------------------------------------------------------
+
+    def relist(self) -> None:
+        """Relist; every pod with events gets a ``sync_pod`` task; record the relist time in Redis."""
+        started = time.perf_counter()
+        try:
+            events = self.pleg.relist()
+            metrics.RELIST_DURATION.observe(time.perf_counter() - started)
+            for event in events:
+                metrics.PLEG_EVENTS.labels(event.type.value).inc()
+            keys = pods_with_events(events)
+            try:
+                for key in keys:
+                    self._sync(key)
+            except Exception:
+                # Not every pod heard of its events: relist from scratch next time, so each is reported again.
+                self.pleg.reset()
+                raise
+            if keys:
+                log.info("pleg: %d event(s): syncing %s", len(events), ", ".join(keys))
+            self._redis.set(KEY_PLEG_LAST_RELIST, repr(self._clock()))
+        finally:
+            metrics.PLEG_HEALTHY.set(1 if self.pleg.healthy()[0] else 0)
+        if not self.ready:
+            self.ready = True
+            log.info("scheduler is ready: first relist saw %d container(s)", len(self.pleg.containers))
+
+    # --- probes --------------------------------------------------------------------------------
+
+    def probe(self) -> None:
+        """Start the due probes of the containers the last relist saw running."""
+        assert self.prober is not None
+        self.prober.tick(self.pleg.containers)
+
+    # --- orphans -------------------------------------------------------------------------------
+
+    def remove_orphans(self) -> None:
+        assert self._agent is not None
+        removed = remove_orphans(self._agent)
+        metrics.ORPHANS_REMOVED.inc(len(removed))
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def record_success(self, job_id: str, when: float) -> None:
+        self._redis.hset(KEY_JOB_LAST_SUCCESS, job_id, repr(when))
+
+
+class DesiredPods:
+    """The desired pods, decoded once per resourceVersion (the prober asks every second)."""
+
+    def __init__(self, store: MetaStore) -> None:
+        self._store = store
+        self._decoded: dict[tuple[str, str], Pod] = {}
+
+    def __call__(self) -> list[Pod]:
+        decoded = {}
+        for raw in self._store.list(POD):
+            meta = raw.get("metadata") or {}
+            key = (f"{meta.get('namespace')}/{meta.get('name')}", str(meta.get("resourceVersion")))
+            pod = self._decoded.get(key)
+            if pod is None:
+                try:
+                    pod = decode_pod(raw)
+                except APIError:
+                    continue  # invalid: the worker reports it; nothing to probe
+            decoded[key] = pod
+        self._decoded = decoded
+        return list(decoded.values())
+
+
+def desired_uids(store: MetaStore) -> set[str]:
+    """The uids of the desired pods (container GC treats the containers of any other uid as a deleted pod's)."""
+    return {uid for pod in store.list(POD) if (uid := (pod.get("metadata") or {}).get("uid"))}
+
+
+def node_gauges(store: MetaStore, outbox_length: Callable[[], int]) -> dict:
+    """What the metrics endpoint reads at scrape time: pods by phase, container restarts, the outbox's length."""
+    phases: dict[tuple[str, ...], float] = {}
+    restarts: dict[tuple[str, ...], float] = {}
+    for pod in store.list(POD):
+        meta = pod.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        status = store.get_pod_status(key) or {}
+        phase = status.get("phase") or "Pending"
+        phases[(phase,)] = phases.get((phase,), 0) + 1
+        for container in status.get("containerStatuses") or []:
+            restarts[(meta.get("namespace", ""), meta.get("name", ""), container.get("name", ""))] = float(
+                container.get("restartCount") or 0
+            )
+    return {
+        "edgeworkers_pods": ("Desired pods by phase.", phases, ["phase"]),
+        "edgeworkers_container_restarts": ("Restart count of each container.", restarts,
+                                           ["namespace", "pod", "container"]),  # fmt: skip
+        "edgeworkers_outbox_length": ("Items waiting in the status outbox.", {(): float(outbox_length())}, []),
+    }

@@ -1,0 +1,97 @@
+"""The real kubectl with a node's credentials: what a kubelet needs works, the rest is Forbidden; revocation is 401."""
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from edgeworkers.config import Settings
+from edgeworkers.kubeclient import node_kubeconfig_path
+from tests.integration.cloud.conftest import EDGEWORKERS
+
+if TYPE_CHECKING:
+    from tests.integration.cloud.conftest import Cloud, EdgeNode
+
+
+def as_node(cloud: Cloud, kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig}", f"--cache-dir={cloud.cache_dir}-node", *args],
+        input=stdin, capture_output=True, text=True, timeout=60, env=cloud.env, check=False)
+
+
+def forbidden(result: subprocess.CompletedProcess[str], user: str, verb: str, resource: str) -> bool:
+    return result.returncode != 0 and "Error from server (Forbidden)" in result.stderr and \
+        f'User "{user}" cannot {verb} resource "{resource}"' in result.stderr
+
+
+def pod_manifest(name: str, node: str, secret: str | None = None) -> str:
+    spec: dict = {"nodeName": node, "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "1"]}]}
+    if secret:
+        spec["volumes"] = [{"name": "s", "secret": {"secretName": secret}}]
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+
+
+def test_a_node_credential_does_only_what_a_kubelet_needs(cloud: Cloud, tmp_path: Path) -> None:
+    kubeconfig = cloud.issue_node_credentials("edge-a", tmp_path / "edge-a")
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kubeconfig.parent.stat().st_mode) == 0o700
+    user = "system:node:edge-a"
+    cloud.kubectl("create", "secret", "generic", "used-by-a", "--from-literal=k=v")
+    cloud.kubectl("create", "secret", "generic", "unreferenced", "--from-literal=k=v")
+    cloud.kubectl("apply", "-f", "-", input=pod_manifest("on-a", "edge-a", secret="used-by-a"))
+    cloud.kubectl("apply", "-f", "-", input=pod_manifest("on-b", "edge-b"))
+    for name in ("edge-a", "edge-b"):
+        cloud.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Node",
+                                                             "metadata": {"name": name}}))
+
+    # What a kubelet does: read pods and the secrets its pods use, change its own Node and pods' status.
+    assert as_node(cloud, kubeconfig, "get", "pods", "-o", "name").stdout.split() == ["pod/on-a", "pod/on-b"]
+    assert as_node(cloud, kubeconfig, "get", "secret", "used-by-a", "-o", "name").stdout.strip() == \
+        "secret/used-by-a"
+    assert as_node(cloud, kubeconfig, "label", "node", "edge-a", "x=y").returncode == 0
+    patched = as_node(cloud, kubeconfig, "patch", "pod", "on-a", "--subresource=status", "--type=merge",
+                      "-p", '{"status":{"message":"from the node"}}')
+    assert patched.returncode == 0, patched.stderr
+
+    # Anything else.
+    secret = as_node(cloud, kubeconfig, "get", "secret", "unreferenced")
+    assert forbidden(secret, user, "get", "secrets"), secret.stderr
+    assert "no relationship found between node 'edge-a' and this object" in secret.stderr
+    assert forbidden(as_node(cloud, kubeconfig, "get", "secrets"), user, "list", "secrets")
+    assert forbidden(as_node(cloud, kubeconfig, "label", "node", "edge-b", "x=y"), user, "patch", "nodes")
+    other_status = as_node(cloud, kubeconfig, "patch", "pod", "on-b", "--subresource=status", "--type=merge",
+                           "-p", '{"status":{"message":"not mine"}}')
+    assert forbidden(other_status, user, "patch", "pods/status"), other_status.stderr
+    assert forbidden(as_node(cloud, kubeconfig, "delete", "pod", "on-b", "--wait=false"), user, "delete", "pods")
+    assert forbidden(as_node(cloud, kubeconfig, "label", "pod", "on-a", "x=y"), user, "patch", "pods")
+    created = as_node(cloud, kubeconfig, "create", "-f", "-", stdin=pod_manifest("made-by-a", "edge-a"))
+    assert created.returncode != 0 and "can only create mirror pods" in created.stderr
+    assert forbidden(as_node(cloud, kubeconfig, "delete", "namespace", "kube-public"), user, "delete",
+                     "namespaces")
+    assert cloud.pod("on-b") is not None and (cloud.pod("on-b") or {}).get("status", {}).get("message") is None
+
+    # Revoked: 401 on the next request.
+    subprocess.run([EDGEWORKERS, "cloud", "revoke-node-credentials", "edge-a"], env=cloud.env, check=True,
+                   capture_output=True, timeout=30)
+    revoked = as_node(cloud, kubeconfig, "get", "pods")
+    assert revoked.returncode != 0 and "You must be logged in to the server (Unauthorized)" in revoked.stderr
+
+
+def test_the_bridge_talks_as_its_node_not_as_the_administrator(cloud: Cloud, edge_node: EdgeNode) -> None:
+    """`node serve` registers, renews its Lease and patches its status with credentials it issued itself."""
+    settings = Settings(cloud_data_dir=cloud.data_dir, node_name=edge_node.name)
+    kubeconfig = node_kubeconfig_path(settings)
+    assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
+    user = yaml.safe_load(kubeconfig.read_text())["users"][0]
+    assert user["name"] == f"system:node:{edge_node.name}"
+    assert user["user"]["token"] != (cloud.data_dir / "token").read_text().strip()
+    assert "issued this node's credentials" in edge_node.log_path.read_text()
+    lease = json.loads(cloud.kubectl("get", "lease", "-n", "kube-node-lease", edge_node.name, "-o", "json").stdout)
+    assert lease["spec"]["holderIdentity"] == edge_node.name
+    # The node's own identity cannot read another node's Lease.
+    other = as_node(cloud, kubeconfig, "get", "lease", "-n", "kube-node-lease", "someone-else")
+    assert forbidden(other, f"system:node:{edge_node.name}", "get", "leases"), other.stderr

@@ -1,0 +1,177 @@
+"""The probe manager on a FakeRuntime, fakeredis and a fake clock: due probes found on the tick, results published
+on change, a liveness failure kills with events, a hanging probe delays no other, probes reach only the pod."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import fakeredis
+import pytest
+
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.prober.handlers import ProbeRefused, probe_target, resolve_port
+from edgeworkers.prober.manager import ProbeManager, probe_key
+from edgeworkers.runtime.fake import FakeRuntime
+from edgeworkers.runtime.types import ContainerConfig, ExecResult, PodRef, SandboxConfig
+from tests.polling import wait_for
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_pod(name: str, uid: str, **probes: Any) -> Pod:
+    container = {"name": "app", "image": "busybox", **probes}
+    return Pod.model_validate({"metadata": {"name": name, "namespace": "default", "uid": uid},
+                               "spec": {"containers": [container], "terminationGracePeriodSeconds": 5}})  # fmt: skip
+
+
+def exec_probe(command: str, **options: Any) -> dict[str, Any]:
+    return {"exec": {"command": [command]}, "periodSeconds": 1, "failureThreshold": 1, **options}
+
+
+class Harness:
+    def __init__(self, pods: list[Pod]) -> None:
+        self.runtime = FakeRuntime("node")
+        self.redis = fakeredis.FakeRedis()
+        self.clock = Clock()
+        self.synced: list[str] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.pods = pods
+        self.apps = {}
+        for pod in pods:
+            ref = PodRef(pod.metadata.uid, "default", pod.metadata.name)
+            sandbox = self.runtime.create_sandbox(SandboxConfig(ref))
+            app = self.runtime.create_container(sandbox, ref, ContainerConfig("app", "busybox"))
+            self.runtime.start_container(app)
+            self.apps[pod.metadata.name] = app
+        self.clock.now = time.time() + 0.01  # the fake runtime stamps containers with the real time
+        self.manager = ProbeManager(
+            self.runtime, self.redis, lambda: self.pods, self.synced.append,
+            lambda pod, reason, message, kind: self.events.append((pod.metadata.name, reason, kind)),
+            clock=self.clock, workers=4,
+        )  # fmt: skip
+
+    def tick(self) -> int:
+        return self.manager.tick(self.runtime.list_containers())
+
+    def settle(self) -> None:
+        wait_for(lambda: not any(s.running for s in self.manager._states.values()), 5, "probe runs done")
+
+
+@pytest.fixture
+def closing():
+    managers = []
+    yield managers.append
+    for manager in managers:
+        manager.close()
+
+
+def test_readiness_is_published_on_change_and_the_pod_synced(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    answers = iter([0, 0, 1])
+    h.runtime.exec_handler = lambda container, command: ExecResult(next(answers), b"")
+    app = h.apps["web"].id
+    assert h.tick() == 1
+    h.settle()
+    assert h.redis.hgetall(probe_key(app)) == {b"readiness": b"1"} and h.synced == ["default/web"]
+    h.clock.now += 0.5
+    assert h.tick() == 0  # not due yet
+    h.clock.now += 0.5
+    h.tick()
+    h.settle()
+    assert h.synced == ["default/web"]  # unchanged: nothing published
+    h.clock.now += 1
+    h.tick()
+    h.settle()
+    assert h.redis.hgetall(probe_key(app)) == {b"readiness": b"0"} and h.synced == ["default/web"] * 2
+    assert ("web", "Unhealthy", "Warning") in h.events
+    assert h.runtime.calls_named("stop_container") == []  # readiness never kills
+
+
+def test_a_liveness_failure_records_unhealthy_then_killing_and_stops_the_container(closing) -> None:
+    h = Harness([make_pod("live", "u1", livenessProbe=exec_probe("alive"))])
+    closing(h.manager)
+    h.runtime.exec_handler = lambda container, command: ExecResult(1, b"no such file")
+    h.tick()
+    wait_for(lambda: h.runtime.calls_named("stop_container"), 5, "the kill")
+    assert [e[1] for e in h.events] == ["Unhealthy", "Killing"]
+    assert h.runtime.calls_named("stop_container") == [("stop_container", str(h.apps["live"]), "5")]
+    assert h.synced == ["default/live"]
+
+
+def test_a_hanging_probe_delays_no_other(closing) -> None:
+    pods = [make_pod("hang", "u1", readinessProbe=exec_probe("hang")),
+            make_pod("quick", "u2", readinessProbe=exec_probe("quick"))]  # fmt: skip
+    h = Harness(pods)
+    closing(h.manager)
+    release = threading.Event()
+
+    def handler(container, command):
+        if command == ["hang"]:
+            release.wait(5)
+        return ExecResult(0, b"")
+
+    h.runtime.exec_handler = handler
+    h.tick()
+    wait_for(lambda: "default/quick" in h.synced, 2, "the quick probe's result")
+    h.clock.now += 1
+    h.tick()  # the hanging run is still in flight: not started again
+    assert len([c for c in h.runtime.calls_named("exec") if c[2] == "hang"]) == 1
+    release.set()
+
+
+def test_startup_holds_liveness_and_readiness(closing) -> None:
+    h = Harness([make_pod("slow", "u1", startupProbe=exec_probe("started", failureThreshold=10),
+                          livenessProbe=exec_probe("alive"), readinessProbe=exec_probe("ready"))])  # fmt: skip
+    closing(h.manager)
+    started = iter([1, 0])
+    h.runtime.exec_handler = lambda container, command: ExecResult(
+        next(started) if command == ["started"] else 0, b"")  # fmt: skip
+    h.tick()
+    h.settle()
+    assert [c[2] for c in h.runtime.calls_named("exec")] == ["started"]
+    h.clock.now += 1
+    h.tick()
+    h.settle()
+    h.clock.now += 1
+    h.tick()
+    h.settle()
+    assert sorted(c[2] for c in h.runtime.calls_named("exec")) == ["alive", "ready", "started", "started"]
+    assert h.redis.hgetall(probe_key(h.apps["slow"].id)) == {b"startup": b"1", b"readiness": b"1"}
+
+
+def test_results_of_containers_gone_are_forgotten(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    h.tick()
+    h.settle()
+    assert h.redis.exists(probe_key(h.apps["web"].id))
+    h.manager.tick([])
+    assert not h.redis.exists(probe_key(h.apps["web"].id)) and h.manager._states == {}
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"), [(None, True), ("10.88.0.2", True), ("169.254.169.254", False), ("127.0.0.1", False)]
+)
+def test_network_probes_reach_only_the_pods_own_address(host, allowed) -> None:
+    if allowed:
+        assert probe_target(host, "10.88.0.2") == "10.88.0.2"
+    else:
+        with pytest.raises(ProbeRefused, match="refused"):
+            probe_target(host, "10.88.0.2")
+
+
+def test_named_ports_resolve_from_the_container() -> None:
+    spec = make_pod("web", "u1").spec.containers[0].model_copy(
+        update={"ports": Pod.model_validate({"metadata": {"name": "x"}, "spec": {"containers": [
+            {"name": "app", "ports": [{"name": "http", "containerPort": 8080}]}]}}).spec.containers[0].ports})
+    assert resolve_port("http", spec) == 8080 and resolve_port(81, spec) == 81 and resolve_port("82", spec) == 82
+    with pytest.raises(ProbeRefused):
+        resolve_port("nope", spec)

@@ -1,0 +1,96 @@
+"""Events: kubelet's shape, aggregated by name (a repeat raises count), through the outbox to the uplink, which
+creates the event or, for a repeat, patches its count."""
+from __future__ import annotations
+
+from typing import Any
+
+import fakeredis
+
+from edgeworkers.bridge.uplink import Uplink
+from edgeworkers.events import EventRecorder
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.kubeclient import MERGE_PATCH, ApiError
+from edgeworkers.metamanager.outbox import Outbox
+
+POD = Pod.model_validate({"metadata": {"name": "web", "namespace": "team", "uid": "u1"},
+                          "spec": {"containers": [{"name": "app", "image": "busybox"}]}})  # fmt: skip
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_repeat_is_the_same_event_with_a_higher_count_and_replaces_the_pending_one() -> None:
+    client, clock = fakeredis.FakeRedis(), Clock()
+    record = EventRecorder(client, "node-a", clock)
+    record(POD, "Unhealthy", "Liveness probe failed: no such file", "Warning")
+    clock.now += 10
+    record(POD, "Unhealthy", "Liveness probe failed: no such file", "Warning")
+    record(POD, "Killing", "Container app failed liveness probe, will be restarted")
+    items = Outbox(client).peek()
+    assert [i.payload["event"]["reason"] for i in items] == ["Unhealthy", "Killing"]
+    unhealthy = items[0].payload["event"]
+    assert unhealthy["count"] == 2
+    assert (unhealthy["firstTimestamp"], unhealthy["lastTimestamp"]) == ("2023-11-14T22:13:20Z", "2023-11-14T22:13:30Z")
+    assert unhealthy["involvedObject"] == {"kind": "Pod", "apiVersion": "v1", "namespace": "team", "name": "web",
+                                           "uid": "u1"}  # fmt: skip
+    assert unhealthy["type"] == "Warning" and unhealthy["source"] == {"component": "kubelet", "host": "node-a"}
+    assert unhealthy["metadata"]["name"].startswith("web.") and unhealthy["metadata"]["namespace"] == "team"
+
+
+def test_a_redis_failure_drops_the_event_quietly() -> None:
+    class Down(fakeredis.FakeRedis):
+        def pipeline(self, *args, **kwargs):
+            import redis
+
+            raise redis.ConnectionError("away")
+
+    EventRecorder(Down(), "node-a")(POD, "Killing", "x")  # no exception
+
+
+class RecordingApi:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Any]] = []
+        self.names: set[str] = set()
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("POST", path, body))
+        if body["metadata"]["name"] in self.names:
+            raise ApiError(409, "AlreadyExists", "exists")
+        self.names.add(body["metadata"]["name"])
+        return body
+
+    def patch(self, path: str, body: dict[str, Any], content_type: str = "") -> dict[str, Any]:
+        self.calls.append(("PATCH", path, (body, content_type)))
+        return body
+
+
+def test_the_uplink_creates_an_event_then_patches_its_count() -> None:
+    client = fakeredis.FakeRedis()
+    api = RecordingApi()
+    uplink = Uplink(api, Outbox(client), mirrors=None, jitter=lambda: 0.5)
+    record = EventRecorder(client, "node-a")
+    record(POD, "Killing", "Container app failed liveness probe, will be restarted")
+    uplink.drain()
+    record(POD, "Killing", "Container app failed liveness probe, will be restarted")
+    uplink.drain()
+    (method1, path1, body1), (method2, _, _), (method3, path3, (patch, kind)) = api.calls
+    assert (method1, path1) == ("POST", "/api/v1/namespaces/team/events") and body1["count"] == 1
+    assert method2 == "POST" and method3 == "PATCH"
+    assert path3 == f"/api/v1/namespaces/team/events/{body1['metadata']['name']}"
+    assert patch["count"] == 2 and kind == MERGE_PATCH
+    assert len(Outbox(client)) == 0
+
+
+def test_a_node_event_names_the_node() -> None:
+    client = fakeredis.FakeRedis()
+    EventRecorder(client, "node-a", Clock()).node("FreeDiskSpaceFailed", "Failed to garbage collect")
+    (item,) = Outbox(client).peek()
+    event = item.payload["event"]
+    assert event["involvedObject"] == {"kind": "Node", "name": "node-a", "uid": "node-a"}
+    assert (event["type"], event["reason"], event["metadata"]["namespace"]) == ("Warning", "FreeDiskSpaceFailed",
+                                                                                 "default")  # fmt: skip
