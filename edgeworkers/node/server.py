@@ -6,14 +6,13 @@ one chunk at a time, which gives back-pressure and ends the stream when the cont
 
 It serves only the cloud, as kubelet's port with x509 client authentication: HTTPS with the node's certificate
 (``node.crt``/``node.key``, signed by the cloud's CA, issued with the node's credentials), and every request needs a
-client certificate signed by that CA (``ca.crt``) naming the cloud's kubelet client; any other caller gets 401. The
-same port answers plain HTTP with ``/healthz`` only (as kubelet's separate healthz port does), 401 to anything else.
+client certificate signed by that CA (``ca.crt``) naming the cloud's kubelet client; any other caller gets 401,
+``/healthz`` included (kubelet's anonymous healthz port has no counterpart here), and plain HTTP no answer at all.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -158,83 +157,11 @@ def tls_context(credentials_dir: Path) -> ssl.SSLContext:
     return ctx
 
 
-def _healthz_app() -> web.Application:
-    """What plain HTTP gets: ``/healthz``, and 401 for everything else."""
-    async def refuse(_request: web.Request) -> web.Response:
-        return web.Response(status=401, text=UNAUTHORIZED)
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_route("*", "/{path:.*}", refuse)
-    return app
-
-
-async def start(app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None) -> Any:
-    """Serve ``app`` on host:port: with ``tls``, HTTPS, and plain HTTP for ``/healthz`` only on the same port (TLS
-    connections begin with a handshake record, 0x16); without, plain HTTP. The caller keeps what this returns and
-    calls its ``cleanup()`` to stop."""
+async def start(app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None) -> web.AppRunner:
+    """Serve ``app`` on host:port, over HTTPS with ``tls`` (plain HTTP only for tests); the caller keeps the runner
+    and calls its ``cleanup()`` to stop."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    if tls is None:
-        await web.TCPSite(runner, host, port).start()
-        log.info("node endpoint listening", host=host, port=port)
-        return runner
-    plain = web.AppRunner(_healthz_app(), access_log=None)
-    await plain.setup()
-    loop = asyncio.get_running_loop()
-    secure_server, plain_server = runner.server, plain.server
-    assert secure_server is not None and plain_server is not None
-
-    async def dispatch(sock: socket.socket) -> None:
-        try:
-            first = await _peek(loop, sock)
-            if first == b"\x16":
-                await loop.connect_accepted_socket(secure_server, sock, ssl=tls, ssl_handshake_timeout=10)
-            elif first:
-                await loop.connect_accepted_socket(plain_server, sock)
-            else:
-                sock.close()
-        except (OSError, ssl.SSLError, TimeoutError):
-            sock.close()
-
-    listener = socket.create_server((host, port), reuse_port=False)
-    listener.setblocking(False)
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def accept_loop() -> None:
-        while True:
-            sock, _ = await loop.sock_accept(listener)
-            task = asyncio.create_task(dispatch(sock))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-    acceptor = asyncio.create_task(accept_loop(), name="node-endpoint-accept")
-    log.info("node endpoint listening (HTTPS; plain HTTP: /healthz only)", host=host, port=port)
-    return _Listening(runner, plain, listener, acceptor)
-
-
-class _Listening:
-    def __init__(self, secure: web.AppRunner, plain: web.AppRunner, listener: socket.socket,
-                 acceptor: asyncio.Task[None]) -> None:
-        self._secure, self._plain, self._listener, self._acceptor = secure, plain, listener, acceptor
-
-    async def cleanup(self) -> None:
-        self._acceptor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._acceptor
-        self._listener.close()
-        await self._plain.cleanup()
-        await self._secure.cleanup()
-
-
-async def _peek(loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout_s: float = 10.0) -> bytes:
-    """The connection's first byte, left unread (b"" when the peer closed or sent nothing in time)."""
-    ready = loop.create_future()
-    loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
-    try:
-        await asyncio.wait_for(ready, timeout_s)
-    except TimeoutError:
-        return b""
-    finally:
-        loop.remove_reader(sock.fileno())
-    return sock.recv(1, socket.MSG_PEEK)
+    await web.TCPSite(runner, host, port, ssl_context=tls).start()
+    log.info("node endpoint listening", host=host, port=port, https=tls is not None)
+    return runner

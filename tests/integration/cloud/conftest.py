@@ -196,6 +196,18 @@ class EdgeNode:
     log_path: Path
 
 
+def node_healthz(cloud: Cloud, port: int) -> bool:
+    """The node endpoint's /healthz, asked as the cloud asks (HTTPS, the cloud's client certificate): it answers no
+    one else."""
+    client = (str(cloud.data_dir / "kubelet-client.crt"), str(cloud.data_dir / "kubelet-client.key"))
+    try:
+        response = requests.get(f"https://127.0.0.1:{port}/healthz", verify=str(cloud.data_dir / "ca.crt"),
+                                cert=client, timeout=2)
+    except requests.RequestException:
+        return False
+    return response.ok and response.text == "ok"
+
+
 @contextmanager
 def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> Iterator[EdgeNode]:
     """`edgeworkers node serve` for ``node_name``, waited for until the cloud sees it Ready with its lease.
@@ -219,7 +231,7 @@ def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> It
             try:
                 node = cloud.api.get(f"/api/v1/nodes/{node_name}")
                 cloud.api.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node_name}")
-                healthy = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
+                healthy = node_healthz(cloud, port)
             except (ApiError, CloudUnavailable, requests.RequestException):
                 return False
             conditions = (node.get("status") or {}).get("conditions") or []

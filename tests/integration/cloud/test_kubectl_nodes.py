@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import docker
-import requests
 import yaml
 
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.types import PodRef
+from tests.integration.cloud.conftest import node_healthz
 
 if TYPE_CHECKING:
     from conftest import Cloud, EdgeNode
@@ -108,7 +108,7 @@ def test_the_node_survives_the_cloud_going_away(own_cloud: Cloud, own_edge_node:
     own_cloud.wait_for(lambda: "node heartbeat failed" in own_edge_node.log_path.read_text(), timeout_s=20,
                        what="a failed heartbeat")
     assert own_edge_node.process.poll() is None
-    assert requests.get(f"http://127.0.0.1:{own_edge_node.port}/healthz", timeout=5).text == "ok"
+    assert node_healthz(own_cloud, own_edge_node.port)
 
     own_cloud.start()
     renewed = own_cloud.wait_for(

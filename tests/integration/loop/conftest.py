@@ -26,7 +26,6 @@ from typing import Any
 import docker
 import pytest
 import redis
-import requests
 import yaml
 
 from edgeworkers.config import Settings
@@ -38,6 +37,7 @@ from tests.integration.cloud.conftest import (
     START_TIMEOUT_S,
     Cloud,
     free_port,
+    node_healthz,
     running_cloud,
     start_process,
     stop_process,
@@ -179,10 +179,7 @@ class Cluster:
         self.start_bridge()
 
     def bridge_healthy(self) -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{self.node_port}/healthz", timeout=2).ok
-        except requests.RequestException:
-            return False
+        return node_healthz(self.cloud, self.node_port)
 
     def heartbeat_since(self, since: datetime) -> bool:
         """The cloud shows the Node Ready and its Lease renewed at or after ``since`` (wall clock, UTC)."""

@@ -159,3 +159,32 @@ def test_transition_times_and_start_time_are_kept_while_unchanged() -> None:
     assert conditions(second)["PodScheduled"]["lastTransitionTime"] == format_time(T0)
     assert conditions(second)["Ready"]["lastTransitionTime"] == format_time(T0 + 60)
     assert second["startTime"] == first["startTime"]
+
+
+PROBE = {"exec": {"command": ["true"]}}
+APP_ID = "uid-1-app-0-running"
+
+
+@pytest.mark.parametrize(
+    ("probes", "results", "started", "ready"),
+    [
+        ({}, None, True, True),  # no probes: running is started and ready
+        ({"readinessProbe": PROBE}, None, True, False),  # not ready until the first success
+        ({"readinessProbe": PROBE}, {"readiness": True}, True, True),
+        ({"readinessProbe": PROBE}, {"readiness": False}, True, False),
+        ({"startupProbe": PROBE}, None, False, False),  # not started, so not ready
+        ({"startupProbe": PROBE}, {"startup": True}, True, True),
+        ({"startupProbe": PROBE, "readinessProbe": PROBE}, {"startup": True}, True, False),
+        ({"startupProbe": PROBE, "readinessProbe": PROBE}, {"startup": True, "readiness": True}, True, True),
+        ({"livenessProbe": PROBE}, None, True, True),  # liveness says nothing of readiness
+    ],
+)
+def test_readiness_and_started_follow_the_probe_results(probes, results, started, ready) -> None:
+    pod = make_pod(containers=[container("app", **probes)])
+    status = compute_pod_status(pod, [ctr("POD"), ctr("app")], {}, T0, "ip", "h",
+                                probes={APP_ID: results} if results else None)  # fmt: skip
+    (app,) = status["containerStatuses"]
+    assert (app["started"], app["ready"]) == (started, ready)
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["Ready"] == conditions["ContainersReady"] == ("True" if ready else "False")
+    assert status["phase"] == "Running"
