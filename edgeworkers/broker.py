@@ -17,7 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit, TimeLimitExceeded
 
 from edgeworkers.config import Settings
-from edgeworkers.redisconn import redis_kwargs
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.errors import RuntimeUnavailable
 
 # Transient faults: worth a retry with back-off.
@@ -132,8 +132,8 @@ def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: 
 
         middleware.insert(0, Prometheus())
     broker = RedisBroker(
-        url=settings.redis_url,
-        **redis_kwargs(settings),
+        # A client, not a URL: Dramatiq builds its pool from a URL alone and drops ``password`` and timeouts.
+        client=redis_client(settings),
         namespace=namespace,
         middleware=middleware,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

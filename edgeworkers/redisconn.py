@@ -42,6 +42,14 @@ def redis_kwargs(settings: Settings) -> dict[str, Any]:
     return {"password": password} if password else {}
 
 
+# No command of the agent blocks in Redis (locks and queues poll), so a reply slower than this is a stalled Redis: the
+# call fails (a transient fault, retried) instead of hanging a worker thread, a lock renewer or the bridge forever.
+SOCKET_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 5.0
+
+
 def redis_client(settings: Settings, **kwargs: Any) -> redis.Redis:
-    """A client of ``settings.redis_url``, authenticated; ``kwargs`` go to ``redis.Redis.from_url``."""
-    return redis.Redis.from_url(settings.redis_url, **redis_kwargs(settings), **kwargs)
+    """A client of ``settings.redis_url``, authenticated, with socket timeouts; ``kwargs`` go to
+    ``redis.Redis.from_url``."""
+    options = {"socket_timeout": SOCKET_TIMEOUT_S, "socket_connect_timeout": CONNECT_TIMEOUT_S, **kwargs}
+    return redis.Redis.from_url(settings.redis_url, **redis_kwargs(settings), **options)

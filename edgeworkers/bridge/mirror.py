@@ -17,6 +17,8 @@ import copy
 import hashlib
 import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,10 @@ from edgeworkers.metamanager.store import POD, MetaStore
 log = structlog.get_logger(__name__)
 
 SYNC_INTERVAL_S = 2.0
+# A mirror pod deleted at the cloud is created anew no sooner than this after its deletion was confirmed, as kubelet
+# recreates it on a later sync: whoever deleted it sees it gone (`kubectl delete` waits for its name to disappear, and
+# a mirror back within milliseconds would leave it waiting for good).
+RECREATE_AFTER_S = 2.0
 DELETED = "DELETED"
 
 
@@ -114,7 +120,13 @@ class MirrorPods:
     """This node's mirror pods. Thread-safe: the watcher observes, ``run`` syncs, the uplink ensures and deletes."""
 
     def __init__(
-        self, api: ApiClient, store: MetaStore, outbox: Outbox, node_name: str, interval_s: float = SYNC_INTERVAL_S
+        self,
+        api: ApiClient,
+        store: MetaStore,
+        outbox: Outbox,
+        node_name: str,
+        interval_s: float = SYNC_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
         self._store = store
@@ -126,6 +138,8 @@ class MirrorPods:
         self._wake = threading.Event()  # a watch event came: sync now rather than at the next tick
         self._warned: dict[str, str] = {}  # key -> the last problem logged for it, so each is logged once
         self._offline = False
+        self._clock = clock
+        self._held: dict[str, float] = {}  # key -> when a mirror deleted at the cloud may be created anew
 
     # --- what the cloud holds, from the pod watch ----------------------------------------------
 
@@ -165,7 +179,7 @@ class MirrorPods:
         key = f"{namespace}/{name}"
         with self._lock:
             static = self._store.get(POD, namespace, name)
-            if static is None or not is_static(static) or static["metadata"].get("deletionTimestamp"):
+            if static is None or not is_static(static) or static["metadata"].get("deletionTimestamp") or self._holding(key):
                 return None
             return self._create(key, static)
 
@@ -226,8 +240,20 @@ class MirrorPods:
             why = "deleted at the cloud" if mirror.deleting else "out of date"
             log.info("replacing mirror pod", pod=key, why=why)
             self._delete(key, mirror)
+            if mirror.deleting:
+                self._held[key] = self._clock() + RECREATE_AFTER_S
+        if self._holding(key):
+            return
         if self._create(key, static) is not None:
             self._requeue_status(key, static)
+
+    def _holding(self, key: str) -> bool:
+        """Whether the mirror at ``key`` was deleted at the cloud too recently to be created anew."""
+        until = self._held.get(key)
+        if until is not None and self._clock() >= until:
+            del self._held[key]
+            until = None
+        return until is not None
 
     def _create(self, key: str, static: dict[str, Any]) -> dict[str, Any] | None:
         namespace, name = key.split("/", 1)

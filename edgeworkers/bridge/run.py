@@ -19,6 +19,7 @@ import structlog
 
 from edgeworkers.bridge.configs import ConfigRefresher
 from edgeworkers.bridge.mirror import MirrorPods
+from edgeworkers.bridge.resync import StatusResync
 from edgeworkers.bridge.uplink import Uplink
 from edgeworkers.bridge.watcher import PodWatcher
 from edgeworkers.broker import make_broker
@@ -72,6 +73,7 @@ def bridge_loops(api: ApiClient, config: Settings) -> dict[str, Loop]:
         "uplink": Uplink(api, outbox, mirrors).run,
         "mirror-pods": mirrors.run,
         "config-refresher": ConfigRefresher(api, store, send, pods_listed=watcher.listed.is_set).run,
+        "status-resync": StatusResync(store, outbox).run,
     }
 
 

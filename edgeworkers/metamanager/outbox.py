@@ -95,5 +95,9 @@ class Outbox:
         """Remove ``item`` once sent, unless a newer one replaced it meanwhile (that one stays); True if removed."""
         return bool(self._ack(keys=self._keys[:2], args=[item.key, item.seq]))
 
+    def pending(self, key: str) -> bool:
+        """Whether an item is waiting under ``key``."""
+        return bool(self._redis.hexists(constants.KEY_OUTBOX_ITEMS, key))
+
     def __len__(self) -> int:
         return int(self._redis.zcard(constants.KEY_OUTBOX_ORDER))

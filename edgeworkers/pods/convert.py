@@ -74,7 +74,8 @@ def container_hash(container: Container) -> str:
 
 def sandbox_hash(pod: Pod) -> str:
     """A hash of what the sandbox holds: the pod's network namespace choice and hostname."""
-    return _digest({"hostNetwork": bool(pod.spec.host_network), "hostname": _hostname(pod)})
+    return _digest({"hostNetwork": bool(pod.spec.host_network), "hostIPC": bool(pod.spec.host_ipc) or None,
+                    "hostname": _hostname(pod)})
 
 
 def _hostname(pod: Pod) -> str:
@@ -85,6 +86,7 @@ def sandbox_config(pod: Pod) -> SandboxConfig:
     return SandboxConfig(
         pod=pod_ref(pod),
         host_network=bool(pod.spec.host_network),
+        host_ipc=bool(pod.spec.host_ipc),
         hostname=_hostname(pod),
         labels=dict(pod.metadata.labels or {}),
         spec_hash=sandbox_hash(pod),
@@ -286,6 +288,10 @@ def container_config(
         memory_request_bytes=to_bytes(requests["memory"]) if "memory" in requests else None,
         user=_user(pod, container),
         privileged=bool(ctx and ctx.privileged),
+        cap_add=list((ctx and ctx.capabilities and ctx.capabilities.add) or []),
+        cap_drop=list((ctx and ctx.capabilities and ctx.capabilities.drop) or []),
+        host_pid=bool(pod.spec.host_pid),
+        host_ipc=bool(pod.spec.host_ipc),
         mounts=mounts,
         tty=bool(container.tty),
         stdin=bool(container.stdin),

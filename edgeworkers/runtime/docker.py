@@ -166,7 +166,7 @@ class DockerRuntime:
     def create_sandbox(self, config: SandboxConfig) -> ContainerID:
         host_config = self._host_config(
             network_mode="host" if config.host_network else None,
-            ipc_mode="shareable",
+            ipc_mode="host" if config.host_ipc else "shareable",
             init=False,
         )
         container_labels = {
@@ -193,7 +193,10 @@ class DockerRuntime:
         joined = f"container:{sandbox.id}"
         host_config = self._host_config(
             network_mode=joined,
-            ipc_mode=joined,
+            ipc_mode="host" if config.host_ipc else joined,  # the host's IPC namespace cannot be joined through another
+            pid_mode="host" if config.host_pid else None,
+            cap_add=config.cap_add or None,
+            cap_drop=config.cap_drop or None,
             nano_cpus=config.cpu_limit_nano,
             cpu_shares=config.cpu_shares,
             mem_limit=config.memory_limit_bytes,

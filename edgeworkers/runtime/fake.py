@@ -118,8 +118,10 @@ class FakeRuntime:
         images: Iterable[str] | None = None,
         sandbox_image: str = "edgeworkers/pause:latest",
         registry: Iterable[str] = (),
+        data_root: str = "/",
     ) -> None:
         self.node_name = node_name
+        self._data_root = data_root
         self.sandbox_image = sandbox_image
         self.calls: list[tuple[str, ...]] = []
         self.unavailable = False
@@ -181,6 +183,10 @@ class FakeRuntime:
     def version(self) -> str:
         self._enter("version")
         return "fake://0.1.0"
+
+    def data_root(self) -> str:
+        self._enter("data_root")
+        return self._data_root
 
     def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
         """Call: ``("list_containers", "<ns>/<name>" or "")``."""

@@ -27,6 +27,9 @@ class Runtime(Protocol):
     def version(self) -> str:
         """The engine as a node reports it in nodeInfo.containerRuntimeVersion: ``docker://20.10.24``."""
 
+    def data_root(self) -> str:
+        """The directory holding the engine's images and containers: image GC measures the filesystem it is on."""
+
     def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
         """Every container (running or not) this agent manages, or just those of one pod ("namespace/name").
 

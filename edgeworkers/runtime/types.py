@@ -82,6 +82,10 @@ class ContainerConfig:
     memory_request_bytes: int | None = None
     user: str | None = None  # runAsUser
     privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)  # securityContext.capabilities (node admission allowed them)
+    cap_drop: list[str] = field(default_factory=list)
+    host_pid: bool = False  # the pod's hostPID / hostIPC (node admission allowed them)
+    host_ipc: bool = False
     mounts: list[Mount] = field(default_factory=list)
     tty: bool = False
     stdin: bool = False
@@ -103,6 +107,7 @@ class SandboxConfig:
 
     pod: PodRef
     host_network: bool = False
+    host_ipc: bool = False
     hostname: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # the pod's own labels, kept for reference
     spec_hash: str = ""

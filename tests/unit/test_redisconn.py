@@ -36,3 +36,19 @@ def test_a_url_with_its_own_password_keeps_it(tmp_path: Path) -> None:
 def test_an_unreadable_file_says_so_without_its_content(tmp_path: Path) -> None:
     with pytest.raises(RedisPasswordUnreadable, match="cannot read the Redis password file"):
         redis_password(Settings(redis_password_file=str(tmp_path)))  # a directory: IsADirectoryError
+
+
+def test_the_brokers_client_authenticates_and_times_out(tmp_path: Path) -> None:
+    """Dramatiq builds its pool from a URL alone (a ``password`` beside it is dropped): it must get our client."""
+    from edgeworkers.broker import make_broker
+
+    path = tmp_path / "redis-password"
+    path.write_text("s3cret\n")
+    broker = make_broker(Settings(redis_password_file=str(path)))
+    kwargs = broker.client.connection_pool.connection_kwargs
+    assert kwargs["password"] == "s3cret" and kwargs["socket_timeout"] > 0
+
+
+def test_every_client_has_socket_timeouts() -> None:
+    kwargs = redis_client(Settings()).connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] > 0 and kwargs["socket_connect_timeout"] > 0

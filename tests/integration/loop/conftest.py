@@ -18,7 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,7 @@ class Cluster:
     bridge: subprocess.Popen | None = None
     worker: Worker | None = None
     scheduler: subprocess.Popen | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # more settings for the processes started from now on
 
     @property
     def node(self) -> str:
@@ -146,6 +147,7 @@ class Cluster:
             "EDGEWORKERS_NODE_PORT": str(self.node_port),
             "EDGEWORKERS_METRICS_PORT": "0",  # the scheduler's: none (tests run side by side)
             "EDGEWORKERS_IMAGE_GC_HIGH_THRESHOLD_PERCENT": "100",  # never remove the images other tests use
+            **self.extra_env,
         }
 
     # --- the bridge ----------------------------------------------------------------------------

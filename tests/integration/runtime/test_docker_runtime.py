@@ -120,6 +120,22 @@ def test_host_network_sandbox(runtime: DockerRuntime, pod: PodRef, docker_client
     assert docker_client.api.inspect_container(sandbox_id.id)["HostConfig"]["NetworkMode"] == "host"
 
 
+def test_host_namespaces_and_capabilities_a_pod_was_admitted_with_reach_docker(
+    runtime: DockerRuntime, pod: PodRef, docker_client: docker.DockerClient
+) -> None:
+    """Node admission may allow hostPID, hostIPC and added capabilities: then the containers really get them."""
+    sandbox_id = runtime.create_sandbox(SandboxConfig(pod, host_ipc=True))
+    assert docker_client.api.inspect_container(sandbox_id.id)["HostConfig"]["IpcMode"] == "host"
+    app_id = runtime.create_container(sandbox_id, pod, sh("app", "sleep 300", host_pid=True, host_ipc=True,
+                                                           cap_add=["NET_ADMIN"], cap_drop=["CHOWN"]))
+    runtime.start_container(app_id)
+    host = docker_client.api.inspect_container(app_id.id)["HostConfig"]
+    assert (host["PidMode"], host["IpcMode"]) == ("host", "host")
+    assert host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["CHOWN"]
+    processes = runtime.exec(app_id, ["sh", "-c", "ls /proc | grep -c '^[0-9]'"], timeout_s=5).output
+    assert int(processes) > 10  # the host's processes, not the pod's two
+
+
 @pytest.mark.parametrize(
     ("command", "args", "entrypoint", "cmd", "output"),
     [

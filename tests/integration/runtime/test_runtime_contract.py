@@ -6,6 +6,7 @@ driver simulates it, so both must then look the same through the protocol.
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -281,3 +282,9 @@ def test_version_names_the_engine_as_a_container_id_scheme(driver: Driver) -> No
     engine, sep, number = driver.runtime.version().partition("://")
     assert sep and engine in {"docker", "fake"}
     assert number[0].isdigit()
+
+
+def test_the_data_root_is_an_existing_directory(driver: Driver) -> None:
+    """Image GC measures the filesystem holding it (KubeEdge measured the root filesystem instead)."""
+    root = driver.runtime.data_root()
+    assert os.path.isabs(root) and os.path.isdir(root)

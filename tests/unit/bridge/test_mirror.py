@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from edgeworkers.bridge.mirror import MirrorPods, mirror_pod, static_pod_hash
+from edgeworkers.bridge.mirror import RECREATE_AFTER_S, MirrorPods, mirror_pod, static_pod_hash
 from edgeworkers.constants import ANNOTATION_MIRROR, ANNOTATION_SOURCE, SOURCE_API, SOURCE_FILE
 from edgeworkers.kubeclient import ApiError
 from edgeworkers.metamanager.outbox import Outbox
@@ -36,8 +36,13 @@ def api() -> FakeApi:
 
 
 @pytest.fixture
-def mirrors(api, store, outbox) -> MirrorPods:
-    return MirrorPods(api, store, outbox, NODE)
+def clock() -> list[float]:
+    return [1000.0]
+
+
+@pytest.fixture
+def mirrors(api, store, outbox, clock) -> MirrorPods:
+    return MirrorPods(api, store, outbox, NODE, clock=lambda: clock[0])
 
 
 def cloud_mirror(api: FakeApi, mirrors: MirrorPods, key: str = KEY) -> dict[str, Any]:
@@ -113,7 +118,7 @@ def test_cloud_pods_and_pods_being_deleted_get_no_mirror(api, store, mirrors):
     assert api.calls == []
 
 
-def test_a_mirror_deleted_at_the_cloud_is_deleted_for_good_and_created_anew(api, store, outbox, mirrors):
+def test_a_mirror_deleted_at_the_cloud_is_deleted_for_good_and_created_anew(api, store, outbox, mirrors, clock):
     store.put(POD, static_pod())
     store.put_pod_status(KEY, STATUS)
     mirrors.sync()
@@ -124,10 +129,18 @@ def test_a_mirror_deleted_at_the_cloud_is_deleted_for_good_and_created_anew(api,
     api.calls.clear()
 
     mirrors.sync()
-
-    delete, post = api.calls
+    [delete] = api.calls  # confirmed; not created anew yet, so whoever deleted it sees it gone
     assert (delete.method, delete.path) == ("DELETE", pod_path("default", NAME))
     assert delete.body == {"gracePeriodSeconds": 0, "preconditions": {"uid": old_uid}}
+    assert pod_path("default", NAME) not in api.objects
+    assert mirrors.ensure("default", NAME) is None  # the uplink's status patch does not bring it back early either
+    clock[0] += RECREATE_AFTER_S - 0.1
+    mirrors.sync()
+    assert api.calls == [delete]
+
+    clock[0] += 0.1
+    mirrors.sync()
+    _, post = api.calls
     assert (post.method, post.path) == ("POST", pod_path("default", NAME))
     new = api.objects[pod_path("default", NAME)]
     assert new["metadata"]["uid"] != old_uid and "deletionTimestamp" not in new["metadata"]
@@ -266,13 +279,15 @@ def test_observe_and_reconcile_know_only_this_nodes_mirror_pods(api, mirrors):
     assert mirrors.uid_of("default", NAME) is None
 
 
-def test_the_late_deletion_event_of_a_replaced_mirror_does_not_forget_its_successor(api, store, mirrors):
+def test_the_late_deletion_event_of_a_replaced_mirror_does_not_forget_its_successor(api, store, mirrors, clock):
     store.put(POD, static_pod())
     mirrors.sync()
     old = copy.deepcopy(cloud_mirror(api, mirrors))
     api.delete(pod_path("default", NAME), {})
     cloud_mirror(api, mirrors)
-    mirrors.sync()  # deleted and created anew
+    mirrors.sync()  # deleted
+    clock[0] += RECREATE_AFTER_S
+    mirrors.sync()  # and created anew
     new_uid = api.objects[pod_path("default", NAME)]["metadata"]["uid"]
     mirrors.observe("DELETED", old)
     assert mirrors.uid_of("default", NAME) == new_uid

@@ -87,6 +87,16 @@ def test_the_pod_security_context_is_the_default_user() -> None:
     assert container_config(pod, pod.spec.containers[0], DATA).user == "7:8"
 
 
+def test_host_namespaces_and_capabilities_reach_the_container_config() -> None:
+    caps = {"securityContext": {"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}}}
+    pod = make_pod(containers=[container("app", **caps)], hostPID=True, hostIPC=True)
+    config = container_config(pod, pod.spec.containers[0], DATA)
+    assert (config.cap_add, config.cap_drop, config.host_pid, config.host_ipc) == (["NET_ADMIN"], ["ALL"], True, True)
+    assert sandbox_config(pod).host_ipc and sandbox_hash(pod) != sandbox_hash(make_pod())
+    plain = make_pod()
+    assert container_config(plain, plain.spec.containers[0], DATA).cap_add == []
+
+
 SOURCES = FakeSources(
     configmaps={"app-config": {"LOG_LEVEL": "debug", "MODE": "edge", "bad key": "x", "1ST": "y"}},
     secrets={"creds": {"password": b"s3cret", "user": b"admin"}},
