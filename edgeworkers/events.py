@@ -45,31 +45,26 @@ def pod_event(
                                 "uid": meta.uid}  # fmt: skip
     if field_path:
         involved["fieldPath"] = field_path
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": event_name(meta.name, meta.uid or "", reason, message, field_path),
-                     "namespace": meta.namespace},  # fmt: skip
-        "involvedObject": involved,
-        "reason": reason,
-        "message": message,
-        "source": {"component": "kubelet", "host": node},
-        "firstTimestamp": format_time(first),
-        "lastTimestamp": format_time(last),
-        "count": count,
-        "type": kind,
-        "reportingComponent": "kubelet",
-        "reportingInstance": node,
-    }
+    name = event_name(meta.name or "", meta.uid or "", reason, message, field_path)
+    return _event(name, meta.namespace or "default", involved, reason, message, kind, node, count, first, last)
 
 
 def node_event(node: str, reason: str, message: str, kind: str, count: int, first: float, last: float) -> dict[str, Any]:
     """A core/v1 Event about this node (in ``default``, the node's name standing for its uid, as kubelet does)."""
+    involved = {"kind": "Node", "name": node, "uid": node}
+    return _event(event_name(node, node, reason, message), "default", involved, reason, message, kind, node, count,
+                  first, last)
+
+
+def _event(
+    name: str, namespace: str, involved: dict[str, Any], reason: str, message: str, kind: str, node: str, count: int,
+    first: float, last: float,
+) -> dict[str, Any]:  # fmt: skip
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": event_name(node, node, reason, message), "namespace": "default"},
-        "involvedObject": {"kind": "Node", "name": node, "uid": node},
+        "metadata": {"name": name, "namespace": namespace},
+        "involvedObject": involved,
         "reason": reason,
         "message": message,
         "source": {"component": "kubelet", "host": node},

@@ -38,7 +38,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ import docker
 import psutil
 import redis
 import yaml
+from benchkit import claim_database, remove_containers
 
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
@@ -62,7 +62,6 @@ from edgeworkers.tasks import sender
 EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
 # The scheduler process (PLEG, probes, GC) arrives with its own issue: the bench runs it once it exists.
 HAS_SCHEDULER = importlib.util.find_spec("scheduler.main") is not None
-CLAIM_KEY = "edgeworkers:bench-claim"
 NAMESPACE = "default"
 POLL_S = 0.1
 TIMEOUT_S = 600.0
@@ -72,15 +71,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def claim_database(url: str) -> str:
-    """The URL of an empty database of the Redis at ``url``, claimed with a key (as the test fixtures do)."""
-    for db in range(255, 0, -1):
-        client = redis.Redis.from_url(f"{url}/{db}")
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, os.getpid(), nx=True):
-            return f"{url}/{db}"
-    raise SystemExit(f"no free database on {url}")
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
@@ -359,18 +349,6 @@ def memory(edge: Edge) -> list[Memory]:
     if edge.scheduler is not None:
         rows.append(of("scheduler (edgeworkers scheduler)", psutil.Process(edge.scheduler.pid)))
     return rows
-
-
-def remove_containers(client: docker.DockerClient, node: str) -> None:
-    def remove(ident: str) -> None:
-        try:
-            client.api.remove_container(ident, force=True)
-        except docker.errors.NotFound:
-            pass
-
-    entries = client.api.containers(all=True, filters={"label": f"{labels.NODE}={node}"})
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(remove, [entry["Id"] for entry in entries]))
 
 
 def mb(value: int) -> str:

@@ -35,6 +35,7 @@ import docker
 import psutil
 import redis
 import typer
+from benchkit import claim_database
 
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.pleg import GenericPLEG
@@ -42,16 +43,6 @@ from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
-
-CLAIM_KEY = "edgeworkers:bench-claim"
-
-
-def claim_db(url: str) -> str:
-    for db in range(255, 1, -1):
-        client = redis.Redis.from_url(f"{url}/{db}")
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, os.getpid(), nx=True):
-            return f"{url}/{db}"
-    raise SystemExit("no free Redis database")
 
 
 def cuts(values: list[float]) -> tuple[float, float, float]:
@@ -84,7 +75,7 @@ def main(
     redis_url: str = typer.Option("redis://127.0.0.1:6399", help="a Redis without password; a free db is used"),
 ) -> None:
     node = f"bench-{uuid.uuid4().hex[:8]}"
-    url = claim_db(redis_url)
+    url = claim_database(redis_url)
     client = redis.Redis.from_url(url)
     runtime = DockerRuntime(node)
     api = docker.APIClient(version="auto")
@@ -174,7 +165,7 @@ def status_delay(kills: int, redis_url: str) -> None:
     from tests.integration.cloud.conftest import running_cloud
     from tests.integration.loop.conftest import busybox_pod, running_cluster
 
-    url = claim_db(redis_url)
+    url = claim_database(redis_url)
     client = redis.Redis.from_url(url)
     root = Path(tempfile.mkdtemp(prefix="bench-pleg-"))
     (root / "cloud").mkdir()

@@ -30,6 +30,7 @@ from pathlib import Path
 import docker
 import redis
 import typer
+from benchkit import claim_database, remove_containers
 
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
@@ -37,8 +38,6 @@ from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.desired import apply_pod, delete_pod
 from edgeworkers.runtime import labels
 from edgeworkers.tasks import sender
-
-CLAIM_KEY = "edgeworkers:bench-claim"
 
 
 @dataclass
@@ -58,15 +57,6 @@ class Result:
             f"{self.name:<7} {self.pods} pods in {self.seconds:6.2f} s = {self.rate:6.2f} pods/s   "
             f"latency p50 {cuts[49]:.2f} s  p99 {cuts[98]:.2f} s"
         )
-
-
-def claim_database(url: str) -> str:
-    """The URL of an empty database of the Redis at ``url``, claimed with a key (as the test fixtures do)."""
-    for db in range(255, 0, -1):
-        client = redis.Redis.from_url(f"{url}/{db}")
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, os.getpid(), nx=True):
-            return f"{url}/{db}"
-    raise SystemExit(f"no free database on {url}")
 
 
 class StartWatcher:
@@ -192,18 +182,6 @@ class QueuePath:
         except subprocess.TimeoutExpired:
             os.killpg(self.worker.pid, signal.SIGKILL)
             self.worker.wait()
-
-
-def remove_containers(client: docker.DockerClient, node: str) -> None:
-    def remove(ident: str) -> None:
-        try:
-            client.api.remove_container(ident, force=True)
-        except docker.errors.NotFound:
-            pass
-
-    entries = client.api.containers(all=True, filters={"label": f"{labels.NODE}={node}"})
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(remove, [entry["Id"] for entry in entries]))
 
 
 def total(name: str, results: list[Result]) -> Result:

@@ -13,24 +13,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from edgeworkers.cloud.patch import merge_patch  # the cloud's own RFC 7386, as the real server applies it
 from edgeworkers.constants import ANNOTATION_SOURCE, SOURCE_FILE
 from edgeworkers.kubeclient import ApiError, CloudUnavailable
 
 PODS = "/api/v1/namespaces/{namespace}/pods"
 NODE = "edge-1"
-
-
-def merge_patch(original: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies ``application/merge-patch+json``: maps merge, null deletes."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(original) if isinstance(original, dict) else {}
-    for name, value in patch.items():
-        if value is None:
-            result.pop(name, None)
-        else:
-            result[name] = merge_patch(result.get(name), value)
-    return result
 
 
 @dataclass(frozen=True)
