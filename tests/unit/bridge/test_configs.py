@@ -14,7 +14,7 @@ from edgeworkers.kubeclient import ApiError
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.crypto import Cipher
 from edgeworkers.metamanager.store import CONFIGMAP, POD, SECRET, MetaStore
-from tests.unit.bridge.fakecloud import FakeApi, FakeStop
+from tests.unit.bridge.fakecloud import FakeStop
 
 SECRET_VALUE = "hunter2-do-not-log"
 
@@ -45,11 +45,6 @@ def secret(name: str, rv: str, value: str = SECRET_VALUE) -> dict:
 @pytest.fixture
 def store(fake_redis) -> MetaStore:
     return MetaStore(fake_redis, Cipher(Fernet.generate_key()))
-
-
-@pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
 
 
 @pytest.fixture

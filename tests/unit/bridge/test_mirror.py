@@ -11,28 +11,12 @@ from structlog.testing import capture_logs
 from edgeworkers.bridge.mirror import RECREATE_AFTER_S, MirrorPods, mirror_pod, static_pod_hash
 from edgeworkers.constants import ANNOTATION_MIRROR, ANNOTATION_SOURCE, SOURCE_API, SOURCE_FILE
 from edgeworkers.kubeclient import ApiError
-from edgeworkers.metamanager.outbox import Outbox
-from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.metamanager.store import POD
 from tests.unit.bridge.fakecloud import NODE, FakeApi, pod_path, static_pod
 
 NAME = f"web-{NODE}"
 KEY = f"default/{NAME}"
 STATUS = {"phase": "Running", "podIP": "10.0.0.7"}
-
-
-@pytest.fixture
-def store(fake_redis) -> MetaStore:
-    return MetaStore(fake_redis)
-
-
-@pytest.fixture
-def outbox(fake_redis) -> Outbox:
-    return Outbox(fake_redis)
-
-
-@pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from edgeworkers.bridge.mirror import MirrorPods, mirror_pod
 from edgeworkers.bridge.uplink import BACKOFF_MAX_S, POLL_INTERVAL_S, Uplink, backoff_delay
 from edgeworkers.constants import ANNOTATION_MIRROR
 from edgeworkers.kubeclient import MERGE_PATCH, ApiError, CloudUnavailable
-from edgeworkers.metamanager.outbox import Outbox
-from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.metamanager.store import POD
 from tests.unit.bridge.fakecloud import NODE, FakeApi, FakeStop, pod_path, static_pod
 
 SECRET_TEXT = "password=hunter2"
@@ -19,21 +18,6 @@ SECRET_TEXT = "password=hunter2"
 def running(message: str = "") -> dict:
     status = {"phase": "Running", "podIP": "10.0.0.7", "containerStatuses": [{"name": "web", "ready": True}]}
     return {**status, "message": message} if message else status
-
-
-@pytest.fixture
-def store(fake_redis) -> MetaStore:
-    return MetaStore(fake_redis)
-
-
-@pytest.fixture
-def outbox(fake_redis) -> Outbox:
-    return Outbox(fake_redis)
-
-
-@pytest.fixture
-def api() -> FakeApi:
-    return FakeApi()
 
 
 @pytest.fixture
