@@ -1,4 +1,10 @@
-"""The Dramatiq broker from config, with Dramatiq's own middleware (and its worker tuned).
+"""The Dramatiq broker from config, with Dramatiq's own middleware.
+
+Workers wake when a task is enqueued rather than polling Redis (``edgeworkers.wakeup``). Dramatiq's prefetch (2 tasks
+per thread) is kept: a consumer whose prefetch is full fetches again as soon as a task is acknowledged, so a deeper
+prefetch no longer keeps threads busy in a burst (ops/bench/pods.py: 0.94 and 1.05 of raw Docker's rate with 2 per
+thread, 0.91 with 8, on a busy machine), while it would pile a burst onto one worker process and hold more tasks back
+when a process is killed.
 
 Retries are for transient faults only (the engine or Redis briefly away, a pod busy in another worker): a task
 that can never succeed, such as an invalid pod, is dead-lettered at once (the actor logs why).
@@ -13,12 +19,12 @@ from typing import Any
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit, TimeLimitExceeded
 
 from edgeworkers.config import Settings
 from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.errors import RuntimeUnavailable
+from edgeworkers.wakeup import WakingRedisBroker
 
 # Transient faults: worth a retry with back-off.
 TRANSIENT = (RuntimeUnavailable, redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
@@ -29,13 +35,9 @@ REENQUEUE_EVERY_S = 2.0
 
 log = logging.getLogger(__name__)
 
-# Tasks a worker process holds per thread (Dramatiq's default: 2), and how often an idle queue is polled at least
-# (Dramatiq's default: every second); see WorkerTuning.
-PREFETCH_PER_THREAD = 8
-IDLE_POLL_MS = 200
-
-# Out of a million Redis commands, how many also run queue maintenance (requeueing the tasks of dead workers).
-# Dramatiq's default (1,000) leaves a SIGKILLed worker's tasks waiting for over a minute on a quiet edge.
+# Out of a million Redis commands, how many also run queue maintenance (requeueing the tasks of dead workers), on a
+# busy queue; an idle consumer's fetch always runs it (edgeworkers.wakeup). Dramatiq's default (1,000) would leave a
+# SIGKILLed worker's tasks waiting for minutes behind a steady stream of other tasks.
 MAINTENANCE_CHANCE = 100_000
 
 
@@ -81,28 +83,9 @@ class DurableRetries(Retries):
                 time.sleep(self.every_s)
 
 
-class WorkerTuning(Middleware):
-    """Dramatiq's worker defaults, tuned for pod syncs; its own environment variables, when set, still win.
-
-    - Prefetch ``per_thread`` tasks per thread instead of 2: Dramatiq's Redis consumer backs off (up to the
-      worker timeout) whenever its prefetch is full, so with the default a burst of pod adds leaves threads idle
-      between syncs (ops/bench/pods.py: 0.70 of raw Docker's rate, 0.90-0.95 with this).
-    - Poll an idle queue at least every ``idle_poll_ms`` instead of every second: how late an idle worker
-      notices a new pod (a few cheap Redis calls per second while idle).
-    """
-
-    def __init__(self, per_thread: int = PREFETCH_PER_THREAD, idle_poll_ms: int = IDLE_POLL_MS) -> None:
-        self.per_thread = per_thread
-        self.idle_poll_ms = idle_poll_ms
-
-    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        if not os.getenv("dramatiq_queue_prefetch"):
-            worker.queue_prefetch = worker.worker_threads * self.per_thread
-        if not os.getenv("dramatiq_worker_timeout"):
-            worker.worker_timeout = self.idle_poll_ms
-
-
-def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: bool | None = None) -> RedisBroker:
+def make_broker(
+    settings: Settings, *, namespace: str = "dramatiq", prometheus: bool | None = None
+) -> WakingRedisBroker:
     """Build the broker and make it Dramatiq's global one (actors declared afterwards bind to it).
 
     ``prometheus`` adds Dramatiq's own Prometheus middleware; by default, only in the processes of `edgeworkers
@@ -123,7 +106,6 @@ def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: 
             retry_when=retry_policy(settings.task_max_retries),
         ),
         CurrentMessage(),
-        WorkerTuning(),
     ]
     if prometheus:
         if not loopback:
@@ -131,7 +113,7 @@ def make_broker(settings: Settings, *, namespace: str = "dramatiq", prometheus: 
         from dramatiq.middleware.prometheus import Prometheus
 
         middleware.insert(0, Prometheus())
-    broker = RedisBroker(
+    broker = WakingRedisBroker(
         # A client, not a URL: Dramatiq builds its pool from a URL alone and drops ``password`` and timeouts.
         client=redis_client(settings),
         namespace=namespace,

@@ -1,19 +1,57 @@
-"""The `edgeworkers` command: one Typer app, each part's commands defined beside the part."""
+"""The `edgeworkers` command: one Typer app, each part's commands defined beside the part.
+
+A part's module is imported only when one of its commands runs (or the help lists them): an edge process never
+loads the cloud's code (aiohttp's server, cryptography, the API server), nor the bridge's or the scheduler's when it
+does not run them.
+"""
 from __future__ import annotations
 
+import importlib
+
+import click
 import typer
+from typer.core import TyperGroup
 
-from edgeworkers.cloud.cli import cloud_app, kubeconfig
-from edgeworkers.node.cli import node_app
-from edgeworkers.pods.cli import orphans, pod_app, worker
+# Commands by name: (module, attribute: a Typer sub-app or a command function, help).
+COMMANDS = {
+    "pod": ("edgeworkers.pods.cli", "pod_app", "Node-local (static) pods: apply, delete, list."),
+    "cloud": ("edgeworkers.cloud.cli", "cloud_app", "The Kubernetes-compatible cloud API."),
+    "node": ("edgeworkers.node.cli", "node_app", "The node's own endpoint (logs) and its registration with the cloud."),
+    "worker": ("edgeworkers.agent", "worker", "Run the Dramatiq pod workers (processes/threads from config)."),
+    "agent": ("edgeworkers.agent", "agent", "Run the whole edge in one process: bridge, scheduler's jobs, worker."),
+    "orphans": ("edgeworkers.pods.cli", "orphans", "Remove containers of pods absent from the desired state."),
+    "kubeconfig": ("edgeworkers.cloud.cli", "kubeconfig", "Print a kubeconfig for the cloud API."),
+}
 
-app = typer.Typer(help="An edge-node agent that runs Kubernetes pods on Docker.", no_args_is_help=True)
-app.add_typer(pod_app, name="pod", help="Node-local (static) pods: apply, delete, list.")
-app.add_typer(cloud_app, name="cloud", help="The Kubernetes-compatible cloud API.")
-app.add_typer(node_app, name="node", help="The node's own endpoint (logs) and its registration with the cloud.")
-app.command("worker", help="Run the Dramatiq pod workers (processes/threads from config).")(worker)
-app.command("orphans", help="Remove containers of pods absent from the desired state.")(orphans)
-app.command("kubeconfig", help="Print a kubeconfig for the cloud API.")(kubeconfig)
+
+class LazyGroup(TyperGroup):
+    """The top-level group: ``COMMANDS`` are imported when named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute, help_text = COMMANDS[cmd_name]
+        target = getattr(importlib.import_module(module), attribute)
+        if isinstance(target, typer.Typer):
+            target.info.help = help_text
+            command: click.Command = typer.main.get_group(target)
+        else:  # a command function: a Typer app of one command is that command
+            single = typer.Typer(add_completion=False)
+            single.command(cmd_name, help=help_text)(target)
+            command = typer.main.get_command(single)
+        command.name = cmd_name
+        return command
+
+
+app = typer.Typer(cls=LazyGroup, no_args_is_help=True)
+
+
+@app.callback()
+def main() -> None:
+    """An edge-node agent that runs Kubernetes pods on Docker."""
 
 
 @app.command("scheduler")

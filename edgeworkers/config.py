@@ -26,9 +26,11 @@ class Settings(BaseSettings):
     docker_host: str = "unix:///var/run/docker.sock"
     data_dir: Path = Path("/var/lib/edgeworkers")
 
-    # Dramatiq workers: a bigger edge runs more.
-    worker_processes: int = 2
-    worker_threads: int = 4
+    # Dramatiq workers: one process (run in place, without the `dramatiq` master) with 8 threads, as fast on a small
+    # edge as more processes (ops/bench/scaling.py: Docker stops scaling at about 8 concurrent calls on 2 cores) and
+    # about 55 MB of PSS lighter per process spared (ops/bench/footprint.py); a bigger edge may run more.
+    worker_processes: int = 1
+    worker_threads: int = 8
     # Seconds before Dramatiq's Redis broker redelivers the tasks of a dead worker.
     broker_heartbeat_timeout_ms: int = 15_000
     # Transient faults (dockerd or Redis away) are retried for about a day at the back-off cap: an edge
@@ -58,9 +60,18 @@ class Settings(BaseSettings):
     node_monitor_grace_period_s: float = 40.0
     node_monitor_period_s: float = 5.0
 
+    # How often the node renews its lease and posts its status (kubelet's nodeStatusUpdateFrequency): keep it well
+    # under the cloud's node_monitor_grace_period_s, or a healthy node turns Unknown between two heartbeats.
+    node_status_update_frequency_s: float = 10.0
+
     # The node's own kubelet-style endpoint (logs), reported in status.daemonEndpoints.
     node_host: str = "127.0.0.1"
     node_port: int = 10350
+    # Streams (kubectl exec/attach): one quiet both ways this long is ended (kubelet's streamingConnectionIdleTimeout);
+    # the node runs at most this many at once (more answer 429); the cloud gives a node this long to accept one.
+    stream_idle_timeout_s: float = 4 * 3600.0
+    stream_max_concurrent: int = 64
+    stream_connect_timeout_s: float = 10.0
 
     # Node-level admission (pods/admission.py): what a pod may ask of this node; safe by default (README "Admission").
     # hostPaths that pods may not mount, nor any directory above them (JSON list); unset: the Docker socket and data
@@ -85,6 +96,8 @@ class Settings(BaseSettings):
     image_gc_high_threshold_percent: int = 85  # 100 disables image GC (nodes on poor links)
     image_gc_low_threshold_percent: int = 80
     image_gc_min_age_s: float = 120.0
+    # The node's usage (kubectl top) goes to the cloud at most this often (metrics-server's resolution).
+    usage_period_s: float = 15.0
     # Probes run concurrently on this many threads at most.
     prober_workers: int = 16
     # The scheduler's Prometheus endpoint, on 127.0.0.1 only (0: none).

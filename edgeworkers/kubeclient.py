@@ -65,7 +65,8 @@ class ClusterAccess:
 
     server: str
     token: str | None = field(default=None, repr=False)
-    ca_data: bytes | None = None  # PEM
+    ca_data: bytes | None = None  # PEM, inline ...
+    ca_file: str | None = None  # ... or a path (used as it is: no copy in a temporary file)
     insecure: bool = False
     token_file: str | None = None
     cert_file: str | None = None  # client certificate (PEM), a path ...
@@ -97,12 +98,11 @@ def load_kubeconfig(text: str, context: str | None = None, base_dir: Path | None
         return None if not value else str((base_dir or Path.cwd()) / Path(value).expanduser())
 
     ca_data = _inline(cluster, "certificate-authority-data")
-    if ca_data is None and cluster.get("certificate-authority"):
-        ca_data = Path(path(cluster["certificate-authority"]) or "").read_bytes()
     return ClusterAccess(
         server=cluster["server"].rstrip("/"),
         token=user.get("token") or None,
         ca_data=ca_data,
+        ca_file=None if ca_data is not None else path(cluster.get("certificate-authority")),
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         token_file=None if user.get("token") else path(user.get("tokenFile")),
         cert_file=path(user.get("client-certificate")),
@@ -175,6 +175,8 @@ class ApiClient:
         self._verify: bool | str = True
         if access.insecure:
             self._verify = False
+        elif access.ca_file:
+            self._verify = access.ca_file
         elif access.ca_data:
             self._verify = self._temp_file("ca", access.ca_data)
         cert = access.cert_file or (self._temp_file("cert", access.cert_data) if access.cert_data else None)

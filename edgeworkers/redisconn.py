@@ -42,8 +42,9 @@ def redis_kwargs(settings: Settings) -> dict[str, Any]:
     return {"password": password} if password else {}
 
 
-# No command of the agent blocks in Redis (locks and queues poll), so a reply slower than this is a stalled Redis: the
-# call fails (a transient fault, retried) instead of hanging a worker thread, a lock renewer or the bridge forever.
+# No command of the agent blocks in Redis longer than half of this (locks poll; an idle queue consumer's BLPOP, see
+# edgeworkers.wakeup, waits a few seconds), so a reply slower than this is a stalled Redis: the call fails (a transient
+# fault, retried) instead of hanging a worker thread, a lock renewer or the bridge forever.
 SOCKET_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5.0
 

@@ -10,8 +10,10 @@ import signal
 from datetime import UTC
 from typing import Any
 
+import dramatiq
 import psutil
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from edgeworkers import metrics, tasks
@@ -28,6 +30,7 @@ from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.docker import DockerRuntime
 from scheduler.jobs import add_jobs
 from scheduler.node import DesiredPods, NodeJobs, desired_uids, node_gauges
+from scheduler.usage import UsageReporter
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,11 @@ def pleg_message(key: str) -> dict[str, Any]:
     return Message(route=Route(source="pleg", resource=resource(namespace, "pod", name), operation="update")).to_dict()
 
 
-def build(config: Settings) -> tuple[BlockingScheduler, NodeJobs]:
-    broker = make_broker(config)
+def build(
+    config: Settings, broker: dramatiq.Broker | None = None, scheduler_class: type[BaseScheduler] = BlockingScheduler
+) -> tuple[BaseScheduler, NodeJobs]:
+    """The node's jobs on a ``scheduler_class`` (not started), sending syncs on ``broker`` (else one of their own)."""
+    broker = broker or make_broker(config)
     client = redis_client(config, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
     runtime = DockerRuntime(config.node_name, docker_host=config.docker_host, sandbox_image=config.sandbox_image)
     agent = build_agent(config, broker)
@@ -74,11 +80,25 @@ def build(config: Settings) -> tuple[BlockingScheduler, NodeJobs]:
 
     image_gc = ImageGC(runtime, client, docker_disk_usage, image_policy, config.sandbox_image, node_event=events.node)
     node = NodeJobs(
-        config, runtime, client, agent, sync, prober=prober, container_gc=container_gc, image_gc=image_gc
+        config, runtime, client, agent, sync, prober=prober, container_gc=container_gc, image_gc=image_gc,
+        usage=UsageReporter(runtime, Outbox(client), config.node_name, min_interval_s=config.usage_period_s),
     )
-    scheduler = BlockingScheduler(executors={"default": ThreadPoolExecutor(JOB_THREADS)}, timezone=UTC)
+    scheduler = scheduler_class(executors={"default": ThreadPoolExecutor(JOB_THREADS)}, timezone=UTC)
     add_jobs(scheduler, node.table(), on_success=node.record_success)
     return scheduler, node
+
+
+def serve_metrics(config: Settings, node: NodeJobs) -> None:
+    """The node's metrics on 127.0.0.1:``metrics_port`` (0: none); a port in use is logged, the jobs run on."""
+    if not config.metrics_port:
+        return
+    outbox = Outbox(node.redis)
+    metrics.REGISTRY.register(metrics.CallbackCollector(lambda: node_gauges(node.store, outbox.__len__)))
+    try:
+        metrics.serve(config.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", metrics.LOOPBACK, config.metrics_port)
+    except OSError as exc:  # the jobs matter more than their metrics: run on without them
+        log.warning("metrics not served on %s:%d: %s", metrics.LOOPBACK, config.metrics_port, exc)
 
 
 def run(config: Settings | None = None) -> None:
@@ -89,14 +109,7 @@ def run(config: Settings | None = None) -> None:
         scheduler, node = build(config)
     except ValueError as exc:  # a policy refused when its manager is built (image GC thresholds)
         raise SystemExit(f"scheduler: {exc}") from None
-    if config.metrics_port:
-        outbox = Outbox(node.redis)
-        metrics.REGISTRY.register(metrics.CallbackCollector(lambda: node_gauges(node.store, outbox.__len__)))
-        try:
-            metrics.serve(config.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", metrics.LOOPBACK, config.metrics_port)
-        except OSError as exc:  # the jobs matter more than their metrics: run on without them
-            log.warning("metrics not served on %s:%d: %s", metrics.LOOPBACK, config.metrics_port, exc)
+    serve_metrics(config, node)
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("stopping (signal %d)", signum)

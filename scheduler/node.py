@@ -25,6 +25,7 @@ from edgeworkers.pods.reconcile import Agent, remove_orphans
 from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime.protocol import Runtime
 from scheduler.jobs import Job
+from scheduler.usage import UsageReporter
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class NodeJobs:
         prober: ProbeManager | None = None,
         container_gc: ContainerGC | None = None,
         image_gc: ImageGC | None = None,
+        usage: UsageReporter | None = None,
     ) -> None:
         self._settings = settings
         self._redis = client
@@ -57,6 +59,7 @@ class NodeJobs:
         self.prober = prober
         self.container_gc = container_gc
         self.image_gc = image_gc
+        self.usage = usage
         self.ready = False
 
     def table(self) -> list[Job]:
@@ -71,6 +74,8 @@ class NodeJobs:
             jobs.append(Job("container-gc", self.container_gc.collect, config.container_gc_period_s))
         if self.image_gc is not None:
             jobs.append(Job("image-gc", self.image_gc.collect, config.image_gc_period_s))
+        if self.usage is not None:  # a report at most every usage_period_s, checked thrice as often
+            jobs.append(Job("usage", self.usage.report, max(1.0, config.usage_period_s / 3)))
         return jobs
 
     # --- PLEG ----------------------------------------------------------------------------------

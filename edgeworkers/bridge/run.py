@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import dramatiq
 import structlog
 
 from edgeworkers.bridge.configs import ConfigRefresher
@@ -60,12 +61,13 @@ def supervise(name: str, loop: Loop, stop: threading.Event, restart_delay_s: flo
     return thread
 
 
-def bridge_loops(api: ApiClient, config: Settings) -> dict[str, Loop]:
-    """The bridge's loops by thread name, sharing one store, outbox, broker and view of the mirror pods."""
+def bridge_loops(api: ApiClient, config: Settings, broker: dramatiq.Broker | None = None) -> dict[str, Loop]:
+    """The bridge's loops by thread name, sharing one store, outbox, broker (``broker``, else one made from
+    ``config``) and view of the mirror pods."""
     client = redis_client(config)
     store = MetaStore(client, node_cipher(config.data_dir))
     outbox = Outbox(client)
-    send = sender(make_broker(config))
+    send = sender(broker or make_broker(config))
     mirrors = MirrorPods(api, store, outbox, config.node_name)
     watcher = PodWatcher(api, store, send, config.node_name, mirrors, outbox)
     return {
@@ -113,7 +115,10 @@ def wait_for_access(config: Settings, stop: threading.Event,
 
 
 def run_bridge(
-    config: Settings, stop: threading.Event, extra: Mapping[str, Callable[[ApiClient], Loop]] | None = None
+    config: Settings,
+    stop: threading.Event,
+    extra: Mapping[str, Callable[[ApiClient], Loop]] | None = None,
+    broker: dramatiq.Broker | None = None,
 ) -> None:
     """Once the cloud's access is known, run the bridge's loops and ``extra`` ones (made from the API client, such
     as the node's heartbeat) until ``stop``; then close the client and give the threads a few seconds to end."""
@@ -123,7 +128,7 @@ def run_bridge(
     api = ApiClient(access)
     threads: list[threading.Thread] = []
     try:
-        loops = {**{name: make(api) for name, make in (extra or {}).items()}, **bridge_loops(api, config)}
+        loops = {**{name: make(api) for name, make in (extra or {}).items()}, **bridge_loops(api, config, broker)}
         threads = [supervise(name, loop, stop) for name, loop in loops.items()]
         log.info("bridge started", server=access.server, threads=sorted(loops))
         stop.wait()

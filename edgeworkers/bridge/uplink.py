@@ -24,7 +24,7 @@ import structlog
 
 from edgeworkers.bridge.mirror import MirrorPods, final_delete, pod_path
 from edgeworkers.kubeclient import MERGE_PATCH, ApiClient, ApiError, CloudUnavailable
-from edgeworkers.metamanager.outbox import EVENT, POD_DELETED, POD_STATUS, Item, Outbox
+from edgeworkers.metamanager.outbox import EVENT, NODE_METRICS, POD_DELETED, POD_STATUS, Item, Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +32,7 @@ POLL_INTERVAL_S = 0.2  # idle: how often to look for new items (one ZCARD)
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 BATCH = 100
+METRICS_PATH = "/apis/metrics.k8s.io/v1beta1/nodes"  # PUT <node>: the node's usage (edgeworkers' cloud only)
 GONE = (404, 409)  # the pod is gone, or another pod of that name replaced it: nothing left to tell
 RETRY_LATER = (401, 429)  # refused for now (credentials being rotated, throttled), not for this item: keep it
 # The status fields the node owns: a merge patch sets each one the status omits to null, so a field the node no longer
@@ -111,6 +112,9 @@ class Uplink:
     def _send(self, item: Item) -> None:
         """Deliver ``item``; return normally when it is done with (delivered, or refused for good)."""
         payload = item.payload
+        if payload["op"] == NODE_METRICS:
+            self._send_metrics(payload)
+            return
         pod = f"{payload['namespace']}/{payload['name']}"
         try:
             if payload["op"] == POD_STATUS:
@@ -159,6 +163,16 @@ class Uplink:
         else:
             self._api.delete(pod_path(namespace, name), final_delete(payload["uid"]))
 
+
+    def _send_metrics(self, payload: dict[str, Any]) -> None:
+        """PUT the usage report to the cloud's metrics.k8s.io (an edgeworkers write path: a real API server has none,
+        and answers 404, so the report is dropped)."""
+        try:
+            self._api.put(f"{METRICS_PATH}/{payload['node']}", payload["report"])
+        except ApiError as exc:
+            if exc.code in RETRY_LATER:
+                raise CloudUnavailable(f"{exc.code} {exc.reason}") from exc
+            log.debug("uplink: usage report refused; dropped", code=exc.code)
 
     def _send_event(self, payload: dict[str, Any]) -> None:
         """POST the event; when one of that name exists (a repeat), raise its count and lastTimestamp instead."""

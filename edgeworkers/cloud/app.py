@@ -14,6 +14,7 @@ from edgeworkers.cloud.auth import NodeTokens, token_auth
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
+from edgeworkers.cloud.metrics_api import MetricsApi
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
 from edgeworkers.cloud.scheduler import Scheduler
@@ -56,6 +57,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     async def coordination(request: web.Request) -> web.StreamResponse:
         return await api.dispatch(request, COORDINATION_RESOURCES)
 
+    metrics_api = MetricsApi(store)
+
     def document(build):
         async def handler(_request: web.Request) -> web.Response:
             return json_response(build())
@@ -89,6 +92,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router.add_get("/openapi/v3/{gv:.+}", openapi_doc)
     router.add_route("*", "/api/v1/{path:.+}", core)
     router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
+    router.add_get("/apis/metrics.k8s.io/v1beta1", document(discovery.metrics_v1beta1_resources))
+    router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{path:.+}", metrics_api.handle)
     app.on_startup.append(_start)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)

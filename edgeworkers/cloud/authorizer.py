@@ -7,7 +7,8 @@ what a kubelet needs and nothing more:
   itself, annotated ``kubernetes.io/config.mirror``, referencing no configmap or secret); delete only pods bound to
   itself (the deletion's confirmation); update and patch ``pods/status`` only of pods bound to itself;
 - configmaps and secrets: get only those a pod bound to itself references (the Node authorizer's graph);
-- nodes: get, list, watch any; create, update and patch (``nodes/status`` too) only its own Node;
+- nodes: get, list, watch any; create, update and patch (``nodes/status`` too) only its own Node, with no label
+  outside the kubelet's set (NodeRestriction) and without changing its taints;
 - leases: get, create, update, patch, delete only its own Lease in ``kube-node-lease``;
 - events: create, update, patch.
 
@@ -154,9 +155,58 @@ def _node_admission(node: str, a: Attributes, new: dict[str, Any], old: dict[str
     if a.resource == "nodes":
         if meta.get("name") != node:
             return f'node "{node}" is not allowed to modify node "{meta.get("name")}"'
-        return None
+        return _node_object_admission(node, new, old)
     if a.resource == "leases":
         if meta.get("name") != node or meta.get("namespace") != NODE_LEASE_NAMESPACE:
             return 'can only access node lease with the same name as the requesting node'
         return None
+    return None
+
+
+# Labels a kubelet may set on its own Node (kube's kubeletapis.IsKubeletLabel), plus KubeEdge's edge role.
+KUBELET_LABELS = frozenset({
+    "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch", "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch", "beta.kubernetes.io/instance-type", "node.kubernetes.io/instance-type",
+    "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    # Not a kubelet label in kube (a node must not steer workloads to itself by role); every node of this cloud is
+    # an edge node, so claiming the role gains a node nothing, and KubeEdge's nodes carry it.
+    "node-role.kubernetes.io/edge",
+})  # fmt: skip
+KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+NODE_RESTRICTION_NAMESPACE = "node-restriction.kubernetes.io"
+
+
+def _under(namespace: str, domain: str) -> bool:
+    return namespace == domain or namespace.endswith("." + domain)
+
+
+def forbidden_node_labels(labels: set[str]) -> list[str]:
+    """Of ``labels`` a node sets or changes, those NodeRestriction refuses: any under node-restriction.kubernetes.io,
+    and any other kubernetes.io or k8s.io label that is not a kubelet's (kube's ``getForbiddenLabels``)."""
+    refused = []
+    for label in labels:
+        namespace = label.rpartition("/")[0]
+        if _under(namespace, NODE_RESTRICTION_NAMESPACE):
+            refused.append(label)
+        elif (_under(namespace, "kubernetes.io") or _under(namespace, "k8s.io")) and not (
+                label in KUBELET_LABELS or any(_under(namespace, ns) for ns in KUBELET_LABEL_NAMESPACES)):
+            refused.append(label)
+    return sorted(refused)
+
+
+def _node_object_admission(node: str, new: dict[str, Any], old: dict[str, Any] | None) -> str | None:
+    """kube's NodeRestriction for a node's own Node: labels outside the kubelet's set neither set at registration nor
+    changed later, and its taints never changed by the node (the cloud's taints are the cloud's to lift)."""
+    labels = (new.get("metadata") or {}).get("labels") or {}
+    if old is None:
+        if refused := forbidden_node_labels(set(labels)):
+            return f'node "{node}" is not allowed to set the following labels: {", ".join(refused)}'
+        return None
+    if ((new.get("spec") or {}).get("taints") or []) != ((old.get("spec") or {}).get("taints") or []):
+        return f'node "{node}" is not allowed to modify taints'
+    old_labels = (old.get("metadata") or {}).get("labels") or {}
+    changed = {k for k in labels.keys() | old_labels.keys() if labels.get(k) != old_labels.get(k)}
+    if refused := forbidden_node_labels(changed):
+        return f'node "{node}" is not allowed to modify labels: {", ".join(refused)}'
     return None

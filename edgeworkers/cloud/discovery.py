@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 GIT_VERSION = "v1.32.0"
 COORDINATION_GROUP = "coordination.k8s.io"
+METRICS_GROUP = "metrics.k8s.io"  # served at v1beta1, as metrics-server does (edgeworkers/cloud/metrics_api.py)
 
 _CRUD = ["create", "delete", "get", "list", "patch", "update", "watch"]
 _NAMESPACED = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -55,6 +56,7 @@ CORE_V1: tuple[Resource, ...] = (
     Resource("pods/binding", "Binding", True, ("create",)),
     Resource("pods/exec", "PodExecOptions", True, ("create", "get")),
     Resource("pods/log", "Pod", True, ("get",)),
+    Resource("pods/portforward", "PodPortForwardOptions", True, ("create", "get")),
     Resource("pods/status", "Pod", True, tuple(_SUBRESOURCE)),
     Resource("secrets", "Secret", True, tuple(_NAMESPACED), "secret"),
     Resource("serviceaccounts", "ServiceAccount", True, tuple(_NAMESPACED), "serviceaccount", ("sa",)),
@@ -66,6 +68,9 @@ COORDINATION_V1: tuple[Resource, ...] = (
 
 # group name -> resources of its single served version (v1); "" is the core group.
 GROUPS: dict[str, tuple[Resource, ...]] = {"": CORE_V1, COORDINATION_GROUP: COORDINATION_V1}
+METRICS_V1BETA1 = (Resource("nodes", "NodeMetrics", False, ("get", "list")),
+                   Resource("pods", "PodMetrics", True, ("get", "list")))
+VERSIONS = {METRICS_GROUP: "v1beta1"}  # groups served at another version than v1, read-only (outside GROUPS' OpenAPI)
 
 
 def version() -> dict:
@@ -95,16 +100,16 @@ def api_versions(server_address: str) -> dict:
 
 def api_group(name: str) -> dict | None:
     """`GET /apis/<name>`: an APIGroup, or None for a group this server does not serve."""
-    if not name or name not in GROUPS:
+    if not name or name not in (*GROUPS, *VERSIONS):
         return None
-    gv = {"groupVersion": f"{name}/v1", "version": "v1"}
+    gv = {"groupVersion": f"{name}/{VERSIONS.get(name, 'v1')}", "version": VERSIONS.get(name, "v1")}
     return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [gv], "preferredVersion": gv}
 
 
 def api_group_list() -> dict:
     """`GET /apis`: every named group (the core group is served under `/api` instead)."""
     groups = []
-    for name in GROUPS:
+    for name in (*GROUPS, *VERSIONS):
         group = api_group(name)
         if group is not None:
             del group["kind"], group["apiVersion"]
@@ -130,3 +135,7 @@ def coordination_v1_resources() -> dict:
     """`GET /apis/coordination.k8s.io/v1`."""
     return _resource_list(f"{COORDINATION_GROUP}/v1", COORDINATION_V1)
 
+
+def metrics_v1beta1_resources() -> dict:
+    """`GET /apis/metrics.k8s.io/v1beta1`."""
+    return _resource_list(f"{METRICS_GROUP}/v1beta1", METRICS_V1BETA1)

@@ -12,12 +12,13 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from edgeworkers.cloud import logs_proxy, ownership, patch, wire
+from edgeworkers.cloud import logs_proxy, ownership, patch, streams_proxy, wire
 from edgeworkers.cloud.auth import Identity, identity_of
 from edgeworkers.cloud.authorizer import Attributes, admit, authorize, verb_of
 from edgeworkers.cloud.errors import route_not_found
 from edgeworkers.cloud.fields import check_fields
 from edgeworkers.cloud.pagination import paginate
+from edgeworkers.cloud.portforward import pod_port_forward
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
 from edgeworkers.cloud.scheduler import bound
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
@@ -141,6 +142,11 @@ class Api:
 
     async def _subresource(self, request: web.Request, t: Target) -> web.StreamResponse:
         resource, method = t.resource, request.method
+        if resource.name == "pods" and t.sub == "portforward" and method in ("GET", "POST") and self.session:
+            return await pod_port_forward(request, self.store, self.session, t.namespace or "", t.name or "")
+        if resource.name == "pods" and t.sub in ("exec", "attach") and method in ("GET", "POST") and self.session:
+            return await streams_proxy.pod_stream(request, self.store, self.session, t.namespace or "", t.name or "",
+                                                  t.sub)
         if resource.name == "pods" and t.sub in UNSUPPORTED_SUBRESOURCES:
             raise status.bad_request(f"{t.sub} is not supported by this server yet")
         if resource.name == "pods" and t.sub == "log" and method == "GET":

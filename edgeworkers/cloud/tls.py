@@ -88,7 +88,10 @@ def kubeconfig_yaml(settings: Settings) -> str:
     return _kubeconfig(settings, creds, CONTEXT, creds.token)
 
 
-def _kubeconfig(settings: Settings, creds: Credentials, user: str, token: str) -> str:
+def _kubeconfig(settings: Settings, creds: Credentials, user: str, token: str, ca_file: str | None = None) -> str:
+    """A kubeconfig with the CA inline, or as ``ca_file`` (relative to the kubeconfig's directory)."""
+    ca = ({"certificate-authority": ca_file} if ca_file
+          else {"certificate-authority-data": base64.b64encode(creds.ca_cert.read_bytes()).decode()})
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -96,7 +99,7 @@ def _kubeconfig(settings: Settings, creds: Credentials, user: str, token: str) -
             "name": CONTEXT,
             "cluster": {
                 "server": f"https://127.0.0.1:{settings.cloud_port}",
-                "certificate-authority-data": base64.b64encode(creds.ca_cert.read_bytes()).decode(),
+                **ca,
             },
         }],
         "users": [{"name": user, "user": {"token": token}}],
@@ -130,7 +133,8 @@ def issue_node_credentials(settings: Settings, node: str, out_dir: Path | None =
     (out_dir / "ca.crt").write_bytes(creds.ca_cert.read_bytes())
     token = NodeTokens(settings.cloud_data_dir).issue(node)
     kubeconfig = out_dir / "kubeconfig"
-    write_private(kubeconfig, _kubeconfig(settings, creds, f"system:node:{node}", token).encode())
+    # The CA by path: the node's client uses the file as it is, with no temporary copy to leak when it is killed.
+    write_private(kubeconfig, _kubeconfig(settings, creds, f"system:node:{node}", token, "ca.crt").encode())
     return kubeconfig
 
 

@@ -6,25 +6,39 @@ sees it, so a copy of Redis' append-only file reveals no secret value.
 """
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_FILE = "secrets.key"
 
 
 class Cipher:
-    """Encrypts and decrypts bytes with the node's key; a wrong key or a damaged value is ``SecretUnreadable``."""
+    """Encrypts and decrypts bytes with the node's key; a wrong key or a damaged value is ``SecretUnreadable``.
+
+    ``cryptography`` (about 7 MB) is imported on the first secret, not before: most edge processes never see one."""
 
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        self._key = key
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        from cryptography.fernet import Fernet
+
+        return Fernet(self._key)
 
     def encrypt(self, data: bytes) -> bytes:
         return self._fernet.encrypt(data)
 
     def decrypt(self, token: bytes) -> bytes:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token)
         except InvalidToken:
@@ -48,7 +62,7 @@ def load_key(data_dir: Path) -> bytes:
         fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".secrets.key.")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(Fernet.generate_key())
+                f.write(base64.urlsafe_b64encode(os.urandom(32)))  # Fernet.generate_key()'s, without its import
                 f.flush()
                 os.fsync(f.fileno())
             os.link(tmp, path)

@@ -22,6 +22,7 @@ from edgeworkers import constants
 POD_STATUS = "pod_status"  # patch pods/<name>/status (of the mirror pod, for a static pod)
 EVENT = "event"  # record a core/v1 Event (best effort): create it, or raise the count of the one of that name
 POD_DELETED = "pod_deleted"  # confirm a pod's deletion (delete grace 0, uid precondition); a static pod's mirror goes
+NODE_METRICS = "node_metrics"  # the node's and its pods' CPU and memory usage, for metrics.k8s.io (the latest wins)
 
 _PUT = """
 local seq = redis.call('INCR', KEYS[3])
@@ -77,6 +78,10 @@ class Outbox:
         """A core/v1 Event for the cloud; a repeat (same name, higher count) replaces the pending one."""
         name = event["metadata"]["name"]
         return self.put(f"event:{namespace}/{name}", {"op": EVENT, "namespace": namespace, "name": name, "event": event})
+
+    def node_metrics(self, node: str, report: dict[str, Any]) -> int:
+        """The node's latest usage report (``scheduler/usage.py``); a newer one replaces the pending one."""
+        return self.put(f"metrics:{node}", {"op": NODE_METRICS, "node": node, "report": report})
 
     def peek(self, limit: int = 100) -> list[Item]:
         """The oldest ``limit`` items, in order, without removing them."""

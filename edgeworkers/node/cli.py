@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import dramatiq
 import structlog
 import typer
 
@@ -63,12 +64,21 @@ def _endpoint_tls(config: Settings) -> ssl.SSLContext | None:
     return server.tls_context(directory)
 
 
-async def _serve(config: Settings) -> None:
+async def _serve(config: Settings, broker: dramatiq.Broker | None = None) -> None:
+    """The endpoint and the bridge's threads (enqueueing on ``broker``, else on one of their own) until SIGTERM or
+    SIGINT."""
     runtime = DockerRuntime(config.node_name, config.docker_host, config.sandbox_image, LOG_READ_TIMEOUT_S)
     stop = threading.Event()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from the start: a signal also ends the wait for credentials
+        loop.add_signal_handler(sig, lambda: (stopping.set(), stop.set()))
     # The endpoint serves HTTPS with the node's certificate, issued with its credentials: wait for them (a first
     # start against the embedded cloud issues them).
     await asyncio.to_thread(wait_for_access, config, stop)
+    if stop.is_set():
+        log.info("stopping")
+        return
     runner = await server.start(server.create_app(runtime), config.node_host, config.node_port, _endpoint_tls(config))
 
     pleg_redis = redis_client(config, socket_timeout=5, socket_connect_timeout=5)
@@ -77,16 +87,13 @@ async def _serve(config: Settings) -> None:
         return recorded_health_error(pleg_redis, time.time(), config.pleg_relist_threshold_s)
 
     def heartbeat(api: ApiClient) -> Loop:
-        return NodeRegistrar(api, lambda: gather_facts(config, runtime.version, pleg_error)).run
+        return NodeRegistrar(api, lambda: gather_facts(config, runtime.version, pleg_error),
+                             interval_s=config.node_status_update_frequency_s).run
 
     bridge = threading.Thread(
-        target=run_bridge, args=(config, stop, {"node-heartbeat": heartbeat}), name="bridge", daemon=True
+        target=run_bridge, args=(config, stop, {"node-heartbeat": heartbeat}, broker), name="bridge", daemon=True
     )
     bridge.start()
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
     await stopping.wait()
     log.info("stopping")
     stop.set()

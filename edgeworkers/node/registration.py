@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_S = 40
-HEARTBEAT_INTERVAL_S = 10.0
+HEARTBEAT_INTERVAL_S = 10.0  # the default of Settings.node_status_update_frequency_s
 # After a failed heartbeat, try again sooner: from this delay, doubling up to the heartbeat interval
 # (kubelet's node registration backs off the same way), so a node whose cloud just came up registers at once.
 RETRY_INITIAL_S = 0.2

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from edgeworkers.node import portforward, streams
 from edgeworkers.node.logs import (
     LogOptions,
     LogRequestError,
@@ -79,6 +80,8 @@ def create_app(runtime: Runtime, clock: Callable[[], datetime] = lambda: datetim
     app[CLOCK_KEY] = clock
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    app.router.add_get("/portForward/{namespace}/{pod}", port_forward)
+    streams.setup(app, runtime)  # /exec and /attach
     app.on_cleanup.append(_shutdown_executor)
     return app
 
@@ -129,6 +132,10 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
                 await _in_thread(app, close)
     await response.write_eof()
     return response
+
+
+async def port_forward(request: web.Request) -> web.StreamResponse:
+    return await portforward.port_forward(request, request.app[RUNTIME_KEY], lambda *a: _in_thread(request.app, *a))
 
 
 def _open_logs(runtime: Runtime, namespace: str, pod: str, name: str, options: LogOptions) -> Iterator[bytes]:

@@ -23,7 +23,6 @@ import yaml
 from edgeworkers.broker import make_broker
 from edgeworkers.config import settings
 from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
-from edgeworkers.k8s.printers import to_table
 from edgeworkers.k8s.status import APIError
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods import desired
@@ -32,6 +31,8 @@ from edgeworkers.runtime.errors import RuntimeFault
 from edgeworkers.tasks import sender
 
 pod_app = typer.Typer(no_args_is_help=True)
+# The queues every worker consumes (`edgeworkers worker`, `edgeworkers agent`).
+QUEUES = (QUEUE_POD_ADD, QUEUE_POD_UPDATE, QUEUE_POD_DELETE, QUEUE_POD_SYNC)
 
 
 def _store() -> MetaStore:
@@ -173,22 +174,27 @@ def list_pods(
     typer.echo(render([pod_row(pod, status, now) for pod, status in zip(pods, statuses)]))
 
 
+def resync_desired(send: desired.Send) -> None:
+    """Enqueue a sync of every desired pod, as the workers start (see ``desired.resync_all``)."""
+    try:
+        keys = desired.resync_all(_store(), send)
+        typer.echo(f"enqueued a sync of {len(keys)} desired pod(s)", err=True)
+    except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:  # the workers wait for Redis anyway
+        typer.echo(f"warning: desired pods not resynced: cannot reach the agent's Redis: {exc}", err=True)
+
+
 def worker(
     processes: int | None = typer.Option(None, "--processes", "-p", help="Worker processes (default: config)."),
     threads: int | None = typer.Option(None, "--threads", "-t", help="Threads per process (default: config)."),
 ) -> None:
     """Enqueue a sync of every desired pod, then replace this process with Dramatiq's worker CLI on the pod queues."""
-    try:
-        keys = desired.resync_all(_store(), _send())
-        typer.echo(f"enqueued a sync of {len(keys)} desired pod(s)", err=True)
-    except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:  # the workers wait for Redis anyway
-        typer.echo(f"warning: desired pods not resynced: cannot reach the agent's Redis: {exc}", err=True)
+    resync_desired(_send())
     config = settings()
     argv = [
         sys.executable, "-m", "dramatiq", "edgeworkers.actors",
         "--processes", str(processes or config.worker_processes),
         "--threads", str(threads or config.worker_threads),
-        "--queues", QUEUE_POD_ADD, QUEUE_POD_UPDATE, QUEUE_POD_DELETE, QUEUE_POD_SYNC,
+        "--queues", *QUEUES,
     ]  # fmt: skip
     if config.queue_metrics_port:  # Dramatiq's exposition fork reads these: loopback only (see broker.make_broker)
         os.environ["dramatiq_prom_host"] = "127.0.0.1"
@@ -214,6 +220,8 @@ COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
 def pod_row(pod: dict[str, Any], status: dict[str, Any] | None, now: datetime) -> tuple[str, ...]:
     """One row of ``COLUMNS`` for ``pod`` and its last stored status (None: not synced yet), by the cloud's
     server-side printer (kubectl's printPod), so that the node and `kubectl get pods` show a pod alike."""
+    from edgeworkers.k8s.printers import to_table  # not imported by the workers that import this module
+
     table = to_table("pods", [{**pod, "status": status or {"phase": "Pending"}}], "", now)
     return tuple(str(cell) for cell in table["rows"][0]["cells"][: len(COLUMNS)])
 

@@ -3,8 +3,9 @@ store the status and queue it for the cloud, schedule the follow-up sync.
 
 Each task carries only the pod's key and the message that caused it; the worker never acts on the message's
 copy of the pod. So a task retried, duplicated or overtaken by a later one does no harm: whichever runs last
-sees the last desired state. One pod's tasks never overlap (``pods.lock``). The actors (and the scheduler's jobs)
-are thin callers of this module.
+sees the last desired state. One pod's tasks never overlap (``pods.lock``), but the images a sync needs are pulled
+before its lock is taken (``pods.images``): a long pull on a poor link never keeps a delete of the pod waiting. The
+actors (and the scheduler's jobs) are thin callers of this module.
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.backoff import RedisBackoffStore
 from edgeworkers.pods.desired import decode_pod
+from edgeworkers.pods.images import Pulled
 from edgeworkers.pods.lock import PodBusy, pod_lock
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.docker import DockerRuntime
+from edgeworkers.runtime.errors import ContainerRuntimeError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ def build_agent(config: Settings, broker: dramatiq.Broker | None) -> Agent:
     meta = MetaClient(store, Outbox(client), CloudRemote(config))
     syncer = PodSyncer(
         runtime, RedisBackoffStore(client), config, meta=meta, probe_results=lambda ids: probe_results(client, ids),
-        events=EventRecorder(client, config.node_name),
+        events=EventRecorder(client, config.node_name), image_locks=client,
     )
     return Agent(client, store, meta, syncer, broker, config)
 
@@ -88,6 +91,7 @@ def reconcile(agent: Agent, key: str) -> float | None:
     gone, and its deletion is then confirmed to the cloud.
     """
     namespace, name = key.split("/", 1)
+    pulled = _prefetch_images(agent, key)
     with pod_lock(agent.redis, key, lease_s=agent.settings.pod_lock_lease_s):
         desired = agent.store.get(POD, namespace, name)
         deleting = bool(desired and desired["metadata"].get("deletionTimestamp"))
@@ -100,7 +104,7 @@ def reconcile(agent: Agent, key: str) -> float | None:
                     log.warning("pod %s is invalid and will not be run: %s", key, error)
                     _put_status(agent, key, desired, {"phase": "Failed", "reason": "Invalid", "message": str(error)})
                     raise InvalidPod(f"pod {key} is invalid: {error}") from error
-        result = agent.syncer.sync(key, pod, agent.store.get_pod_status(key))
+        result = agent.syncer.sync(key, pod, agent.store.get_pod_status(key), pulled=pulled)
         if result.status is not None:
             _put_status(agent, key, desired, result.status)
             return result.requeue_after
@@ -110,6 +114,24 @@ def reconcile(agent: Agent, key: str) -> float | None:
         if deleting and agent.store.delete(POD, namespace, name, resource_version=version):
             agent.meta.confirm_deleted(desired)
     return result.requeue_after
+
+
+def _prefetch_images(agent: Agent, key: str) -> dict[str, Pulled]:
+    """Pull, before the pod's lock, the images its sync is about to need (from the desired pod as it is now: the
+    sync under the lock reads it again, and pulls whatever this did not foresee)."""
+    namespace, name = key.split("/", 1)
+    desired = agent.store.get(POD, namespace, name)
+    if desired is None or desired["metadata"].get("deletionTimestamp"):
+        return {}
+    try:
+        pod = decode_pod(desired)
+    except APIError:  # the sync under the lock reports it
+        return {}
+    try:
+        return agent.syncer.prefetch_images(key, pod)
+    except ContainerRuntimeError as exc:  # the engine refused a look at the images: the sync under the lock will see
+        log.info("pod %s: images not pulled before its lock: %s", key, exc)
+        return {}
 
 
 def _put_status(agent: Agent, key: str, desired: dict[str, Any] | None, status: dict[str, Any]) -> None:

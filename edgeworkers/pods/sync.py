@@ -17,12 +17,15 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
+import redis
+
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.admission import AdmissionPolicy, admit, refused_status
-from edgeworkers.pods.backoff import PULL_SCOPE, BackoffEntry, BackoffStore, pull_key
+from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
 from edgeworkers.pods.podstatus import ProbeResults, compute_pod_status, format_time
@@ -31,11 +34,10 @@ from edgeworkers.pods.policy import (
     BackoffPolicy,
     PodActions,
     StartAction,
-    backoff_delay,
     compute_pod_actions,
     latest_instances,
 )
-from edgeworkers.runtime.errors import ContainerRuntimeError, ImagePullError
+from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerID, ContainerState
 from edgeworkers.volumes.builders import NoSources, Sources
@@ -45,9 +47,6 @@ from edgeworkers.volumes.manager import ReadyVolume, VolumeManager
 
 log = logging.getLogger(__name__)
 
-ERR_IMAGE_PULL = "ErrImagePull"
-IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
-ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
 RUN_CONTAINER_ERROR = "RunContainerError"
@@ -64,11 +63,13 @@ class SyncResult:
 
 
 class _Outcome:
-    """What a sync met along the way: waiting reasons for the status, and the earliest look-again."""
+    """What a sync met along the way: waiting reasons for the status, and the earliest look-again; and the outcomes
+    of the pulls its task made before taking the pod's lock (``images``)."""
 
-    def __init__(self, actions: PodActions) -> None:
+    def __init__(self, actions: PodActions, pulled: dict[str, Pulled] | None = None) -> None:
         self.waiting = dict(actions.waiting)
         self.requeue_after = actions.requeue_after
+        self.pulled = pulled or {}
 
     def wait(self, name: str, reason: str, message: str, retry_after: float) -> None:
         self.waiting[name] = (reason, message)
@@ -89,6 +90,7 @@ class PodSyncer:
         volumes: VolumeManager | None = None,
         probe_results: Callable[[list[str]], ProbeResults] | None = None,
         events: Callable[..., None] | None = None,
+        image_locks: redis.Redis | None = None,
     ) -> None:
         self._runtime = runtime
         # The prober's results by container id (readiness, startup), for the status; None: no prober.
@@ -104,11 +106,17 @@ class PodSyncer:
         self._node = PodFacts(host_ip=settings.node_host)
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
+        # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
+        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks)
 
-    def sync(self, key: str, pod: Pod | None, previous_status: dict[str, Any] | None = None) -> SyncResult:
+    def sync(
+        self, key: str, pod: Pod | None, previous_status: dict[str, Any] | None = None,
+        pulled: dict[str, Pulled] | None = None,
+    ) -> SyncResult:  # fmt: skip
         """Bring the containers of pod ``key`` ("namespace/name") to ``pod``; None or a deletionTimestamp
         kills every container of the key, whatever its uid. ``previous_status`` (else ``pod.status``) keeps
-        the conditions' transition times and the start time stable."""
+        the conditions' transition times and the start time stable. ``pulled``: what ``prefetch_images`` pulled
+        for this sync (an image it did not pull is pulled here, if its policy wants it)."""
         if pod is None or pod.metadata.deletion_timestamp:
             grace = self._settings.default_grace_period_s if pod is None else _grace_period(pod)
             done = self.kill_pod(key, grace, uid=pod.metadata.uid if pod is not None else None)
@@ -118,7 +126,7 @@ class PodSyncer:
             return self._refuse(key, pod, *refusal, previous_status)
         containers = self._containers_of(key)
         actions = compute_pod_actions(pod, containers, self._clock(), self._backoff, self._policy)
-        outcome = _Outcome(actions)
+        outcome = _Outcome(actions, pulled)
         for name, (reason, _) in actions.waiting.items():
             if reason == CRASH_LOOP_BACK_OFF:
                 self._note(pod, "BackOff", f"Back-off restarting failed container {name} in pod "
@@ -148,6 +156,14 @@ class PodSyncer:
                 self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome, volumes, facts)
         ensure_held()
         return SyncResult(self._status(pod, outcome, previous_status), outcome.requeue_after)
+
+    def prefetch_images(self, key: str, pod: Pod) -> dict[str, Pulled]:
+        """Pull, without the pod's lock, the images of the containers a sync of ``pod`` would create now (as far as
+        the runtime's containers tell without the lock); the outcomes by image, for ``sync(..., pulled=)``."""
+        if pod.metadata.deletion_timestamp or admit(pod, self._admission) is not None:
+            return {}
+        actions = compute_pod_actions(pod, self._containers_of(key), self._clock(), self._backoff, self._policy)
+        return self._images.prefetch(pod, [_spec(pod, start) for start in actions.start if start.reuse is None])
 
     def orphans(self, desired_keys: set[str]) -> list[str]:
         """The keys of pods with containers on this node that are not in ``desired_keys``."""
@@ -283,44 +299,11 @@ class PodSyncer:
             self._backoff.put(pod.metadata.uid or "", spec.name, backoff)
 
     def _ensure_image(self, pod: Pod, spec: SpecContainer, outcome: _Outcome) -> bool:
-        """Make the container's image present per its pull policy; False (and a waiting reason) if it is not.
-
-        No registry may be reachable at the edge: under ``Always`` a failed pull falls back to a local copy
-        (and is not tried again before its back-off expires); without one, ErrImagePull then ImagePullBackOff.
-        """
-        image, policy = spec.image or "", spec.pull_policy
-        present = self._runtime.image_present(image)
-        if policy == "Never" or (present and policy == "IfNotPresent"):
-            if not present:
-                message = f'Container image "{image}" is not present with pull policy of Never'
-                self._note(pod, ERR_IMAGE_NEVER_PULL, message, "Warning")
-                outcome.wait(spec.name, ERR_IMAGE_NEVER_PULL, message, self._policy.initial_s)
-            else:
-                self._note(pod, "Pulled", f'Container image "{image}" already present on machine')
-            return present
-        now = self._clock()
-        entry = self._backoff.get(PULL_SCOPE, pull_key(image))
-        if entry is not None and now < entry.since + entry.delay:
-            if not present:
-                remaining = entry.since + entry.delay - now
-                self._note(pod, "BackOff", f'Back-off pulling image "{image}"')
-                outcome.wait(spec.name, IMAGE_PULL_BACK_OFF, f'Back-off pulling image "{image}"', remaining)
-            return present
-        try:
-            self._runtime.pull_image(image)
-        except ImagePullError as exc:
-            delay = backoff_delay(entry.delay if entry else None, 0.0, self._policy)
-            self._backoff.put(PULL_SCOPE, pull_key(image), BackoffEntry(delay=delay, since=now))
-            if present:
-                log.info("pod %s: pulling %s failed, using the local image: %s", pod.key, image, exc)
-                return True
-            self._note(pod, "Failed", f'Failed to pull image "{image}": {exc}', "Warning")
-            outcome.wait(spec.name, ERR_IMAGE_PULL, str(exc), delay)
-            return False
-        self._note(pod, "Pulled", f'Successfully pulled image "{image}"')
-        if entry is not None:
-            self._backoff.delete(PULL_SCOPE, pull_key(image))
-        return True
+        """Make the container's image present per its pull policy (``images``); False (and a waiting reason) if not."""
+        present, waiting = self._images.ensure(pod, spec, outcome.pulled)
+        if waiting is not None:
+            outcome.wait(spec.name, *waiting)
+        return present
 
     def _status(self, pod: Pod, outcome: _Outcome, previous: dict[str, Any] | None) -> dict[str, Any]:
         """The pod's status from a fresh list; dead instances beyond the last one per container are removed."""

@@ -7,7 +7,9 @@ cannot turn the node's prober against other machines.
 """
 from __future__ import annotations
 
+import json
 import socket
+from typing import Protocol
 
 import requests
 import urllib3
@@ -15,11 +17,16 @@ import urllib3
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Probe
 from edgeworkers.runtime.errors import ContainerRuntimeError, ExecTimeout
-from edgeworkers.runtime.protocol import Runtime
-from edgeworkers.runtime.types import ContainerID
+from edgeworkers.runtime.types import ContainerID, ExecResult
 
 LOOPBACK = "127.0.0.1"
 MAX_OUTPUT = 10 * 1024  # kubelet keeps the first 10 KiB of a probe's output
+
+
+class Executor(Protocol):
+    """What runs an exec probe's command: the Runtime itself, or the prober's sessions (``execsession``)."""
+
+    def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult: ...
 
 
 class ProbeRefused(ValueError):
@@ -43,11 +50,11 @@ def probe_target(host: str | None, pod_address: str) -> str:
     return pod_address
 
 
-def run_exec(runtime: Runtime, container: ContainerID, command: list[str], timeout_s: float) -> tuple[bool, str]:
+def run_exec(runtime: Executor, container: ContainerID, command: list[str], timeout_s: float) -> tuple[bool, str]:
     try:
         result = runtime.exec(container, command, timeout_s)
-    except ExecTimeout:
-        return False, f"command {command} timed out after {timeout_s:g}s"
+    except ExecTimeout:  # kubelet's words (its CRI client's DeadlineExceeded)
+        return False, f"command {json.dumps(' '.join(command))} timed out"
     except ContainerRuntimeError as exc:
         return False, str(exc)
     output = result.output[:MAX_OUTPUT].decode(errors="replace")
@@ -84,7 +91,7 @@ def run_tcp(host: str, port: int, timeout_s: float) -> tuple[bool, str]:
 
 
 def run_probe(
-    runtime: Runtime, container: ContainerID, spec: SpecContainer, probe: Probe, pod_address: str | None, timeout_s: float
+    runtime: Executor, container: ContainerID, spec: SpecContainer, probe: Probe, pod_address: str | None, timeout_s: float
 ) -> tuple[bool, str]:
     """Run whichever handler ``probe`` has; a refused probe fails with the reason."""
     try:

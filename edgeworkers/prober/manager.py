@@ -7,6 +7,8 @@ bounded thread pool; keep each probe's state, publish result changes, act on liv
 - Results are kept per container instance and published only on change: readiness and startup to Redis
   (``constants.KEY_PROBE``, a hash per container id that the pod status reads), then a ``sync`` of the pod so its
   status shows the change within a second.
+- Exec probes run through per-container shell sessions (``execsession``): a run is one fork in the container rather
+  than a Docker exec; the sessions of containers no longer probed are closed on the tick.
 - A liveness (or startup) probe that turns to failure records ``Unhealthy`` and ``Killing`` events and stops the
   container; the PLEG then sees it die and the pod's restart policy restarts it.
 """
@@ -23,7 +25,8 @@ import redis
 from edgeworkers import constants, metrics
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod, Probe
-from edgeworkers.prober.handlers import LOOPBACK, run_probe
+from edgeworkers.prober.execsession import ExecSessions
+from edgeworkers.prober.handlers import LOOPBACK, Executor, run_probe
 from edgeworkers.prober.policy import (
     LIVENESS,
     READINESS,
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # Event(pod, reason, message, type): what the node did, for `kubectl describe pod`.
 RecordEvent = Callable[[Pod, str, str, str], None]
+# The scheduler ticks every second: a run due within half a tick starts on this one (policy.is_due).
+TICK_SLACK_S = 0.5
 _TITLE = {LIVENESS: "Liveness", READINESS: "Readiness", STARTUP: "Startup"}
 
 
@@ -66,8 +71,11 @@ class ProbeManager:
         record_event: RecordEvent | None = None,
         clock: Callable[[], float] = time.time,
         workers: int = 16,
+        exec_sessions: bool = True,
     ) -> None:
         self._runtime = runtime
+        self._sessions = ExecSessions(runtime) if exec_sessions else None
+        self._executor: Executor = self._sessions or runtime
         self._redis = client
         self._pods = pods
         self._sync = sync
@@ -82,6 +90,8 @@ class ProbeManager:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._sessions is not None:
+            self._sessions.close()
 
     def tick(self, containers: list[Container]) -> int:
         """Start every due probe of the running ``containers``; forget the probes of containers gone. Returns the
@@ -108,7 +118,7 @@ class ProbeManager:
                     if state is None or probe is None or gated(kind, startup):
                         continue
                     config = ProbeConfig.from_probe(probe)
-                    if not is_due(state, config, begun, now):
+                    if not is_due(state, config, begun, now, TICK_SLACK_S):
                         continue
                     late = start_run(state, config, begun, now)
                     self.runs += 1
@@ -133,6 +143,8 @@ class ProbeManager:
             gone = [key for key in self._states if key not in live]
             for key in gone:
                 del self._states[key]
+        if self._sessions is not None and self._sessions.retain({ident for ident, _ in live}):
+            self._pool.submit(self._sessions.close_dropped)
         for ident in {ident for ident, _ in gone}:
             try:
                 self._redis.delete(probe_key(ident))
@@ -156,7 +168,7 @@ class ProbeManager:
         state: ProbeState, sandbox: Container | None,
     ) -> None:  # fmt: skip
         try:
-            ok, message = run_probe(self._runtime, container.id, spec, probe, self._address(pod, sandbox), config.timeout_s)
+            ok, message = run_probe(self._executor, container.id, spec, probe, self._address(pod, sandbox), config.timeout_s)
         except Exception as exc:  # noqa: BLE001 - a probe's fault is the probe's failure, never the pool's
             ok, message = False, f"{type(exc).__name__}: {exc}"
         metrics.PROBE_RESULTS.labels(kind, "successful" if ok else "failed").inc()

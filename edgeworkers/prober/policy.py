@@ -69,9 +69,16 @@ def due_at(state: ProbeState, config: ProbeConfig, started_at: float) -> float:
     return state.next_due if state.next_due is not None else started_at + config.initial_delay_s
 
 
-def is_due(state: ProbeState, config: ProbeConfig, started_at: float, now: float) -> bool:
-    """Whether a run should start now (never two at once, never after the probe is done)."""
-    return not state.running and not state.done and now >= due_at(state, config, started_at)
+def is_due(state: ProbeState, config: ProbeConfig, started_at: float, now: float, slack_s: float = 0.0) -> bool:
+    """Whether a run should start now (never two at once, never after the probe is done).
+
+    ``slack_s``: a run due within this much from now starts now. The manager finds due probes on a tick, so a run
+    due just after a tick (its schedule lined up with the ticks, the tick a few milliseconds early) would otherwise
+    start a whole tick late; with half a tick of slack it starts at most half a tick early or late, and its next
+    runs keep their schedule. Never before the initial delay, though."""
+    if state.running or state.done:
+        return False
+    return now + (slack_s if state.next_due is not None else 0.0) >= due_at(state, config, started_at)
 
 
 def start_run(state: ProbeState, config: ProbeConfig, started_at: float, now: float) -> float:

@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +29,8 @@ import docker
 import requests
 from docker.utils import kwargs_from_env
 
-from edgeworkers.runtime import labels
+from edgeworkers.runtime import cgroups, labels
+from edgeworkers.runtime.docker_stream import DockerStreamSession
 from edgeworkers.runtime.errors import (
     ContainerCreateError,
     ContainerNotFound,
@@ -40,11 +42,13 @@ from edgeworkers.runtime.errors import (
     RuntimeFault,
     RuntimeUnavailable,
 )
+from edgeworkers.runtime.protocol import StreamSession
 from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
     ContainerID,
     ContainerState,
+    ContainerUsage,
     ExecResult,
     Image,
     PodRef,
@@ -71,6 +75,7 @@ class _Details:
 
 
 MAX_POOL_SIZE = 32
+USAGE_THREADS = 4  # containers whose stats are asked for at once
 # An inspect result no list has shown for this long is dropped (see DockerRuntime._prune).
 STALE_S = 600.0
 
@@ -274,6 +279,51 @@ class DockerRuntime:
                 if time.monotonic() >= deadline:
                     raise ExecTimeout(f"exec {command} in {container} timed out after {timeout_s:g}s")
                 time.sleep(0.005)
+
+    def exec_stream(self, container: ContainerID, command: list[str], *, stdin: bool, tty: bool) -> StreamSession:
+        api = self._api()
+        with self._engine(f"exec in {container}"):
+            try:
+                exec_id = api.exec_create(container.id, command, stdout=True, stderr=True, stdin=stdin, tty=tty)["Id"]
+                hijacked = api.exec_start(exec_id, tty=tty, socket=True)
+            except docker.errors.NotFound as exc:
+                raise ContainerNotFound(_explain(exc)) from exc
+        return DockerStreamSession(api, container.id, exec_id, hijacked, tty)
+
+    def attach_stream(self, container: ContainerID, *, stdin: bool, tty: bool) -> StreamSession:
+        api = self._api()
+        with self._engine(f"attach to {container}"):
+            try:
+                has_tty = bool(api.inspect_container(container.id)["Config"].get("Tty"))
+                params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+                hijacked = api.attach_socket(container.id, params=params)
+            except docker.errors.NotFound as exc:
+                raise ContainerNotFound(_explain(exc)) from exc
+        return DockerStreamSession(api, container.id, None, hijacked, has_tty)
+
+    def usage(self, containers: list[ContainerID]) -> dict[ContainerID, ContainerUsage]:
+        """From the containers' cgroup files when this host has them (``runtime/cgroups.py``), else Docker's one-shot
+        stats (no second sample inside the engine), a few containers at once."""
+        sampled = {c: cgroups.read_usage(c.id) for c in containers}
+        missing = [c for c, usage in sampled.items() if usage is None]
+        if missing:
+            with ThreadPoolExecutor(min(USAGE_THREADS, len(missing)), thread_name_prefix="docker-stats") as pool:
+                sampled.update(zip(missing, pool.map(self._stats_usage, missing)))
+        return {container: usage for container, usage in sampled.items() if usage is not None}
+
+    def _stats_usage(self, container: ContainerID) -> ContainerUsage | None:
+        try:
+            with self._engine(f"stats of container {container}"):
+                stats = self._api().stats(container.id, stream=False, one_shot=True)
+        except ContainerRuntimeError:
+            return None  # gone or stopped meanwhile
+        total = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+        memory = stats.get("memory_stats") or {}
+        if total is None or "usage" not in memory:
+            return None  # not running: Docker answers empty stats
+        details = memory.get("stats") or {}
+        inactive = details.get("total_inactive_file", details.get("inactive_file", 0))  # cgroup v1, v2
+        return ContainerUsage(int(total), max(0, int(memory["usage"]) - int(inactive)))
 
     def container_ip(self, container: ContainerID) -> str | None:
         with self._engine(f"inspect container {container}"):

@@ -15,8 +15,11 @@ Behaves like ``DockerRuntime`` where tests can tell (names, labels, states, erro
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,11 +35,13 @@ from edgeworkers.runtime.errors import (
     ImagePullError,
     RuntimeUnavailable,
 )
+from edgeworkers.runtime.protocol import StreamSession
 from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
     ContainerID,
     ContainerState,
+    ContainerUsage,
     ExecResult,
     Image,
     PodRef,
@@ -45,6 +50,14 @@ from edgeworkers.runtime.types import (
 
 Clock = Callable[[], "datetime | float"]
 ExecHandler = Callable[[Container, list[str]], ExecResult]
+# A streaming exec's process: given the container, the command, its end of the stream and whether it has a TTY,
+# it reads stdin and writes output (Docker's frames unless a TTY) on the socket, and returns the exit code.
+StreamHandler = Callable[[Container, list[str], socket.socket, bool], int]
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """One frame of Docker's multiplexed stream (1 stdout, 2 stderr)."""
+    return struct.pack(">BxxxI", stream, len(data)) + data
 
 
 def normalize_image(ref: str) -> str:
@@ -129,10 +142,14 @@ class FakeRuntime:
         self.stop_exit_code = 137
         # What exec answers; replace to script probes. Default: exit 0, no output.
         self.exec_handler: ExecHandler = lambda _container, _command: ExecResult(0, b"")
+        # What a streaming exec does; replace to script it. Default: exec_handler's answer on stdout.
+        self.stream_handler: StreamHandler = self._answer_stream
+        self.open_streams: set[FakeStreamSession] = set()  # started and not closed
         self._clock = clock or (lambda: datetime.now(UTC))
         self._images: dict[str, Image] = {}
         self._registry = {normalize_image(ref) for ref in registry}  # what pull_image can fetch
         self._containers: dict[ContainerID, _Record] = {}
+        self.usages: dict[ContainerID, ContainerUsage] = {}  # what usage() answers, set by tests
         self._failures: dict[str, list[Exception]] = {}
         self._ids = itertools.count(1)
         self._hosts = itertools.count(1)  # pod IPs 10.88.x.y, one per non-host-network sandbox
@@ -285,6 +302,41 @@ class FakeRuntime:
             view = record.view()
         return self.exec_handler(view, command)
 
+    def exec_stream(self, container: ContainerID, command: list[str], *, stdin: bool, tty: bool) -> StreamSession:
+        """Call: ``("exec_stream", "docker://<id>", *command)``; the process is ``stream_handler`` on a thread."""
+        self._enter("exec_stream", str(container), *command)
+        with self._lock:
+            record = self._get(container)
+            if record.state != ContainerState.RUNNING:
+                raise ContainerRuntimeError(f"container {container} is not running")
+            view = record.view()
+        session = FakeStreamSession(self, lambda sock: self.stream_handler(view, command, sock, tty), tty, True)
+        self.open_streams.add(session)
+        return session
+
+    def attach_stream(self, container: ContainerID, *, stdin: bool, tty: bool) -> StreamSession:
+        """Call: ``("attach_stream", "docker://<id>")``; the container's output is what ``stream_handler`` writes."""
+        self._enter("attach_stream", str(container))
+        with self._lock:
+            view = self._get(container).view()
+        session = FakeStreamSession(self, lambda sock: self.stream_handler(view, [], sock, tty), tty, False)
+        self.open_streams.add(session)
+        return session
+
+    def _answer_stream(self, container: Container, command: list[str], sock: socket.socket, tty: bool) -> int:
+        result = self.exec_handler(container, command)
+        sock.sendall(result.output if tty else frame(1, result.output))
+        return result.exit_code
+
+    def usage(self, containers: list[ContainerID]) -> dict[ContainerID, ContainerUsage]:
+        """Call: ``("usage", "docker://<id>", ...)``; answered from ``usages`` (tests set it), for running containers only."""
+        self._enter("usage", *(str(c) for c in containers))
+        with self._lock:
+            return {
+                c: self.usages[c] for c in containers
+                if c in self.usages and c in self._containers and self._containers[c].state == ContainerState.RUNNING
+            }
+
     def container_ip(self, container: ContainerID) -> str | None:
         self._enter("container_ip", str(container))
         with self._lock:
@@ -382,3 +434,46 @@ class FakeRuntime:
 
 
 __all__ = ["FakeRuntime", "normalize_image"]
+
+
+class FakeStreamSession:
+    """A stream whose process is a function on a thread, joined by a socket pair; ``resizes`` records the sizes."""
+
+    def __init__(self, runtime: FakeRuntime, process: Callable[[socket.socket], int], tty: bool, is_exec: bool) -> None:
+        self.sock, self._peer = socket.socketpair()
+        self.tty = tty
+        self.resizes: list[tuple[int, int]] = []
+        self.closed = False
+        self._runtime = runtime
+        self._is_exec = is_exec
+        self._code: int | None = None
+        self._thread = threading.Thread(target=self._run, args=(process,), name="fake-exec", daemon=True)
+        self._thread.start()
+
+    def _run(self, process: Callable[[socket.socket], int]) -> None:
+        try:
+            self._code = process(self._peer)
+        except OSError:  # the stream was closed under the process: killed
+            self._code = 137
+        finally:
+            with contextlib.suppress(OSError):
+                self._peer.shutdown(socket.SHUT_WR)
+
+    def resize(self, width: int, height: int) -> None:
+        if self.tty:
+            self.resizes.append((width, height))
+
+    def exit_code(self, wait_s: float) -> int | None:
+        self._thread.join(wait_s)
+        return None if self._thread.is_alive() or not self._is_exec else self._code
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for end in (self.sock, self._peer):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+        self._thread.join(5)
+        self._runtime.open_streams.discard(self)

@@ -5,6 +5,7 @@ never cross it: only the types in ``runtime.types``.
 """
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
@@ -13,11 +14,32 @@ from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
     ContainerID,
+    ContainerUsage,
     ExecResult,
     Image,
     PodRef,
     SandboxConfig,
 )
+
+
+class StreamSession(Protocol):
+    """A started exec (or attach): its raw stream and its control. Every method blocks (run it off the event loop).
+
+    ``sock`` carries stdin one way and the output the other: stdout and stderr in Docker's multiplexed frames (an
+    8-byte header each) unless ``tty``, when the terminal's output comes as is.
+    """
+
+    sock: socket.socket
+    tty: bool
+
+    def resize(self, width: int, height: int) -> None:
+        """Set the terminal's size (a TTY only)."""
+
+    def exit_code(self, wait_s: float) -> int | None:
+        """The process's exit code once it has ended, waiting up to ``wait_s``; None while it runs (or for attach)."""
+
+    def close(self) -> None:
+        """End the stream: an exec's process (and its children) still running is killed, the socket closed. Idempotent."""
 
 
 class Runtime(Protocol):
@@ -71,6 +93,9 @@ class Runtime(Protocol):
     def container_ip(self, container: ContainerID) -> str | None:
         """The pod IP held by a sandbox container (None for host network)."""
 
+    def usage(self, containers: list[ContainerID]) -> dict[ContainerID, ContainerUsage]:
+        """The usage of each running container of ``containers``; one gone or stopped meanwhile is left out."""
+
     def logs(
         self,
         container: ContainerID,
@@ -81,3 +106,10 @@ class Runtime(Protocol):
         timestamps: bool = False,
     ) -> Iterator[bytes]:
         """Chunks of the container's combined stdout/stderr."""
+
+    def exec_stream(self, container: ContainerID, command: list[str], *, stdin: bool, tty: bool) -> StreamSession:
+        """Start ``command`` in a running container with its streams attached (kubelet's streaming exec);
+        ContainerNotFound when the container is gone, ContainerRuntimeError when the engine refuses."""
+
+    def attach_stream(self, container: ContainerID, *, stdin: bool, tty: bool) -> StreamSession:
+        """Attach to the main process's streams of a running container; closing never stops the container."""

@@ -125,3 +125,11 @@ class Image:
 class ExecResult:
     exit_code: int
     output: bytes
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    """A container's resource usage at one instant, as cAdvisor reports it to kubelet's summary API."""
+
+    cpu_usage_ns: int  # cumulative CPU time since the container started: a rate needs two samples
+    memory_working_set_bytes: int  # memory usage less inactive file pages, what the OOM killer weighs

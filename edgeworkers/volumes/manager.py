@@ -126,8 +126,8 @@ class VolumeManager:
         return {volume.name: self._setup_one(pod, volume, facts, mounted) for volume in volumes}
 
     def _setup_one(self, pod: Pod, volume: Volume, facts: PodFacts, mounted: set[Path]) -> ReadyVolume:
-        if volume.host_path is not None:
-            return ReadyVolume(_host_path_ready(volume.host_path))
+        if volume.host_path is not None:  # a missing subPath in it is made, as kubelet does (never outside it)
+            return ReadyVolume(_host_path_ready(volume.host_path), creatable=True)
         path = volume_dir(self._data_dir, pod.metadata.uid or "", volume.name)
         try:
             if volume.empty_dir is not None:

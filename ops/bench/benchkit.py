@@ -1,16 +1,32 @@
-"""What the benchmarks share: a Redis database of their own, and removing the containers they made.
+"""What the benchmarks share: a Redis database of their own, removing the containers they made, and the two ways
+of starting pods that pods.py and scaling.py compare (raw Docker SDK calls, and the agent's queues).
 
 Imported by the scripts beside it (``ops/bench/X.py`` runs with this folder on ``sys.path``).
 """
 from __future__ import annotations
 
 import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import docker
 import redis
 
+from edgeworkers.broker import make_broker
+from edgeworkers.config import Settings
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.desired import apply_pod, delete_pod
 from edgeworkers.runtime import labels
+from edgeworkers.tasks import sender
 
 CLAIM_KEY = "edgeworkers:bench-claim"
 
@@ -36,3 +52,180 @@ def remove_containers(client: docker.DockerClient, node: str) -> None:
     entries = client.api.containers(all=True, filters={"label": f"{labels.NODE}={node}"})
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(remove, [entry["Id"] for entry in entries]))
+
+
+# --- starting pods: raw Docker SDK calls, and the agent's queues (pods.py, scaling.py) -------------------------------
+
+
+@dataclass
+class Result:
+    """N pods started on one path: how long the batch took, and each pod's latency (enqueue to running)."""
+
+    name: str
+    pods: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.pods / self.seconds
+
+    def quantile(self, percent: int) -> float:
+        if len(self.latencies) == 1:
+            return self.latencies[0]
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[percent - 1]
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<7} {self.pods} pods in {self.seconds:6.2f} s = {self.rate:6.2f} pods/s   "
+            f"latency p50 {self.quantile(50):.3f} s  p99 {self.quantile(99):.3f} s"
+        )
+
+
+def total(name: str, results: list[Result]) -> Result:
+    """The results of several rounds as one."""
+    return Result(
+        name, sum(r.pods for r in results), sum(r.seconds for r in results), [x for r in results for x in r.latencies]
+    )
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class StartWatcher:
+    """Records, per pod name, when its app container started (Docker's own event time)."""
+
+    def __init__(self, client: docker.DockerClient, node: str) -> None:
+        self.started: dict[str, float] = {}
+        self._events = client.api.events(decode=True, filters={"label": f"{labels.NODE}={node}", "event": "start"})
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self) -> None:
+        for event in self._events:
+            attributes = event.get("Actor", {}).get("Attributes", {})
+            if attributes.get(labels.CONTAINER_TYPE) == labels.TYPE_APP:
+                self.started[attributes[labels.POD_NAME]] = event["timeNano"] / 1e9
+
+    def close(self) -> None:
+        self._events.close()
+
+
+def raw_pods(
+    client: docker.DockerClient, node: str, prefix: str, pods: int, threads: int, image: str, sandbox_image: str
+) -> Result:
+    """``threads`` threads each create and start a sandbox (the pause image, shareable IPC) and an app container
+    joined to it, for ``pods`` pods labelled for ``node``: what a sync does for a new pod, without the agent."""
+    api = client.api
+
+    def one(index: int) -> float:
+        name = f"{prefix}-{index}"
+        common = {labels.NODE: node, labels.POD_NAME: name, labels.POD_NAMESPACE: "default", labels.POD_UID: name}
+        sandbox = api.create_container(
+            sandbox_image,
+            name=f"{node}-{name}-pod",
+            hostname=name,
+            labels={**common, labels.CONTAINER_NAME: labels.SANDBOX_NAME, labels.CONTAINER_TYPE: labels.TYPE_SANDBOX},
+            host_config=api.create_host_config(ipc_mode="shareable"),
+        )["Id"]
+        api.start(sandbox)
+        joined = f"container:{sandbox}"
+        app = api.create_container(
+            image,
+            command=["sleep", "3600"],
+            name=f"{node}-{name}-app",
+            labels={**common, labels.CONTAINER_NAME: "app", labels.CONTAINER_TYPE: labels.TYPE_APP},
+            host_config=api.create_host_config(network_mode=joined, ipc_mode=joined),
+        )["Id"]
+        api.start(app)
+        return time.time()
+
+    begin = time.time()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        done = list(pool.map(one, range(pods)))
+    return Result("raw", pods, max(done) - begin, [t - begin for t in done])
+
+
+def start_worker(settings: Settings, processes: int, threads: int, log: Path) -> subprocess.Popen:
+    """`edgeworkers worker` on ``settings``' Redis database and node, in a process group of its own."""
+    env = {
+        **os.environ,
+        "EDGEWORKERS_NODE_NAME": settings.node_name,
+        "EDGEWORKERS_REDIS_URL": settings.redis_url,
+        "EDGEWORKERS_REDIS_PASSWORD_FILE": settings.redis_password_file,
+        "EDGEWORKERS_DATA_DIR": str(settings.data_dir),
+    }
+    argv = [str(Path(sys.executable).with_name("edgeworkers")), "worker",
+            "--processes", str(processes), "--threads", str(threads)]  # fmt: skip
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process_group(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM the process group we started (SIGKILL after ``timeout_s``)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def busybox_pod(name: str, image: str) -> dict:
+    container = {"name": "app", "image": image, "imagePullPolicy": "Never", "command": ["sleep", "3600"]}
+    return {"metadata": {"name": name}, "spec": {"terminationGracePeriodSeconds": 0, "containers": [container]}}
+
+
+class QueuePath:
+    """The agent's path: an `edgeworkers worker` (``processes`` x ``threads``), fed through ``pods.desired``."""
+
+    def __init__(self, client: docker.DockerClient, settings: Settings, processes: int, threads: int, image: str) -> None:
+        self.client, self.settings, self.image = client, settings, image
+        self.store = MetaStore(redis.Redis.from_url(settings.redis_url))
+        self.send = sender(make_broker(settings))
+        self.watcher = StartWatcher(client, settings.node_name)
+        self.worker = start_worker(settings, processes, threads, settings.data_dir / "worker.log")
+        # Warm up: every worker process is up and has built its runtime before any clock starts.
+        warmups = [f"warmup-{index}" for index in range(processes)]
+        for name in warmups:
+            self._apply(name)
+        wait_until(lambda: all(name in self.watcher.started for name in warmups), 120, "the warm-up pods")
+        self.delete_all("warmup")
+
+    def _apply(self, name: str) -> None:
+        apply_pod(self.store, self.send, busybox_pod(name, self.image))
+
+    def run(self, prefix: str, pods: int) -> Result:
+        """Apply ``pods`` pods at once; the time until the last app container started, and each pod's latency."""
+        names = [f"{prefix}-{index}" for index in range(pods)]
+        enqueued: dict[str, float] = {}
+        begin = time.time()
+        for name in names:
+            enqueued[name] = time.time()
+            self._apply(name)
+        started = self.watcher.started
+        wait_until(lambda: all(name in started for name in names), 600, f"{pods} pods running")
+        return Result("queues", pods, max(started[n] for n in names) - begin, [started[n] - enqueued[n] for n in names])
+
+    def delete_all(self, prefix: str) -> None:
+        """Delete the pods named ``prefix-*`` through the queues too (untimed) and wait until their containers are
+        gone."""
+        for key in [k for k in self.store.keys(POD) if k.startswith(f"default/{prefix}-")]:
+            delete_pod(self.store, self.send, key)
+        node = f"{labels.NODE}={self.settings.node_name}"
+        wait_until(
+            lambda: not any(
+                c["Labels"].get(labels.POD_NAME, "").startswith(f"{prefix}-")
+                for c in self.client.api.containers(all=True, filters={"label": node})
+            ),
+            300,
+            "the round's pods deleted",
+        )
+
+    def close(self) -> None:
+        self.watcher.close()
+        stop_process_group(self.worker)

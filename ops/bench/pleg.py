@@ -8,8 +8,9 @@
 2. CPU: the real ``python -m scheduler`` on those pods (orphan cleanup and GC off, so it leaves them alone) for
    --cpu-seconds; its CPU time and PSS (psutil).
 3. Probes: an exec readiness probe (``true``, periodSeconds 1) in each pod, run by a ``ProbeManager`` ticking every
-   second for --probe-seconds; the fraction of runs started more than 1 s after they were due (target: none),
-   and the exec round trip's p50/p99.
+   second for --probe-seconds; the fraction of runs started more than 1 s after they were due (target: none), also
+   after the first 3 s (when the sessions are open), and a probe run's p50/p99; with the exec sessions, then (the
+   baseline, --probe-mode) with a Docker exec per run. The load average at the start and the end of each.
 
 4. Status delay (--kills K, 0 to skip): a cloud, bridge, worker and scheduler (the integration tests' own
    harness, ``tests.integration.loop.conftest.running_cluster``) on a node of their own; K pods (``restartPolicy:
@@ -39,10 +40,13 @@ from benchkit import claim_database
 
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.pleg import GenericPLEG
+from edgeworkers.prober import manager as manager_module
 from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
+
+WARM_UP_TICKS = 10  # the first ticks open the exec sessions (a Docker exec per container: seconds under load)
 
 
 def cuts(values: list[float]) -> tuple[float, float, float]:
@@ -71,6 +75,7 @@ def main(
     cpu_seconds: float = 60.0,
     probe_seconds: float = 30.0,
     probe_workers: int = 16,
+    probe_mode: str = typer.Option("both", help="sessions, plain (a Docker exec per run) or both, in that order"),
     kills: int = 20,
     redis_url: str = typer.Option("redis://127.0.0.1:6399", help="a Redis without password; a free db is used"),
 ) -> None:
@@ -124,38 +129,129 @@ def main(
                       f" PSS {pss:.1f} MiB")  # fmt: skip
             finally:
                 process.terminate()
-                process.wait(15)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:  # a loaded machine: do not leave it running
+                    process.kill()
+                    process.wait(10)
 
         if probe_seconds > 0:
-            durations: list[float] = []
-            timed = runtime.exec
-
-            def exec_timed(*args, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return timed(*args, **kwargs)
-                finally:
-                    durations.append(time.perf_counter() - t0)
-
-            runtime.exec = exec_timed  # type: ignore[method-assign]
-            prober = ProbeManager(runtime, client, lambda: [pod for _, pod in made], lambda key: None,
-                                  workers=probe_workers)  # fmt: skip
-            next_tick = time.monotonic()
-            end = next_tick + probe_seconds
-            while next_tick < end:
-                prober.tick(runtime.list_containers())
-                next_tick += 1.0
-                time.sleep(max(0.0, next_tick - time.monotonic()))
-            prober.close()
-            _, d50, d99 = cuts(durations)
-            print(f"probes     {prober.runs} runs, {prober.late_runs} started > 1 s late "
-                  f"({prober.late_runs / max(1, prober.runs):.1%}); exec p50 {d50 * 1e3:.0f} ms p99 {d99 * 1e3:.0f} ms")
+            modes = {"sessions": True, "plain": False}
+            for mode in [probe_mode] if probe_mode in modes else list(modes):
+                probe_run(runtime, client, [pod for _, pod in made], probe_seconds, probe_workers, mode, modes[mode])
     finally:
         for container in api.containers(all=True, filters={"label": [f"{labels.NODE}={node}"]}):
             api.remove_container(container["Id"], force=True)
         client.flushdb()
     if kills > 0:
         status_delay(kills, redis_url)
+
+
+def probe_run(runtime: DockerRuntime, client: redis.Redis, pods: list[Pod], seconds: float, workers: int, mode: str,
+              sessions: bool) -> None:  # fmt: skip
+    """Part 3: the pods' exec probes for ``seconds``, through shell sessions or a Docker exec per run."""
+    durations: list[float] = []
+    timed = manager_module.run_probe
+
+    def run_timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return timed(*args, **kwargs)
+        finally:
+            durations.append(time.perf_counter() - t0)
+
+    manager_module.run_probe = run_timed
+    prober = ProbeManager(runtime, client, lambda: pods, lambda key: None, workers=workers, exec_sessions=sessions)
+    load = os.getloadavg()[0]
+    engine = engine_processes({c.id.id for c in runtime.list_containers()})
+    next_tick = time.monotonic()
+    end = next_tick + seconds
+    ticks = 0
+    tick_delays: list[float] = []  # how late each tick started, listing included (the bench's own loop)
+    late_by_tick: list[int] = []
+    while next_tick < end:
+        containers = runtime.list_containers()
+        tick_delays.append(time.monotonic() - next_tick)
+        before = prober.late_runs
+        prober.tick(containers)
+        late_by_tick.append(prober.late_runs - before)
+        ticks += 1
+        if ticks == WARM_UP_TICKS:
+            warm = (prober.runs, prober.late_runs)
+            shells = session_shells({c.id.id for c in containers}) if sessions else []
+            cpu_before = cpu_by_group(engine + shells)
+        next_tick += 1.0
+        time.sleep(max(0.0, next_tick - time.monotonic()))
+    shells = session_shells({c.id.id for c in runtime.list_containers()}) if sessions else []
+    pss = sum(pss_of(shell) for shell in shells) / 2**20
+    cpu = {group: used - cpu_before.get(group, 0.0) for group, used in cpu_by_group(engine + shells).items()}
+    prober.close()
+    manager_module.run_probe = timed
+    _, d50, d99 = cuts(durations)
+    runs, late = prober.runs - warm[0], prober.late_runs - warm[1]
+    print(f"probes     {mode:8s} {prober.runs} runs, {prober.late_runs} started > 1 s late "
+          f"({prober.late_runs / max(1, prober.runs):.1%}); after the first {WARM_UP_TICKS} s: {runs} runs, {late} late "
+          f"({late / max(1, runs):.1%}); probe run p50 {d50 * 1e3:.1f} ms p99 {d99 * 1e3:.1f} ms; "
+          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
+    late_ticks = [(i, n) for i, n in enumerate(late_by_tick) if n and i >= WARM_UP_TICKS]
+    _, t50, t99 = cuts(tick_delays)
+    print(f"           after the first {WARM_UP_TICKS} s, late runs came in {len(late_ticks)} of {ticks - WARM_UP_TICKS}"
+          f" ticks {late_ticks[:8]}; tick start delay p50 {t50 * 1e3:.0f} ms p99 {t99 * 1e3:.0f} ms, max "
+          f"{max(tick_delays) * 1e3:.0f} ms")  # fmt: skip
+    print(f"           CPU after the first {WARM_UP_TICKS} s, ms a run: {1e3 * sum(cpu.values()) / max(1, runs):.1f} = "
+          + ", ".join(f"{group} {1e3 * used / max(1, runs):.1f}" for group, used in sorted(cpu.items())))
+    if sessions:
+        print(f"           {len(shells)} session shells in the containers, PSS {pss:.1f} MiB in all")
+
+
+def pss_of(process: psutil.Process) -> int:
+    try:
+        return process.memory_full_info().pss
+    except psutil.Error:  # gone meanwhile (a session killed after a timeout)
+        return 0
+
+
+def engine_processes(container_ids: set[str]) -> list[psutil.Process]:
+    """This process and the engine's: dockerd and containerd (shared with whatever else uses Docker meanwhile), the
+    shims of ``container_ids`` (they reap runc and the processes it exec'd)."""
+    found = [psutil.Process()]
+    for process in psutil.process_iter(["name", "cmdline"]):
+        name, cmdline = process.info["name"] or "", process.info["cmdline"] or []
+        if name in ("dockerd", "containerd") or (
+            name.startswith("containerd-shim") and any(arg in container_ids for arg in cmdline)
+        ):
+            found.append(process)
+    return found
+
+
+def cpu_by_group(processes: list[psutil.Process]) -> dict[str, float]:
+    """CPU time of ``processes`` with their reaped children, by kind: bench (this process: lists, prober), dockerd,
+    containerd, shims (they reap runc and what it exec'd), shells (the sessions', with the probe commands)."""
+    me = os.getpid()
+    total: dict[str, float] = {}
+    for process in processes:
+        try:
+            times, name = process.cpu_times(), process.name()
+        except psutil.Error:
+            continue
+        group = "bench" if process.pid == me else "shims" if name.startswith("containerd-shim") else (
+            "shells" if name == "sh" else name)  # fmt: skip
+        total[group] = total.get(group, 0.0) + times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def session_shells(container_ids: set[str]) -> list[psutil.Process]:
+    """The exec sessions' /bin/sh processes in these containers (by their cgroup)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if process.info["cmdline"] == ["/bin/sh"]:
+                cgroup = Path(f"/proc/{process.pid}/cgroup").read_text()
+                if any(ident in cgroup for ident in container_ids):
+                    found.append(process)
+        except (OSError, psutil.Error):
+            continue
+    return found
 
 
 def status_delay(kills: int, redis_url: str) -> None:

@@ -55,7 +55,7 @@ def test_files_relative_to_the_kubeconfig_and_another_context(tmp_path: Path) ->
     text = kubeconfig({"server": "https://h:1", "certificate-authority": "ca.crt"},
                       {"tokenFile": "token", "client-certificate": "/abs/c.crt", "client-key": "k.key"})
     assert load_kubeconfig(text, base_dir=tmp_path) == ClusterAccess(
-        "https://h:1", ca_data=b"PEM", token_file=str(tmp_path / "token"),
+        "https://h:1", ca_file=str(tmp_path / "ca.crt"), token_file=str(tmp_path / "token"),
         cert_file="/abs/c.crt", key_file=str(tmp_path / "k.key"))
     assert load_kubeconfig(text, context="far", base_dir=tmp_path) == ClusterAccess("https://x")
 

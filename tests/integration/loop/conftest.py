@@ -379,11 +379,12 @@ class Cluster:
 
 @contextmanager
 def running_cluster(
-    cloud: Cloud, config: Settings, root: Path, client: redis.Redis, docker_client: docker.DockerClient
+    cloud: Cloud, config: Settings, root: Path, client: redis.Redis, docker_client: docker.DockerClient,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """The worker, the scheduler (when it exists), then the bridge, started for ``config``'s node against ``cloud``;
-    all stopped after."""
-    cluster = Cluster(cloud, config, root, client, docker_client, free_port())
+    """The worker, the scheduler (when it exists), then the bridge, started for ``config``'s node against ``cloud``
+    with ``extra_env`` in their environment; all stopped after."""
+    cluster = Cluster(cloud, config, root, client, docker_client, free_port(), extra_env=dict(extra_env or {}))
     try:
         cluster.start_worker()
         if HAS_SCHEDULER:
@@ -408,6 +409,29 @@ def cloud_overrides() -> dict[str, str]:
     return {}
 
 
+@contextmanager
+def core_api(cluster: Cluster) -> Iterator[Any]:
+    """The official Python client's CoreV1Api, with the cloud's administrator kubeconfig."""
+    import kubernetes  # the official client: for tests only (the edge never imports it)
+
+    configuration = kubernetes.client.Configuration()
+    kubernetes.config.load_kube_config(config_file=str(cluster.cloud.kubeconfig), client_configuration=configuration)
+    with kubernetes.client.ApiClient(configuration) as api:
+        yield kubernetes.client.CoreV1Api(api)
+
+
+@pytest.fixture
+def core(cluster: Cluster) -> Iterator[Any]:
+    with core_api(cluster) as api:
+        yield api
+
+
+@pytest.fixture
+def node_overrides() -> dict[str, str]:
+    """Extra environment of ``own_cluster``'s node processes (a module overrides this fixture to set some)."""
+    return {}
+
+
 @pytest.fixture
 def own_cloud(tmp_path: Path, cloud_overrides: dict[str, str]) -> Iterator[Cloud]:
     """A cloud for one test, which may stop and restart it, started with ``cloud_overrides`` in its environment."""
@@ -429,7 +453,7 @@ def cluster(
 @pytest.fixture
 def own_cluster(
     own_cloud: Cloud, real_settings: Settings, tmp_path: Path, real_redis: redis.Redis,
-    docker_client: docker.DockerClient,
+    docker_client: docker.DockerClient, node_overrides: dict[str, str],
 ) -> Iterator[Cluster]:
-    with running_cluster(own_cloud, real_settings, tmp_path, real_redis, docker_client) as started:
+    with running_cluster(own_cloud, real_settings, tmp_path, real_redis, docker_client, node_overrides) as started:
         yield started

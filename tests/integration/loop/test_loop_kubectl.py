@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import kubernetes
 import pytest
@@ -46,14 +45,6 @@ def test_kubectl_apply_runs_the_pod_on_docker_and_delete_removes_it(cluster: Clu
     gone = cluster.kubectl("get", "pod", "hello", check=False)
     assert gone.returncode == 1
     assert 'pods "hello" not found' in gone.stderr
-
-
-@pytest.fixture
-def core(cluster: Cluster) -> Iterator[CoreV1Api]:
-    configuration = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(config_file=str(cluster.cloud.kubeconfig), client_configuration=configuration)
-    with kubernetes.client.ApiClient(configuration) as api:
-        yield CoreV1Api(api)
 
 
 def test_python_client_creates_watches_reads_the_log_and_deletes(cluster: Cluster, core: CoreV1Api) -> None:

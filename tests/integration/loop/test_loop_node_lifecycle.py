@@ -9,15 +9,20 @@ import pytest
 from tests.integration.loop.conftest import LEASES, Cluster, busybox_pod, running_at_cloud
 from tests.polling import wait_for
 
-# Longer than the node's 10 s heartbeat (registration.HEARTBEAT_INTERVAL_S, not configurable), or a healthy node
-# would turn Unknown between two heartbeats.
-GRACE_S = 15
+# Longer than the node's heartbeat (HEARTBEAT_S here), or a healthy node would turn Unknown between two heartbeats.
+HEARTBEAT_S = 2
+GRACE_S = 6
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
 @pytest.fixture
 def cloud_overrides() -> dict[str, str]:
     return {"EDGEWORKERS_NODE_MONITOR_GRACE_PERIOD_S": str(GRACE_S), "EDGEWORKERS_NODE_MONITOR_PERIOD_S": "1"}
+
+
+@pytest.fixture
+def node_overrides() -> dict[str, str]:
+    return {"EDGEWORKERS_NODE_STATUS_UPDATE_FREQUENCY_S": str(HEARTBEAT_S)}
 
 
 def pod_ready(pod: dict | None) -> str | None:

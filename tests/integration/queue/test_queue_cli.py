@@ -129,10 +129,10 @@ def test_pod_apply_list_delete(cli, worker_command, tmp_path, real_redis, docker
     missing = cli("pod", "delete", "alpha")
     assert missing.returncode == 1
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "alpha" not found'
-    # `edgeworkers worker` became Dramatiq's CLI (same PID) on the four pod queues.
+    # With one process, `edgeworkers worker` runs Dramatiq's worker itself (no `dramatiq` master; see
+    # tests/integration/lite/test_worker_command.py for more processes).
     argv = Path(f"/proc/{worker_command.process.pid}/cmdline").read_text().split("\0")
-    assert argv[1:4] == ["-m", "dramatiq", "edgeworkers.actors"]
-    assert " ".join(argv[4:]).startswith("--processes 1 --threads 2 --queues pod_add pod_update pod_delete pod_sync")
+    assert argv[2:5] == ["worker", "--processes", "1"]  # [python, .venv/bin/edgeworkers, ...]
 
 
 def test_pod_apply_refuses_an_invalid_pod_with_the_kubernetes_message(cli, tmp_path, node_name):

@@ -29,6 +29,7 @@ from edgeworkers.runtime.types import (
     ContainerConfig,
     ContainerID,
     ContainerState,
+    ContainerUsage,
     ExecResult,
     PodRef,
     SandboxConfig,
@@ -288,3 +289,18 @@ def test_the_data_root_is_an_existing_directory(driver: Driver) -> None:
     """Image GC measures the filesystem holding it (KubeEdge measured the root filesystem instead)."""
     root = driver.runtime.data_root()
     assert os.path.isabs(root) and os.path.isdir(root)
+
+
+def test_usage_of_running_containers_only(driver: Driver, pod: PodRef) -> None:
+    sandbox = driver.runtime.create_sandbox(SandboxConfig(pod))
+    running = driver.runtime.create_container(sandbox, pod, sh("app", "sleep 300"))
+    driver.runtime.start_container(running)
+    stopped = driver.runtime.create_container(sandbox, pod, sh("done", "exit 0"))
+    driver.runtime.start_container(stopped)
+    driver.ran(stopped, 0)
+    if isinstance(driver.runtime, FakeRuntime):  # what the real engine measures by itself
+        driver.runtime.usages[running] = driver.runtime.usages[stopped] = ContainerUsage(1_000_000, 300_000)
+    usage = driver.runtime.usage([running, stopped])
+    assert set(usage) == {running}
+    assert usage[running].cpu_usage_ns > 0 and usage[running].memory_working_set_bytes > 0
+    assert driver.runtime.usage([]) == {}

@@ -101,7 +101,7 @@ def test_stop_ends_a_watch_blocked_in_its_read(serve: Callable[[Handler], Server
     }))
     mirrors = type("Mirrors", (), {"observe": lambda *a: None, "reconcile": lambda *a: None})()
 
-    def loops(api: ApiClient, config: Settings) -> dict[str, run.Loop]:
+    def loops(api: ApiClient, config: Settings, broker: object = None) -> dict[str, run.Loop]:
         watcher = PodWatcher(api, MetaStore(fake_redis), lambda m: None, "n", mirrors, Outbox(fake_redis))
         return {"pod-watcher": watcher.run}
 

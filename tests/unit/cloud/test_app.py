@@ -376,11 +376,11 @@ async def test_patch_of_an_unknown_type_is_unsupported_media_type(client):
     assert resp.status == 415 and (await resp.json())["reason"] == "UnsupportedMediaType"
 
 
-async def test_exec_is_answered_with_a_clear_status(client):
+async def test_exec_into_a_pod_not_bound_to_a_node_is_answered_with_a_clear_status(client):
     await create(client, PODS, pod())
-    resp = await client.post(f"{PODS}/web/exec", params={"command": "sh"})
+    resp = await client.post(f"{PODS}/web/exec", params={"command": "sh"})  # (the rest: test_streams_proxy.py)
     body = await resp.json()
-    assert resp.status == 400 and body["message"] == "exec is not supported by this server yet"
+    assert resp.status == 400 and body["message"] == "pod web does not have a host assigned"
 
 
 async def test_a_dry_run_validates_but_stores_nothing(client):

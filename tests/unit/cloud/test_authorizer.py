@@ -137,6 +137,14 @@ def mirror(node: str | None = "edge-1", annotations: dict | None = None, **spec)
     return p
 
 
+UNREACHABLE = "node.kubernetes.io/unreachable"
+NODE_CREATE = attrs("create", "nodes", namespace=None)
+
+
+def node_obj(labels: dict[str, str], taints: list[dict] | None = None) -> dict:
+    return {"metadata": {"name": "edge-1", "labels": labels}, "spec": {"taints": taints} if taints else {}}
+
+
 @pytest.mark.parametrize(("new", "old", "a", "reason"), [
     (mirror(), None, attrs("create", "pods"), None),
     (mirror(annotations={}), None, attrs("create", "pods"), "can only create mirror pods"),
@@ -148,6 +156,19 @@ def mirror(node: str | None = "edge-1", annotations: dict | None = None, **spec)
     (pod("mine", "edge-2"), pod("mine", "edge-1"), attrs("patch", "pods", "mine", sub="status"), "status of pods"),
     ({"metadata": {"name": "edge-1"}}, None, attrs("create", "nodes", namespace=None), None),
     ({"metadata": {"name": "edge-2"}}, None, attrs("create", "nodes", namespace=None), 'modify node "edge-2"'),
+    (node_obj({"kubernetes.io/hostname": "edge-1", "node-role.kubernetes.io/edge": "", "team": "a",
+               "node.kubernetes.io/exclude": "", "kubelet.kubernetes.io/x": ""}), None, NODE_CREATE, None),
+    (node_obj({"node-restriction.kubernetes.io/secure": "", "node-role.kubernetes.io/control-plane": ""}), None,
+     NODE_CREATE, "not allowed to set the following labels: node-restriction.kubernetes.io/secure, "
+                  "node-role.kubernetes.io/control-plane"),
+    (node_obj({"example.k8s.io/x": "1"}), None, NODE_CREATE, "set the following labels: example.k8s.io/x"),
+    (node_obj({"team": "b"}), node_obj({"team": "a"}), attrs("patch", "nodes", "edge-1", None), None),
+    (node_obj({"team": "a"}), node_obj({"team": "a", "foo.node-restriction.kubernetes.io/x": ""}),
+     attrs("patch", "nodes", "edge-1", None), "not allowed to modify labels: foo.node-restriction.kubernetes.io/x"),
+    (node_obj({}), node_obj({}, [{"key": UNREACHABLE, "effect": "NoSchedule"}]),
+     attrs("update", "nodes", "edge-1", None, "status"), "not allowed to modify taints"),
+    (node_obj({}, [{"key": UNREACHABLE, "effect": "NoSchedule"}]), node_obj({}, [{"key": UNREACHABLE,
+     "effect": "NoSchedule"}]), attrs("patch", "nodes", "edge-1", None, "status"), None),
     ({"metadata": {"name": "edge-1", "namespace": "kube-node-lease"}}, None,
      attrs("create", "leases", namespace="kube-node-lease"), None),
     ({"metadata": {"name": "edge-2", "namespace": "kube-node-lease"}}, None,

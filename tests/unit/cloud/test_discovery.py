@@ -24,6 +24,10 @@ def test_api_group_list_has_coordination_v1():
         "name": "coordination.k8s.io",
         "versions": [{"groupVersion": "coordination.k8s.io/v1", "version": "v1"}],
         "preferredVersion": {"groupVersion": "coordination.k8s.io/v1", "version": "v1"},
+    }, {
+        "name": "metrics.k8s.io",
+        "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+        "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"},
     }]
     assert discovery.api_group("coordination.k8s.io")["kind"] == "APIGroup"
     assert discovery.api_group("apps") is None and discovery.api_group("") is None

@@ -10,6 +10,7 @@ import yaml
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.auth import NodeTokens
 from edgeworkers.cloud.tls import issue_node_credentials, node_credentials_dir, revoke_node_credentials
+from edgeworkers.kubeclient import ApiClient, load_kubeconfig
 
 ADMIN = {"Authorization": "Bearer admin-token"}
 PODS = "/api/v1/namespaces/default/pods"
@@ -115,3 +116,15 @@ def test_the_registry_keeps_no_token_in_clear(settings) -> None:
     assert token not in (settings.cloud_data_dir / "node-tokens.json").read_text()
     assert NodeTokens(settings.cloud_data_dir).lookup(token) == "edge-1"
     assert NodeTokens(settings.cloud_data_dir).nodes() == ["edge-1"]
+
+
+def test_the_node_kubeconfig_names_its_ca_file_so_its_client_copies_nothing(settings) -> None:
+    """A client of the node's kubeconfig uses ``ca.crt`` in place: a SIGKILLed bridge leaves no CA copy in /tmp."""
+    kubeconfig = issue_node_credentials(settings, "edge-1")
+    access = load_kubeconfig(kubeconfig.read_text(), base_dir=kubeconfig.parent)
+    assert access.ca_file == str(kubeconfig.parent / "ca.crt") and access.ca_data is None
+    api = ApiClient(access)
+    try:
+        assert api._verify == access.ca_file and api._temp_dir is None
+    finally:
+        api.close()

@@ -23,9 +23,12 @@ class FakeSyncer:
     result: SyncResult = field(default_factory=lambda: SyncResult({"phase": "Running"}, None))
     calls: list[tuple[str, Pod | None]] = field(default_factory=list)
 
-    def sync(self, key: str, pod: Pod | None, previous_status: dict | None = None) -> SyncResult:
+    def sync(self, key: str, pod: Pod | None, previous_status: dict | None = None, pulled=None) -> SyncResult:
         self.calls.append((key, pod))
         return self.result
+
+    def prefetch_images(self, key: str, pod: Pod) -> dict:
+        return {}
 
 
 @dataclass
@@ -103,7 +106,7 @@ def test_a_pod_applied_anew_while_being_deleted_is_kept(agent):
     store.put(POD, deleted)
 
     class ReapplyDuringSync(FakeSyncer):
-        def sync(self, key, synced, previous_status=None):
+        def sync(self, key, synced, previous_status=None, pulled=None):
             store.put(POD, pod(rv="4"))  # `pod apply` while the containers are being stopped
             return SyncResult(None, None)
 

@@ -15,6 +15,7 @@ from edgeworkers.prober.manager import ProbeManager, probe_key
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerConfig, ExecResult, PodRef, SandboxConfig
 from tests.polling import wait_for
+from tests.unit.prober.fakeshell import FakeShell
 
 
 class Clock:
@@ -38,6 +39,8 @@ def exec_probe(command: str, **options: Any) -> dict[str, Any]:
 class Harness:
     def __init__(self, pods: list[Pod]) -> None:
         self.runtime = FakeRuntime("node")
+        self.shell = FakeShell(self.runtime)  # exec probes run through the prober's shell sessions
+        self.runtime.stream_handler = self.shell
         self.redis = fakeredis.FakeRedis()
         self.clock = Clock()
         self.synced: list[str] = []
@@ -56,12 +59,26 @@ class Harness:
             lambda pod, reason, message, kind: self.events.append((pod.metadata.name, reason, kind)),
             clock=self.clock, workers=4,
         )  # fmt: skip
+        self.finished = 0  # runs ended (a run is the pool's call of the manager's _run)
+        self._finishing = threading.Lock()
+        self.manager._run = self._count_finished(self.manager._run)
 
     def tick(self) -> int:
         return self.manager.tick(self.runtime.list_containers())
 
     def settle(self) -> None:
-        wait_for(lambda: not any(s.running for s in self.manager._states.values()), 5, "probe runs done")
+        """Wait until every run started has ended, what it publishes and syncs included."""
+        wait_for(lambda: self.finished == self.manager.runs, 5, "probe runs done")
+
+    def _count_finished(self, run):
+        def counted(*args):
+            try:
+                run(*args)
+            finally:
+                with self._finishing:
+                    self.finished += 1
+
+        return counted
 
 
 @pytest.fixture
@@ -81,9 +98,9 @@ def test_readiness_is_published_on_change_and_the_pod_synced(closing) -> None:
     assert h.tick() == 1
     h.settle()
     assert h.redis.hgetall(probe_key(app)) == {b"readiness": b"1"} and h.synced == ["default/web"]
-    h.clock.now += 0.5
-    assert h.tick() == 0  # not due yet
-    h.clock.now += 0.5
+    h.clock.now += 0.4
+    assert h.tick() == 0  # not due yet (nor within half a tick)
+    h.clock.now += 0.6
     h.tick()
     h.settle()
     assert h.synced == ["default/web"]  # unchanged: nothing published
@@ -123,7 +140,7 @@ def test_a_hanging_probe_delays_no_other(closing) -> None:
     wait_for(lambda: "default/quick" in h.synced, 2, "the quick probe's result")
     h.clock.now += 1
     h.tick()  # the hanging run is still in flight: not started again
-    assert len([c for c in h.runtime.calls_named("exec") if c[2] == "hang"]) == 1
+    assert h.shell.runs.count(["hang"]) == 1
     release.set()
 
 
@@ -136,14 +153,14 @@ def test_startup_holds_liveness_and_readiness(closing) -> None:
         next(started) if command == ["started"] else 0, b"")  # fmt: skip
     h.tick()
     h.settle()
-    assert [c[2] for c in h.runtime.calls_named("exec")] == ["started"]
+    assert h.shell.runs == [["started"]]
     h.clock.now += 1
     h.tick()
     h.settle()
     h.clock.now += 1
     h.tick()
     h.settle()
-    assert sorted(c[2] for c in h.runtime.calls_named("exec")) == ["alive", "ready", "started", "started"]
+    assert sorted(argv[0] for argv in h.shell.runs) == ["alive", "ready", "started", "started"]
     assert h.redis.hgetall(probe_key(h.apps["slow"].id)) == {b"startup": b"1", b"readiness": b"1"}
 
 
@@ -153,8 +170,10 @@ def test_results_of_containers_gone_are_forgotten(closing) -> None:
     h.tick()
     h.settle()
     assert h.redis.exists(probe_key(h.apps["web"].id))
+    assert len(h.runtime.open_streams) == 1  # the container's exec probe session
     h.manager.tick([])
     assert not h.redis.exists(probe_key(h.apps["web"].id)) and h.manager._states == {}
+    wait_for(lambda: not h.runtime.open_streams, 5, "the session of the container gone closed")
 
 
 @pytest.mark.parametrize(

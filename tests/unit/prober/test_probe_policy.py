@@ -85,6 +85,25 @@ def test_when_a_probe_is_due(initial_delay, period, runs_at, now, due) -> None:
     assert is_due(state, config, 100.0, now) is due
 
 
+@pytest.mark.parametrize(
+    ("runs_at", "now", "due"),
+    [
+        ([], 104.6, False),  # the initial delay holds, slack or not
+        ([105.0], 105.6, True),  # due at 106.0: within half a tick of this one
+        ([105.0], 105.4, False),  # the next tick is nearer
+        ([105.0, 105.6], 106.4, False),  # started early: the schedule holds (next due 107.0)
+        ([105.0, 105.6], 106.5, True),
+    ],
+)
+def test_a_run_due_within_the_slack_starts_on_this_tick(runs_at, now, due) -> None:
+    config = ProbeConfig(initial_delay_s=5, period_s=1)
+    state = ProbeState.new(READINESS)
+    for moment in runs_at:
+        start_run(state, config, 100.0, moment)
+        record(state, config, True)
+    assert is_due(state, config, 100.0, now, slack_s=0.5) is due
+
+
 def test_runs_keep_their_schedule_and_a_run_in_flight_is_not_doubled() -> None:
     config = ProbeConfig(period_s=1)
     state = ProbeState.new(LIVENESS)

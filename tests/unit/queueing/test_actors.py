@@ -24,7 +24,7 @@ def agent(fake_redis, settings):
     "fault", [RuntimeUnavailable("Docker engine unavailable"), redis.ConnectionError("Connection refused")]
 )
 def test_a_transient_fault_is_logged_with_the_pod_and_becomes_a_limited_retry(agent, monkeypatch, caplog, fault):
-    def sync(key, pod, previous_status=None):
+    def sync(key, pod, previous_status=None, pulled=None):
         raise fault
 
     monkeypatch.setattr(agent.syncer, "sync", sync)
@@ -37,7 +37,7 @@ def test_a_transient_fault_is_logged_with_the_pod_and_becomes_a_limited_retry(ag
 
 
 def test_the_last_retry_of_a_transient_fault_says_the_pod_is_given_up(agent, monkeypatch, caplog):
-    def sync(key, pod, previous_status=None):
+    def sync(key, pod, previous_status=None, pulled=None):
         raise RuntimeUnavailable("Docker engine unavailable")
 
     last = actors.settings().task_max_retries

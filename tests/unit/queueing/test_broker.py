@@ -8,9 +8,10 @@ import pytest
 import redis
 from dramatiq.middleware import TimeLimitExceeded
 
-from edgeworkers.broker import DurableRetries, TransientFault, WorkerTuning, make_broker, retry_policy
+from edgeworkers.broker import DurableRetries, TransientFault, make_broker, retry_policy
 from edgeworkers.pods.lock import PodBusy
 from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
+from edgeworkers.wakeup import WakingRedisBroker
 
 
 @pytest.mark.parametrize(
@@ -38,28 +39,13 @@ def test_make_broker_uses_settings_and_becomes_the_global_broker(settings):
     broker = make_broker(config, namespace="test-ns")
     assert dramatiq.get_broker() is broker
     dramatiq.set_broker(previous)
+    assert isinstance(broker, WakingRedisBroker)  # its workers wake on enqueue
     assert broker.heartbeat_timeout == 5000
     assert broker.namespace == "test-ns"
     names = [type(m).__name__ for m in broker.middleware]
-    assert {"DurableRetries", "TimeLimit", "AgeLimit", "Callbacks", "CurrentMessage", "WorkerTuning"} <= set(names)
+    assert {"DurableRetries", "TimeLimit", "AgeLimit", "Callbacks", "CurrentMessage", "ReleaseOnShutdown"} <= set(names)
     retries = next(m for m in broker.middleware if isinstance(m, DurableRetries))
     assert (retries.min_backoff, retries.max_backoff) == (config.task_min_backoff_ms, config.task_max_backoff_ms)
-
-
-def test_worker_tuning_deepens_the_prefetch_and_shortens_the_idle_poll(monkeypatch):
-    monkeypatch.delenv("dramatiq_queue_prefetch", raising=False)
-    monkeypatch.delenv("dramatiq_worker_timeout", raising=False)
-    worker = SimpleNamespace(worker_threads=4, queue_prefetch=8, worker_timeout=1000)
-    WorkerTuning(per_thread=8, idle_poll_ms=200).before_worker_boot(None, worker)
-    assert (worker.queue_prefetch, worker.worker_timeout) == (32, 200)
-
-
-def test_dramatiqs_own_environment_variables_win_over_the_tuning(monkeypatch):
-    monkeypatch.setenv("dramatiq_queue_prefetch", "5")
-    monkeypatch.setenv("dramatiq_worker_timeout", "700")
-    worker = SimpleNamespace(worker_threads=4, queue_prefetch=5, worker_timeout=700)
-    WorkerTuning().before_worker_boot(None, worker)
-    assert (worker.queue_prefetch, worker.worker_timeout) == (5, 700)
 
 
 class FlakyBroker:

@@ -106,6 +106,20 @@ def test_sub_paths_are_bound_from_inside_the_volume(manager: VolumeManager, moun
     assert (ready.path / "logs" / "app").is_dir()
 
 
+def test_a_missing_sub_path_of_a_host_path_is_made_inside_it(manager: VolumeManager, mounter: FakeMounter,
+                                                             tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    pod = make_pod(volumes=[{"name": "h", "hostPath": {"path": str(host), "type": "Directory"}}])
+    ready = manager.setup(pod, FACTS)["h"]
+    bind = manager.subpath(pod, "app", 0, "h", ready, "new/dir")
+    assert (host / "new" / "dir").is_dir() and Path(mounter.mounts[bind]) == host / "new" / "dir"
+    (host / "out").symlink_to(tmp_path)
+    with pytest.raises(UnsafePath, match="leads outside its volume"):
+        manager.subpath(pod, "app", 1, "h", ready, "out/escape")
+    assert not (tmp_path / "escape").exists()
+
+
 @pytest.mark.parametrize("planted", ["/etc", "/", "../../..", "../../../../etc"])
 def test_a_planted_symlink_never_binds_outside_the_volume(
     manager: VolumeManager, mounter: FakeMounter, planted: str

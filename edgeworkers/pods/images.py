@@ -1,0 +1,185 @@
+"""Image pulls, apart from the pod lock: the pull policy, the per-image pull back-off, and pulls made before a task
+takes its pod's lock.
+
+kubelet pulls inside the pod worker, but its image puller pulls for every pod apart: a slow pull on a poor link
+holds no pod. So a pod task first pulls (``prefetch``) the images of the containers its sync is about to create,
+without the pod's lock; a delete of that pod meanwhile runs at once. Each pull holds a short, renewed Redis lock on
+the image's name: two pods needing one image pull it once (the second waits for the first, then finds it pulled
+within ``FRESH_S``). The sync, under the pod's lock, then finds the image present, or the outcome of this task's
+pull (``ensure``), and reports ``ErrImagePull``, ``ImagePullBackOff`` or ``ErrImageNeverPull`` as before. The events
+are kubelet's: ``Pulling`` as a pull starts, ``Pulled`` when it succeeded (or the image was present), ``Failed`` when
+it failed with no local copy, ``BackOff`` while its back-off lasts.
+
+No registry may be reachable at the edge: under ``Always`` a failed pull falls back to a local copy (and is not tried
+again before its back-off expires).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import redis
+from redis.exceptions import LockError
+
+from edgeworkers import constants
+from edgeworkers.k8s.pod import Container as SpecContainer
+from edgeworkers.k8s.pod import Pod
+from edgeworkers.pods.backoff import PULL_SCOPE, BackoffEntry, BackoffStore, pull_key
+from edgeworkers.pods.policy import BackoffPolicy, backoff_delay
+from edgeworkers.runtime.errors import ImagePullError
+from edgeworkers.runtime.protocol import Runtime
+
+log = logging.getLogger(__name__)
+
+ERR_IMAGE_PULL = "ErrImagePull"
+IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+# f"{KEY_IMAGE_LOCK}:{image}": held while the image is pulled; f"{KEY_IMAGE_PULLED}:{image}": pulled lately.
+KEY_IMAGE_LOCK = f"{constants.KEY_PREFIX}:lock:image"
+KEY_IMAGE_PULLED = f"{constants.KEY_PREFIX}:image-pulled"
+LOCK_LEASE_S = 15.0  # renewed while the pull runs: a killed worker's lock clears within this
+FRESH_S = 60.0  # an image pulled this recently is not pulled again for another pod (pull policy Always)
+
+# An event about a pod: (pod, reason, message, type), as events.EventRecorder records it.
+Note = Callable[[Pod, str, str, str], None]
+# Why a container waits for its image: (reason, message, look again after seconds).
+Waiting = tuple[str, str, float]
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """The outcome of one pull attempt: ``error`` (and the back-off ``delay`` it started) when it failed."""
+
+    error: str | None = None
+    delay: float = 0.0
+
+
+class ImagePuller:
+    """Pulls images per pull policy and back-off; ``client`` None: no cross-task lock (tests, a single process)."""
+
+    def __init__(
+        self, runtime: Runtime, backoff: BackoffStore, policy: BackoffPolicy, clock: Callable[[], float],
+        note: Note, client: redis.Redis | None = None,
+    ) -> None:  # fmt: skip
+        self._runtime = runtime
+        self._backoff = backoff
+        self._policy = policy
+        self._clock = clock
+        self._note = note
+        self._redis = client
+
+    def prefetch(self, pod: Pod, specs: list[SpecContainer]) -> dict[str, Pulled]:
+        """Pull the images of ``specs`` that their policy and back-off want pulled now (no pod lock is held); the
+        outcomes by image, for ``ensure``."""
+        outcomes: dict[str, Pulled] = {}
+        for spec in specs:
+            image = spec.image or ""
+            if image in outcomes or not self._wants_pull(image, spec.pull_policy, self._runtime.image_present(image)):
+                continue
+            outcome = self._pull(pod, image)
+            if outcome is not None:
+                outcomes[image] = outcome
+        return outcomes
+
+    def ensure(self, pod: Pod, spec: SpecContainer, pulled: dict[str, Pulled]) -> tuple[bool, Waiting | None]:
+        """Whether the container's image is present now, after this task's ``pulled`` outcomes (or a pull here when
+        there is none), and why the container waits when it is not."""
+        image, policy = spec.image or "", spec.pull_policy
+        outcome = pulled.get(image)
+        if outcome is not None and outcome.error is None:
+            return True, None  # pulled for this sync, as its events said
+        present = self._runtime.image_present(image)
+        if policy == "Never" or (present and policy == "IfNotPresent"):
+            if present:
+                self._note(pod, "Pulled", f'Container image "{image}" already present on machine', "Normal")
+                return True, None
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            self._note(pod, ERR_IMAGE_NEVER_PULL, message, "Warning")
+            return False, (ERR_IMAGE_NEVER_PULL, message, self._policy.initial_s)
+        if outcome is None and self._backing_off(image) is None:
+            outcome = self._pull(pod, image)  # not pulled before the lock (a container the prefetch did not foresee)
+        if outcome is None:  # backing off
+            if present:
+                return True, None
+            message = f'Back-off pulling image "{image}"'
+            self._note(pod, "BackOff", message, "Normal")
+            return False, (IMAGE_PULL_BACK_OFF, message, self._backing_off(image) or self._policy.initial_s)
+        if outcome.error is None:
+            return True, None
+        if present:
+            log.info("pod %s: pulling %s failed, using the local image: %s", pod.key, image, outcome.error)
+            return True, None
+        self._note(pod, "Failed", f'Failed to pull image "{image}": {outcome.error}', "Warning")
+        return False, (ERR_IMAGE_PULL, outcome.error, outcome.delay)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _wants_pull(self, image: str, policy: str, present: bool) -> bool:
+        return (policy == "Always" or (policy == "IfNotPresent" and not present)) and self._backing_off(image) is None
+
+    def _backing_off(self, image: str) -> float | None:
+        """Seconds left of the image's pull back-off; None when a pull may be tried now."""
+        entry = self._backoff.get(PULL_SCOPE, pull_key(image))
+        remaining = entry.remaining(self._clock()) if entry is not None else 0.0
+        return remaining or None
+
+    def _pull(self, pod: Pod, image: str) -> Pulled | None:
+        """Pull ``image`` under its lock, unless another task pulled it meanwhile (success) or its pull failed
+        meanwhile (None: backing off)."""
+        with self._image_lock(image):
+            if self._pulled_lately(image) and self._runtime.image_present(image):
+                self._note(pod, "Pulled", f'Container image "{image}" already present on machine', "Normal")
+                return Pulled()
+            if self._backing_off(image) is not None:
+                return None
+            entry = self._backoff.get(PULL_SCOPE, pull_key(image))
+            self._note(pod, "Pulling", f'Pulling image "{image}"', "Normal")
+            try:
+                self._runtime.pull_image(image)
+            except ImagePullError as exc:
+                delay = backoff_delay(entry.delay if entry else None, 0.0, self._policy)
+                self._backoff.put(PULL_SCOPE, pull_key(image), BackoffEntry(delay=delay, since=self._clock()))
+                return Pulled(str(exc), delay)
+            self._note(pod, "Pulled", f'Successfully pulled image "{image}"', "Normal")
+            if entry is not None:
+                self._backoff.delete(PULL_SCOPE, pull_key(image))
+            if self._redis is not None:
+                self._redis.set(f"{KEY_IMAGE_PULLED}:{image}", 1, px=int(FRESH_S * 1000))
+            return Pulled()
+
+    def _pulled_lately(self, image: str) -> bool:
+        return self._redis is not None and bool(self._redis.exists(f"{KEY_IMAGE_PULLED}:{image}"))
+
+    def _image_lock(self, image: str):
+        return nullcontext() if self._redis is None else image_lock(self._redis, image)
+
+
+@contextmanager
+def image_lock(client: redis.Redis, image: str, lease_s: float = LOCK_LEASE_S) -> Iterator[None]:
+    """Hold the pull lock of ``image`` for the block, waiting while another task pulls it; the lease is renewed
+    while the block runs, so a pull may take longer than it."""
+    lock = client.lock(f"{KEY_IMAGE_LOCK}:{image}", timeout=lease_s, thread_local=False)
+    lock.acquire(blocking=True)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease_s / 3):
+            try:
+                lock.reacquire()
+            except (LockError, redis.RedisError) as exc:  # lost: at worst another task pulls the image too
+                log.warning("pull lock of image %s not renewed: %s", image, exc)
+
+    renewer = threading.Thread(target=renew, name="image-lock", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        try:
+            lock.release()
+        except (LockError, redis.RedisError):
+            log.warning("pull lock of image %s was lost before release", image)

@@ -1,0 +1,88 @@
+"""A pull that hangs on a poor link holds no pod lock: a registry on 127.0.0.1 that accepts dockerd's connections
+and never answers keeps a pod task pulling, while another task takes that pod's lock at once; once the registry
+goes, the pull fails and the pod reads ErrImagePull, with kubelet's events."""
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from edgeworkers.config import Settings
+from edgeworkers.metamanager.client import MetaClient
+from edgeworkers.metamanager.outbox import Outbox
+from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.pods.backoff import RedisBackoffStore
+from edgeworkers.pods.lock import pod_lock
+from edgeworkers.pods.reconcile import Agent, reconcile
+from edgeworkers.pods.sync import PodSyncer
+from edgeworkers.runtime.docker import DockerRuntime
+from tests.polling import wait_for
+
+
+class SilentRegistry:
+    """Accepts connections on 127.0.0.1 and answers nothing until ``close``."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.accepted:
+            connection.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def registry() -> Iterator[SilentRegistry]:
+    registry = SilentRegistry()
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def agent(real_settings: Settings, real_redis: redis.Redis, node_name: str) -> Iterator[tuple[Agent, list]]:
+    events: list[tuple[str, str]] = []
+    runtime = DockerRuntime(node_name)
+    syncer = PodSyncer(
+        runtime, RedisBackoffStore(real_redis), real_settings, image_locks=real_redis,
+        events=lambda pod, reason, message, kind: events.append((reason, message)),
+    )  # fmt: skip
+    store = MetaStore(real_redis)
+    yield Agent(real_redis, store, MetaClient(store, Outbox(real_redis)), syncer, None, real_settings), events
+    runtime.close()
+
+
+def test_a_hanging_pull_leaves_the_pod_lock_free(agent, registry) -> None:
+    agent, events = agent
+    image = f"127.0.0.1:{registry.port}/edgeworkers-test/app:1"
+    agent.store.put(POD, {"apiVersion": "v1", "kind": "Pod",
+                          "metadata": {"name": "slow", "namespace": "default", "uid": "uid-slow", "resourceVersion": "1"},
+                          "spec": {"containers": [{"name": "app", "image": image}]}})  # fmt: skip
+    task = threading.Thread(target=reconcile, args=(agent, "default/slow"), daemon=True)
+    task.start()
+    wait_for(lambda: registry.accepted, 20, "dockerd connecting to the registry")
+
+    with pod_lock(agent.redis, "default/slow"):  # another task of the pod: not kept waiting by the pull
+        assert task.is_alive()
+    registry.close()  # the link drops: the pull fails
+    task.join(60)
+    assert not task.is_alive()
+    waiting = agent.store.get_pod_status("default/slow")["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "ErrImagePull"
+    assert [reason for reason, _ in events] == ["Pulling", "Failed"]
+    assert events[0][1] == f'Pulling image "{image}"'

@@ -1,0 +1,147 @@
+"""Image pulls before the pod lock (pods.images through pods.reconcile): a slow pull keeps no other task of the pod
+waiting, two pods needing one image pull it once, and a failed pull still reads ErrImagePull then ImagePullBackOff,
+with kubelet's events."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from edgeworkers.metamanager.store import POD
+from edgeworkers.pods.backoff import MemoryBackoffStore
+from edgeworkers.pods.lock import pod_lock
+from edgeworkers.pods.reconcile import Agent, reconcile
+from edgeworkers.pods.sync import PodSyncer
+from edgeworkers.runtime.errors import ContainerRuntimeError
+from edgeworkers.runtime.fake import FakeRuntime
+from tests.polling import wait_for
+from tests.unit.pods.test_reconcile import make_agent, pod
+
+IMAGE = "remote/app:1"
+
+
+class SlowRegistry(FakeRuntime):
+    """A FakeRuntime whose pulls block until the test releases them."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pulling = threading.Event()
+        self.release = threading.Event()
+
+    def pull_image(self, image: str) -> None:
+        self.pulling.set()
+        assert self.release.wait(10), "the test never released the pull"
+        super().pull_image(image)
+
+
+@pytest.fixture
+def runtime(settings) -> SlowRegistry:
+    runtime = SlowRegistry(node_name=settings.node_name, registry=[IMAGE])
+    yield runtime
+    runtime.release.set()
+
+
+@pytest.fixture
+def events() -> list[tuple[str, str, str, str]]:
+    return []
+
+
+@pytest.fixture
+def agent(fake_redis, settings, runtime, events) -> Agent:
+    syncer = PodSyncer(
+        runtime, MemoryBackoffStore(), settings, image_locks=fake_redis,
+        events=lambda p, reason, message, kind: events.append((p.metadata.name, reason, message, kind)),
+    )  # fmt: skip
+    return make_agent(fake_redis, syncer, settings)
+
+
+def app_state(agent: Agent, name: str = "web") -> dict:
+    return agent.store.get_pod_status(f"default/{name}")["containerStatuses"][0]["state"]
+
+
+def in_thread(target, *args) -> tuple[threading.Thread, list]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def test_a_slow_pull_holds_no_pod_lock_so_a_delete_runs_meanwhile(agent, runtime, events) -> None:
+    agent.store.put(POD, pod(image=IMAGE))
+    adding, errors = in_thread(reconcile, agent, "default/web")
+    assert runtime.pulling.wait(5)
+
+    with pod_lock(agent.redis, "default/web"):  # free while the image is pulled
+        pass
+    deleted = pod(image=IMAGE, rv="2")
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    agent.store.put(POD, deleted)
+    reconcile(agent, "default/web")  # the delete completes with the pull still going
+    assert agent.store.get(POD, "default", "web") is None and runtime.list_containers() == []
+
+    runtime.release.set()
+    adding.join(10)
+    assert not adding.is_alive() and errors == []
+    assert runtime.list_containers() == []  # the add found the pod gone: nothing started
+    assert [e[1] for e in events] == ["Pulling", "Pulled"]
+
+
+def test_the_sync_after_a_pull_starts_the_container_with_kubelets_events(agent, runtime, events) -> None:
+    runtime.release.set()
+    agent.store.put(POD, pod(image=IMAGE))
+    reconcile(agent, "default/web")
+    assert "running" in app_state(agent)
+    assert [(reason, message) for _, reason, message, _ in events] == [
+        ("Pulling", f'Pulling image "{IMAGE}"'),
+        ("Pulled", f'Successfully pulled image "{IMAGE}"'),
+        ("Created", "Created container app"),
+        ("Started", "Started container app"),
+    ]
+    assert len(runtime.calls_named("pull_image")) == 1
+
+
+def test_two_pods_needing_one_image_pull_it_once(agent, runtime) -> None:
+    for name in ("a", "b"):
+        agent.store.put(POD, pod(name, image=IMAGE))
+    first, errors_a = in_thread(reconcile, agent, "default/a")
+    assert runtime.pulling.wait(5)
+    second, errors_b = in_thread(reconcile, agent, "default/b")
+    wait_for(lambda: agent.redis.keys("*lock:image*"), 5, "the image's pull lock held")
+    runtime.release.set()
+    for thread in (first, second):
+        thread.join(10)
+    assert errors_a == errors_b == []
+    assert len(runtime.calls_named("pull_image")) == 1
+    assert "running" in app_state(agent, "a") and "running" in app_state(agent, "b")
+    assert agent.redis.keys("*lock:image*") == []
+
+
+def test_a_failed_pull_is_err_image_pull_then_image_pull_back_off(agent, runtime, events) -> None:
+    runtime.release.set()
+    agent.store.put(POD, pod(image="remote/nowhere:1"))
+    reconcile(agent, "default/web")
+    waiting = app_state(agent)["waiting"]
+    assert waiting["reason"] == "ErrImagePull" and "repository does not exist" in waiting["message"]
+    assert [e[1] for e in events] == ["Pulling", "Failed"]
+    assert events[1][2].startswith('Failed to pull image "remote/nowhere:1": ') and events[1][3] == "Warning"
+
+    reconcile(agent, "default/web")  # within the back-off: no pull, before the lock or under it
+    assert app_state(agent)["waiting"] == {"reason": "ImagePullBackOff",
+                                           "message": 'Back-off pulling image "remote/nowhere:1"'}  # fmt: skip
+    assert len(runtime.calls_named("pull_image")) == 1 and events[-1][1] == "BackOff"
+
+
+def test_an_engine_refusal_before_the_lock_leaves_the_pull_to_the_sync(agent, runtime, events) -> None:
+    runtime.release.set()
+    runtime.fail("image_present", ContainerRuntimeError("engine hiccup"))  # the prefetch's look at the image
+    agent.store.put(POD, pod(image=IMAGE))
+    reconcile(agent, "default/web")
+    assert "running" in app_state(agent)
+    assert [e[1] for e in events] == ["Pulling", "Pulled", "Created", "Started"]
