@@ -7,10 +7,16 @@ does not run them.
 from __future__ import annotations
 
 import importlib
+import sys
 
-import click
-import typer
-from typer.core import TyperGroup
+from edgeworkers.process import long_running, trim_for_long_run
+
+if long_running(sys.argv[1:]):  # before typer and structlog are imported: see trim_for_long_run
+    trim_for_long_run()
+
+import click  # noqa: E402
+import typer  # noqa: E402
+from typer.core import TyperGroup  # noqa: E402
 
 # Commands by name: (module, attribute: a Typer sub-app or a command function, help).
 COMMANDS = {

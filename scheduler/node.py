@@ -125,8 +125,17 @@ class NodeJobs:
         self._redis.hset(KEY_JOB_LAST_SUCCESS, job_id, repr(when))
 
 
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+
+
+def has_probes(raw: dict) -> bool:
+    """Whether a stored pod (JSON) has a probe on an app container: the only pods the prober needs."""
+    return any(c.get(kind) for c in (raw.get("spec") or {}).get("containers") or [] for kind in PROBES)
+
+
 class DesiredPods:
-    """The desired pods, decoded once per resourceVersion (the prober asks every second)."""
+    """The desired pods with probes, decoded once per resourceVersion (the prober asks every second). Pods without
+    probes are never decoded nor kept: a decoded pod costs tens of kilobytes, and most pods have no probe."""
 
     def __init__(self, store: MetaStore) -> None:
         self._store = store
@@ -135,6 +144,8 @@ class DesiredPods:
     def __call__(self) -> list[Pod]:
         decoded = {}
         for raw in self._store.list(POD):
+            if not has_probes(raw):
+                continue
             meta = raw.get("metadata") or {}
             key = (f"{meta.get('namespace')}/{meta.get('name')}", str(meta.get("resourceVersion")))
             pod = self._decoded.get(key)

@@ -72,3 +72,4 @@ def test_the_pleg_and_job_metrics_are_in_the_registry() -> None:
     assert {"edgeworkers_pleg_relist_duration_seconds", "edgeworkers_pleg_healthy", "edgeworkers_prober_probe",
             "edgeworkers_gc_runs", "edgeworkers_gc_freed_bytes", "edgeworkers_job_last_success_timestamp_seconds"
             } <= names  # fmt: skip
+
