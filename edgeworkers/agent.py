@@ -90,7 +90,11 @@ def agent(
         serve_metrics(config, node)
         scheduler.start()
         log.info("agent is ready: node %s, %d worker threads", config.node_name, threads or config.worker_threads)
-        asyncio.run(_serve(config, broker))  # until SIGTERM or SIGINT
+        # From here a signal only sets ``stop``: raised while asyncio.run builds its loop, it would leave it half made.
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _signum, _frame: stop.set())
+        asyncio.run(_serve(config, broker, stop))  # until SIGTERM or SIGINT
     except KeyboardInterrupt:
         pass
     finally:

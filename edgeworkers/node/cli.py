@@ -64,15 +64,17 @@ def _endpoint_tls(config: Settings) -> ssl.SSLContext | None:
     return server.tls_context(directory)
 
 
-async def _serve(config: Settings, broker: dramatiq.Broker | None = None) -> None:
+async def _serve(config: Settings, broker: dramatiq.Broker | None = None, stop: threading.Event | None = None) -> None:
     """The endpoint and the bridge's threads (enqueueing on ``broker``, else on one of their own) until SIGTERM or
-    SIGINT."""
+    SIGINT, or until ``stop`` is set (a caller's own signal handlers may set it before this loop has its own)."""
     runtime = DockerRuntime(config.node_name, config.docker_host, config.sandbox_image, LOG_READ_TIMEOUT_S)
-    stop = threading.Event()
+    stop = stop or threading.Event()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # from the start: a signal also ends the wait for credentials
         loop.add_signal_handler(sig, lambda: (stopping.set(), stop.set()))
+    if stop.is_set():  # signalled before the handlers above existed
+        stopping.set()
     # The endpoint serves HTTPS with the node's certificate, issued with its credentials: wait for them (a first
     # start against the embedded cloud issues them).
     await asyncio.to_thread(wait_for_access, config, stop)

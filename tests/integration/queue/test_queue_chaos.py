@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from queuekit import (
@@ -21,7 +22,9 @@ from edgeworkers.runtime import labels
 
 
 def docker_matches_desired(docker_client, node_name, store) -> bool:
-    """Docker holds exactly the desired pods: their sandbox and app containers, current uid and spec hash."""
+    """Docker holds exactly the desired pods: their sandbox and app containers running, current uid and spec hash;
+    beside them at most the one dead instance per app container that kubelet keeps (MaxPerPodContainer=1), the
+    instance an update of the pod's spec replaced."""
     want = {}
     for obj in store.list(POD):
         pod = Pod.from_dict(obj)
@@ -33,12 +36,16 @@ def docker_matches_desired(docker_client, node_name, store) -> bool:
         return False
     for name, containers in have.items():
         uid, hashes = want[name]
-        if any(c.labels[labels.POD_UID] != uid or c.status != "running" for c in containers):
+        if any(c.labels[labels.POD_UID] != uid for c in containers):
             return False
-        apps = {c.labels[labels.CONTAINER_NAME]: c.labels[labels.SPEC_HASH] for c in containers if c.labels[labels.CONTAINER_TYPE] == labels.TYPE_APP}
-        sandboxes = [c for c in containers if c.labels[labels.CONTAINER_TYPE] == labels.TYPE_SANDBOX]
-        if apps != hashes or len(sandboxes) != 1 or len(containers) != len(hashes) + 1:
+        running = [c for c in containers if c.status == "running"]
+        apps = {c.labels[labels.CONTAINER_NAME]: c.labels[labels.SPEC_HASH] for c in running if c.labels[labels.CONTAINER_TYPE] == labels.TYPE_APP}
+        sandboxes = [c for c in running if c.labels[labels.CONTAINER_TYPE] == labels.TYPE_SANDBOX]
+        if apps != hashes or len(sandboxes) != 1 or len(running) != len(hashes) + 1:
             return False
+        dead = Counter(c.labels[labels.CONTAINER_NAME] for c in containers if c.status != "running" and c.labels[labels.CONTAINER_TYPE] == labels.TYPE_APP)
+        if len(containers) != len(running) + sum(dead.values()) or any(n > 1 for n in dead.values()):
+            return False  # a dead sandbox, or more than one dead instance of an app container
     return True
 
 
