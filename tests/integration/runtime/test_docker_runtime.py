@@ -132,7 +132,7 @@ def test_host_namespaces_and_capabilities_a_pod_was_admitted_with_reach_docker(
     host = docker_client.api.inspect_container(app_id.id)["HostConfig"]
     assert (host["PidMode"], host["IpcMode"]) == ("host", "host")
     assert host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["CHOWN"]
-    processes = runtime.exec(app_id, ["sh", "-c", "ls /proc | grep -c '^[0-9]'"], timeout_s=5).output
+    processes = runtime.exec(app_id, ["sh", "-c", "ls /proc 2>/dev/null | grep -c '^[0-9]'"], timeout_s=5).output
     assert int(processes) > 10  # the host's processes, not the pod's two
 
 
