@@ -1,5 +1,11 @@
-"""`edgeworkers agent` (``Procfile.lite``): the whole edge in one process, for small machines; and `edgeworkers worker`
-with one process, which runs its Dramatiq worker in-process instead of under the `dramatiq` command's master.
+"""`edgeworkers agent`: the whole edge in one process (``Procfile.lite``), for small machines, or all of it but the pod
+worker (``--no-worker``: the ``Procfile``, beside `edgeworkers worker`); and `edgeworkers worker` with one process,
+which runs its Dramatiq worker in-process instead of under the `dramatiq` command's master.
+
+Why the Procfile's full mode is two edge processes, not one per part: each Python process of the edge holds 45-55 MB of
+imports (pydantic, redis-py, the Docker SDK, aiohttp) before any pod, and the bridge and the scheduler import the same
+ones; apart they took 161 MB with the worker, together with it 118 (ops/bench/footprint.py). The worker stays apart:
+it is the part to scale (``worker_processes``) and the one whose tasks a time limit may kill.
 
 The agent runs the bridge (the node's endpoint, registration and heartbeat, the cloud bridge's threads), the
 scheduler's jobs (the same job table, on a ``BackgroundScheduler``) and a Dramatiq worker with N threads on the pod
@@ -68,8 +74,11 @@ def _raise_interrupt(signum: int, _frame: Any) -> None:
 
 def agent(
     threads: int | None = typer.Option(None, "--threads", "-t", help="Worker threads (default: config)."),
+    with_worker: bool = typer.Option(True, "--worker/--no-worker",
+                                     help="Run the pod worker here (--no-worker: `edgeworkers worker` runs it)."),
 ) -> None:
-    """Run the bridge, the scheduler's jobs and the pod worker in this one process (see the module's docstring)."""
+    """Run the bridge, the scheduler's jobs and (unless --no-worker) the pod worker in this one process (see the
+    module's docstring)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from edgeworkers.node.cli import _serve
@@ -86,10 +95,12 @@ def agent(
         raise SystemExit(f"agent: {exc}") from None
     worker = None
     try:
-        worker = start_worker(broker, threads or config.worker_threads)
+        if with_worker:
+            worker = start_worker(broker, threads or config.worker_threads)
         serve_metrics(config, node)
         scheduler.start()
-        log.info("agent is ready: node %s, %d worker threads", config.node_name, threads or config.worker_threads)
+        log.info("agent is ready: node %s, %s", config.node_name,
+                 f"{threads or config.worker_threads} worker threads" if with_worker else "no worker (edgeworkers worker)")
         # From here a signal only sets ``stop``: raised while asyncio.run builds its loop, it would leave it half made.
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

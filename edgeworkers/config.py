@@ -1,19 +1,61 @@
 """Settings for every edgeworkers process, in one place.
 
-Each setting is an environment variable ``EDGEWORKERS_<NAME>`` with edged's / kubelet's default.
+Each setting is an environment variable ``EDGEWORKERS_<NAME>`` (any case) with edged's / kubelet's default; a list
+setting's value is JSON. ``Settings(name=value)`` overrides the environment.
+
+The environment is read here rather than by pydantic-settings: that library and what it imports (python-dotenv, its
+sources for CLIs and clouds) cost 3.5 MB of PSS in every edge process (ops/bench/footprint.py), for the dozen lines
+below.
 """
 from __future__ import annotations
 
+import json
+import os
 import socket
+import typing
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "EDGEWORKERS_"
+_JSON_TYPES = (list, dict, set, tuple)
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EDGEWORKERS_", extra="ignore")
+def _is_json(annotation: Any) -> bool:
+    """Whether a field of this type is given as JSON in the environment (a list, a dict, ...; possibly optional)."""
+    if typing.get_origin(annotation) in _JSON_TYPES or annotation in _JSON_TYPES:
+        return True
+    return any(_is_json(arg) for arg in typing.get_args(annotation))
+
+
+def environ_values(fields: dict[str, Any], environ: typing.Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The values that ``environ`` sets for ``fields`` (name: annotation), by ``EDGEWORKERS_<NAME>`` in any case;
+    a JSON field's value decoded (ValueError naming the variable, not its value, if it is not JSON)."""
+    by_name = {key.upper(): value for key, value in environ.items()}
+    values: dict[str, Any] = {}
+    for name, annotation in fields.items():
+        variable = f"{ENV_PREFIX}{name.upper()}"
+        if variable not in by_name:
+            continue
+        raw = by_name[variable]
+        if _is_json(annotation):
+            try:
+                values[name] = json.loads(raw)
+            except ValueError:
+                raise ValueError(f"{variable} is not valid JSON") from None
+        else:
+            values[name] = raw
+    return values
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        fields = {name: info.annotation for name, info in type(self).model_fields.items()}
+        super().__init__(**{**environ_values(fields), **values})
 
     node_name: str = Field(default_factory=lambda: socket.gethostname().lower())
     redis_url: str = "redis://127.0.0.1:6379/0"

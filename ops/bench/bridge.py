@@ -186,8 +186,12 @@ class Edge:
         return self.run(["kubectl", f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.root / 'kube-cache'}",
                          *args], input)
 
+    def edge_processes(self) -> tuple[subprocess.Popen | None, ...]:
+        """The edge's processes, in the order they stop (the bridge first: no new tasks)."""
+        return (self.bridge, self.scheduler, self.worker)
+
     def stop(self) -> None:
-        for process in (self.bridge, self.scheduler, self.worker, self.cloud):
+        for process in (*self.edge_processes(), self.cloud):
             if process is None or process.poll() is not None:
                 continue
             os.killpg(process.pid, signal.SIGTERM)

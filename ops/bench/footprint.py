@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""The edge's memory footprint: the lite agent (`edgeworkers agent`, one process), then the full mode (the Procfile's
-`edgeworkers node serve`, `edgeworkers worker` and `edgeworkers scheduler`), each with N pods.
+"""The edge's memory footprint: the lite agent (`edgeworkers agent`, one process, ``Procfile.lite``), then the full
+mode (the ``Procfile``'s `edgeworkers agent --no-worker` and `edgeworkers worker`), each with N pods; ``--modes`` may
+add ``split``: the edge's parts each in a process of its own (`edgeworkers node serve`, `edgeworkers worker`,
+`edgeworkers scheduler`), the full mode's shape until the imports they share made it the costliest.
 
 For each mode it starts its own cloud (`edgeworkers cloud serve`, temp data dir, free port) and the edge processes for
 a node name of its own on a free database of the Redis at --redis-url (through ops/bench/bridge.py's ``Edge``), applies
@@ -8,9 +10,9 @@ N busybox pods with kubectl and waits until the cloud shows them all Running. Th
 ``memory_full_info().pss``, children included: the dramatiq worker processes) of every edge process and their total,
 once the pods have run for --settle seconds, and again after --syncs more pod syncs (``sync_pod`` tasks enqueued
 round-robin over the running pods, waited for until the queue is drained, then --settle seconds; --rounds times),
-beside the targets: lite under 70 MB and within 5 % after the syncs; full mode at most 128 MB. The cloud is not an edge
-process and is not counted (it shares the interpreter's and the libraries' pages with the edge processes, as on a real
-machine). ``--processes``/``--threads`` set the full mode's worker (default: config).
+beside the targets: lite under 70 MB and within 5 % after the syncs; full mode (and split) at most 128 MB. The cloud is
+not an edge process and is not counted (it shares the interpreter's and the libraries' pages with the edge processes,
+as on a real machine). ``--processes``/``--threads`` set the worker's (default: config).
 
     .venv/bin/python ops/bench/footprint.py                          # 100 pods, 10,000 syncs
     .venv/bin/python ops/bench/footprint.py --pods 20 --syncs 1000   # a quick check
@@ -23,6 +25,7 @@ import argparse
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,17 +53,33 @@ TIMEOUT_S = 900.0
 
 
 class Mode(Edge):
-    """The cloud, then the edge in one mode: ``lite`` (`edgeworkers agent`) or ``full`` (as ``Edge.start_loop``)."""
+    """The cloud, then the edge in one mode: ``lite`` (`edgeworkers agent`), ``full`` (`edgeworkers agent
+    --no-worker` and `edgeworkers worker`) or ``split`` (as ``Edge.start_loop``)."""
+
+    agent: subprocess.Popen | None = None
 
     def start_lite(self, threads: int) -> None:
-        self.worker = self._start("agent", [EDGEWORKERS, "agent", "--threads", str(threads)])
+        self._start_agent(["--threads", str(threads)])
+
+    def start_full(self) -> None:
+        self.worker = self._start("worker", [EDGEWORKERS, "worker", "--processes", str(self.processes),
+                                             "--threads", str(self.threads)])
+        self._start_agent(["--no-worker"])
+        wait_until(lambda: self._check(self.worker, "worker") or (self.root / "worker.log").read_text(
+            errors="replace").count("Worker process is ready for action.") >= self.processes, 60, "the worker")
+
+    def _start_agent(self, options: list[str]) -> None:
+        self.agent = self._start("agent", [EDGEWORKERS, "agent", *options])
 
         def ready() -> bool:
-            self._check(self.worker, "agent")
+            self._check(self.agent, "agent")
             log = (self.root / "agent.log").read_text(errors="replace")
             return "agent is ready" in log and "scheduler is ready" in log and self._node_ready()
 
         wait_until(ready, 120, "the agent to be ready and its node Ready")
+
+    def edge_processes(self) -> tuple[subprocess.Popen | None, ...]:
+        return (self.agent, *super().edge_processes())
 
     def _node_ready(self) -> bool:
         try:
@@ -72,8 +91,7 @@ class Mode(Edge):
 
     def processes_by_name(self) -> dict[str, psutil.Process]:
         """The edge's processes (children included), named as in the Procfile."""
-        named = {"agent" if self.bridge is None else "worker": self.worker,
-                 "bridge": self.bridge, "scheduler": self.scheduler}
+        named = {"agent": self.agent, "worker": self.worker, "bridge": self.bridge, "scheduler": self.scheduler}
         found = {}
         for name, popen in named.items():
             if popen is None:
@@ -141,6 +159,8 @@ def run_mode(name: str, args: argparse.Namespace, docker_client: docker.DockerCl
         mode = Mode(root, db_url, args.processes or defaults.worker_processes, args.threads or defaults.worker_threads)
         if name == "lite":
             mode.start_lite(args.threads or defaults.worker_threads)
+        elif name == "full":
+            mode.start_full()
         else:
             mode.start_loop()
         print(f"{name}: edge up; starting {args.pods} pods", flush=True)
@@ -189,7 +209,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=20.0, help="seconds of normal work before each measurement")
     parser.add_argument("--threads", type=int, default=0, help="worker threads (per process; default: config)")
     parser.add_argument("--processes", type=int, default=0, help="the full mode's worker processes (default: config)")
-    parser.add_argument("--modes", default="lite,full", help="which modes, in order")
+    parser.add_argument("--modes", default="lite,full", help="which modes (lite, full, split), in order")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6399", help="a Redis server; a free db is claimed")
     args = parser.parse_args()
     if not shutil.which("kubectl"):

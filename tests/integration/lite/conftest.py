@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import MetaStore
 from edgeworkers.pods.desired import Send
 from tests.integration.cloud.conftest import EDGEWORKERS, START_TIMEOUT_S, Cloud, free_port, running_cloud
-from tests.integration.loop.conftest import Cluster
+from tests.integration.loop.conftest import Cluster, start_process
 from tests.integration.queue.queuekit import HEARTBEAT_TIMEOUT_MS, Worker, worker_env
 from tests.polling import wait_for
 
@@ -113,6 +114,19 @@ class LiteCluster(Cluster):
 
         wait_for(up, timeout_s, "the agent's node to renew its lease")
 
+    def start_full(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """The Procfile's full mode: `edgeworkers worker`, then `edgeworkers agent --no-worker` (held as the bridge)."""
+        self.start_worker(timeout_s)
+        since = datetime.now(UTC).replace(microsecond=0)
+        process = self.bridge = start_process([EDGEWORKERS, "agent", "--no-worker"], self.env(), self.bridge_log)
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the agent exited:\n{self.tail(self.bridge_log)}")
+            return "scheduler is ready" in self.bridge_log.read_text(errors="replace") and self.heartbeat_since(since)
+
+        wait_for(up, timeout_s, "the agent's node to renew its lease")
+
 
 @pytest.fixture(scope="module")
 def lite_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
@@ -125,9 +139,28 @@ def lite_cluster(
     lite_cloud: Cloud, real_settings: Settings, tmp_path: Path, real_redis: redis.Redis,
     docker_client: docker.DockerClient,
 ) -> Iterator[LiteCluster]:
-    cluster = LiteCluster(lite_cloud, real_settings, tmp_path, real_redis, docker_client, free_port())
-    try:
+    """The cloud and a node whose edge is one `edgeworkers agent`."""
+    with _cluster(lite_cloud, real_settings, tmp_path, real_redis, docker_client) as cluster:
         cluster.start_agent()
+        yield cluster
+
+
+@pytest.fixture
+def full_cluster(
+    lite_cloud: Cloud, real_settings: Settings, tmp_path: Path, real_redis: redis.Redis,
+    docker_client: docker.DockerClient,
+) -> Iterator[LiteCluster]:
+    """The cloud and a node whose edge is the Procfile's: `edgeworkers agent --no-worker` and `edgeworkers worker`."""
+    with _cluster(lite_cloud, real_settings, tmp_path, real_redis, docker_client) as cluster:
+        cluster.start_full()
+        yield cluster
+
+
+@contextmanager
+def _cluster(cloud: Cloud, config: Settings, root: Path, client: redis.Redis,
+             docker_client: docker.DockerClient) -> Iterator[LiteCluster]:
+    cluster = LiteCluster(cloud, config, root, client, docker_client, free_port())
+    try:
         yield cluster
     finally:
         cluster.close()

@@ -1,5 +1,5 @@
 """`edgeworkers agent`: the whole edge in one process. With the cloud, a kubectl-applied pod runs and its status
-reaches the cloud; SIGTERM stops it cleanly, a task in flight included (finished and acknowledged, not redelivered),
+reaches the cloud, as it does under the Procfile's full mode (the agent with --no-worker beside `edgeworkers worker`); SIGTERM stops it cleanly, a task in flight included (finished and acknowledged, not redelivered),
 as it stops `edgeworkers worker` with one process (``start_worker`` runs both)."""
 from __future__ import annotations
 
@@ -48,6 +48,23 @@ def test_kubectl_apply_runs_the_pod_under_the_lite_agent_and_its_status_reaches_
     assert lite_cluster.containers("lite") == []
 
     stop_cleanly(lite_cluster.worker)
+
+
+def test_the_procfiles_full_mode_runs_a_kubectl_pod_with_the_agent_beside_a_worker_process(
+    full_cluster: LiteCluster,
+) -> None:
+    full_cluster.apply(busybox_pod("full", "echo hello from the worker; sleep 3600"))
+
+    assert set(full_cluster.wait_running("full")) == {"full"}
+    assert set(full_cluster.running_ids("full")) == {"POD", "app"}
+    logs = wait_for(lambda: full_cluster.kubectl("logs", "full", check=False).stdout, 10, "kubectl logs full")
+    assert logs == "hello from the worker\n"
+    agent_log = full_cluster.bridge_log.read_text(errors="replace")  # no consumer of the queues but the worker's
+    assert "no worker (edgeworkers worker)" in agent_log and "Worker process is ready" not in agent_log
+
+    deleted = full_cluster.kubectl("delete", "pod", "full", "--timeout=60s", timeout_s=90)
+    assert deleted.stdout.strip() == 'pod "full" deleted'
+    assert full_cluster.containers("full") == []
 
 
 def test_sigterm_stops_an_idle_agent_cleanly(start_worker) -> None:
