@@ -6,12 +6,15 @@ Imported by the scripts beside it (``ops/bench/X.py`` runs with this folder on `
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +41,36 @@ def claim_database(url: str) -> str:
         if client.dbsize() == 0 and client.set(CLAIM_KEY, os.getpid(), nx=True):
             return f"{url}/{db}"
     raise SystemExit(f"no free database on {url}")
+
+
+def bench_settings(redis_url: str) -> Settings:
+    """Settings of a bench node of its own: a fresh name, a temp data dir and a free database of the Redis at
+    ``redis_url``. ``raw_node`` names its raw-Docker twin; ``remove_bench_node`` undoes both."""
+    data_dir = Path(tempfile.mkdtemp(prefix="edgeworkers-bench-"))
+    return Settings(node_name=f"bench-{uuid.uuid4().hex[:8]}", data_dir=data_dir, redis_url=claim_database(redis_url))
+
+
+def raw_node(settings: Settings) -> str:
+    return f"{settings.node_name}-raw"
+
+
+def remove_bench_node(client: docker.DockerClient, settings: Settings) -> None:
+    """Remove the containers of the bench node and its raw twin, empty its Redis database, remove its data dir."""
+    remove_containers(client, raw_node(settings))
+    remove_containers(client, settings.node_name)
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    shutil.rmtree(settings.data_dir)
+
+
+def teardown(edge: Any, docker_client: docker.DockerClient, client: redis.Redis, root: Path) -> None:
+    """Undo a bench's edge: stop its processes (``edge.stop()``, when it started: not None), remove the containers of
+    its node (``edge.node``), empty and close its Redis database, remove its temp dir ``root``."""
+    if edge is not None:
+        edge.stop()
+        remove_containers(docker_client, edge.node)
+    client.flushdb()
+    client.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def remove_containers(client: docker.DockerClient, node: str) -> None:
@@ -148,6 +181,23 @@ def raw_pods(
     with ThreadPoolExecutor(max_workers=threads) as pool:
         done = list(pool.map(one, range(pods)))
     return Result("raw", pods, max(done) - begin, [t - begin for t in done])
+
+
+def both_paths(
+    client: docker.DockerClient, queues: QueuePath, prefix: str, pods: int, threads: int, image: str, raw_first: bool
+) -> tuple[Result, Result]:
+    """``pods`` pods through the queues and by raw Docker calls on ``threads`` threads, ``raw_first`` or not (a busy
+    machine skews whichever goes first, so callers alternate); each path's containers removed after it. (queued, raw)"""
+    results: dict[str, Result] = {}
+    for path in ("raw", "queues") if raw_first else ("queues", "raw"):
+        if path == "raw":
+            node = raw_node(queues.settings)
+            results[path] = raw_pods(client, node, prefix, pods, threads, image, queues.settings.sandbox_image)
+            remove_containers(client, node)
+        else:
+            results[path] = queues.run(prefix, pods)
+            queues.delete_all(prefix)
+    return results["queues"], results["raw"]
 
 
 def start_worker(settings: Settings, processes: int, threads: int, log: Path) -> subprocess.Popen:

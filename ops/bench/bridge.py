@@ -46,7 +46,7 @@ import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, remove_containers
+from benchkit import claim_database, teardown
 
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
@@ -396,12 +396,7 @@ def main() -> None:
             print(f"round {round_}: cloud {results['cloud'][-1].seconds:.2f} s, "
                   f"node-local {results['node-local'][-1].seconds:.2f} s", flush=True)
     finally:
-        if edge is not None:
-            edge.stop()
-            remove_containers(docker_client, edge.node)
-        client.flushdb()
-        client.close()
-        shutil.rmtree(root, ignore_errors=True)
+        teardown(edge, docker_client, client, root)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import docker
 import redis
-from benchkit import claim_database, remove_containers
+from benchkit import claim_database, teardown
 from bridge import Edge, busybox_pod, quantile, running, wait_until
 
 from edgeworkers.runtime import labels
@@ -98,12 +98,7 @@ def main() -> None:
             for name in sorted(commands, reverse=run % 2 == 1):
                 throughput[name].append(streamed([*commands[name], *head], edge.env, args.bytes))
     finally:
-        if edge is not None:
-            edge.stop()
-            remove_containers(docker_client, edge.node)
-        client.flushdb()
-        client.close()
-        shutil.rmtree(root, ignore_errors=True)
+        teardown(edge, docker_client, client, root)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")

@@ -16,6 +16,7 @@ as on a real machine). ``--processes``/``--threads`` set the worker's (default: 
 
     .venv/bin/python ops/bench/footprint.py                          # 100 pods, 10,000 syncs
     .venv/bin/python ops/bench/footprint.py --pods 20 --syncs 1000   # a quick check
+    .venv/bin/python ops/bench/footprint.py --modes lite --run-for 3600   # the lite target: after an hour of work
 
 Everything it made (containers, processes, Redis databases, temp dirs) is removed at the end.
 """
@@ -36,7 +37,7 @@ import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, remove_containers
+from benchkit import claim_database, teardown
 from bridge import EDGEWORKERS, NAMESPACE, Edge, busybox_pod, running, wait_until
 
 from edgeworkers.broker import make_broker
@@ -165,7 +166,7 @@ def run_mode(name: str, args: argparse.Namespace, docker_client: docker.DockerCl
             mode.start_loop()
         print(f"{name}: edge up; starting {args.pods} pods", flush=True)
         keys = start_pods(mode, args.pods)
-        time.sleep(args.settle)  # the pods' normal work: PLEG relists, status resyncs, heartbeats
+        time.sleep(args.run_for or args.settle)  # the pods' normal work: PLEG relists, status resyncs, heartbeats
         samples = [measure(mode, f"{args.pods} pods running")]
         seconds = 0.0
         for round_ in range(1, args.rounds + 1):
@@ -175,12 +176,7 @@ def run_mode(name: str, args: argparse.Namespace, docker_client: docker.DockerCl
             samples.append(measure(mode, f"after {round_ * args.syncs} syncs"))
         return samples, seconds
     finally:
-        if mode is not None:
-            mode.stop()
-            remove_containers(docker_client, mode.node)
-        client.flushdb()
-        client.close()
-        shutil.rmtree(root, ignore_errors=True)
+        teardown(mode, docker_client, client, root)
 
 
 def mb(value: int) -> str:
@@ -207,6 +203,8 @@ def main() -> None:
     parser.add_argument("--syncs", type=int, default=10_000, help="pod syncs between the two measurements")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of --syncs syncs, each measured after")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds of normal work before each measurement")
+    parser.add_argument("--run-for", type=float, default=0.0,
+                        help="seconds of normal work before the first measurement instead (3600: the target's hour)")
     parser.add_argument("--threads", type=int, default=0, help="worker threads (per process; default: config)")
     parser.add_argument("--processes", type=int, default=0, help="the full mode's worker processes (default: config)")
     parser.add_argument("--modes", default="lite,full", help="which modes (lite, full, split), in order")

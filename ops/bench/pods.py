@@ -16,17 +16,10 @@ every container, worker and key it made.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
-from pathlib import Path
 
 import docker
-import redis
 import typer
-from benchkit import QueuePath, Result, claim_database, raw_pods, remove_containers, total
-
-from edgeworkers.config import Settings
+from benchkit import QueuePath, Result, bench_settings, both_paths, remove_bench_node, total
 
 BURST_RATIO_TARGET = 0.95
 SINGLE_EXTRA_TARGET_MS = 50
@@ -40,41 +33,30 @@ def main(
     redis_url: str = typer.Option("redis://127.0.0.1:6399", help="A Redis server; a free database is claimed."),
     image: str = typer.Option("busybox", help="The app container's image (local)."),
 ) -> None:
-    data_dir = Path(tempfile.mkdtemp(prefix="edgeworkers-bench-"))
-    base = Settings(node_name=f"bench-{uuid.uuid4().hex[:8]}", data_dir=data_dir)
-    raw_node = f"{base.node_name}-raw"
     client = docker.from_env()
-    db_url = claim_database(redis_url)
-    settings = base.model_copy(update={"redis_url": db_url})
+    settings = bench_settings(redis_url)
     raws: list[Result] = []
     queued: list[Result] = []
     single_raw: list[Result] = []
     single_queued: list[Result] = []
     queues = None
 
-    def one_round(prefix: str, count: int, first: str, raw_into: list[Result], queued_into: list[Result]) -> None:
-        for path in (first, "queues" if first == "raw" else "raw"):
-            if path == "raw":
-                raw_into.append(raw_pods(client, raw_node, prefix, count, workers, image, settings.sandbox_image))
-                remove_containers(client, raw_node)
-            else:
-                queued_into.append(queues.run(prefix, count))
-                queues.delete_all(prefix)
+    def one_round(prefix: str, count: int, raw_first: bool, raw_into: list[Result], queued_into: list[Result]) -> None:
+        queued_result, raw_result = both_paths(client, queues, prefix, count, workers, image, raw_first)
+        raw_into.append(raw_result)
+        queued_into.append(queued_result)
 
     try:
         queues = QueuePath(client, settings, 1, workers, image)
         for round_ in range(rounds):
-            one_round(f"r{round_}", pods, "raw" if round_ % 2 == 0 else "queues", raws, queued)  # each first in turn
+            one_round(f"r{round_}", pods, round_ % 2 == 0, raws, queued)  # each path first in turn
             print(f"round {round_}: raw {raws[-1].rate:.2f} pods/s, queues {queued[-1].rate:.2f} pods/s", flush=True)
         for single in range(singles):
-            one_round(f"s{single}", 1, "raw" if single % 2 == 0 else "queues", single_raw, single_queued)
+            one_round(f"s{single}", 1, single % 2 == 0, single_raw, single_queued)
     finally:
         if queues is not None:
             queues.close()
-        remove_containers(client, raw_node)
-        remove_containers(client, base.node_name)
-        redis.Redis.from_url(db_url).flushdb()
-        shutil.rmtree(data_dir)
+        remove_bench_node(client, settings)
     print(f"pods={pods} x {rounds} rounds, workers={workers} (docker {client.version()['Version']}, {os.cpu_count()} CPUs)")
     if rounds:
         raw, queue = total("raw", raws), total("queues", queued)

@@ -17,17 +17,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import tempfile
-import uuid
-from pathlib import Path
 
 import docker
-import redis
 import typer
-from benchkit import QueuePath, Result, claim_database, raw_pods, remove_containers
-
-from edgeworkers.config import Settings
+from benchkit import QueuePath, Result, bench_settings, both_paths, remove_bench_node
 
 # More concurrency that raises raw Docker's rate by less than this has reached the engine's limit.
 FLAT_GAIN = 1.10
@@ -52,40 +45,23 @@ def main(
     image: str = typer.Option("busybox", help="The app container's image (local)."),
 ) -> None:
     configurations = [(p, t) for p in map(int, processes.split(",")) for t in map(int, threads.split(","))]
-    data_dir = Path(tempfile.mkdtemp(prefix="edgeworkers-bench-"))
-    base = Settings(node_name=f"bench-{uuid.uuid4().hex[:8]}", data_dir=data_dir)
-    raw_node = f"{base.node_name}-raw"
     client = docker.from_env()
-    db_url = claim_database(redis_url)
-    settings = base.model_copy(update={"redis_url": db_url})
+    settings = bench_settings(redis_url)
     results: list[tuple[int, int, Result, Result]] = []
     print(f"{os.cpu_count()} CPU cores, docker {client.version()['Version']}, {pods} pods per configuration", flush=True)
     print(f"{'processes':>9} {'threads':>7} {'concurrency':>11} {'queues pods/s':>13} {'raw pods/s':>10} {'ratio':>5}")
     try:
         for index, (procs, thr) in enumerate(configurations):
-            prefix = f"c{index}"
             queues = QueuePath(client, settings, procs, thr, image)
-            try:
-                if index % 2 == 0:  # each path goes first in turn
-                    raw = raw_pods(client, raw_node, prefix, pods, procs * thr, image, settings.sandbox_image)
-                    remove_containers(client, raw_node)
-                    queued = queues.run(prefix, pods)
-                    queues.delete_all(prefix)
-                else:
-                    queued = queues.run(prefix, pods)
-                    queues.delete_all(prefix)
-                    raw = raw_pods(client, raw_node, prefix, pods, procs * thr, image, settings.sandbox_image)
-                    remove_containers(client, raw_node)
+            try:  # each path goes first in turn
+                queued, raw = both_paths(client, queues, f"c{index}", pods, procs * thr, image, index % 2 == 0)
             finally:
                 queues.close()
             results.append((procs, thr, queued, raw))
             print(f"{procs:>9} {thr:>7} {procs * thr:>11} {queued.rate:>13.2f} {raw.rate:>10.2f} "
                   f"{queued.rate / raw.rate:>5.2f}", flush=True)  # fmt: skip
     finally:
-        remove_containers(client, raw_node)
-        remove_containers(client, base.node_name)
-        redis.Redis.from_url(db_url).flushdb()
-        shutil.rmtree(data_dir)
+        remove_bench_node(client, settings)
 
     curve: dict[int, float] = {}
     for procs, thr, _, raw in results:

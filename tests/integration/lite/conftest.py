@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,14 +17,10 @@ import docker
 import pytest
 import redis
 
-from edgeworkers import tasks
-from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
-from edgeworkers.metamanager.store import MetaStore
-from edgeworkers.pods.desired import Send
 from tests.integration.cloud.conftest import EDGEWORKERS, START_TIMEOUT_S, Cloud, free_port, running_cloud
 from tests.integration.loop.conftest import Cluster, start_process
-from tests.integration.queue.queuekit import HEARTBEAT_TIMEOUT_MS, Worker, worker_env
+from tests.integration.queue.queuekit import Worker, worker_env
 from tests.polling import wait_for
 
 LAUNCHER = Path(__file__).with_name("lite_agent.py")
@@ -60,11 +55,6 @@ def start_agent(argv: list[str], env: dict[str, str], log: Path, ready_line: str
     return agent
 
 
-@pytest.fixture
-def config(real_settings: Settings) -> Settings:
-    return real_settings.model_copy(update={"broker_heartbeat_timeout_ms": HEARTBEAT_TIMEOUT_MS})
-
-
 @pytest.fixture(params=["agent", "worker"])
 def start_worker(
     request: pytest.FixtureRequest, config: Settings, tmp_path: Path, real_redis: redis.Redis
@@ -88,16 +78,6 @@ def start_worker(
     yield start
     for agent in started:
         agent.stop()
-
-
-@pytest.fixture
-def send(config: Settings) -> Send:
-    return tasks.sender(make_broker(config))
-
-
-@pytest.fixture
-def store(real_redis: redis.Redis) -> MetaStore:
-    return MetaStore(real_redis)
 
 
 class LiteCluster(Cluster):
@@ -135,33 +115,28 @@ def lite_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
 
 
 @pytest.fixture
-def lite_cluster(
+def edge_cluster(
     lite_cloud: Cloud, real_settings: Settings, tmp_path: Path, real_redis: redis.Redis,
     docker_client: docker.DockerClient,
 ) -> Iterator[LiteCluster]:
-    """The cloud and a node whose edge is one `edgeworkers agent`."""
-    with _cluster(lite_cloud, real_settings, tmp_path, real_redis, docker_client) as cluster:
-        cluster.start_agent()
-        yield cluster
-
-
-@pytest.fixture
-def full_cluster(
-    lite_cloud: Cloud, real_settings: Settings, tmp_path: Path, real_redis: redis.Redis,
-    docker_client: docker.DockerClient,
-) -> Iterator[LiteCluster]:
-    """The cloud and a node whose edge is the Procfile's: `edgeworkers agent --no-worker` and `edgeworkers worker`."""
-    with _cluster(lite_cloud, real_settings, tmp_path, real_redis, docker_client) as cluster:
-        cluster.start_full()
-        yield cluster
-
-
-@contextmanager
-def _cluster(cloud: Cloud, config: Settings, root: Path, client: redis.Redis,
-             docker_client: docker.DockerClient) -> Iterator[LiteCluster]:
-    cluster = LiteCluster(cloud, config, root, client, docker_client, free_port())
+    """The cloud and a node whose edge processes the test (or ``lite_cluster``, ``full_cluster``) starts."""
+    cluster = LiteCluster(lite_cloud, real_settings, tmp_path, real_redis, docker_client, free_port())
     try:
         yield cluster
     finally:
         cluster.close()
         print(cluster.logs())
+
+
+@pytest.fixture
+def lite_cluster(edge_cluster: LiteCluster) -> LiteCluster:
+    """The node's edge is one `edgeworkers agent`."""
+    edge_cluster.start_agent()
+    return edge_cluster
+
+
+@pytest.fixture
+def full_cluster(edge_cluster: LiteCluster) -> LiteCluster:
+    """The node's edge is the Procfile's: `edgeworkers agent --no-worker` and `edgeworkers worker`."""
+    edge_cluster.start_full()
+    return edge_cluster

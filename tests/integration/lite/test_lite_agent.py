@@ -7,6 +7,7 @@ import os
 import signal
 
 from edgeworkers.pods import desired
+from edgeworkers.runtime import labels
 from tests.integration.lite.conftest import LiteCluster
 from tests.integration.loop.conftest import busybox_pod
 from tests.integration.queue.queuekit import busybox_pod as local_pod
@@ -85,3 +86,20 @@ def test_sigterm_lets_the_task_in_flight_finish_and_acknowledges_it(
     assert running_names(node_containers(docker_client, node_name, "finisher")) == {"POD", "app"}
     assert store.get_pod_status("default/finisher")["phase"] == "Running"
     assert queues_drained(real_redis)  # acknowledged: nothing left to redeliver
+
+
+def test_a_crashing_container_under_the_lite_agent_is_restarted_and_only_its_last_dead_instance_kept(
+    edge_cluster: LiteCluster,
+) -> None:
+    """The agent's PLEG sees each exit and its worker restarts the container (back-off shortened), pruning the dead
+    instances beyond the last, which kubelet keeps too (MaxPerPodContainer=1) and the 200-operation race tests allow."""
+    edge_cluster.extra_env.update({"EDGEWORKERS_BACKOFF_INITIAL_S": "1", "EDGEWORKERS_BACKOFF_MAX_S": "2"})
+    edge_cluster.start_agent()
+    edge_cluster.apply(busybox_pod("crashy", "exit 1"))
+
+    def restarted_with_one_dead_instance() -> bool:
+        apps = [c for c in edge_cluster.containers("crashy") if c.labels.get(labels.CONTAINER_NAME) == "app"]
+        restarts = max((int(c.labels.get(labels.RESTART_COUNT, "0")) for c in apps), default=0)
+        return restarts >= 3 and sum(c.status == "exited" for c in apps) == 1
+
+    wait_for(restarted_with_one_dead_instance, 90, "three restarts and one dead instance kept")

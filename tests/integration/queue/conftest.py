@@ -7,18 +7,9 @@ from typing import Any
 
 import pytest
 import redis
-from queuekit import HEARTBEAT_TIMEOUT_MS, Worker
+from queuekit import Worker
 
-from edgeworkers import tasks
-from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
-from edgeworkers.metamanager.store import MetaStore
-from edgeworkers.pods.desired import Send
-
-
-@pytest.fixture
-def config(real_settings: Settings) -> Settings:
-    return real_settings.model_copy(update={"broker_heartbeat_timeout_ms": HEARTBEAT_TIMEOUT_MS})
 
 
 @pytest.fixture
@@ -34,14 +25,3 @@ def start_worker(config: Settings, tmp_path: Path, real_redis: redis.Redis) -> I
     yield start
     for worker in started:
         worker.stop()
-
-
-@pytest.fixture
-def send(config: Settings) -> Send:
-    """Enqueue pod tasks on the test's database (as the CLI does on the configured one)."""
-    return tasks.sender(make_broker(config))
-
-
-@pytest.fixture
-def store(real_redis: redis.Redis) -> MetaStore:
-    return MetaStore(real_redis)

@@ -16,12 +16,8 @@ from typing import Any
 import pytest
 import redis
 
-from edgeworkers import tasks
-from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
-from edgeworkers.metamanager.store import MetaStore
-from edgeworkers.pods import desired
-from tests.integration.queue.queuekit import HEARTBEAT_TIMEOUT_MS, Worker, worker_env
+from tests.integration.queue.queuekit import Worker, worker_env
 from tests.polling import wait_for
 
 # Fast enough for tests, as settings (the same code paths as the defaults).
@@ -66,11 +62,6 @@ class Scheduler:
 
 
 @pytest.fixture
-def config(real_settings: Settings) -> Settings:
-    return real_settings.model_copy(update={"broker_heartbeat_timeout_ms": HEARTBEAT_TIMEOUT_MS})
-
-
-@pytest.fixture
 def agent_processes(config: Settings, tmp_path: Path, real_redis: redis.Redis) -> Iterator[Callable[..., Any]]:
     """``agent_processes(**env)`` starts one worker and one scheduler with the FAST settings (plus ``env``);
     both are stopped after the test."""
@@ -86,16 +77,6 @@ def agent_processes(config: Settings, tmp_path: Path, real_redis: redis.Redis) -
     yield start
     for process in reversed(started):
         process.stop()
-
-
-@pytest.fixture
-def store(real_redis: redis.Redis) -> MetaStore:
-    return MetaStore(real_redis)
-
-
-@pytest.fixture
-def send(config: Settings) -> desired.Send:
-    return tasks.sender(make_broker(config))
 
 
 def hold(condition: Callable[[], Any], seconds: float, what: str, interval_s: float = 0.2) -> None:
