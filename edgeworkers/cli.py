@@ -14,9 +14,8 @@ from edgeworkers.process import long_running, trim_for_long_run
 if long_running(sys.argv[1:]):  # before typer and structlog are imported: see trim_for_long_run
     trim_for_long_run()
 
-import click  # noqa: E402
 import typer  # noqa: E402
-from typer.core import TyperGroup  # noqa: E402
+from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
 # Commands by name: (module, attribute: a Typer sub-app or a command function, help).
 COMMANDS = {
@@ -33,17 +32,17 @@ COMMANDS = {
 class LazyGroup(TyperGroup):
     """The top-level group: ``COMMANDS`` are imported when named."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *COMMANDS])
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | TyperGroup | None:
         if cmd_name not in COMMANDS:
             return super().get_command(ctx, cmd_name)
         module, attribute, help_text = COMMANDS[cmd_name]
         target = getattr(importlib.import_module(module), attribute)
         if isinstance(target, typer.Typer):
             target.info.help = help_text
-            command: click.Command = typer.main.get_group(target)
+            command: TyperCommand | TyperGroup = typer.main.get_group(target)
         else:  # a command function: a Typer app of one command is that command
             single = typer.Typer(add_completion=False)
             single.command(cmd_name, help=help_text)(target)
