@@ -143,7 +143,7 @@ class DesiredPods:
 
     def __call__(self) -> list[Pod]:
         decoded = {}
-        for raw in self._store.list(POD):
+        for raw in self._store.each(POD, containing=b"Probe"):  # a pod without that text has no probe
             if not has_probes(raw):
                 continue
             meta = raw.get("metadata") or {}
@@ -161,14 +161,14 @@ class DesiredPods:
 
 def desired_uids(store: MetaStore) -> set[str]:
     """The uids of the desired pods (container GC treats the containers of any other uid as a deleted pod's)."""
-    return {uid for pod in store.list(POD) if (uid := (pod.get("metadata") or {}).get("uid"))}
+    return {uid for pod in store.each(POD) if (uid := (pod.get("metadata") or {}).get("uid"))}
 
 
 def node_gauges(store: MetaStore, outbox_length: Callable[[], int]) -> dict:
     """What the metrics endpoint reads at scrape time: pods by phase, container restarts, the outbox's length."""
     phases: dict[tuple[str, ...], float] = {}
     restarts: dict[tuple[str, ...], float] = {}
-    for pod in store.list(POD):
+    for pod in store.each(POD):
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         status = store.get_pod_status(key) or {}

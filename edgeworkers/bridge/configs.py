@@ -62,7 +62,7 @@ class ConfigRefresher:
         """One round; return the objects it changed in MetaManager (``"<namespace>/<kind>/<name>"``), sorted.
         Never raises for the cloud: unreachable is logged once, and what is stored stays."""
         used_by: dict[Reference, list[dict[str, Any]]] = {}
-        for pod in self._store.list(POD):
+        for pod in self._store.each(POD):
             for ref in references(pod):
                 used_by.setdefault(ref, []).append(pod)
         changed = self._drop_unreferenced(used_by.keys()) if self._pods_listed() else []

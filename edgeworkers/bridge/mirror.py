@@ -217,7 +217,7 @@ class MirrorPods:
             self._wake.wait(self._interval_s)
 
     def _sync(self) -> None:
-        statics = {_key(pod): pod for pod in self._store.list(POD) if is_static(pod)}
+        statics = {_key(pod): pod for pod in self._store.each(POD) if is_static(pod)}
         for key, static in statics.items():
             if static["metadata"].get("deletionTimestamp"):
                 continue  # its mirror goes when its containers are gone (the uplink's pod_deleted)

@@ -34,7 +34,7 @@ class StatusResync:
     def resync(self) -> list[str]:
         """Queue the node's status of every cloud pod the cloud shows otherwise; return their keys."""
         queued = []
-        for pod in self._store.list(POD):
+        for pod in self._store.each(POD):
             meta = pod["metadata"]
             namespace, name = meta.get("namespace") or "default", meta["name"]
             if is_static(pod) or meta.get("deletionTimestamp") or self._outbox.pending(pod_item_key(namespace, name)):

@@ -249,7 +249,7 @@ class PodWatcher:
                 self._apply(item)
             else:
                 self._drop(action, ADDED, item)
-        for stored in self._store.list(POD):
+        for stored in self._store.each(POD):
             meta = stored["metadata"]
             if (meta.get("annotations") or {}).get(ANNOTATION_SOURCE) != SOURCE_API or _deleting(stored):
                 continue

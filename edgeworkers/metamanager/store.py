@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -114,7 +115,10 @@ class MetaStore:
     def _decode(self, kind: str, raw: bytes | None) -> dict[str, Any] | None:
         if raw is None:
             return None
-        return json.loads(self._need_cipher(kind).decrypt(raw) if kind == SECRET else raw)
+        return json.loads(self._plain(kind, raw))
+
+    def _plain(self, kind: str, raw: bytes) -> bytes:
+        return self._need_cipher(kind).decrypt(raw) if kind == SECRET else raw
 
     def _need_cipher(self, kind: str) -> Cipher:
         if self._cipher is None:
@@ -204,11 +208,20 @@ class MetaStore:
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Stored objects of ``kind`` (in ``namespace`` when given), sorted by namespace and name."""
+        return [*self.each(kind, namespace)]
+
+    def each(self, kind: str, namespace: str | None = None, containing: bytes = b"") -> Iterator[dict[str, Any]]:
+        """As ``list``, each object decoded only when the iteration reaches it, so the periodic jobs that go through
+        the node's pods never hold them all decoded at once; with ``containing``, only the objects whose JSON
+        contains it (the others are never decoded)."""
         members = sorted(k for k in self.keys(kind) if namespace is None or k.split("/", 1)[0] == namespace)
         if not members:
-            return []
+            return
         raws = self._redis.mget([object_key(kind, *member.split("/", 1)) for member in members])
-        return [obj for obj in (self._decode(kind, raw) for raw in raws) if obj is not None]
+        for index, raw in enumerate(raws):
+            raws[index] = None  # each raw object is let go once decoded
+            if raw is not None and containing in (plain := self._plain(kind, raw)):
+                yield json.loads(plain)
 
     # --- pod status ----------------------------------------------------------------------------
 

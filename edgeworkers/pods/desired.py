@@ -120,7 +120,7 @@ def resync_all(store: MetaStore, send: Send, source: str = "edged") -> list[str]
     message may come to say so. Each task reconciles to the stored desired state, so this is always safe.
     """
     keys = []
-    for pod in store.list(POD):
+    for pod in store.each(POD):
         message = Message.for_object(POD, pod, "delete" if being_deleted(pod) else "update", source)
         send(message)
         keys.append(message.key)

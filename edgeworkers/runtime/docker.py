@@ -13,7 +13,9 @@ in one state (the agent is the only one that starts containers), so inspect resu
 """
 from __future__ import annotations
 
+import json
 import math
+import re
 import socket
 import struct
 import threading
@@ -27,7 +29,8 @@ from typing import Any
 
 import docker
 import requests
-from docker.utils import kwargs_from_env
+from docker.transport import UnixHTTPAdapter
+from docker.utils import convert_filters, kwargs_from_env
 
 from edgeworkers.runtime import cgroups, labels
 from edgeworkers.runtime.docker_stream import DockerStreamSession
@@ -74,7 +77,10 @@ class _Details:
     reason: str
 
 
-MAX_POOL_SIZE = 32
+MAX_POOL_SIZE = 80
+# What ``_container`` reads of an entry of the engine's container list: the rest of each entry (network settings,
+# mounts, host config, command, ports), most of its size, is dropped as the list is parsed.
+LIST_FIELDS = ("Id", "Image", "ImageID", "Created", "State", "Labels")
 USAGE_THREADS = 4  # containers whose stats are asked for at once
 # An inspect result no list has shown for this long is dropped (see DockerRuntime._prune).
 STALE_S = 600.0
@@ -100,6 +106,52 @@ def exit_reason(exit_code: int, oom_killed: bool) -> str:
     return "Completed" if exit_code == 0 else "Error"
 
 
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+def list_entries(text: str) -> list[dict[str, Any]]:
+    """The entries of the engine's container list (a JSON array), each parsed alone and cut to ``LIST_FIELDS``, so a
+    node-wide list (the PLEG's, every second) never exists as one whole tree of objects; the strings that repeat
+    (label keys and values, images, states) are kept once. ValueError when ``text`` is not such an array."""
+    shared: dict[str, str] = {}
+
+    def once(value: Any) -> Any:
+        return shared.setdefault(value, value) if isinstance(value, str) else value
+
+    index = _WHITESPACE.match(text).end()
+    if not text.startswith("[", index):
+        raise json.JSONDecodeError("Expecting '['", text, index)
+    index = _WHITESPACE.match(text, index + 1).end()
+    entries: list[dict[str, Any]] = []
+    while not text.startswith("]", index):
+        if entries:
+            if not text.startswith(",", index):
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, index)
+            index = _WHITESPACE.match(text, index + 1).end()
+        entry, end = _DECODER.raw_decode(text, index)
+        if not isinstance(entry, dict):
+            raise json.JSONDecodeError("Expecting an object", text, index)
+        index = end
+        cut = {field: once(entry[field]) for field in LIST_FIELDS if field in entry}
+        if isinstance(cut.get("Labels"), dict):
+            cut["Labels"] = {once(key): once(value) for key, value in cut["Labels"].items()}
+        entries.append(cut)
+        index = _WHITESPACE.match(text, index).end()
+    end = _WHITESPACE.match(text, index + 1).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return entries
+
+
+class _OnePoolAdapter(UnixHTTPAdapter):
+    """The SDK's adapter for the engine's socket, with one connection pool for every request: the SDK's own keys a
+    pool by URL (one per container inspected, per stats call ...), keeping up to 25, each with idle connections."""
+
+    def get_connection(self, url: str, proxies: Any = None) -> Any:
+        return super().get_connection("http+docker://localhost", proxies)
+
+
 def demultiplex(raw: bytes) -> bytes:
     """Join the payloads of Docker's multiplexed stream (8-byte frame headers) in arrival order."""
     out = bytearray()
@@ -123,8 +175,10 @@ class DockerRuntime:
     ) -> None:
         self.node_name = node_name
         self.sandbox_image = sandbox_image
-        # Connections kept to the engine: enough for the prober's pool and a sync's parallel stops at once (the
-        # SDK's default, 10, makes every request beyond it open and drop a connection of its own).
+        # Connections kept to the engine (one pool for all requests, ``_OnePoolAdapter``): enough for the node
+        # server's log threads and streams, or the prober's pool and a sync's parallel stops, at once (the SDK's
+        # default, 10, makes every request beyond it open and drop a connection of its own). Only the connections
+        # once used at the same time are kept.
         self._client_args: dict[str, Any] = {
             **kwargs_from_env(), "timeout": timeout_s, "version": "auto", "max_pool_size": MAX_POOL_SIZE,
         }
@@ -163,7 +217,7 @@ class DockerRuntime:
             namespace, _, name = pod_key.partition("/")
             wanted += [f"{labels.POD_NAMESPACE}={namespace}", f"{labels.POD_NAME}={name}"]
         with self._engine("list containers"):
-            entries = self._api().containers(all=True, filters={"label": wanted})
+            entries = self._list({"label": wanted})
         containers = [c for c in (self._container(entry) for entry in entries) if c is not None]
         self._prune({entry["Id"] for entry in entries}, pod_key, all_nodes)
         return containers
@@ -421,10 +475,29 @@ class DockerRuntime:
         with self._lock:
             if self._client is None:
                 try:
-                    self._client = docker.APIClient(**self._client_args)
+                    client = docker.APIClient(**self._client_args)
                 except docker.errors.DockerException as exc:
                     raise RuntimeUnavailable(f"Docker engine unavailable: {exc}") from exc
+                adapter = client.adapters.get("http+docker://")
+                if type(adapter) is UnixHTTPAdapter:
+                    one_pool = _OnePoolAdapter(adapter.socket_path, adapter.timeout, max_pool_size=adapter.max_pool_size)
+                    client.mount("http+docker://", one_pool)
+                    adapter.close()
+                self._client = client
             return self._client
+
+    def _list(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """``APIClient.containers(all=True, filters=filters)``, each entry cut to ``LIST_FIELDS`` as it is parsed."""
+        api = self._api()
+        params = {"limit": -1, "all": 1, "size": 0, "trunc_cmd": 0, "filters": convert_filters(filters)}
+        response = api._get(api._url("/containers/json"), params=params)
+        api._raise_for_status(response)
+        text = response.content.decode()
+        del response  # its bytes: not kept while the text is parsed
+        try:
+            return list_entries(text)
+        except ValueError as exc:  # as the SDK's ``response.json()`` fails on it
+            raise requests.exceptions.InvalidJSONError(f"list containers: {exc}") from exc
 
     @contextmanager
     def _engine(self, action: str) -> Iterator[None]:
@@ -498,7 +571,7 @@ class DockerRuntime:
             finished_at=details.finished_at if details else None,
             exit_code=details.exit_code if details else None,
             reason=details.reason if details else "",
-            labels=dict(entry_labels),
+            labels=entry_labels,  # the entry's own (``_list`` made it)
         )
 
     def _inspect(self, ident: str, state: str, pod_key: str) -> _Details | None:

@@ -228,6 +228,16 @@ def test_relisting_an_unchanged_node_inspects_nothing(
     assert again[app_id] == first and again[sandbox_id].state == ContainerState.RUNNING
 
 
+def test_requests_for_many_containers_share_one_connection_pool(runtime: DockerRuntime, pod: PodRef) -> None:
+    sandbox_id = runtime.create_sandbox(SandboxConfig(pod))
+    app_id = runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+    runtime.start_container(app_id)
+    assert {c.id for c in runtime.list_containers(pod.key)} == {sandbox_id, app_id}
+    assert runtime.container_ip(app_id)  # an inspect of each
+    runtime.usage([app_id, sandbox_id])
+    assert len(runtime._api().adapters["http+docker://"].pools) == 1
+
+
 def test_images_list_and_in_use_removal(
     runtime: DockerRuntime, pod: PodRef, docker_client: docker.DockerClient
 ) -> None:

@@ -23,6 +23,7 @@ def test_a_secret_round_trips_and_redis_holds_neither_its_value_nor_the_key(fake
     store.put(SECRET, secret())
     assert store.get(SECRET, "default", "db") == secret()
     assert store.list(SECRET) == [secret()]
+    assert list(store.each(SECRET, containing=b"plain")) == [secret()]  # the decrypted JSON is searched
     key = (tmp_path / "data" / KEY_FILE).read_bytes().strip()
     dump = b"".join(fake_redis.dump(k) or b"" for k in fake_redis.keys("*"))
     for needle in (VALUE.encode(), base64.b64encode(VALUE.encode()), key, b"password"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from edgeworkers import constants
+from edgeworkers.metamanager import store as store_module
 from edgeworkers.metamanager.store import CONFIGMAP, POD, MetaStore, is_older
 
 
@@ -67,6 +68,23 @@ def test_list_filters_by_namespace_and_sorts(store):
     assert [o["metadata"]["name"] for o in store.list(POD)] == ["a", "b", "c"]
     assert [o["metadata"]["name"] for o in store.list(POD, "ns2")] == ["c"]
     assert store.list(POD, "nothing") == []
+
+
+def test_each_decodes_an_object_only_when_reached_and_skips_those_without_the_text(store, monkeypatch):
+    store.put(POD, obj("a", spec={"probe": "livenessProbe"}))
+    store.put(POD, obj("b", namespace="ns2"))
+    store.put(POD, obj("c", spec={"probe": "livenessProbe"}))
+    decoded = []
+    original = store_module.json.loads
+    monkeypatch.setattr(store_module.json, "loads", lambda raw: decoded.append(raw) or original(raw))
+    each = store.each(POD)
+    assert next(each)["metadata"]["name"] == "a" and len(decoded) == 1
+    assert [o["metadata"]["name"] for o in each] == ["c", "b"]  # by namespace, then name
+    decoded.clear()
+    assert [o["metadata"]["name"] for o in store.each(POD, containing=b"livenessProbe")] == ["a", "c"]
+    assert len(decoded) == 2
+    assert [o["metadata"]["name"] for o in store.each(POD, "ns2")] == ["b"]
+    assert list(store.each(POD, "nothing")) == []
 
 
 def test_delete_removes_object_and_index_entry(store):

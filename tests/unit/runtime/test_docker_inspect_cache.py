@@ -2,6 +2,8 @@
 a stand-in for the SDK's APIClient, no engine needed."""
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,9 +26,16 @@ class FakeAPI:
             "Labels": labels.for_container("node", PodRef(f"uid-{pod}", "default", pod), "app", labels.TYPE_APP),
         })  # fmt: skip
 
-    def containers(self, all: bool, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
-        wanted = [f for f in filters["label"] if "=" in f and not f.startswith(labels.NODE)]
-        return [e for e in self.entries if all_match(e, wanted)]
+    def _url(self, path: str) -> str:
+        return path
+
+    def _get(self, url: str, params: dict[str, Any]) -> SimpleNamespace:  # the container list, as the engine sends it
+        assert url == "/containers/json" and params["all"] == 1
+        wanted = [f for f in json.loads(params["filters"])["label"] if "=" in f and not f.startswith(labels.NODE)]
+        return SimpleNamespace(content=json.dumps([e for e in self.entries if all_match(e, wanted)]).encode())
+
+    def _raise_for_status(self, response: SimpleNamespace) -> None:
+        pass
 
     def inspect_container(self, ident: str) -> dict[str, Any]:
         self.inspects += 1

@@ -1,6 +1,7 @@
 """DockerRuntime's pure translations of what the engine answers."""
 from __future__ import annotations
 
+import json
 import struct
 from datetime import UTC, datetime
 
@@ -8,8 +9,11 @@ import pytest
 
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import (
+    LIST_FIELDS,
+    _OnePoolAdapter,
     demultiplex,
     exit_reason,
+    list_entries,
     parse_docker_time,
     pod_hostname,
 )
@@ -63,3 +67,38 @@ def test_labels_round_trip_and_docker_name() -> None:
 )
 def test_pod_hostname_is_cut_as_kubelet_does(name: str, hostname: str) -> None:
     assert pod_hostname(name) == hostname
+
+
+def _entry(ident: str, pod: str) -> dict:
+    """A list entry as the engine sends one (a user label named like an entry field included)."""
+    return {
+        "Id": ident, "Names": [f"/k8s_app_{pod}"], "Image": "busybox", "ImageID": "sha256:b", "Command": "sleep 1",
+        "Created": 1700000000, "Ports": [], "State": "running", "Status": "Up 1 second",
+        "Labels": {**labels.for_container("node", PodRef(f"uid-{pod}", "default", pod), "app", labels.TYPE_APP),
+                   "Id": "a label"},
+        "HostConfig": {"NetworkMode": "container:x"},
+        "NetworkSettings": {"Networks": {"bridge": {"IPAddress": "172.17.0.2", "NetworkID": "n"}}},
+        "Mounts": [{"Type": "bind", "Source": "/a", "Destination": "/b"}],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_list_entries_are_the_engines_cut_to_the_fields_read(indent: int | None) -> None:
+    entries = [_entry("a", "web"), _entry("b", "db")]
+    parsed = list_entries(f" {json.dumps(entries, indent=indent)}\n")
+    assert parsed == [{field: entry[field] for field in LIST_FIELDS} for entry in entries]
+    assert parsed[0]["Labels"][labels.NODE] is parsed[1]["Labels"][labels.NODE]  # repeated strings kept once
+    assert list_entries("[]") == list_entries(" [ ]\n") == []
+
+
+@pytest.mark.parametrize("text", ["", "{}", "[", '[{"Id": "a"}', '[{"Id": "a"} {"Id": "b"}]', '[{"Id": "a"},]',
+                                  '[{"Id": "a"}] x', "[1,", "[1]"])
+def test_list_entries_refuses_what_is_no_json_array(text: str) -> None:
+    with pytest.raises(ValueError):
+        list_entries(text)
+
+
+def test_the_engines_socket_has_one_connection_pool_for_every_url() -> None:
+    adapter = _OnePoolAdapter("/var/run/docker.sock")
+    pool = adapter.get_connection("http+docker://localhost/v1.47/containers/a/json")
+    assert adapter.get_connection("http+docker://localhost/v1.47/containers/b/stats?stream=0") is pool
