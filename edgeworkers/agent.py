@@ -4,8 +4,8 @@ which runs its Dramatiq worker in-process instead of under the `dramatiq` comman
 
 Why the Procfile's full mode is two edge processes, not one per part: each Python process of the edge holds 45-55 MB of
 imports (pydantic, redis-py, the Docker SDK, aiohttp) before any pod, and the bridge and the scheduler import the same
-ones; apart they took 161 MB with the worker, together with it 118 (ops/bench/footprint.py). The worker stays apart:
-it is the part to scale (``worker_processes``) and the one whose tasks a time limit may kill.
+ones; apart they took 146-161 MB with the worker and 100 pods, together 110-114 (ops/bench/footprint.py). The worker
+stays apart: it is the part to scale (``worker_processes``) and the one whose tasks a time limit may kill.
 
 The agent runs the bridge (the node's endpoint, registration and heartbeat, the cloud bridge's threads), the
 scheduler's jobs (the same job table, on a ``BackgroundScheduler``) and a Dramatiq worker with N threads on the pod
@@ -99,8 +99,8 @@ def agent(
             worker = start_worker(broker, threads or config.worker_threads)
         serve_metrics(config, node)
         scheduler.start()
-        log.info("agent is ready: node %s, %s", config.node_name,
-                 f"{threads or config.worker_threads} worker threads" if with_worker else "no worker (edgeworkers worker)")
+        workers = f"{threads or config.worker_threads} worker threads" if with_worker else "no worker (edgeworkers worker)"
+        log.info("agent is ready: node %s, %s", config.node_name, workers)
         # From here a signal only sets ``stop``: raised while asyncio.run builds its loop, it would leave it half made.
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
