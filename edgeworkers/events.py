@@ -11,12 +11,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from edgeworkers.k8s.pod import Pod
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.metamanager.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 KEY_EVENTS = "edgeworkers:events"  # f"{KEY_EVENTS}:{namespace}/{event name}" -> hash {count, first}
 AGGREGATE_S = 3600
 NORMAL, WARNING = "Normal", "Warning"
-
-
-def format_time(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_name(pod_name: str, uid: str, reason: str, message: str, field_path: str = "") -> str:

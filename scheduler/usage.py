@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import ContainerID, ContainerState, ContainerUsage
@@ -97,7 +98,7 @@ class UsageReporter:
                 "memory": now.memory_working_set_bytes,
             })
         self._outbox.node_metrics(self._node, {
-            "timestamp": self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": format_time(self._now()),
             "windowSeconds": round(window, 3),
             "node": {"cpu": rate(node.cpu_busy_s, previous.node.cpu_busy_s, window),
                      "memory": node.memory_working_set_bytes},

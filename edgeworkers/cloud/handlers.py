@@ -22,12 +22,13 @@ from edgeworkers.cloud.portforward import pod_port_forward
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
 from edgeworkers.cloud.scheduler import bound
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
-from edgeworkers.cloud.store import Clock, Event, Store, timestamp
+from edgeworkers.cloud.store import Clock, Event, Store
 from edgeworkers.cloud.watch import Hub, Matcher, stream
 from edgeworkers.k8s import pod as pod_model
 from edgeworkers.k8s import printers, status, validation
 from edgeworkers.k8s.secret import default_secret
 from edgeworkers.k8s.serviceaccount import DEFAULT as DEFAULT_SERVICE_ACCOUNT
+from edgeworkers.k8s.timefmt import format_time
 
 # The API server ends a watch after a while (its --min-request-timeout of 1800 s, randomised); clients rewatch.
 DEFAULT_WATCH_TIMEOUT = 1800.0
@@ -243,7 +244,7 @@ class Api:
             raise status.not_found("namespaces", meta["namespace"])
         obj = _prepare_create(t.resource, obj)
         if manager is not None:
-            obj = patch.record_update(None, obj, manager, "Update", timestamp(self.clock()))
+            obj = patch.record_update(None, obj, manager, "Update", format_time(self.clock()))
         if t.user is not None:
             admit(t.user, t.attributes(), obj, None)
         _validate(t.resource, obj, None)
@@ -299,7 +300,7 @@ class Api:
                 new.pop("status", None)
         new = _prepare_update(t.resource, new)
         if manager is not None:
-            new = patch.record_update(old, new, manager, "Update", timestamp(self.clock()), t.sub or "")
+            new = patch.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
         if t.user is not None:
             admit(t.user, t.attributes(), new, old)
         _validate(t.resource, new, old)
@@ -360,7 +361,7 @@ class Api:
             raise status.not_found(t.resource.name, t.name or "", t.resource.group)
         try:
             result = patch.server_side_apply(live, applied, manager, wire.query_flag(request, "force"),
-                                             timestamp(self.clock()))
+                                             format_time(self.clock()))
         except patch.ConflictError as exc:
             raise _apply_conflict(t, t.name or "", exc) from exc
         except ValueError as exc:  # a list item without its merge key, a directive that cannot apply
@@ -378,7 +379,7 @@ class Api:
         if (pod.get("spec") or {}).get("nodeName"):
             raise status.conflict("pods", t.name or "",
                                   f"pod {t.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
-        self._commit(self.store.update("pods", bound(pod, node, timestamp(self.clock()))))
+        self._commit(self.store.update("pods", bound(pod, node, format_time(self.clock()))))
         return wire.json_response(status.status_success(), 201)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:

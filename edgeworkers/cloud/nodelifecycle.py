@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
-from edgeworkers.cloud.store import Clock, Store, timestamp
+from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
+from edgeworkers.k8s.timefmt import format_time
 
 log = structlog.get_logger(__name__)
 
@@ -131,7 +132,7 @@ class NodeLifecycle:
             self._check(node, now)
 
     def _check(self, node: dict, now: dt.datetime) -> None:
-        name, stamp = node["metadata"]["name"], timestamp(now)
+        name, stamp = node["metadata"]["name"], format_time(now)
         lease = self._store.find("leases", LEASE_NAMESPACE, name)
         probe = self._probes[name] = observe(self._probes.get(name), heartbeat(lease, node), now)
         status, spec = node.get("status") or {}, node.get("spec") or {}

@@ -28,11 +28,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import jsonpatch
 import jsonpointer
+
+from edgeworkers.k8s.timefmt import format_time
 
 DIRECTIVE = "$patch"
 RETAIN_KEYS = "$retainKeys"
@@ -442,10 +443,6 @@ def _upsert(entries: list[_Entry], entry: _Entry) -> list[_Entry]:
     return [*entries, entry]
 
 
-def _utcnow() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _leaves(paths: set[Path]) -> set[Path]:
     prefixes = {p[:i] for p in paths for i in range(len(p))}
     return {p for p in paths if p not in prefixes}
@@ -494,7 +491,7 @@ def server_side_apply(live: dict | None, applied: dict, manager: str, force: boo
     Raises ConflictError when, without `force`, the configuration changes fields other managers own.
     `now` (RFC 3339) stamps the manager's entry; the current time when not given.
     """
-    now = now or _utcnow()
+    now = now or format_time()
     kind = applied.get("kind") or (live or {}).get("kind", "")
     api_version = applied.get("apiVersion") or (live or {}).get("apiVersion", "v1")
     body = {k: v for k, v in applied.items() if k != "status"}
@@ -546,7 +543,7 @@ def record_update(
     that no longer exists. `now` is the RFC 3339 time of the write (the current time when not given);
     `subresource` is "status" for writes through `/status`, which own only status fields.
     """
-    now = now or _utcnow()
+    now = now or format_time()
     kind = obj_after.get("kind") or (live_before or {}).get("kind", "")
     after_fields = field_set(obj_after, kind, subresource)
     if live_before is None:

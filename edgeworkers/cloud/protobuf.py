@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+
+from edgeworkers.k8s.timefmt import format_time
 
 MAGIC = b"k8s\x00"
 
@@ -93,7 +94,7 @@ def _time(value: int | bytes) -> str:
     for number, _, field in _fields(_raw(value)):
         if number == 1 and isinstance(field, int):
             seconds = _signed(field)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(seconds)
 
 
 # A field decoder: (json name, how to read the value, repeated/map kind).

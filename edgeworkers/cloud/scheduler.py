@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
-from edgeworkers.cloud.store import DELETED, Clock, Event, Store, timestamp
+from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.watch import Hub
+from edgeworkers.k8s.timefmt import format_time
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +86,7 @@ def unschedulable(pod: dict, message: str, now: str) -> dict | None:
 def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.datetime) -> dict:
     """The core/v1 Event the scheduler records on a pod (``Scheduled``, ``FailedScheduling``)."""
     meta = pod["metadata"]
-    now = timestamp(when)
+    now = format_time(when)
     return {
         "metadata": {"name": f"{meta['name']}.{int(when.timestamp() * 1e9):x}", "namespace": meta["namespace"]},
         "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
@@ -165,7 +166,7 @@ class Scheduler:
         nodes = self._store.list("nodes")
         counts = self._pod_counts() if any(node_ready(n) for n in nodes) else Counter()
         when = self._clock()
-        now = timestamp(when)
+        now = format_time(when)
         bound_count = 0
         for pod in pending:
             decision = choose_node(pod, nodes, counts)

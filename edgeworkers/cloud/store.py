@@ -29,6 +29,7 @@ import structlog
 
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.k8s import status
+from edgeworkers.k8s.timefmt import format_time
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 # generateName suffixes use the API server's alphabet (no vowels, no look-alikes).
@@ -51,10 +52,6 @@ class Event:
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def timestamp(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store:
@@ -141,7 +138,7 @@ class Store:
         kind = RESOURCES[resource]
         obj["kind"], obj["apiVersion"] = kind.kind, kind.api_version
         meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = timestamp(self._clock())
+        meta["creationTimestamp"] = format_time(self._clock())
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)
         if "spec" in obj and resource not in ("nodes", "namespaces"):
@@ -186,7 +183,7 @@ class Store:
         if "deletionTimestamp" in old_meta and old_meta.get("deletionGracePeriodSeconds", 0) <= grace_seconds:
             return None
         obj = orjson.loads(orjson.dumps(old))
-        obj["metadata"]["deletionTimestamp"] = timestamp(self._clock() + dt.timedelta(seconds=grace_seconds))
+        obj["metadata"]["deletionTimestamp"] = format_time(self._clock() + dt.timedelta(seconds=grace_seconds))
         obj["metadata"]["deletionGracePeriodSeconds"] = grace_seconds
         rv = self._write(resource, namespace, name, obj)
         return Event(MODIFIED, resource, obj, rv, old)

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from edgeworkers.k8s.timefmt import micro_time
 from edgeworkers.kubeclient import ApiClient, ApiError, CloudUnavailable
 from edgeworkers.node.status import NodeFacts, condition_events, node_event, node_object
 
@@ -36,11 +37,6 @@ def retry_delay(failures: int, interval_s: float) -> float:
 NODES = "/api/v1/nodes"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 EVENTS = "/api/v1/namespaces/default/events"
-
-
-def micro_time(when: datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 with microseconds, UTC."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_lease(node_name: str, node_uid: str | None, now: datetime) -> dict[str, Any]:

@@ -11,13 +11,14 @@ import platform
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from edgeworkers.config import Settings
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.runtime.errors import RuntimeUnavailable
 
 KUBELET_VERSION = "v1.32.0-edgeworkers"
@@ -53,11 +54,6 @@ class NodeFacts:
     machine_id: str = ""
     boot_id: str = ""
     max_pods: int = MAX_PODS
-
-
-def format_time(when: datetime) -> str:
-    """A Kubernetes Time (RFC 3339, seconds, UTC)."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def node_labels(facts: NodeFacts) -> dict[str, str]:

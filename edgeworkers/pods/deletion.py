@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from edgeworkers import constants
 from edgeworkers.k8s.status import conflict, not_found
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, Conflict, MetaStore, Put
 
 Send = Callable[[Message], None]
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def next_resource_version(stored: dict[str, Any] | None, tombstone: int | None = None) -> str:
@@ -75,7 +71,7 @@ def delete_pod(
     meta = pod["metadata"]
     if grace_period_s is None:
         grace_period_s = meta.get("deletionGracePeriodSeconds", pod["spec"].get("terminationGracePeriodSeconds", 30))
-    meta.setdefault("deletionTimestamp", now())
+    meta.setdefault("deletionTimestamp", format_time())
     meta["deletionGracePeriodSeconds"] = min(grace_period_s, meta.get("deletionGracePeriodSeconds", grace_period_s))
     meta["resourceVersion"] = resource_version or next_resource_version(stored)
     put_over(store, pod, stored)

@@ -20,10 +20,11 @@ from edgeworkers import constants
 from edgeworkers.k8s.decoding import type_error
 from edgeworkers.k8s.pod import Pod, default_pod
 from edgeworkers.k8s.status import bad_request, conflict, invalid, invalid_value, not_found
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.k8s.validation import validate_pod
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD, MetaStore
-from edgeworkers.pods.deletion import Send, being_deleted, delete_pod, next_resource_version, now, put_over
+from edgeworkers.pods.deletion import Send, being_deleted, delete_pod, next_resource_version, put_over
 from edgeworkers.volumes.errors import UnsafePath
 from edgeworkers.volumes.paths import safe_component
 
@@ -45,7 +46,7 @@ def _prepared(
     meta.setdefault("namespace", "default")
     previous = {} if being_deleted(stored) else (stored or {}).get("metadata") or {}
     meta["uid"] = meta.get("uid") or previous.get("uid") or str(uuid.uuid4())
-    meta["creationTimestamp"] = meta.get("creationTimestamp") or previous.get("creationTimestamp") or now()
+    meta["creationTimestamp"] = meta.get("creationTimestamp") or previous.get("creationTimestamp") or format_time()
     meta["resourceVersion"] = next_resource_version(stored, tombstone)
     meta.setdefault("annotations", {})[constants.ANNOTATION_SOURCE] = source
     return pod

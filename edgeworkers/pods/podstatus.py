@@ -9,12 +9,12 @@ both.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.quantity import parse_quantity
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.policy import ALWAYS, NEVER, instance_order
 from edgeworkers.runtime.types import Container, ContainerState
 
@@ -22,13 +22,6 @@ Waiting = dict[str, tuple[str, str]]
 # Probe results by container id (the bare id): {"readiness": bool, "startup": bool}, a missing entry meaning no
 # result yet.
 ProbeResults = Mapping[str, Mapping[str, bool]]
-
-
-def format_time(moment: datetime | float) -> str:
-    """A Kubernetes Time: RFC 3339, seconds, UTC."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _terminated(container: Container) -> dict[str, Any]:

@@ -22,13 +22,14 @@ import redis
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
+from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.admission import AdmissionPolicy, admit, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
-from edgeworkers.pods.podstatus import ProbeResults, compute_pod_status, format_time
+from edgeworkers.pods.podstatus import ProbeResults, compute_pod_status
 from edgeworkers.pods.policy import (
     CRASH_LOOP_BACK_OFF,
     BackoffPolicy,

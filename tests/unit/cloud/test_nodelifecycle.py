@@ -16,8 +16,9 @@ from edgeworkers.cloud.nodelifecycle import (
     unknown_conditions,
     unreachable_taints,
 )
-from edgeworkers.cloud.store import MODIFIED, Store, timestamp
+from edgeworkers.cloud.store import MODIFIED, Store
 from edgeworkers.cloud.watch import Hub
+from edgeworkers.k8s.timefmt import format_time
 
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 NOW = "2026-11-29T12:01:00Z"
@@ -165,7 +166,7 @@ def ready_of(obj):
 
 def renew(store, clock, name="edge-1"):
     """What the node does every 10 s: post its conditions and renew its Lease."""
-    beat = timestamp(clock())
+    beat = format_time(clock())
     current = store.get("nodes", "", name)
     store.update("nodes", {**current, "status": node(name, beat)["status"]})
     current_lease = store.get("leases", "kube-node-lease", name)
