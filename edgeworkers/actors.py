@@ -1,68 +1,59 @@
 """The pod actors: decode the task, call ``pods.reconcile.run_task``, map transient faults to retries. Nothing else.
 
-Run with ``dramatiq edgeworkers.actors`` (``edgeworkers worker``). The actors are declared under the names that
-``edgeworkers.tasks`` enqueues by.
+``declare`` binds them to a process's broker and pod workers (``wiring`` calls it for a process that runs a worker;
+the `dramatiq` command loads ``edgeworkers.workerprocess``, which does the same). Nothing happens on import: no broker
+is built, no client made. The actors carry the names that ``edgeworkers.tasks`` enqueues by.
 """
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from edgeworkers import constants, tasks
-from edgeworkers.broker import TRANSIENT, TransientFault, make_broker
-from edgeworkers.config import settings
-from edgeworkers.pods.reconcile import Agent, InvalidPod, build_agent, run_task
+from edgeworkers import tasks
+from edgeworkers.broker import TRANSIENT, TransientFault
+from edgeworkers.pods.reconcile import InvalidPod, PodWorkers, run_task
 
 log = logging.getLogger(__name__)
 
-broker = make_broker(settings())
-
-_agent: Agent | None = None
-_agent_lock = threading.Lock()
+# Each actor and whether its task is the pod's scheduled follow-up sync (which may schedule the next one).
+FOLLOW_UP = {tasks.ADD_POD: False, tasks.UPDATE_POD: False, tasks.DELETE_POD: False, tasks.SYNC_POD: True}
 
 
-def agent() -> Agent:
-    """The worker process's agent, built once on first use."""
-    global _agent
-    with _agent_lock:
-        if _agent is None:
-            _agent = build_agent(settings(), broker)
-        return _agent
-
-
-def _run(key: str, message: dict[str, Any], follow_up: bool = False) -> None:
-    """A transient fault is logged in one line and retried with back-off (Dramatiq's Retries), not a traceback."""
+def run(workers: PodWorkers, key: str, message: dict[str, Any], follow_up: bool = False) -> None:
+    """One task. A transient fault is logged in one line and retried with back-off (Dramatiq's Retries), not a
+    traceback."""
     try:
-        run_task(agent(), key, message, follow_up)
+        run_task(workers, key, message, follow_up)
     except TRANSIENT as exc:
         current_message = CurrentMessage.get_current_message()
         retries = current_message.options.get("retries", 0) if current_message else 0
-        if retries < settings().task_max_retries:
+        if retries < workers.settings.task_max_retries:
             log.warning("pod %s: %s: %s; retrying with back-off", key, type(exc).__name__, exc)
         else:
             log.error("pod %s: %s: %s; giving up after %d retries", key, type(exc).__name__, exc, retries)
         raise TransientFault(f"pod {key}: {exc}") from exc
 
 
-@dramatiq.actor(actor_name=tasks.ADD_POD, queue_name=constants.QUEUE_POD_ADD, throws=(InvalidPod,))
-def add_pod(key: str, message: dict[str, Any]) -> None:
-    _run(key, message)
+def _actor_function(workers: PodWorkers, name: str) -> Callable[[str, dict[str, Any]], None]:
+    follow_up = FOLLOW_UP[name]
+
+    def perform(key: str, message: dict[str, Any]) -> None:
+        run(workers, key, message, follow_up)
+
+    perform.__name__ = perform.__qualname__ = name
+    return perform
 
 
-@dramatiq.actor(actor_name=tasks.UPDATE_POD, queue_name=constants.QUEUE_POD_UPDATE, throws=(InvalidPod,))
-def update_pod(key: str, message: dict[str, Any]) -> None:
-    _run(key, message)
-
-
-@dramatiq.actor(actor_name=tasks.DELETE_POD, queue_name=constants.QUEUE_POD_DELETE, throws=(InvalidPod,))
-def delete_pod(key: str, message: dict[str, Any]) -> None:
-    _run(key, message)
-
-
-@dramatiq.actor(actor_name=tasks.SYNC_POD, queue_name=constants.QUEUE_POD_SYNC, throws=(InvalidPod,))
-def sync_pod(key: str, message: dict[str, Any]) -> None:
-    _run(key, message, follow_up=True)
+def declare(broker: dramatiq.Broker, workers: PodWorkers) -> dict[str, dramatiq.Actor]:
+    """The four pod actors on ``broker``, running their tasks with ``workers``; by actor name."""
+    return {
+        name: dramatiq.actor(
+            _actor_function(workers, name), actor_name=name, queue_name=tasks.QUEUE_OF[name], broker=broker,
+            throws=(InvalidPod,),
+        )
+        for name in FOLLOW_UP
+    }

@@ -1,40 +1,39 @@
-"""`edgeworkers agent`: the whole edge in one process (``Procfile.lite``), for small machines, or all of it but the pod
-worker (``--no-worker``: the ``Procfile``, beside `edgeworkers worker`); and `edgeworkers worker` with one process,
-which runs its Dramatiq worker in-process instead of under the `dramatiq` command's master.
+"""The edge's processes, each a choice of roles built by ``wiring`` from one set of services:
+
+- `edgeworkers agent`: the whole edge in one process (``Procfile.lite``), for small machines, or all of it but the pod
+  worker (``--no-worker``: the ``Procfile``, beside `edgeworkers worker`);
+- `edgeworkers worker`: the pod worker; with one process it runs in-process, with more (or the queues' Prometheus
+  exposition) under the `dramatiq` command's master, each of its processes loading ``edgeworkers.workerprocess``;
+- `edgeworkers node serve`: the bridge and the node's endpoint alone; `edgeworkers scheduler`: the periodic jobs alone;
+  `edgeworkers orphans`: one orphan cleanup.
 
 Why the Procfile's full mode is two edge processes, not one per part: each Python process of the edge holds 45-55 MB of
 imports (pydantic, redis-py, the Docker SDK, aiohttp) before any pod, and the bridge and the scheduler import the same
 ones; apart they took 146-161 MB with the worker and 100 pods, together 110-114 (ops/bench/footprint.py). The worker
 stays apart: it is the part to scale (``worker_processes``) and the one whose tasks a time limit may kill.
 
-The agent runs the bridge (the node's endpoint, registration and heartbeat, the cloud bridge's threads), the
-scheduler's jobs (the same job table, on a ``BackgroundScheduler``) and a Dramatiq worker with N threads on the pod
-queues, all on one broker. Its guarantees are the multi-process mode's, since they live in Redis, not in a process:
-a task in flight when the process is killed stays unacknowledged and is redelivered once the worker's heartbeat has
-expired; one pod's tasks never overlap (``pods.lock``). SIGTERM or SIGINT stops it: the bridge (no new tasks), the
-scheduler, then the worker, which finishes its running tasks and gives the prefetched ones back to their queues.
+The agent's guarantees are the multi-process mode's, since they live in Redis, not in a process: a task in flight
+when the process is killed stays unacknowledged and is redelivered once the worker's heartbeat has expired; one pod's
+tasks never overlap (``pods.lock``). SIGTERM or SIGINT stops it: the bridge (no new tasks), the scheduler, then the
+worker, which finishes its running tasks and gives the prefetched ones back to their queues.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 import signal
+import sys
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-import dramatiq
 import typer
 
-from edgeworkers.config import settings
-from edgeworkers.pods import cli as pods_cli
-from edgeworkers.tasks import sender
+from edgeworkers import wiring
+from edgeworkers.config import Settings, settings
 
 log = logging.getLogger("edgeworkers.agent")
-
-# How long a stopping worker waits for its running tasks (Dramatiq's own default: its CLI stops a worker so).
-STOP_TIMEOUT_MS = 600_000
-# The line `ops/up`, the tests and the benchmarks wait for: the `dramatiq` command's own, for a worker.
-WORKER_READY = "Worker process is ready for action."
+node_app = typer.Typer(no_args_is_help=True)
 
 
 def _logging() -> None:
@@ -42,34 +41,15 @@ def _logging() -> None:
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)  # not a line per job run
 
 
-def pod_broker() -> dramatiq.Broker:
-    """The process's one broker, with the pod actors bound to it: ``edgeworkers.actors`` builds it on import
-    (``make_broker``, which makes it Dramatiq's global one)."""
-    from edgeworkers import actors
-
-    return actors.broker
-
-
-def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    """A Dramatiq worker of ``threads`` threads on the pod queues, started as the `dramatiq` command starts one in
-    each worker process (``process_boot`` first: it starts the TimeLimit middleware's monitor); the desired pods are
-    resynced first, as `edgeworkers worker` does."""
-    pods_cli.resync_desired(sender(broker))
-    broker.emit_after("process_boot")
-    worker = dramatiq.Worker(broker, queues=set(pods_cli.QUEUES), worker_threads=threads)
-    worker.start()
-    log.info("%s (%d threads)", WORKER_READY, threads)
-    return worker
-
-
-def stop_worker(worker: dramatiq.Worker) -> None:
-    """Stop as the `dramatiq` command stops a worker process: running tasks finish, prefetched ones are requeued."""
-    worker.stop(STOP_TIMEOUT_MS)
-    worker.broker.close()
-
-
 def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _jobs(services: wiring.Services, scheduler_class: type | None = None) -> tuple[Any, Any]:
+    try:
+        return wiring.periodic_jobs(services, scheduler_class)
+    except ValueError as exc:  # a policy refused when its manager is built (image GC thresholds)
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {exc}") from None
 
 
 def agent(
@@ -81,23 +61,19 @@ def agent(
     module's docstring)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from edgeworkers.node.cli import _serve
-    from scheduler.main import build, serve_metrics
-
     config = settings()
     _logging()
-    broker = pod_broker()
+    if threads is not None and not with_worker:
+        log.warning("--threads has no effect with --no-worker: `edgeworkers worker` runs the pod worker")
     # Until the bridge's event loop takes over SIGTERM and SIGINT, either stops the start-up cleanly.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        scheduler, node = build(config, broker, BackgroundScheduler)
-    except ValueError as exc:  # a policy refused when its manager is built (image GC thresholds)
-        raise SystemExit(f"agent: {exc}") from None
+    services = wiring.build(config)
+    scheduler, node = _jobs(services, BackgroundScheduler)
     worker = None
     try:
         if with_worker:
-            worker = start_worker(broker, threads or config.worker_threads)
-        serve_metrics(config, node)
+            worker = wiring.start_worker(services, threads or config.worker_threads)
+        wiring.serve_metrics(services)
         scheduler.start()
         workers = f"{threads or config.worker_threads} worker threads" if with_worker else "no worker (edgeworkers worker)"
         log.info("agent is ready: node %s, %s", config.node_name, workers)
@@ -105,7 +81,7 @@ def agent(
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda _signum, _frame: stop.set())
-        asyncio.run(_serve(config, broker, stop))  # until SIGTERM or SIGINT
+        wiring.run_node(services, stop)  # until SIGTERM or SIGINT
     except KeyboardInterrupt:
         pass
     finally:
@@ -114,7 +90,7 @@ def agent(
         if scheduler.running:
             scheduler.shutdown(wait=False)
         if worker is not None:
-            stop_worker(worker)
+            wiring.stop_worker(worker)
         log.info("agent stopped")
 
 
@@ -125,16 +101,97 @@ def worker(
     """Run the pod workers: one process runs its worker in-process (no `dramatiq` master beside it); more, or the
     queues' Prometheus exposition (served by the `dramatiq` command), run under the `dramatiq` command."""
     config = settings()
-    if (processes or config.worker_processes) != 1 or config.queue_metrics_port:
-        pods_cli.worker(processes, threads)  # replaces this process
-        return
     _logging()
+    services = wiring.build(config)
+    if (processes or config.worker_processes) != 1 or config.queue_metrics_port:
+        wiring.resync_desired(services)
+        services.close()
+        _exec_dramatiq(config, processes, threads)
+        return
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
-    running = start_worker(pod_broker(), threads or config.worker_threads)
+    running = wiring.start_worker(services, threads or config.worker_threads)
     try:
         stop.wait()
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        stop_worker(running)
+        wiring.stop_worker(running)
+
+
+def _exec_dramatiq(config: Settings, processes: int | None, threads: int | None) -> None:
+    """Replace this process with Dramatiq's worker CLI on the pod queues, loading ``edgeworkers.workerprocess``."""
+    from edgeworkers.tasks import QUEUE_OF
+
+    argv = [
+        sys.executable, "-m", "dramatiq", "edgeworkers.workerprocess",
+        "--processes", str(processes or config.worker_processes),
+        "--threads", str(threads or config.worker_threads),
+        "--queues", *QUEUE_OF.values(),
+    ]  # fmt: skip
+    if config.queue_metrics_port:  # Dramatiq's exposition fork reads these: loopback only (see broker.make_broker)
+        os.environ["dramatiq_prom_host"] = "127.0.0.1"
+        os.environ["dramatiq_prom_port"] = str(config.queue_metrics_port)
+    os.execvp(argv[0], argv)
+
+
+def scheduler() -> None:
+    """Run the periodic jobs (PLEG relist, probes, orphan cleanup, GC, usage) on APScheduler; metrics on 127.0.0.1."""
+    config = settings()
+    _logging()
+    services = wiring.build(config)
+    jobs, _node = _jobs(services)
+    wiring.serve_metrics(services)
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("stopping (signal %d)", signum)
+        jobs.shutdown(wait=False)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    log.info("scheduler starting for node %s", config.node_name)
+    jobs.start()
+
+
+@node_app.command("serve")
+def node_serve(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="EDGEWORKERS_KUBECONFIG",
+            help="Kubeconfig of the cloud API. Default: the embedded cloud's credentials in its data dir.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the node's kubelet-style endpoint, keep the node registered, and bridge its pods with the cloud."""
+    from edgeworkers.kubeclient import access_from_settings
+
+    config = settings()
+    if kubeconfig is not None:  # a bad kubeconfig stops the command at once, not a thread later
+        config = config.model_copy(update={"kubeconfig": kubeconfig})
+        try:
+            access_from_settings(config)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"cannot use kubeconfig {kubeconfig}: {exc}", param_hint="--kubeconfig") from exc
+    wiring.run_node(wiring.build(config))
+
+
+def orphans() -> None:
+    """Remove the containers of pods that are not in the desired state (the scheduler does this every minute)."""
+    import dramatiq
+
+    from edgeworkers.metamanager.store import StoreError
+    from edgeworkers.pods.reconcile import remove_orphans
+    from edgeworkers.runtime.errors import RuntimeFault
+
+    services = wiring.build(settings())
+    try:
+        removed = remove_orphans(wiring.pod_workers(services, follow_ups=False))
+    except (StoreError, dramatiq.errors.BrokerConnectionError) as exc:
+        typer.echo(f"error: cannot reach the agent's Redis: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except RuntimeFault as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for key in removed:
+        typer.echo(f"removed the containers of pod {key}")

@@ -22,7 +22,6 @@ import redis
 from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit, TimeLimitExceeded
 
 from edgeworkers.config import Settings
-from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.errors import RuntimeUnavailable
 from edgeworkers.wakeup import WakingRedisBroker
 
@@ -84,9 +83,9 @@ class DurableRetries(Retries):
 
 
 def make_broker(
-    settings: Settings, *, namespace: str = "dramatiq", prometheus: bool | None = None
+    settings: Settings, client: redis.Redis, *, namespace: str = "dramatiq", prometheus: bool | None = None
 ) -> WakingRedisBroker:
-    """Build the broker and make it Dramatiq's global one (actors declared afterwards bind to it).
+    """Build the broker on the process's Redis ``client`` and make it Dramatiq's global one.
 
     ``prometheus`` adds Dramatiq's own Prometheus middleware; by default, only in the processes of `edgeworkers
     worker` with ``queue_metrics_port`` set. Its exposition is served by a fork of the `dramatiq` command, which binds
@@ -115,7 +114,7 @@ def make_broker(
         middleware.insert(0, Prometheus())
     broker = WakingRedisBroker(
         # A client, not a URL: Dramatiq builds its pool from a URL alone and drops ``password`` and timeouts.
-        client=redis_client(settings),
+        client=client,
         namespace=namespace,
         middleware=middleware,
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,

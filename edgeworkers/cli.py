@@ -19,12 +19,12 @@ from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
 # Commands by name: (module, attribute: a Typer sub-app or a command function, help).
 COMMANDS = {
-    "pod": ("edgeworkers.pods.cli", "pod_app", "Node-local (static) pods: apply, delete, list."),
+    "pod": ("edgeworkers.podcommand", "pod_app", "Node-local (static) pods: apply, delete, list."),
     "cloud": ("edgeworkers.cloud.cli", "cloud_app", "The Kubernetes-compatible cloud API."),
-    "node": ("edgeworkers.node.cli", "node_app", "The node's own endpoint (logs) and its registration with the cloud."),
+    "node": ("edgeworkers.agent", "node_app", "The node's own endpoint (logs) and its registration with the cloud."),
     "worker": ("edgeworkers.agent", "worker", "Run the Dramatiq pod workers (processes/threads from config)."),
     "agent": ("edgeworkers.agent", "agent", "Run the whole edge in one process: bridge, scheduler's jobs, worker."),
-    "orphans": ("edgeworkers.pods.cli", "orphans", "Remove containers of pods absent from the desired state."),
+    "orphans": ("edgeworkers.agent", "orphans", "Remove containers of pods absent from the desired state."),
     "kubeconfig": ("edgeworkers.cloud.cli", "kubeconfig", "Print a kubeconfig for the cloud API."),
 }
 
@@ -62,6 +62,6 @@ def main() -> None:
 @app.command("scheduler")
 def scheduler() -> None:
     """Run the periodic jobs (PLEG relist, orphan cleanup, ...) on APScheduler; metrics on 127.0.0.1."""
-    from scheduler.main import run
+    from edgeworkers.agent import scheduler as run_scheduler
 
-    run()
+    run_scheduler()

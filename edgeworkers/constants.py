@@ -31,6 +31,17 @@ KEY_POD_STATUS = f"{KEY_PREFIX}:podstatus"
 # Probe results of a running container (edgeworkers.prober): f"{KEY_PROBE}:{container id}" -> hash
 # {"readiness"|"startup": "1"|"0"}; absent: no result yet (not ready, not started).
 KEY_PROBE = f"{KEY_PREFIX}:probe"
+# The PLEG's last successful relist (unix time), read by the node status: a silent PLEG makes the node not Ready.
+KEY_PLEG_LAST_RELIST = f"{KEY_PREFIX}:pleg:last-relist"
+# Event aggregation (edgeworkers.events): f"{KEY_EVENTS}:{namespace}/{event name}" -> hash {count, first}.
+KEY_EVENTS = f"{KEY_PREFIX}:events"
+# Image GC's memory of images: hash image id -> {"first": unix time, "last": unix time}.
+KEY_IMAGES = f"{KEY_PREFIX}:images"
+# Each periodic job's last success: hash job id -> unix time.
+KEY_JOB_LAST_SUCCESS = f"{KEY_PREFIX}:scheduler:last-success"
+# f"{KEY_IMAGE_LOCK}:{image}": held while the image is pulled; f"{KEY_IMAGE_PULLED}:{image}": pulled lately.
+KEY_IMAGE_LOCK = f"{KEY_PREFIX}:lock:image"
+KEY_IMAGE_PULLED = f"{KEY_PREFIX}:image-pulled"
 
 # Where a pod came from, as kubelet annotates it: "file" for a node-local (static) pod from `edgeworkers pod apply`,
 # "api" for a pod from the cloud. The cloud bridge shows static pods at the cloud as mirror pods.

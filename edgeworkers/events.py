@@ -7,76 +7,32 @@ replaced by the newer one; the bridge's uplink creates it at the cloud or patche
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from edgeworkers.k8s.pod import Pod
-from edgeworkers.k8s.timefmt import format_time
+from edgeworkers.constants import KEY_EVENTS
+from edgeworkers.k8s.event import event_name, node_event, pod_event
 from edgeworkers.metamanager.outbox import Outbox
+
+if TYPE_CHECKING:  # the bridge records events without loading the pod models
+    from edgeworkers.k8s.pod import Pod
 
 log = logging.getLogger(__name__)
 
-KEY_EVENTS = "edgeworkers:events"  # f"{KEY_EVENTS}:{namespace}/{event name}" -> hash {count, first}
 AGGREGATE_S = 3600
 NORMAL, WARNING = "Normal", "Warning"
 
 
-def event_name(pod_name: str, uid: str, reason: str, message: str, field_path: str = "") -> str:
-    digest = hashlib.sha256("\0".join((uid, reason, message, field_path)).encode()).hexdigest()[:16]
-    return f"{pod_name}.{digest}"
-
-
-def pod_event(
-    pod: Pod, reason: str, message: str, kind: str, node: str, count: int, first: float, last: float,
-    field_path: str = "",
-) -> dict[str, Any]:  # fmt: skip
-    """A core/v1 Event about ``pod`` as kubelet records it."""
-    meta = pod.metadata
-    involved: dict[str, Any] = {"kind": "Pod", "apiVersion": "v1", "namespace": meta.namespace, "name": meta.name,
-                                "uid": meta.uid}  # fmt: skip
-    if field_path:
-        involved["fieldPath"] = field_path
-    name = event_name(meta.name or "", meta.uid or "", reason, message, field_path)
-    return _event(name, meta.namespace or "default", involved, reason, message, kind, node, count, first, last)
-
-
-def node_event(node: str, reason: str, message: str, kind: str, count: int, first: float, last: float) -> dict[str, Any]:
-    """A core/v1 Event about this node (in ``default``, the node's name standing for its uid, as kubelet does)."""
-    involved = {"kind": "Node", "name": node, "uid": node}
-    return _event(event_name(node, node, reason, message), "default", involved, reason, message, kind, node, count,
-                  first, last)
-
-
-def _event(
-    name: str, namespace: str, involved: dict[str, Any], reason: str, message: str, kind: str, node: str, count: int,
-    first: float, last: float,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": name, "namespace": namespace},
-        "involvedObject": involved,
-        "reason": reason,
-        "message": message,
-        "source": {"component": "kubelet", "host": node},
-        "firstTimestamp": format_time(first),
-        "lastTimestamp": format_time(last),
-        "count": count,
-        "type": kind,
-        "reportingComponent": "kubelet",
-        "reportingInstance": node,
-    }
-
-
 class EventRecorder:
-    def __init__(self, client: redis.Redis, node: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, client: redis.Redis, node: str, clock: Callable[[], float] = time.time, outbox: Outbox | None = None
+    ) -> None:
         self._redis = client
-        self._outbox = Outbox(client)
+        self._outbox = outbox if outbox is not None else Outbox(client)
         self._node = node
         self._clock = clock
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -90,3 +91,7 @@ class Message(BaseModel):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
         return cls.model_validate(data)
+
+
+# How a message reaches the workers: enqueue its task (``tasks.sender``), or a list's append in tests.
+Send = Callable[[Message], None]

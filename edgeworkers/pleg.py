@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edgeworkers.constants import KEY_PLEG_LAST_RELIST
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerID, ContainerState, PodRef
 
 # kubelet's relistThreshold: a PLEG that has not relisted for this long is unhealthy.
 RELIST_THRESHOLD_S = 180.0
 # Redis: the wall-clock time (seconds, a float) of the scheduler's last successful relist.
-KEY_PLEG_LAST_RELIST = "edgeworkers:pleg:last-relist"
 
 
 class EventType(str, enum.Enum):

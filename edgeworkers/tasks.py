@@ -6,14 +6,10 @@ under these same names.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import dramatiq
 
 from edgeworkers import constants
-from edgeworkers.messages import Message
-
-Send = Callable[[Message], None]
+from edgeworkers.messages import Message, Send
 
 ADD_POD, UPDATE_POD, DELETE_POD, SYNC_POD = "add_pod", "update_pod", "delete_pod", "sync_pod"
 QUEUE_OF = {
@@ -26,8 +22,10 @@ ACTOR_OF_OPERATION = {"insert": ADD_POD, "update": UPDATE_POD, "delete": DELETE_
 
 
 def task(actor_name: str, key: str, message: Message | dict) -> dramatiq.Message:
-    """The Dramatiq message of a pod task: ``(key, message)`` for ``actor_name``."""
+    """The Dramatiq message of a pod task: ``(key, message)`` for ``actor_name``, the message without its content
+    (the worker reads the pod from the desired state; a copy in the queue would only cost Redis memory)."""
     body = message.to_dict() if isinstance(message, Message) else message
+    body = {part: value for part, value in body.items() if part != "content"}
     return dramatiq.Message(
         queue_name=QUEUE_OF[actor_name], actor_name=actor_name, args=(key, body), kwargs={}, options={}
     )

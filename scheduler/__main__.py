@@ -1,4 +1,4 @@
-"""``python -m scheduler``: the ``scheduler`` process."""
-from scheduler.main import run
+"""``python -m scheduler``: the periodic jobs alone in a process, as ``edgeworkers scheduler``."""
+from edgeworkers.agent import scheduler
 
-run()
+scheduler()

@@ -18,19 +18,14 @@ import structlog
 
 from edgeworkers.k8s.references import Reference, references
 from edgeworkers.kubeclient import ApiClient, ApiError, CloudUnavailable
-from edgeworkers.messages import Message, resource
-from edgeworkers.metamanager.store import CONFIGMAP, POD, SECRET, MetaStore, Put
-from edgeworkers.tasks import Send
+from edgeworkers.messages import Message, Send, resource
+from edgeworkers.metamanager.remote import PLURAL, object_path
+from edgeworkers.metamanager.store import POD, MetaStore, Put
 
 log = structlog.get_logger(__name__)
 
 REFRESH_INTERVAL_S = 10.0
 SOURCE = "bridge"
-_PLURAL = {CONFIGMAP: "configmaps", SECRET: "secrets"}
-
-
-def object_path(kind: str, namespace: str, name: str) -> str:
-    return f"/api/v1/namespaces/{namespace}/{_PLURAL[kind]}/{name}"
 
 
 def _pod_key(pod: dict[str, Any]) -> str:
@@ -66,7 +61,7 @@ class ConfigRefresher:
             for ref in references(pod):
                 used_by.setdefault(ref, []).append(pod)
         changed = self._drop_unreferenced(used_by.keys()) if self._pods_listed() else []
-        stored = {kind: self._store.keys(kind) for kind in _PLURAL}
+        stored = {kind: self._store.keys(kind) for kind in PLURAL}
         to_sync: dict[str, dict[str, Any]] = {}
         try:
             for ref in sorted(used_by):
@@ -126,7 +121,7 @@ class ConfigRefresher:
         """Remove the stored configmaps and secrets no pod references. No tombstone is left: the object was not
         deleted, and a pod referencing it again must be able to store the same version."""
         dropped = []
-        for kind in _PLURAL:
+        for kind in PLURAL:
             for member in self._store.keys(kind):
                 namespace, name = member.split("/", 1)
                 if (kind, namespace, name) in referenced:

@@ -27,8 +27,8 @@ import structlog
 from edgeworkers.constants import ANNOTATION_MIRROR, ANNOTATION_SOURCE, SOURCE_FILE
 from edgeworkers.kubeclient import ApiClient, ApiError, CloudUnavailable
 from edgeworkers.metamanager.client import is_static
-from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.status.manager import StatusManager
 
 log = structlog.get_logger(__name__)
 
@@ -123,14 +123,14 @@ class MirrorPods:
         self,
         api: ApiClient,
         store: MetaStore,
-        outbox: Outbox,
+        status: StatusManager,
         node_name: str,
         interval_s: float = SYNC_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api = api
         self._store = store
-        self._outbox = outbox
+        self._status = status
         self._node_name = node_name
         self._interval_s = interval_s
         self._known: dict[str, Mirror] = {}  # "<namespace>/<name>" -> the mirror at the cloud
@@ -245,7 +245,7 @@ class MirrorPods:
         if self._holding(key):
             return
         if self._create(key, static) is not None:
-            self._requeue_status(key, static)
+            self._status.resend_mirror(key, static)
 
     def _holding(self, key: str) -> bool:
         """Whether the mirror at ``key`` was deleted at the cloud too recently to be created anew."""
@@ -287,13 +287,6 @@ class MirrorPods:
     def _mirror_uid_at(self, namespace: str, name: str) -> str | None:
         pod = self._api.get(pod_path(namespace, name))
         return pod["metadata"].get("uid") if self._ours(pod) else None
-
-    def _requeue_status(self, key: str, static: dict[str, Any]) -> None:
-        """Give a new mirror the static pod's last status (the uplink sent it to the mirror that went)."""
-        status = self._store.get_pod_status(key)
-        if status is not None:
-            namespace, name = key.split("/", 1)
-            self._outbox.pod_status(namespace, name, static["metadata"].get("uid") or "", status, mirror=True)
 
     def _warn_once(self, key: str, event: str, error: str = "") -> None:
         if self._warned.get(key) != event + error:

@@ -1,9 +1,9 @@
-"""The bridge's threads: pod watcher, uplink, mirror pods and config refresher around one API client.
+"""The bridge's threads: pod watcher, uplink, mirror pods, config refresher and status resync around one API client.
 
 Each loop runs in its own named daemon thread, supervised: a crash is logged and the loop starts again after
-``RESTART_DELAY_S``, so one bug cannot silently stop the node's link to the cloud. They share one Redis client (the
-store, with the node's key for secrets, and the outbox) and one Dramatiq broker (the pod queues). Stopping closes
-the API client, which also ends a watch blocked in its read, so the process stops within seconds.
+``RESTART_DELAY_S``, so one bug cannot silently stop the node's link to the cloud. They share the process's services
+(``wiring.bridge_loops`` makes them). Stopping closes the API client, which also ends a watch blocked in its read, so
+the process stops within seconds.
 """
 from __future__ import annotations
 
@@ -15,26 +15,16 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import dramatiq
 import structlog
 
-from edgeworkers.bridge.configs import ConfigRefresher
-from edgeworkers.bridge.mirror import MirrorPods
-from edgeworkers.bridge.resync import StatusResync
-from edgeworkers.bridge.uplink import Uplink
-from edgeworkers.bridge.watcher import PodWatcher
-from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.kubeclient import ApiClient, ClusterAccess, access_from_settings
-from edgeworkers.metamanager.crypto import node_cipher
-from edgeworkers.metamanager.outbox import Outbox
-from edgeworkers.metamanager.store import MetaStore
-from edgeworkers.redisconn import redis_client
-from edgeworkers.tasks import sender
 
 log = structlog.get_logger(__name__)
 
 Loop = Callable[[threading.Event], None]
+# The loops of a bridge by thread name, made once the cloud's API client exists (``wiring.bridge_loops``).
+LoopFactory = Callable[[ApiClient], Mapping[str, Loop]]
 RESTART_DELAY_S = 5.0
 CREDENTIALS_POLL_S = 2.0
 JOIN_TIMEOUT_S = 5.0
@@ -59,24 +49,6 @@ def supervise(name: str, loop: Loop, stop: threading.Event, restart_delay_s: flo
     thread = threading.Thread(target=guarded, name=name, daemon=True)
     thread.start()
     return thread
-
-
-def bridge_loops(api: ApiClient, config: Settings, broker: dramatiq.Broker | None = None) -> dict[str, Loop]:
-    """The bridge's loops by thread name, sharing one store, outbox, broker (``broker``, else one made from
-    ``config``) and view of the mirror pods."""
-    client = redis_client(config)
-    store = MetaStore(client, node_cipher(config.data_dir))
-    outbox = Outbox(client)
-    send = sender(broker or make_broker(config))
-    mirrors = MirrorPods(api, store, outbox, config.node_name)
-    watcher = PodWatcher(api, store, send, config.node_name, mirrors, outbox)
-    return {
-        "pod-watcher": watcher.run,
-        "uplink": Uplink(api, outbox, mirrors).run,
-        "mirror-pods": mirrors.run,
-        "config-refresher": ConfigRefresher(api, store, send, pods_listed=watcher.listed.is_set).run,
-        "status-resync": StatusResync(store, outbox).run,
-    }
 
 
 def issue_own_credentials(config: Settings) -> bool:
@@ -114,23 +86,18 @@ def wait_for_access(config: Settings, stop: threading.Event,
     return access
 
 
-def run_bridge(
-    config: Settings,
-    stop: threading.Event,
-    extra: Mapping[str, Callable[[ApiClient], Loop]] | None = None,
-    broker: dramatiq.Broker | None = None,
-) -> None:
-    """Once the cloud's access is known, run the bridge's loops and ``extra`` ones (made from the API client, such
-    as the node's heartbeat) until ``stop``; then close the client and give the threads a few seconds to end."""
+def run_bridge(config: Settings, stop: threading.Event, loops: LoopFactory) -> None:
+    """Once the cloud's access is known, run the ``loops`` made from the API client until ``stop``; then close the
+    client and give the threads a few seconds to end."""
     access = wait_for_access(config, stop)
     if access is None:
         return
     api = ApiClient(access)
     threads: list[threading.Thread] = []
     try:
-        loops = {**{name: make(api) for name, make in (extra or {}).items()}, **bridge_loops(api, config, broker)}
-        threads = [supervise(name, loop, stop) for name, loop in loops.items()]
-        log.info("bridge started", server=access.server, threads=sorted(loops))
+        made = loops(api)
+        threads = [supervise(name, loop, stop) for name, loop in made.items()]
+        log.info("bridge started", server=access.server, threads=sorted(made))
         stop.wait()
     finally:
         api.close()

@@ -19,12 +19,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
 import structlog
 
 from edgeworkers.bridge.mirror import MirrorPods, final_delete, pod_path
 from edgeworkers.kubeclient import MERGE_PATCH, ApiClient, ApiError, CloudUnavailable
 from edgeworkers.metamanager.outbox import EVENT, NODE_METRICS, POD_DELETED, POD_STATUS, Item, Outbox
+from edgeworkers.metamanager.store import StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ class Uplink:
             for item in items:
                 try:
                     self._send(item)
-                except (CloudUnavailable, redis.RedisError):
+                except (CloudUnavailable, StoreError):
                     raise  # not the item's fault: it stays
                 except Exception:  # a malformed item, or a bug: drop it rather than stop the queue behind it
                     log.exception("uplink: item could not be sent; dropped", item=item.key)

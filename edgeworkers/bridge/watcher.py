@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-import redis
 import structlog
 
 from edgeworkers.bridge.mirror import is_mirror
@@ -27,12 +26,11 @@ from edgeworkers.bridge.uplink import backoff_delay
 from edgeworkers.constants import ANNOTATION_SOURCE, SOURCE_API
 from edgeworkers.k8s.status import APIError
 from edgeworkers.kubeclient import ApiError, CloudUnavailable, WatchExpired
-from edgeworkers.messages import Message, Operation
+from edgeworkers.messages import Message, Operation, Send
 from edgeworkers.metamanager.client import is_static
-from edgeworkers.metamanager.outbox import Outbox
-from edgeworkers.metamanager.store import POD, MetaStore, Put, version_number
+from edgeworkers.metamanager.store import POD, MetaStore, Put, StoreError, version_number
 from edgeworkers.pods import deletion
-from edgeworkers.tasks import Send
+from edgeworkers.status.manager import StatusManager
 
 log = structlog.get_logger(__name__)
 
@@ -117,26 +115,6 @@ def operation(old: dict[str, Any] | None, new: dict[str, Any]) -> Operation:
     return "update"
 
 
-def status_digest(status: dict[str, Any] | None) -> tuple[Any, ...]:
-    """What of a pod status the node asserts: phase, conditions, and each container's readiness, restarts and state
-    (not timestamps or messages, which the cloud and the node may legitimately word differently)."""
-    status = status or {}
-
-    def containers(key: str) -> list[tuple[Any, ...]]:
-        return sorted(
-            (c.get("name"), bool(c.get("ready")), c.get("restartCount", 0), sorted(c.get("state") or {}))
-            for c in status.get(key) or []
-        )
-
-    conditions = sorted((c.get("type"), c.get("status")) for c in status.get("conditions") or [])
-    return status.get("phase"), conditions, containers("initContainerStatuses"), containers("containerStatuses")
-
-
-def status_differs(cloud: dict[str, Any] | None, local: dict[str, Any] | None) -> bool:
-    """Whether the cloud shows another status than the node's last one (by ``status_digest``)."""
-    return status_digest(cloud) != status_digest(local)
-
-
 def _key(pod: dict[str, Any]) -> str:
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
@@ -159,7 +137,7 @@ class PodWatcher:
         send: Send,
         node_name: str,
         mirrors: MirrorSink,
-        outbox: Outbox,
+        status: StatusManager,
         *,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
@@ -169,7 +147,7 @@ class PodWatcher:
         self._send = send
         self._node_name = node_name
         self._mirrors = mirrors
-        self._outbox = outbox
+        self._status = status
         self._clock = clock
         self._jitter = jitter
         self._params = {"fieldSelector": f"spec.nodeName={node_name}"}
@@ -204,7 +182,7 @@ class PodWatcher:
             return 0.0
         except _ShortWatch:
             return self._failed("the pod watch ended at once", None)
-        except (CloudUnavailable, ApiError, redis.RedisError) as exc:
+        except (CloudUnavailable, ApiError, StoreError) as exc:
             self.resource_version = None
             return self._failed("pod list/watch failed", exc)
         except Exception as exc:  # a bug must not end the watcher: log it, back off, list again
@@ -313,22 +291,7 @@ class PodWatcher:
             op = operation(stored, pod)
             self._send(Message.for_object(POD, pod, op, SOURCE))
             log.info("pod queued", pod=_key(pod), operation=op, resource_version=meta.get("resourceVersion"))
-        self._reassert_status(pod)
-
-    def _reassert_status(self, pod: dict[str, Any]) -> None:
-        """Queue the node's last status of ``pod`` again when the cloud's differs. Never for a pod being deleted:
-        its pending deletion confirmation (same outbox key) must not be replaced; only this thread marks cloud
-        pods deleted, so the check cannot go stale."""
-        key = _key(pod)
-        local = self._store.get_pod_status(key)
-        if local is None or _deleting(pod) or not status_differs(pod.get("status"), local):
-            return
-        stored = self._store.get(POD, *key.split("/", 1))
-        uid = pod["metadata"].get("uid")
-        if stored is None or _deleting(stored) or stored["metadata"].get("uid") != uid:
-            return
-        self._outbox.pod_status(pod["metadata"]["namespace"], pod["metadata"]["name"], uid or "", local, mirror=False)
-        log.info("the cloud's pod status differs from the node's; sending the node's again", pod=key)
+        self._status.reassert(pod)
 
     def _deleted(self, pod: dict[str, Any]) -> None:
         """A pod gone from the cloud: stop it when still running here (force-deleted at the cloud), else only

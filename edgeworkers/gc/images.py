@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import redis
 
 from edgeworkers import metrics
+from edgeworkers.constants import KEY_IMAGES
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Image
 
 log = logging.getLogger(__name__)
 
-KEY_IMAGES = "edgeworkers:images"  # hash: image id -> {"first": unix time, "last": unix time}
 
 
 @dataclass(frozen=True)

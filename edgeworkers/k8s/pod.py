@@ -202,6 +202,10 @@ class PodSecurityContext(K8sModel):
 # --- containers --------------------------------------------------------------------------------------
 
 
+# Restart policies.
+ALWAYS, ON_FAILURE, NEVER = "Always", "OnFailure", "Never"
+
+
 def default_pull_policy(image: str) -> str:
     """``Always`` for ``:latest`` or an untagged image, else ``IfNotPresent`` (digests count as tags)."""
     if "@" in image:

@@ -9,10 +9,17 @@ import threading
 from typing import Any
 
 from edgeworkers.config import Settings
+from edgeworkers.metamanager.store import CONFIGMAP, SECRET
 
 # A miss holds up one pod's sync at most this long when the cloud is slow; the pod waits and retries.
 QUERY_TIMEOUT_S = 5.0
-PLURAL = {"configmap": "configmaps", "secret": "secrets"}
+# The configuration kinds the node reads from the cloud, by their API resource (plural) name.
+PLURAL = {CONFIGMAP: "configmaps", SECRET: "secrets"}
+
+
+def object_path(kind: str, namespace: str, name: str) -> str:
+    """The API path of a configmap or secret."""
+    return f"/api/v1/namespaces/{namespace}/{PLURAL[kind]}/{name}"
 
 
 class CloudRemote:
@@ -28,7 +35,7 @@ class CloudRemote:
         from edgeworkers.kubeclient import ApiError
 
         try:
-            return self._client().get(f"/api/v1/namespaces/{namespace}/{PLURAL[kind]}/{name}")
+            return self._client().get(object_path(kind, namespace, name))
         except ApiError as exc:
             if exc.code == 404:
                 return None

@@ -36,6 +36,9 @@ KINDS = (POD, CONFIGMAP, SECRET)
 # How long a delete's tombstone is kept: longer than any outage the bridge relists after.
 TOMBSTONE_TTL_S = 7 * 24 * 3600
 ANY = object()  # ``expect`` default: no compare-and-set
+# The store's client and its failures, as the layers above name them (redis-py appears only in the stores' layers).
+Redis = redis.Redis
+StoreError = redis.RedisError
 
 
 class Put(enum.Enum):
@@ -67,10 +70,6 @@ def tombstone_key(kind: str, namespace: str, name: str) -> str:
 
 def index_key(kind: str) -> str:
     return f"{constants.KEY_META_INDEX}:{kind}"
-
-
-def status_key(key: str) -> str:
-    return f"{constants.KEY_POD_STATUS}:{key}"
 
 
 def version_number(obj: dict[str, Any] | None) -> int | None:
@@ -222,21 +221,6 @@ class MetaStore:
             raws[index] = None  # each raw object is let go once decoded
             if raw is not None and containing in (plain := self._plain(kind, raw)):
                 yield json.loads(plain)
-
-    # --- pod status ----------------------------------------------------------------------------
-
-    def put_pod_status(self, key: str, status: dict[str, Any]) -> bool:
-        """Store the pod's last computed status; True when it differs from the one stored before."""
-        encoded = json.dumps(status, separators=(",", ":"), sort_keys=True)
-        previous = self._redis.set(status_key(key), encoded, get=True)
-        return previous is None or previous.decode() != encoded
-
-    def get_pod_status(self, key: str) -> dict[str, Any] | None:
-        raw = self._redis.get(status_key(key))
-        return None if raw is None else json.loads(raw)
-
-    def delete_pod_status(self, key: str) -> None:
-        self._redis.delete(status_key(key))
 
 
 def _int(value: Any) -> int | None:

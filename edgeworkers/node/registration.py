@@ -15,9 +15,10 @@ from typing import Any
 
 import structlog
 
+from edgeworkers.k8s.event import node_event
 from edgeworkers.k8s.timefmt import micro_time
 from edgeworkers.kubeclient import ApiClient, ApiError, CloudUnavailable
-from edgeworkers.node.status import NodeFacts, condition_events, node_event, node_object
+from edgeworkers.node.status import NodeFacts, condition_events, node_object
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,14 @@ def retry_delay(failures: int, interval_s: float) -> float:
 NODES = "/api/v1/nodes"
 LEASES = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
 EVENTS = "/api/v1/namespaces/default/events"
+
+
+def condition_event(node_name: str, reason: str, now: datetime) -> dict[str, Any]:
+    """The event of a change of the node's conditions (``NodeReady`` ...), as kubelet records it: named for its time,
+    so each change is an event of its own."""
+    stamp = now.timestamp()
+    return node_event(node_name, reason, f"Node {node_name} status is now: {reason}", "Normal", 1, stamp, stamp,
+                      name=f"{node_name}.{int(stamp * 1e9):x}.{reason.lower()}")
 
 
 def new_lease(node_name: str, node_uid: str | None, now: datetime) -> dict[str, Any]:
@@ -131,7 +140,7 @@ class NodeRegistrar:
         """Best effort, as kubelet's recorder: a lost event never fails the heartbeat."""
         for reason in condition_events(previous, current):
             try:
-                self._api.post(EVENTS, node_event(name, reason, now))
+                self._api.post(EVENTS, condition_event(name, reason, now))
             except (CloudUnavailable, ApiError) as exc:
                 log.info("node event not recorded", reason=reason, error=str(exc))
 

@@ -166,26 +166,6 @@ def condition_events(previous: Sequence[dict[str, Any]], current: Sequence[dict[
     ]
 
 
-def node_event(node_name: str, reason: str, now: datetime) -> dict[str, Any]:
-    """A core/v1 Event about this node, as kubelet records it: type Normal, the node's name standing for its uid."""
-    stamp = format_time(now)
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{node_name}.{int(now.timestamp() * 1e9):x}.{reason.lower()}", "namespace": "default"},
-        "involvedObject": {"kind": "Node", "name": node_name, "uid": node_name},
-        "reason": reason,
-        "message": f"Node {node_name} status is now: {reason}",
-        "source": {"component": "kubelet", "host": node_name},
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-        "type": "Normal",
-        "reportingComponent": "kubelet",
-        "reportingInstance": node_name,
-    }
-
-
 def node_object(facts: NodeFacts, now: datetime, previous_conditions: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """The whole Node to register: metadata, an empty spec, and the status."""
     return {

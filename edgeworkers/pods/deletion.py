@@ -7,16 +7,13 @@ does not load the pod models and validation (about 8 MiB of the bridge's memory)
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 from edgeworkers import constants
 from edgeworkers.k8s.status import conflict, not_found
 from edgeworkers.k8s.timefmt import format_time
-from edgeworkers.messages import Message
+from edgeworkers.messages import Message, Send
 from edgeworkers.metamanager.store import POD, Conflict, MetaStore, Put
-
-Send = Callable[[Message], None]
 
 
 def next_resource_version(stored: dict[str, Any] | None, tombstone: int | None = None) -> str:

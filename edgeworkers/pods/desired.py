@@ -22,9 +22,9 @@ from edgeworkers.k8s.pod import Pod, default_pod
 from edgeworkers.k8s.status import bad_request, conflict, invalid, invalid_value, not_found
 from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.k8s.validation import validate_pod
-from edgeworkers.messages import Message
+from edgeworkers.messages import Message, Send
 from edgeworkers.metamanager.store import POD, MetaStore
-from edgeworkers.pods.deletion import Send, being_deleted, delete_pod, next_resource_version, put_over
+from edgeworkers.pods.deletion import being_deleted, delete_pod, next_resource_version, put_over
 from edgeworkers.volumes.errors import UnsafePath
 from edgeworkers.volumes.paths import safe_component
 

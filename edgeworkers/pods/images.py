@@ -37,9 +37,6 @@ log = logging.getLogger(__name__)
 ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
-# f"{KEY_IMAGE_LOCK}:{image}": held while the image is pulled; f"{KEY_IMAGE_PULLED}:{image}": pulled lately.
-KEY_IMAGE_LOCK = f"{constants.KEY_PREFIX}:lock:image"
-KEY_IMAGE_PULLED = f"{constants.KEY_PREFIX}:image-pulled"
 LOCK_LEASE_S = 15.0  # renewed while the pull runs: a killed worker's lock clears within this
 FRESH_S = 60.0  # an image pulled this recently is not pulled again for another pod (pull policy Always)
 
@@ -147,11 +144,11 @@ class ImagePuller:
             if entry is not None:
                 self._backoff.delete(PULL_SCOPE, pull_key(image))
             if self._redis is not None:
-                self._redis.set(f"{KEY_IMAGE_PULLED}:{image}", 1, px=int(FRESH_S * 1000))
+                self._redis.set(f"{constants.KEY_IMAGE_PULLED}:{image}", 1, px=int(FRESH_S * 1000))
             return Pulled()
 
     def _pulled_lately(self, image: str) -> bool:
-        return self._redis is not None and bool(self._redis.exists(f"{KEY_IMAGE_PULLED}:{image}"))
+        return self._redis is not None and bool(self._redis.exists(f"{constants.KEY_IMAGE_PULLED}:{image}"))
 
     def _image_lock(self, image: str):
         return nullcontext() if self._redis is None else image_lock(self._redis, image)
@@ -161,7 +158,7 @@ class ImagePuller:
 def image_lock(client: redis.Redis, image: str, lease_s: float = LOCK_LEASE_S) -> Iterator[None]:
     """Hold the pull lock of ``image`` for the block, waiting while another task pulls it; the lease is renewed
     while the block runs, so a pull may take longer than it."""
-    lock = client.lock(f"{KEY_IMAGE_LOCK}:{image}", timeout=lease_s, thread_local=False)
+    lock = client.lock(f"{constants.KEY_IMAGE_LOCK}:{image}", timeout=lease_s, thread_local=False)
     lock.acquire(blocking=True)
     stop = threading.Event()
 

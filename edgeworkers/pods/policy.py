@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from edgeworkers.config import Settings
+from edgeworkers.k8s.pod import ALWAYS, NEVER, ON_FAILURE, Pod
 from edgeworkers.k8s.pod import Container as SpecContainer
-from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import container_hash, sandbox_hash
 from edgeworkers.runtime.types import Container, ContainerState
 
-ALWAYS, ON_FAILURE, NEVER = "Always", "OnFailure", "Never"
 CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 # How soon to look again while an init container runs (until the PLEG reports its exit).
 INIT_POLL_S = 1.0
@@ -99,11 +98,6 @@ def _ts(moment: datetime | None, default: float) -> float:
     return moment.timestamp() if moment else default
 
 
-def instance_order(container: Container) -> tuple[int, float]:
-    """Sort key of a container's instances: the latest has the highest restart count (then creation time)."""
-    return container.restart_count, _ts(container.created_at, 0.0)
-
-
 def _live(container: Container) -> bool:
     return container.state in (ContainerState.RUNNING, ContainerState.CREATED, ContainerState.UNKNOWN)
 
@@ -125,7 +119,7 @@ def latest_instances(containers: list[Container]) -> tuple[dict[str, Container],
     latest: dict[str, Container] = {}
     extra: list[Container] = []
     for name, instances in by_name.items():
-        newest, *older = sorted(instances, key=instance_order, reverse=True)
+        newest, *older = sorted(instances, key=Container.instance_order, reverse=True)
         latest[name] = newest
         extra += [c for c in older if _live(c)]
         dead = [c for c in older if not _live(c)]
@@ -264,7 +258,7 @@ def compute_pod_actions(
     uid = planner.uid
     actions.remove += [c for c in containers if c.pod.uid != uid]
     ours = [c for c in containers if c.pod.uid == uid]
-    sandboxes = sorted((c for c in ours if c.is_sandbox), key=instance_order)
+    sandboxes = sorted((c for c in ours if c.is_sandbox), key=Container.instance_order)
     actions.remove += sandboxes[:-1]
     sandbox = sandboxes[-1] if sandboxes else None
 

@@ -29,7 +29,6 @@ from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, san
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
-from edgeworkers.pods.podstatus import ProbeResults, compute_pod_status
 from edgeworkers.pods.policy import (
     CRASH_LOOP_BACK_OFF,
     BackoffPolicy,
@@ -41,6 +40,8 @@ from edgeworkers.pods.policy import (
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerID, ContainerState
+from edgeworkers.status.podstatus import compute_pod_status
+from edgeworkers.status.proberesults import ProbeResults
 from edgeworkers.volumes.builders import NoSources, Sources
 from edgeworkers.volumes.downward import PodFacts
 from edgeworkers.volumes.errors import VolumeError

@@ -4,9 +4,9 @@ bounded thread pool; keep each probe's state, publish result changes, act on liv
 - Due probes are found from the PLEG's last relist (no extra runtime call) and the desired pods; a probe whose run
   is still in flight is not started again, so a hanging probe (bounded by its own timeout anyway) never delays
   another, as long as the pool has threads to spare.
-- Results are kept per container instance and published only on change: readiness and startup to Redis
-  (``constants.KEY_PROBE``, a hash per container id that the pod status reads), then a ``sync`` of the pod so its
-  status shows the change within a second.
+- Results are kept per container instance and published only on change: readiness and startup to the probe results
+  store (``status.proberesults``, which the pod status reads), then a ``sync`` of the pod so its status shows the
+  change within a second.
 - Exec probes run through per-container shell sessions (``execsession``): a run is one fork in the container rather
   than a Docker exec; the sessions of containers no longer probed are closed on the tick.
 - A liveness (or startup) probe that turns to failure records ``Unhealthy`` and ``Killing`` events and stops the
@@ -20,9 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
-
-from edgeworkers import constants, metrics
+from edgeworkers import metrics
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod, Probe
 from edgeworkers.prober.execsession import ExecSessions
@@ -43,6 +41,7 @@ from edgeworkers.prober.policy import (
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerState
+from edgeworkers.status.proberesults import ProbeResultsStore
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +52,6 @@ TICK_SLACK_S = 0.5
 _TITLE = {LIVENESS: "Liveness", READINESS: "Readiness", STARTUP: "Startup"}
 
 
-def probe_key(container_id: str) -> str:
-    return f"{constants.KEY_PROBE}:{container_id}"
-
-
 def _probe_of(spec: SpecContainer, kind: str) -> Probe | None:
     return {LIVENESS: spec.liveness_probe, READINESS: spec.readiness_probe, STARTUP: spec.startup_probe}[kind]
 
@@ -65,7 +60,7 @@ class ProbeManager:
     def __init__(
         self,
         runtime: Runtime,
-        client: redis.Redis,
+        results: ProbeResultsStore,
         pods: Callable[[], list[Pod]],
         sync: Callable[[str], None],
         record_event: RecordEvent | None = None,
@@ -76,7 +71,7 @@ class ProbeManager:
         self._runtime = runtime
         self._sessions = ExecSessions(runtime) if exec_sessions else None
         self._executor: Executor = self._sessions or runtime
-        self._redis = client
+        self._results = results
         self._pods = pods
         self._sync = sync
         self._record_event = record_event or (lambda pod, reason, message, kind: None)
@@ -147,8 +142,8 @@ class ProbeManager:
             self._pool.submit(self._sessions.close_dropped)
         for ident in {ident for ident, _ in gone}:
             try:
-                self._redis.delete(probe_key(ident))
-            except redis.RedisError as exc:
+                self._results.forget(ident)
+            except Exception as exc:  # noqa: BLE001 - the store away: the results go with the container anyway
                 log.info("cannot forget the probe results of %s: %s", ident, exc)
 
     def _address(self, pod: Pod, sandbox: Container | None) -> str | None:
@@ -183,7 +178,7 @@ class ProbeManager:
             if kills(kind, changed):
                 self._kill(pod, container, spec, kind, probe, state)
             else:
-                self._redis.hset(probe_key(container.id.id), kind, "1" if changed == Result.SUCCESS else "0")
+                self._results.set(container.id.id, kind, changed == Result.SUCCESS)
             self._sync(pod.key)
         except Exception as exc:  # noqa: BLE001
             log.warning("pod %s container %s: acting on its %s probe failed: %s", pod.key, spec.name, kind, exc)

@@ -172,8 +172,12 @@ class DockerRuntime:
         docker_host: str | None = None,
         sandbox_image: str = "edgeworkers/pause:latest",
         timeout_s: float = 60,
+        *,
+        follow_timeout_s: float | None = None,
     ) -> None:
         self.node_name = node_name
+        # A followed log's reads wait this long (a quiet container sends nothing); every other call ``timeout_s``.
+        self._follow_timeout_s = follow_timeout_s or timeout_s
         self.sandbox_image = sandbox_image
         # Connections kept to the engine (one pool for all requests, ``_OnePoolAdapter``): enough for the node
         # server's log threads and streams, or the prober's pool and a sync's parallel stops, at once (the SDK's
@@ -403,16 +407,17 @@ class DockerRuntime:
         since: datetime | None = None,
         timestamps: bool = False,
     ) -> Iterator[bytes]:
+        params = {"stdout": 1, "stderr": 1, "follow": int(follow), "timestamps": int(timestamps),
+                  "tail": "all" if tail is None else tail}  # fmt: skip
+        if since is not None:
+            params["since"] = since.timestamp()  # a float keeps sub-second precision
         with self._engine(f"logs of {container}"):
+            api = self._api()
+            # The SDK's ``logs`` has no per-call timeout: its request, with the followed log's own.
+            response = api._get(api._url("/containers/{0}/logs", container.id), params=params, stream=True,
+                                timeout=self._follow_timeout_s if follow else api.timeout)  # fmt: skip
             try:
-                stream = self._api().logs(
-                    container.id,
-                    stream=True,
-                    follow=follow,
-                    tail="all" if tail is None else tail,
-                    since=since.timestamp() if since else None,  # a float keeps sub-second precision
-                    timestamps=timestamps,
-                )
+                stream = api._get_result(container.id, True, response)
             except docker.errors.NotFound as exc:
                 raise ContainerNotFound(_explain(exc)) from exc
         return self._guarded(stream, f"logs of {container}")

@@ -65,6 +65,10 @@ class Container:
     reason: str = ""  # e.g. "Completed", "Error", "OOMKilled"
     labels: dict[str, str] = field(default_factory=dict)
 
+    def instance_order(self) -> tuple[int, float]:
+        """Sort key of a container's instances: the latest has the highest restart count (then creation time)."""
+        return self.restart_count, self.created_at.timestamp() if self.created_at else 0.0
+
 
 @dataclass(frozen=True)
 class ContainerConfig:

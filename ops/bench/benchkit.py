@@ -28,6 +28,7 @@ from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.desired import apply_pod, delete_pod
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime import labels
 from edgeworkers.tasks import sender
 
@@ -236,7 +237,7 @@ class QueuePath:
     def __init__(self, client: docker.DockerClient, settings: Settings, processes: int, threads: int, image: str) -> None:
         self.client, self.settings, self.image = client, settings, image
         self.store = MetaStore(redis.Redis.from_url(settings.redis_url))
-        self.send = sender(make_broker(settings))
+        self.send = sender(make_broker(settings, redis_client(settings)))
         self.watcher = StartWatcher(client, settings.node_name)
         self.worker = start_worker(settings, processes, threads, settings.data_dir / "worker.log")
         # Warm up: every worker process is up and has built its runtime before any clock starts.

@@ -25,7 +25,6 @@ Everything it made (containers, processes, Redis keys, temp dir) is removed at t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shlex
 import shutil
@@ -56,12 +55,13 @@ from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.remote import CloudRemote
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.desired import delete_pod, static_pod_name
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime import labels
+from edgeworkers.status.manager import StatusManager
 from edgeworkers.tasks import sender
 
 EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
 # The scheduler process (PLEG, probes, GC) arrives with its own issue: the bench runs it once it exists.
-HAS_SCHEDULER = importlib.util.find_spec("scheduler.main") is not None
 NAMESPACE = "default"
 POLL_S = 0.1
 TIMEOUT_S = 600.0
@@ -153,12 +153,11 @@ class Edge:
             return False
 
     def start_loop(self) -> None:
-        """The worker, the scheduler (once it exists), then the bridge; return once the node is Ready at the cloud
+        """The worker, the scheduler, then the bridge; return once the node is Ready at the cloud
         and the worker is ready."""
         self.worker = self._start("worker", [EDGEWORKERS, "worker", "--processes", str(self.processes),
                                              "--threads", str(self.threads)])
-        if HAS_SCHEDULER:
-            self.scheduler = self._start("scheduler", [EDGEWORKERS, "scheduler"])
+        self.scheduler = self._start("scheduler", [EDGEWORKERS, "scheduler"])
         self.bridge = self._start("bridge", [EDGEWORKERS, "node", "serve"])
 
         def ready() -> bool:
@@ -303,12 +302,12 @@ def local_round(edge: Edge, store: MetaStore, tag: str, pods: int) -> Result:
     keys = {name: f"{NAMESPACE}/{static_pod_name(name, edge.node)}" for name in names}
 
     def statuses() -> dict[str, dict[str, Any] | None]:
-        return {name: store.get_pod_status(key) for name, key in keys.items()}
+        return {name: StatusManager(store, Outbox(store.redis)).get(key) for name, key in keys.items()}
 
     begin = time.perf_counter()
     edge.run([EDGEWORKERS, "pod", "apply", "-f", str(manifest)])
     seen = watch_running(names, statuses, begin)
-    send = sender(make_broker(edge.settings))
+    send = sender(make_broker(edge.settings, redis_client(edge.settings)))
     for key in keys.values():
         delete_pod(store, send, key)
     return Result("node-local", pods, max(seen.values()), list(seen.values()))

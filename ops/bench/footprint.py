@@ -44,8 +44,9 @@ from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.constants import QUEUE_POD_SYNC
 from edgeworkers.kubeclient import ApiError, CloudUnavailable
+from edgeworkers.redisconn import redis_client
 from edgeworkers.tasks import send_sync
-from scheduler.main import pleg_message
+from scheduler.nodejobs import pleg_message
 
 LITE_TARGET_MB = 70.0
 FULL_TARGET_MB = 128.0
@@ -134,7 +135,7 @@ def start_pods(mode: Mode, pods: int) -> list[str]:
 def sync_all(settings: Settings, client: redis.Redis, keys: list[str], syncs: int) -> float:
     """Enqueue ``syncs`` sync_pod tasks round-robin over ``keys`` and wait until none is queued or in flight;
     the seconds it took."""
-    broker = make_broker(settings)
+    broker = make_broker(settings, redis_client(settings))
     started = time.monotonic()
     for index in range(syncs):
         key = keys[index % len(keys)]

@@ -35,6 +35,7 @@ from edgeworkers.config import Settings
 from edgeworkers.metamanager.crypto import node_cipher
 from edgeworkers.metamanager.store import CONFIGMAP, POD, SECRET, MetaStore
 from edgeworkers.pods.desired import apply_pod, delete_pod
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime import labels
 from edgeworkers.tasks import sender
 from edgeworkers.volumes.mounter import HostMounter
@@ -99,7 +100,7 @@ def main(
                           "data": {"LOG_LEVEL": "info", "app.conf": "listen 8080\n" * 20}})
     store.put(SECRET, {"metadata": {"name": "bench-creds", "namespace": "default", "resourceVersion": "1"},
                        "data": {"password": base64.b64encode(b"bench-password").decode()}})
-    send = sender(make_broker(settings))
+    send = sender(make_broker(settings, redis_client(settings)))
     watcher = pods_bench.StartWatcher(client, node)
     worker = pods_bench.start_worker(settings, workers, data_dir / "worker.log")
     latencies: dict[str, list[float]] = {"plain": [], "volumes": []}

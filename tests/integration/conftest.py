@@ -10,6 +10,7 @@ from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import MetaStore
 from edgeworkers.pods.desired import Send
+from edgeworkers.redisconn import redis_client
 from tests.integration.queue.queuekit import HEARTBEAT_TIMEOUT_MS
 
 
@@ -22,7 +23,7 @@ def config(real_settings: Settings) -> Settings:
 @pytest.fixture
 def send(config: Settings) -> Send:
     """Enqueue pod tasks on the test's database (as the CLI does on the configured one)."""
-    return tasks.sender(make_broker(config))
+    return tasks.sender(make_broker(config, redis_client(config)))
 
 
 @pytest.fixture

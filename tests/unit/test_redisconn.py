@@ -39,14 +39,16 @@ def test_an_unreadable_file_says_so_without_its_content(tmp_path: Path) -> None:
 
 
 def test_the_brokers_client_authenticates_and_times_out(tmp_path: Path) -> None:
-    """Dramatiq builds its pool from a URL alone (a ``password`` beside it is dropped): it must get our client."""
-    from edgeworkers.broker import make_broker
+    """Dramatiq builds its pool from a URL alone (a ``password`` beside it is dropped): it must get the process's
+    one client, which the wiring hands to every role."""
+    from edgeworkers import wiring
 
     path = tmp_path / "redis-password"
     path.write_text("s3cret\n")
-    broker = make_broker(Settings(redis_password_file=str(path)))
-    kwargs = broker.client.connection_pool.connection_kwargs
+    services = wiring.build(Settings(redis_password_file=str(path), data_dir=tmp_path))
+    kwargs = services.broker.client.connection_pool.connection_kwargs
     assert kwargs["password"] == "s3cret" and kwargs["socket_timeout"] > 0
+    assert services.broker.client is services.redis and services.store.redis is services.redis
 
 
 def test_every_client_has_socket_timeouts() -> None:

@@ -65,7 +65,7 @@ def start_worker(
     started: list[Worker] = []
     command = request.param
 
-    def start(processes: int = 1, threads: int = 4, module: str = "edgeworkers.actors",
+    def start(processes: int = 1, threads: int = 4, module: str = "edgeworkers.workerprocess",
               env: dict[str, str] | None = None) -> Worker:
         argv = [sys.executable, str(LAUNCHER), module, command, "--threads", str(processes * threads)]
         if command == "worker":

@@ -12,6 +12,7 @@ from tests.integration.lite.conftest import LiteCluster
 from tests.integration.loop.conftest import busybox_pod
 from tests.integration.queue.queuekit import busybox_pod as local_pod
 from tests.integration.queue.queuekit import node_containers, queues_drained, running_names
+from tests.integration.statuses import pod_status
 from tests.polling import wait_for
 
 STOP_TIMEOUT_S = 30
@@ -84,7 +85,7 @@ def test_sigterm_lets_the_task_in_flight_finish_and_acknowledges_it(
     stop_cleanly(agent)  # mid-add: the app container is still being created
 
     assert running_names(node_containers(docker_client, node_name, "finisher")) == {"POD", "app"}
-    assert store.get_pod_status("default/finisher")["phase"] == "Running"
+    assert pod_status(store, "default/finisher")["phase"] == "Running"
     assert queues_drained(real_redis)  # acknowledged: nothing left to redeliver
 
 

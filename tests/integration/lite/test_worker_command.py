@@ -47,7 +47,7 @@ def test_two_processes_run_under_the_dramatiq_command(config, tmp_path) -> None:
         wait_for(lambda: worker.output().count(READY) >= 2 or worker.process.poll() is not None, 60, "the workers")
         # `edgeworkers worker` became Dramatiq's CLI (same PID) on the four pod queues.
         argv = Path(f"/proc/{worker.process.pid}/cmdline").read_text().split("\0")
-        assert argv[1:4] == ["-m", "dramatiq", "edgeworkers.actors"]
+        assert argv[1:4] == ["-m", "dramatiq", "edgeworkers.workerprocess"]
         assert " ".join(argv[4:]).startswith("--processes 2 --threads 2 --queues pod_add pod_update pod_delete pod_sync")
     finally:
         worker.stop()

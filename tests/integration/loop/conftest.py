@@ -13,7 +13,6 @@ Node at a time (each test's Node is deleted after it), so such pods land on the 
 """
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ import redis
 import yaml
 
 from edgeworkers.config import Settings
+from edgeworkers.constants import KEY_PLEG_LAST_RELIST
 from edgeworkers.kubeclient import ApiError, CloudUnavailable
 from edgeworkers.metamanager.store import MetaStore
 from edgeworkers.runtime import labels
@@ -47,8 +47,6 @@ from tests.polling import wait_for
 
 WORKER_READY = "Worker process is ready for action."
 # The scheduler process (PLEG relist, probes, GC) arrives with its own issue: the loop runs it once it exists.
-HAS_SCHEDULER = importlib.util.find_spec("scheduler.main") is not None
-KEY_PLEG_LAST_RELIST = "edgeworkers:pleg:last-relist"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
 # How long the loop gets to bring a pod applied at the cloud to Running there (image local, grace small).
 POD_TIMEOUT_S = 60.0
@@ -382,13 +380,12 @@ def running_cluster(
     cloud: Cloud, config: Settings, root: Path, client: redis.Redis, docker_client: docker.DockerClient,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """The worker, the scheduler (when it exists), then the bridge, started for ``config``'s node against ``cloud``
+    """The worker, the scheduler, then the bridge, started for ``config``'s node against ``cloud``
     with ``extra_env`` in their environment; all stopped after."""
     cluster = Cluster(cloud, config, root, client, docker_client, free_port(), extra_env=dict(extra_env or {}))
     try:
         cluster.start_worker()
-        if HAS_SCHEDULER:
-            cluster.start_scheduler()
+        cluster.start_scheduler()
         cluster.start_bridge()
         yield cluster
     finally:

@@ -12,6 +12,7 @@ from edgeworkers.metamanager.store import POD
 from edgeworkers.runtime import labels
 from tests.integration.loop.conftest import Cluster, busybox_pod, hold_for, running_at_cloud
 from tests.integration.queue.queuekit import queues_drained
+from tests.integration.statuses import pod_status
 from tests.polling import wait_for
 
 OUTAGE_S = 120.0  # as issue 6 asks
@@ -30,7 +31,7 @@ def app_state(cluster: Cluster, pod: str) -> tuple[str, int] | None:
 
 def local_phase(cluster: Cluster, pod: str) -> str | None:
     """The pod's phase in the node's own last status (MetaManager)."""
-    return (cluster.store.get_pod_status(f"default/{pod}") or {}).get("phase")
+    return (pod_status(cluster.store, f"default/{pod}") or {}).get("phase")
 
 
 def terminated(pod: dict | None) -> dict | None:

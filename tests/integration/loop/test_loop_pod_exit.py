@@ -1,12 +1,9 @@
 """A container that ends on its own: the node's PLEG notices, and the cloud shows how the pod ended."""
 from __future__ import annotations
 
-import pytest
-
-from tests.integration.loop.conftest import HAS_SCHEDULER, Cluster, busybox_pod
+from tests.integration.loop.conftest import Cluster, busybox_pod
 
 
-@pytest.mark.skipif(not HAS_SCHEDULER, reason="nothing watches running containers before the scheduler's PLEG")
 def test_pods_that_exit_show_succeeded_and_failed_at_the_cloud(cluster: Cluster) -> None:
     cluster.apply(
         busybox_pod("brief", "sleep 1; exit 0", restartPolicy="Never"),

@@ -11,14 +11,14 @@ import pytest
 import redis
 
 from edgeworkers.config import Settings
-from edgeworkers.metamanager.client import MetaClient
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.backoff import RedisBackoffStore
 from edgeworkers.pods.lock import pod_lock
-from edgeworkers.pods.reconcile import Agent, reconcile
+from edgeworkers.pods.reconcile import PodWorkers, reconcile
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.docker import DockerRuntime
+from edgeworkers.status.manager import StatusManager
 from tests.polling import wait_for
 
 
@@ -55,7 +55,7 @@ def registry() -> Iterator[SilentRegistry]:
 
 
 @pytest.fixture
-def agent(real_settings: Settings, real_redis: redis.Redis, node_name: str) -> Iterator[tuple[Agent, list]]:
+def workers(real_settings: Settings, real_redis: redis.Redis, node_name: str) -> Iterator[tuple[PodWorkers, list]]:
     events: list[tuple[str, str]] = []
     runtime = DockerRuntime(node_name)
     syncer = PodSyncer(
@@ -63,26 +63,26 @@ def agent(real_settings: Settings, real_redis: redis.Redis, node_name: str) -> I
         events=lambda pod, reason, message, kind: events.append((reason, message)),
     )  # fmt: skip
     store = MetaStore(real_redis)
-    yield Agent(real_redis, store, MetaClient(store, Outbox(real_redis)), syncer, None, real_settings), events
+    yield PodWorkers(real_redis, store, StatusManager(store, Outbox(real_redis)), syncer, None, real_settings), events
     runtime.close()
 
 
-def test_a_hanging_pull_leaves_the_pod_lock_free(agent, registry) -> None:
-    agent, events = agent
+def test_a_hanging_pull_leaves_the_pod_lock_free(workers, registry) -> None:
+    workers, events = workers
     image = f"127.0.0.1:{registry.port}/edgeworkers-test/app:1"
-    agent.store.put(POD, {"apiVersion": "v1", "kind": "Pod",
+    workers.store.put(POD, {"apiVersion": "v1", "kind": "Pod",
                           "metadata": {"name": "slow", "namespace": "default", "uid": "uid-slow", "resourceVersion": "1"},
                           "spec": {"containers": [{"name": "app", "image": image}]}})  # fmt: skip
-    task = threading.Thread(target=reconcile, args=(agent, "default/slow"), daemon=True)
+    task = threading.Thread(target=reconcile, args=(workers, "default/slow"), daemon=True)
     task.start()
     wait_for(lambda: registry.accepted, 20, "dockerd connecting to the registry")
 
-    with pod_lock(agent.redis, "default/slow"):  # another task of the pod: not kept waiting by the pull
+    with pod_lock(workers.redis, "default/slow"):  # another task of the pod: not kept waiting by the pull
         assert task.is_alive()
     registry.close()  # the link drops: the pull fails
     task.join(60)
     assert not task.is_alive()
-    waiting = agent.store.get_pod_status("default/slow")["containerStatuses"][0]["state"]["waiting"]
+    waiting = workers.status.get("default/slow")["containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] == "ErrImagePull"
     assert [reason for reason, _ in events] == ["Pulling", "Failed"]
     assert events[0][1] == f'Pulling image "{image}"'

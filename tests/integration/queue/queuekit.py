@@ -1,4 +1,4 @@
-"""Helpers of the queue integration tests: real `dramatiq edgeworkers.actors` workers, pods, polling.
+"""Helpers of the queue integration tests: real `dramatiq edgeworkers.workerprocess` workers, pods, polling.
 
 Each worker runs as its own process group, started and stopped (by PID) by the test that asked for it.
 """
@@ -50,7 +50,7 @@ class Worker:
         log: Path,
         processes: int = 1,
         threads: int = 4,
-        module: str = "edgeworkers.actors",
+        module: str = "edgeworkers.workerprocess",
         env: dict[str, str] | None = None,
     ) -> Worker:
         argv = [sys.executable, "-m", "dramatiq", module,

@@ -1,4 +1,4 @@
-"""``edgeworkers.actors`` on a slow engine: every container create waits ``SLOW_CREATE_S`` first.
+"""The pod actors (``edgeworkers.workerprocess``) on a slow engine: every container create waits ``SLOW_CREATE_S`` first.
 
 Workers started on this module (``dramatiq slow_actors``) are surely in the middle of an add when the sandbox
 exists but the app container does not yet: the moment the SIGKILL test kills them.
@@ -20,4 +20,5 @@ def _slow_create_container(self, *args, **kwargs):
 
 DockerRuntime.create_container = _slow_create_container
 
-from edgeworkers.actors import add_pod, delete_pod, sync_pod, update_pod  # noqa: E402, F401  (declares the actors, after the patch)
+# The process's services and actors, as `dramatiq edgeworkers.workerprocess` builds them, after the patch.
+from edgeworkers.workerprocess import broker  # noqa: E402, F401

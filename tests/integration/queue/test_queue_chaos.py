@@ -19,6 +19,7 @@ from edgeworkers.metamanager.store import POD
 from edgeworkers.pods import desired
 from edgeworkers.pods.convert import container_hash
 from edgeworkers.runtime import labels
+from tests.integration.statuses import pod_status
 
 
 def docker_matches_desired(docker_client, node_name, store) -> bool:
@@ -96,7 +97,7 @@ def test_a_worker_killed_mid_add_leaves_the_pod_running_once(start_worker, store
     start_worker(threads=2)  # the redelivered add finishes once the dead worker's heartbeat and lease run out
     wait_for(lambda: "app" in running_names(node_containers(docker_client, node_name, "phoenix")), 90, "the app container")
     status = wait_for(
-        lambda: (s := store.get_pod_status("default/phoenix")) and s.get("phase") == "Running" and s, 30, "status Running"
+        lambda: (s := pod_status(store, "default/phoenix")) and s.get("phase") == "Running" and s, 30, "status Running"
     )
     containers = node_containers(docker_client, node_name, "phoenix")
     assert sorted(c.labels[labels.CONTAINER_NAME] for c in containers) == ["POD", "app"]

@@ -14,6 +14,7 @@ from edgeworkers.messages import Message
 from edgeworkers.metamanager.store import POD
 from edgeworkers.pods import desired
 from edgeworkers.runtime import labels
+from tests.integration.statuses import pod_status
 
 
 def test_a_pod_added_through_the_queue_runs_its_containers(start_worker, send, store, docker_client, node_name):
@@ -29,7 +30,7 @@ def test_a_pod_added_through_the_queue_runs_its_containers(start_worker, send, s
     assert {c.labels[labels.POD_UID] for c in containers} == {uid}
     assert len(containers) == 2
     status = wait_for(
-        lambda: (s := store.get_pod_status("default/web")) and s.get("phase") == "Running" and s, 30, "status Running"
+        lambda: (s := pod_status(store, "default/web")) and s.get("phase") == "Running" and s, 30, "status Running"
     )
     assert [c["name"] for c in status["containerStatuses"]] == ["app"]
 
@@ -47,7 +48,7 @@ def test_add_then_delete_back_to_back_leaves_no_container(order, start_worker, s
     wait_for(lambda: queues_drained(real_redis), 60, "both tasks processed")
     assert node_containers(docker_client, node_name) == []
     assert store.get(POD, "default", "flash") is None
-    assert store.get_pod_status("default/flash") is None
+    assert pod_status(store, "default/flash") is None
 
 
 def test_duplicated_tasks_are_harmless(start_worker, store, send, real_redis, docker_client, node_name):
@@ -72,7 +73,7 @@ def test_an_invalid_pod_is_dead_lettered_with_its_reason_and_the_worker_lives_on
     worker = start_worker()
 
     wait_for(lambda: real_redis.hlen("dramatiq:pod_add.XQ.msgs") == 1, 60, "the task dead-lettered")
-    status = store.get_pod_status("default/bad")
+    status = pod_status(store, "default/bad")
     assert status["reason"] == "Invalid"
     assert 'spec.containers[0].name: Invalid value: "Web_1"' in status["message"]
     log = wait_for(lambda: "default/bad" in worker.output() and worker.output(), 10, "the log line")
@@ -98,7 +99,7 @@ def test_an_unreachable_engine_is_retried_with_back_off_until_the_pod_runs(
     engine.symlink_to("/var/run/docker.sock")  # dockerd is back
 
     wait_for(lambda: running_names(node_containers(docker_client, node_name, "patient")) == {"POD", "app"}, 60, "it runs")
-    wait_for(lambda: (store.get_pod_status("default/patient") or {}).get("phase") == "Running", 30, "status Running")
+    wait_for(lambda: (pod_status(store, "default/patient") or {}).get("phase") == "Running", 30, "status Running")
     assert worker.process.poll() is None
     assert "pod default/patient: RuntimeUnavailable" in worker.output()  # one line each, naming the pod
     assert "Traceback" not in worker.output()

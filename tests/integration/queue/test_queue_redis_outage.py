@@ -20,6 +20,8 @@ from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import MetaStore
 from edgeworkers.pods import desired
+from edgeworkers.redisconn import redis_client
+from tests.integration.statuses import pod_status
 
 
 def free_port() -> int:
@@ -89,7 +91,8 @@ def test_a_task_failing_while_redis_restarts_is_retried_once_it_is_back(
     client = redis.Redis.from_url(private_redis.url)
     store = MetaStore(client)
     worker = slow_worker()
-    desired.apply_pod(store, tasks.sender(make_broker(config.model_copy(update={"redis_url": private_redis.url}))),
+    private = config.model_copy(update={"redis_url": private_redis.url})
+    desired.apply_pod(store, tasks.sender(make_broker(private, redis_client(private))),
                       busybox_pod("steady"))  # fmt: skip
 
     # The add is in flight (sandbox made, app container on its slow way): Redis goes away and comes back.
@@ -99,7 +102,7 @@ def test_a_task_failing_while_redis_restarts_is_retried_once_it_is_back(
     private_redis.start()
 
     # Its retry was kept: the status (written last) arrives, and no task is left behind.
-    status = wait_for(lambda: store.get_pod_status("default/steady"), 60, "the retried add storing the status")
+    status = wait_for(lambda: pod_status(store, "default/steady"), 60, "the retried add storing the status")
     assert status["phase"] == "Running"
     wait_for(lambda: queues_drained(client), 30, "the queues drained")
     assert "cannot re-enqueue" in worker.output()

@@ -17,6 +17,7 @@ from queuekit import wait_for
 from wakeup_actors import QUEUE, STAMPS
 
 from edgeworkers.broker import make_broker
+from edgeworkers.redisconn import redis_client
 
 # The stamp actor's queue and its delay queue: the worker's consumers.
 CONSUMERS = 2
@@ -68,7 +69,7 @@ def commands_on(url: str, seconds: float) -> list[str]:
 def test_an_idle_worker_picks_up_each_task_at_once(start_worker, config, real_redis):
     db = database(config.redis_url)
     start_worker(threads=2, module="wakeup_actors")
-    broker = make_broker(config)
+    broker = make_broker(config, redis_client(config))
     delays = []
     for n in range(20):
         wait_for(lambda: blocked_consumers(real_redis, db) == CONSUMERS, 30, "the worker's consumers idle")

@@ -23,7 +23,7 @@ config = settings()
 if os.environ.get("STOCK_BROKER"):
     dramatiq.set_broker(RedisBroker(client=redis_client(config), heartbeat_timeout=config.broker_heartbeat_timeout_ms))
 else:
-    make_broker(config)
+    make_broker(config, redis_client(config))
 client = redis_client(config)
 
 

@@ -8,11 +8,12 @@ from edgeworkers.metamanager.store import POD
 from edgeworkers.pods import desired
 from edgeworkers.runtime import labels
 from tests.integration.queue.queuekit import busybox_pod, node_containers
+from tests.integration.statuses import pod_status
 from tests.polling import wait_for
 
 
 def app_status(store, key: str) -> dict | None:
-    status = store.get_pod_status(key)
+    status = pod_status(store, key)
     return status["containerStatuses"][0] if status and status.get("containerStatuses") else None
 
 
@@ -44,14 +45,14 @@ def test_a_killed_container_is_restarted_with_its_restart_count_raised(
     )  # fmt: skip
     assert status["lastState"]["terminated"]["exitCode"] == 137
     assert status["containerID"] == f"docker://{second.id}"
-    assert store.get_pod_status("default/web")["phase"] == "Running"
+    assert pod_status(store, "default/web")["phase"] == "Running"
 
 
 def test_exit_3_under_never_is_failed_with_exit_code_3_reason_error(agent_processes, store, send) -> None:
     agent_processes()
     desired.apply_pod(store, send, busybox_pod("once", "sleep 1; exit 3", restartPolicy="Never"))
     status = wait_for(
-        lambda: (s := store.get_pod_status("default/once")) and s["phase"] == "Failed" and s, 30, "phase Failed"
+        lambda: (s := pod_status(store, "default/once")) and s["phase"] == "Failed" and s, 30, "phase Failed"
     )
     terminated = status["containerStatuses"][0]["state"]["terminated"]
     assert (terminated["exitCode"], terminated["reason"]) == (3, "Error")
@@ -73,7 +74,7 @@ def test_a_container_that_exits_at_once_backs_off_longer_each_time(agent_process
     wait_for(observe, 40, "four restarts", interval_s=0.1)
     backoffs = [message.split()[1] for _, message in sorted(seen.items())]
     assert backoffs[:3] == ["1s", "2s", "4s"], seen
-    assert store.get_pod_status("default/crash")["phase"] == "Running"  # restarting, as kubectl shows it
+    assert pod_status(store, "default/crash")["phase"] == "Running"  # restarting, as kubectl shows it
 
 
 def test_the_containers_of_a_pod_no_longer_desired_are_removed(

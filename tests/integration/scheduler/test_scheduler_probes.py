@@ -8,6 +8,7 @@ from edgeworkers.pods import desired
 from edgeworkers.runtime import labels
 from tests.integration.queue.queuekit import busybox_pod, node_containers
 from tests.integration.scheduler.conftest import free_port, hold
+from tests.integration.statuses import pod_status
 from tests.polling import wait_for
 
 
@@ -16,12 +17,12 @@ def probe(**action: Any) -> dict[str, Any]:
 
 
 def app_status(store, key: str) -> dict[str, Any] | None:
-    status = store.get_pod_status(key)
+    status = pod_status(store, key)
     return status["containerStatuses"][0] if status and status.get("containerStatuses") else None
 
 
 def condition(store, key: str, kind: str) -> str | None:
-    status = store.get_pod_status(key) or {}
+    status = pod_status(store, key) or {}
     return next((c["status"] for c in status.get("conditions", []) if c["type"] == kind), None)
 
 
@@ -62,7 +63,7 @@ def test_an_http_readiness_probe_toggles_ready(agent_processes, store, send, doc
 
     exec_in(docker_client, node_name, "web", "rm /www/index.html")  # 404 from now on
     wait_for(lambda: condition(store, "default/web", "Ready") == "False", 10, "not Ready")
-    status = store.get_pod_status("default/web")
+    status = pod_status(store, "default/web")
     assert status["phase"] == "Running" and status["containerStatuses"][0]["ready"] is False
     assert status["containerStatuses"][0]["restartCount"] == 0  # readiness never restarts
 

@@ -58,7 +58,7 @@ def test_every_client_and_command_authenticates_with_the_file() -> None:
     client = redis_client(settings)
     assert client.ping()
     assert PASSWORD_FILE.read_text().strip() not in repr(client)
-    assert make_broker(settings).client.ping()  # the workers' and the bridge's queues: Dramatiq's own client
+    assert make_broker(settings, redis_client(settings)).client.ping()  # the workers' and the bridge's queues: Dramatiq's own client
     env = {**os.environ, "EDGEWORKERS_REDIS_URL": URL}
     env["EDGEWORKERS_REDIS_PASSWORD_FILE"] = str(PASSWORD_FILE)
     listed = subprocess.run([EDGEWORKERS, "pod", "list"], env=env, capture_output=True, text=True, timeout=60,

@@ -1,10 +1,11 @@
-"""Fixtures the bridge's tests share: MetaManager's store and outbox on fakeredis, and the fake cloud."""
+"""Fixtures the bridge's tests share: MetaManager's store, outbox and status manager on fakeredis, and the fake cloud."""
 from __future__ import annotations
 
 import pytest
 
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import MetaStore
+from edgeworkers.status.manager import StatusManager
 from tests.unit.bridge.fakecloud import FakeApi
 
 
@@ -16,6 +17,11 @@ def store(fake_redis) -> MetaStore:
 @pytest.fixture
 def outbox(fake_redis) -> Outbox:
     return Outbox(fake_redis)
+
+
+@pytest.fixture
+def status(store, outbox) -> StatusManager:
+    return StatusManager(store, outbox)
 
 
 @pytest.fixture

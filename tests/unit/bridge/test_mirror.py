@@ -25,8 +25,8 @@ def clock() -> list[float]:
 
 
 @pytest.fixture
-def mirrors(api, store, outbox, clock) -> MirrorPods:
-    return MirrorPods(api, store, outbox, NODE, clock=lambda: clock[0])
+def mirrors(api, store, status, clock) -> MirrorPods:
+    return MirrorPods(api, store, status, NODE, clock=lambda: clock[0])
 
 
 def cloud_mirror(api: FakeApi, mirrors: MirrorPods, key: str = KEY) -> dict[str, Any]:
@@ -69,9 +69,9 @@ def test_the_hash_follows_what_makes_the_pod_and_not_its_versions():
 # --- sync ------------------------------------------------------------------------------------------
 
 
-def test_a_missing_mirror_is_created_and_given_the_static_pods_last_status(api, store, outbox, mirrors):
+def test_a_missing_mirror_is_created_and_given_the_static_pods_last_status(api, store, outbox, status, mirrors):
     store.put(POD, static_pod())
-    store.put_pod_status(KEY, STATUS)
+    status.set(KEY, None, STATUS)
     mirrors.sync()
     created = api.objects[pod_path("default", NAME)]
     assert created["metadata"]["annotations"][ANNOTATION_MIRROR] == static_pod_hash(static_pod())
@@ -102,9 +102,9 @@ def test_cloud_pods_and_pods_being_deleted_get_no_mirror(api, store, mirrors):
     assert api.calls == []
 
 
-def test_a_mirror_deleted_at_the_cloud_is_deleted_for_good_and_created_anew(api, store, outbox, mirrors, clock):
+def test_a_mirror_deleted_at_the_cloud_is_deleted_for_good_and_created_anew(api, store, outbox, status, mirrors, clock):
     store.put(POD, static_pod())
-    store.put_pod_status(KEY, STATUS)
+    status.set(KEY, None, STATUS)
     mirrors.sync()
     outbox.ack(outbox.peek()[0])
     old_uid = cloud_mirror(api, mirrors)["metadata"]["uid"]

@@ -18,6 +18,7 @@ from edgeworkers.config import Settings
 from edgeworkers.kubeclient import ApiClient, ClusterAccess
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import MetaStore
+from edgeworkers.status.manager import StatusManager
 from tests.polling import wait_for
 from tests.unit.fakehttp import Handler, Server, reply, servers, stream
 
@@ -101,14 +102,15 @@ def test_stop_ends_a_watch_blocked_in_its_read(serve: Callable[[Handler], Server
     }))
     mirrors = type("Mirrors", (), {"observe": lambda *a: None, "reconcile": lambda *a: None})()
 
-    def loops(api: ApiClient, config: Settings, broker: object = None) -> dict[str, run.Loop]:
-        watcher = PodWatcher(api, MetaStore(fake_redis), lambda m: None, "n", mirrors, Outbox(fake_redis))
-        return {"pod-watcher": watcher.run}
-
-    monkeypatch.setattr(run, "bridge_loops", loops)
     stop, apis = threading.Event(), []
-    extra = {"heartbeat": lambda api: (apis.append(api), stop.wait)[1]}
-    bridge = threading.Thread(target=run.run_bridge, args=(Settings(kubeconfig=kubeconfig), stop, extra), daemon=True)
+
+    def loops(api: ApiClient) -> dict[str, run.Loop]:
+        apis.append(api)
+        store = MetaStore(fake_redis)
+        watcher = PodWatcher(api, store, lambda m: None, "n", mirrors, StatusManager(store, Outbox(fake_redis)))
+        return {"pod-watcher": watcher.run, "heartbeat": lambda stopped: stopped.wait()}
+
+    bridge = threading.Thread(target=run.run_bridge, args=(Settings(kubeconfig=kubeconfig), stop, loops), daemon=True)
     bridge.start()
     wait_for(lambda: any(q.get("watch") for _, q, _ in server.requests), what="the watch")
     stop.set()
@@ -118,10 +120,15 @@ def test_stop_ends_a_watch_blocked_in_its_read(serve: Callable[[Handler], Server
     assert len(apis) == 1
 
 
-def test_the_bridge_imports_neither_the_actors_nor_the_cloud_nor_the_pod_models() -> None:
-    """Layering and memory: the bridge process must not build a worker's runtime, carry the cloud API server, or load
-    the pod models and their validation (about 8 MiB it has no use for)."""
+def test_the_bridge_imports_neither_the_actors_nor_the_cloud_nor_the_pod_models(tmp_path) -> None:
+    """Layering and memory: a process running the bridge and the node's endpoint alone (`edgeworkers node serve`)
+    must not declare the pod actors, carry the cloud API server, or load the pod models and their validation (about
+    8 MiB it has no use for)."""
     heavy = ("edgeworkers.actors", "edgeworkers.cloud", "edgeworkers.k8s.pod", "edgeworkers.k8s.validation")
-    code = (f"import sys, edgeworkers.node.cli; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
+    code = ("import sys, edgeworkers.node.serve\n"
+            "from edgeworkers import wiring\n"
+            "from edgeworkers.config import Settings\n"
+            f"wiring.bridge_loops(wiring.build(Settings(data_dir={str(tmp_path)!r})))(None)\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

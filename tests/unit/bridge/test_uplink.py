@@ -21,8 +21,8 @@ def running(message: str = "") -> dict:
 
 
 @pytest.fixture
-def mirrors(api, store, outbox) -> MirrorPods:
-    return MirrorPods(api, store, outbox, NODE)
+def mirrors(api, store, status) -> MirrorPods:
+    return MirrorPods(api, store, status, NODE)
 
 
 @pytest.fixture

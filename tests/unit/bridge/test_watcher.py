@@ -16,13 +16,14 @@ from edgeworkers.bridge.watcher import (
     classify,
     operation,
     spec_changed,
-    status_differs,
 )
 from edgeworkers.constants import ANNOTATION_MIRROR, ANNOTATION_SOURCE, SOURCE_API, SOURCE_FILE
 from edgeworkers.kubeclient import ApiError, CloudUnavailable, WatchExpired
 from edgeworkers.messages import Message
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.status.manager import StatusManager
+from tests.unit.clock import Clock
 
 NODE = "edge-1"
 SPEC = {"nodeName": NODE, "containers": [{"name": "c", "image": "busybox"}]}
@@ -100,19 +101,12 @@ class Mirrors:
         self.reconciled.append([p["metadata"]["name"] for p in mirror_pods])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @dataclass
 class Env:
     api: FakeApi
     store: MetaStore
     outbox: Outbox
+    status: StatusManager
     mirrors: Mirrors
     sent: list[Message]
     clock: Clock
@@ -128,8 +122,9 @@ class Env:
 @pytest.fixture
 def env(fake_redis) -> Env:
     api, store, outbox, mirrors, sent, clock = FakeApi(), MetaStore(fake_redis), Outbox(fake_redis), Mirrors(), [], Clock()
-    watcher = PodWatcher(api, store, sent.append, NODE, mirrors, outbox, clock=clock, jitter=lambda: 0.5)
-    return Env(api, store, outbox, mirrors, sent, clock, watcher)
+    status = StatusManager(store, outbox)
+    watcher = PodWatcher(api, store, sent.append, NODE, mirrors, status, clock=clock, jitter=lambda: 0.5)
+    return Env(api, store, outbox, status, mirrors, sent, clock, watcher)
 
 
 def listed(env: Env, rv: str, *items: dict) -> None:
@@ -197,28 +192,6 @@ def test_operation(old: dict | None, new: dict, op: str) -> None:
     assert operation(old, new) == op
 
 
-def _with(status: dict, **change: Any) -> dict:
-    container = {**status["containerStatuses"][0], **change}
-    return {**status, "containerStatuses": [container]}
-
-
-@pytest.mark.parametrize(("cloud", "local", "differs"), [
-    (READY, READY, False),
-    ({**READY, "startTime": "t", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "x"}]},
-     READY, False),
-    (NOT_READY, READY, True),
-    ({**READY, "phase": "Pending"}, READY, True),
-    (_with(READY, ready=False), READY, True),
-    (_with(READY, restartCount=1), READY, True),
-    (_with(READY, state={"waiting": {"reason": "CrashLoopBackOff"}}), READY, True),
-    (_with(READY, state={"running": {"startedAt": "later"}}), READY, False),
-    ({}, READY, True),
-    (None, {}, False),
-])
-def test_status_differs(cloud: dict | None, local: dict, differs: bool) -> None:
-    assert status_differs(cloud, local) is differs
-
-
 # --- list and watch ------------------------------------------------------------------------------
 
 
@@ -246,7 +219,7 @@ def test_lists_then_watches_from_the_lists_version_and_resumes_from_the_last_see
 
 def test_a_status_only_change_sends_no_task_and_the_echo_of_the_nodes_status_nothing_more(env: Env) -> None:
     listed(env, "10", pod("a", "5"))
-    env.store.put_pod_status("default/a", READY)
+    env.status.set("default/a", None, READY)
     watched(env, ("MODIFIED", pod("a", "11", status=READY)))
     assert env.operations() == [("insert", "default/a")]
     assert env.stored("a")["metadata"]["resourceVersion"] == "11"
@@ -255,7 +228,7 @@ def test_a_status_only_change_sends_no_task_and_the_echo_of_the_nodes_status_not
 
 def test_a_cloud_status_that_differs_from_the_nodes_is_sent_again(env: Env) -> None:
     listed(env, "10", pod("a", "5"))
-    env.store.put_pod_status("default/a", READY)
+    env.status.set("default/a", None, READY)
     watched(env, ("MODIFIED", pod("a", "11", status=NOT_READY)))  # the node lifecycle controller's doing
     [item] = env.outbox.peek()
     assert item.payload == {"op": "pod_status", "namespace": "default", "name": "a", "uid": "uid-a",
@@ -265,7 +238,7 @@ def test_a_cloud_status_that_differs_from_the_nodes_is_sent_again(env: Env) -> N
 
 def test_no_status_is_sent_again_for_a_pod_being_deleted(env: Env) -> None:
     listed(env, "10", pod("a", "5"))
-    env.store.put_pod_status("default/a", READY)
+    env.status.set("default/a", None, READY)
     env.outbox.pod_deleted("default", "a", "uid-a", mirror=False)  # the worker's confirmation, pending
     watched(env, ("MODIFIED", pod("a", "11", status=NOT_READY, deletionTimestamp="t")))
     assert [item.payload["op"] for item in env.outbox.peek()] == ["pod_deleted"]
@@ -311,7 +284,7 @@ def test_pods_deleted_while_away_are_stopped_and_unchanged_ones_left_alone(env: 
     static = pod("s", "3", annotations={ANNOTATION_SOURCE: SOURCE_FILE})
     env.store.put(POD, static)
     listed(env, "10", pod("a", "5"), pod("b", "6"))
-    env.store.put_pod_status("default/b", READY)
+    env.status.set("default/b", None, READY)
     watched(env, CloudUnavailable("gone"))
     env.sent.clear()
     b_before = env.stored("b")
@@ -421,7 +394,7 @@ def test_run_stops_when_told(env: Env) -> None:
     api = Stopping()
     api.lists.append(listing("10"))
     api.watches.append([])
-    env.watcher = PodWatcher(api, env.store, env.sent.append, NODE, env.mirrors, env.outbox, clock=env.clock)
+    env.watcher = PodWatcher(api, env.store, env.sent.append, NODE, env.mirrors, env.status, clock=env.clock)
     env.watcher.run(stop)
     assert env.store.keys(POD) == {"default/a", "default/b"}
     assert api.closed_streams == 1

@@ -19,21 +19,11 @@ from edgeworkers.cloud.nodelifecycle import (
 from edgeworkers.cloud.store import MODIFIED, Store
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
+from tests.unit.clock import Clock
 
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 NOW = "2026-11-29T12:01:00Z"
 KUBELET = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += dt.timedelta(seconds=seconds)
 
 
 def condition(kind, status="True", beat="2026-11-29T12:00:00Z", since="2026-11-29T11:00:00Z", reason="Kubelet"):
@@ -151,7 +141,7 @@ def test_pod_not_ready_keeps_reason_and_message():
 
 @pytest.fixture
 def cluster(tmp_path):
-    clock = Clock()
+    clock = Clock(T0)
     store = Store(tmp_path / "objects.db", clock=clock)
     hub = Hub(store)
     events = []

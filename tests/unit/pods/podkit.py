@@ -12,19 +12,6 @@ T0 = 1_800_000_000.0
 RUNNING, EXITED, CREATED = ContainerState.RUNNING, ContainerState.EXITED, ContainerState.CREATED
 
 
-class Clock:
-    """Epoch seconds that move only when the test says so."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def container(name: str, image: str = "busybox", **fields: Any) -> dict[str, Any]:
     return {"name": name, "image": image, "imagePullPolicy": "IfNotPresent", **fields}
 

@@ -10,12 +10,12 @@ import pytest
 from edgeworkers.metamanager.store import POD
 from edgeworkers.pods.backoff import MemoryBackoffStore
 from edgeworkers.pods.lock import pod_lock
-from edgeworkers.pods.reconcile import Agent, reconcile
+from edgeworkers.pods.reconcile import PodWorkers, reconcile
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.fake import FakeRuntime
 from tests.polling import wait_for
-from tests.unit.pods.test_reconcile import make_agent, pod
+from tests.unit.pods.test_reconcile import make_workers, pod
 
 IMAGE = "remote/app:1"
 
@@ -47,16 +47,16 @@ def events() -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture
-def agent(fake_redis, settings, runtime, events) -> Agent:
+def workers(fake_redis, settings, runtime, events) -> PodWorkers:
     syncer = PodSyncer(
         runtime, MemoryBackoffStore(), settings, image_locks=fake_redis,
         events=lambda p, reason, message, kind: events.append((p.metadata.name, reason, message, kind)),
     )  # fmt: skip
-    return make_agent(fake_redis, syncer, settings)
+    return make_workers(fake_redis, syncer, settings)
 
 
-def app_state(agent: Agent, name: str = "web") -> dict:
-    return agent.store.get_pod_status(f"default/{name}")["containerStatuses"][0]["state"]
+def app_state(workers: PodWorkers, name: str = "web") -> dict:
+    return workers.status.get(f"default/{name}")["containerStatuses"][0]["state"]
 
 
 def in_thread(target, *args) -> tuple[threading.Thread, list]:
@@ -73,18 +73,18 @@ def in_thread(target, *args) -> tuple[threading.Thread, list]:
     return thread, errors
 
 
-def test_a_slow_pull_holds_no_pod_lock_so_a_delete_runs_meanwhile(agent, runtime, events) -> None:
-    agent.store.put(POD, pod(image=IMAGE))
-    adding, errors = in_thread(reconcile, agent, "default/web")
+def test_a_slow_pull_holds_no_pod_lock_so_a_delete_runs_meanwhile(workers, runtime, events) -> None:
+    workers.store.put(POD, pod(image=IMAGE))
+    adding, errors = in_thread(reconcile, workers, "default/web")
     assert runtime.pulling.wait(5)
 
-    with pod_lock(agent.redis, "default/web"):  # free while the image is pulled
+    with pod_lock(workers.redis, "default/web"):  # free while the image is pulled
         pass
     deleted = pod(image=IMAGE, rv="2")
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    agent.store.put(POD, deleted)
-    reconcile(agent, "default/web")  # the delete completes with the pull still going
-    assert agent.store.get(POD, "default", "web") is None and runtime.list_containers() == []
+    workers.store.put(POD, deleted)
+    reconcile(workers, "default/web")  # the delete completes with the pull still going
+    assert workers.store.get(POD, "default", "web") is None and runtime.list_containers() == []
 
     runtime.release.set()
     adding.join(10)
@@ -93,11 +93,11 @@ def test_a_slow_pull_holds_no_pod_lock_so_a_delete_runs_meanwhile(agent, runtime
     assert [e[1] for e in events] == ["Pulling", "Pulled"]
 
 
-def test_the_sync_after_a_pull_starts_the_container_with_kubelets_events(agent, runtime, events) -> None:
+def test_the_sync_after_a_pull_starts_the_container_with_kubelets_events(workers, runtime, events) -> None:
     runtime.release.set()
-    agent.store.put(POD, pod(image=IMAGE))
-    reconcile(agent, "default/web")
-    assert "running" in app_state(agent)
+    workers.store.put(POD, pod(image=IMAGE))
+    reconcile(workers, "default/web")
+    assert "running" in app_state(workers)
     assert [(reason, message) for _, reason, message, _ in events] == [
         ("Pulling", f'Pulling image "{IMAGE}"'),
         ("Pulled", f'Successfully pulled image "{IMAGE}"'),
@@ -107,41 +107,41 @@ def test_the_sync_after_a_pull_starts_the_container_with_kubelets_events(agent, 
     assert len(runtime.calls_named("pull_image")) == 1
 
 
-def test_two_pods_needing_one_image_pull_it_once(agent, runtime) -> None:
+def test_two_pods_needing_one_image_pull_it_once(workers, runtime) -> None:
     for name in ("a", "b"):
-        agent.store.put(POD, pod(name, image=IMAGE))
-    first, errors_a = in_thread(reconcile, agent, "default/a")
+        workers.store.put(POD, pod(name, image=IMAGE))
+    first, errors_a = in_thread(reconcile, workers, "default/a")
     assert runtime.pulling.wait(5)
-    second, errors_b = in_thread(reconcile, agent, "default/b")
-    wait_for(lambda: agent.redis.keys("*lock:image*"), 5, "the image's pull lock held")
+    second, errors_b = in_thread(reconcile, workers, "default/b")
+    wait_for(lambda: workers.redis.keys("*lock:image*"), 5, "the image's pull lock held")
     runtime.release.set()
     for thread in (first, second):
         thread.join(10)
     assert errors_a == errors_b == []
     assert len(runtime.calls_named("pull_image")) == 1
-    assert "running" in app_state(agent, "a") and "running" in app_state(agent, "b")
-    assert agent.redis.keys("*lock:image*") == []
+    assert "running" in app_state(workers, "a") and "running" in app_state(workers, "b")
+    assert workers.redis.keys("*lock:image*") == []
 
 
-def test_a_failed_pull_is_err_image_pull_then_image_pull_back_off(agent, runtime, events) -> None:
+def test_a_failed_pull_is_err_image_pull_then_image_pull_back_off(workers, runtime, events) -> None:
     runtime.release.set()
-    agent.store.put(POD, pod(image="remote/nowhere:1"))
-    reconcile(agent, "default/web")
-    waiting = app_state(agent)["waiting"]
+    workers.store.put(POD, pod(image="remote/nowhere:1"))
+    reconcile(workers, "default/web")
+    waiting = app_state(workers)["waiting"]
     assert waiting["reason"] == "ErrImagePull" and "repository does not exist" in waiting["message"]
     assert [e[1] for e in events] == ["Pulling", "Failed"]
     assert events[1][2].startswith('Failed to pull image "remote/nowhere:1": ') and events[1][3] == "Warning"
 
-    reconcile(agent, "default/web")  # within the back-off: no pull, before the lock or under it
-    assert app_state(agent)["waiting"] == {"reason": "ImagePullBackOff",
+    reconcile(workers, "default/web")  # within the back-off: no pull, before the lock or under it
+    assert app_state(workers)["waiting"] == {"reason": "ImagePullBackOff",
                                            "message": 'Back-off pulling image "remote/nowhere:1"'}  # fmt: skip
     assert len(runtime.calls_named("pull_image")) == 1 and events[-1][1] == "BackOff"
 
 
-def test_an_engine_refusal_before_the_lock_leaves_the_pull_to_the_sync(agent, runtime, events) -> None:
+def test_an_engine_refusal_before_the_lock_leaves_the_pull_to_the_sync(workers, runtime, events) -> None:
     runtime.release.set()
     runtime.fail("image_present", ContainerRuntimeError("engine hiccup"))  # the prefetch's look at the image
-    agent.store.put(POD, pod(image=IMAGE))
-    reconcile(agent, "default/web")
-    assert "running" in app_state(agent)
+    workers.store.put(POD, pod(image=IMAGE))
+    reconcile(workers, "default/web")
+    assert "running" in app_state(workers)
     assert [e[1] for e in events] == ["Pulling", "Pulled", "Created", "Started"]

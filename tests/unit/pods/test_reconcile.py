@@ -10,12 +10,12 @@ import redis
 
 from edgeworkers import constants
 from edgeworkers.k8s.pod import Pod
-from edgeworkers.metamanager.client import MetaClient
 from edgeworkers.metamanager.outbox import POD_DELETED, POD_STATUS, Outbox
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.lock import PodBusy, pod_lock
-from edgeworkers.pods.reconcile import Agent, InvalidPod, reconcile, remove_orphans, schedule_sync
+from edgeworkers.pods.reconcile import InvalidPod, PodWorkers, reconcile, remove_orphans, schedule_sync
 from edgeworkers.pods.sync import SyncResult
+from edgeworkers.status.manager import StatusManager
 
 
 @dataclass
@@ -47,62 +47,82 @@ def pod(name: str = "web", image: str = "busybox", rv: str = "1", source: str | 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
 
 
-def make_agent(client, syncer, settings, broker=None) -> Agent:
+def make_workers(client, syncer, settings, broker=None) -> PodWorkers:
     store = MetaStore(client)
-    return Agent(client, store, MetaClient(store, Outbox(client)), syncer, broker, settings)
+    return PodWorkers(client, store, StatusManager(store, Outbox(client)), syncer, broker, settings)
 
 
 @pytest.fixture
-def agent(fake_redis, settings) -> Agent:
-    return make_agent(fake_redis, FakeSyncer(), settings, RecordingBroker())
+def workers(fake_redis, settings) -> PodWorkers:
+    return make_workers(fake_redis, FakeSyncer(), settings, RecordingBroker())
 
 
-def outbox_ops(agent: Agent) -> list[tuple[str, str, bool]]:
-    return [(i.payload["op"], i.payload["name"], i.payload["mirror"]) for i in agent.meta.outbox.peek()]
+def outbox_ops(workers: PodWorkers) -> list[tuple[str, str, bool]]:
+    return [(i.payload["op"], i.payload["name"], i.payload["mirror"]) for i in Outbox(workers.redis).peek()]
 
-def test_reconcile_syncs_the_stored_desired_pod_and_stores_its_status(agent):
-    agent.store.put(POD, pod(image="busybox:1.36", rv="2"))
-    assert reconcile(agent, "default/web") is None
-    [(key, synced)] = agent.syncer.calls
+def test_a_task_decodes_its_pod_once_and_again_only_when_it_changed_before_the_lock(workers, monkeypatch):
+    from edgeworkers.pods import reconcile as module
+
+    decoded = []
+    monkeypatch.setattr(module, "decode_pod", lambda raw: decoded.append(raw["metadata"]["resourceVersion"]) or
+                        Pod.model_validate(raw))
+    workers.store.put(POD, pod(rv="2"))
+    reconcile(workers, "default/web")
+    assert decoded == ["2"]  # before the lock, for the image prefetch; the sync under it reuses that decode
+
+    class Reapply(FakeSyncer):
+        def prefetch_images(self, key, pod_):
+            workers.store.put(POD, pod(image="busybox:1.36", rv="3"))  # a new version lands before the lock
+            return {}
+
+    decoded.clear()
+    reconcile(make_workers(workers.redis, Reapply(), workers.settings), "default/web")
+    assert decoded == ["2", "3"]
+
+
+def test_reconcile_syncs_the_stored_desired_pod_and_stores_its_status(workers):
+    workers.store.put(POD, pod(image="busybox:1.36", rv="2"))
+    assert reconcile(workers, "default/web") is None
+    [(key, synced)] = workers.syncer.calls
     assert key == "default/web"
     assert synced.spec.containers[0].image == "busybox:1.36"
-    assert agent.store.get_pod_status("default/web") == {"phase": "Running"}
+    assert workers.status.get("default/web") == {"phase": "Running"}
 
 
-def test_reconcile_of_a_pod_no_longer_desired_syncs_none_and_forgets_its_status(agent):
-    agent.store.put_pod_status("default/web", {"phase": "Running"})
-    agent.syncer.result = SyncResult(None, None)
-    reconcile(agent, "default/web")
-    assert agent.syncer.calls == [("default/web", None)]
-    assert agent.store.get_pod_status("default/web") is None
+def test_reconcile_of_a_pod_no_longer_desired_syncs_none_and_forgets_its_status(workers):
+    workers.status.set("default/web", None, {"phase": "Running"})
+    workers.syncer.result = SyncResult(None, None)
+    reconcile(workers, "default/web")
+    assert workers.syncer.calls == [("default/web", None)]
+    assert workers.status.get("default/web") is None
 
 
-def test_a_deleted_pod_leaves_the_desired_state_once_its_containers_are_gone(agent):
+def test_a_deleted_pod_leaves_the_desired_state_once_its_containers_are_gone(workers):
     deleted = pod(rv="3")
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    agent.store.put(POD, deleted)
-    agent.syncer.result = SyncResult(None, None)
-    reconcile(agent, "default/web")
-    [(_, synced)] = agent.syncer.calls
+    workers.store.put(POD, deleted)
+    workers.syncer.result = SyncResult(None, None)
+    reconcile(workers, "default/web")
+    [(_, synced)] = workers.syncer.calls
     assert synced.metadata.deletion_timestamp
-    assert agent.store.get(POD, "default", "web") is None
+    assert workers.store.get(POD, "default", "web") is None
 
 
-def test_an_invalid_pod_being_deleted_is_still_killed_and_forgotten(agent):
+def test_an_invalid_pod_being_deleted_is_still_killed_and_forgotten(workers):
     bad = pod(rv="4")
     bad["spec"]["containers"][0]["name"] = "Web_1"
     bad["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    agent.store.put(POD, bad)
-    agent.syncer.result = SyncResult(None, None)
-    reconcile(agent, "default/web")
-    assert agent.syncer.calls == [("default/web", None)]
-    assert agent.store.get(POD, "default", "web") is None
+    workers.store.put(POD, bad)
+    workers.syncer.result = SyncResult(None, None)
+    reconcile(workers, "default/web")
+    assert workers.syncer.calls == [("default/web", None)]
+    assert workers.store.get(POD, "default", "web") is None
 
 
-def test_a_pod_applied_anew_while_being_deleted_is_kept(agent):
+def test_a_pod_applied_anew_while_being_deleted_is_kept(workers):
     deleted = pod(rv="3")
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    store = agent.store
+    store = workers.store
     store.put(POD, deleted)
 
     class ReapplyDuringSync(FakeSyncer):
@@ -110,37 +130,37 @@ def test_a_pod_applied_anew_while_being_deleted_is_kept(agent):
             store.put(POD, pod(rv="4"))  # `pod apply` while the containers are being stopped
             return SyncResult(None, None)
 
-    reconcile(make_agent(agent.redis, ReapplyDuringSync(), agent.settings), "default/web")
+    reconcile(make_workers(workers.redis, ReapplyDuringSync(), workers.settings), "default/web")
     assert store.get(POD, "default", "web")["metadata"]["resourceVersion"] == "4"
 
 
-def test_reconcile_returns_the_syncers_follow_up_delay(agent):
-    agent.store.put(POD, pod())
-    agent.syncer.result = SyncResult({"phase": "Pending"}, 10.0)
-    assert reconcile(agent, "default/web") == 10.0
+def test_reconcile_returns_the_syncers_follow_up_delay(workers):
+    workers.store.put(POD, pod())
+    workers.syncer.result = SyncResult({"phase": "Pending"}, 10.0)
+    assert reconcile(workers, "default/web") == 10.0
 
 
-def test_an_invalid_desired_pod_is_refused_with_its_reason_and_never_synced(agent, caplog):
+def test_an_invalid_desired_pod_is_refused_with_its_reason_and_never_synced(workers, caplog):
     bad = pod()
     bad["spec"]["containers"][0]["name"] = "Web_1"
-    agent.store.put(POD, bad)
+    workers.store.put(POD, bad)
     with pytest.raises(InvalidPod, match="Web_1"):
-        reconcile(agent, "default/web")
-    assert agent.syncer.calls == []
-    status = agent.store.get_pod_status("default/web")
+        reconcile(workers, "default/web")
+    assert workers.syncer.calls == []
+    status = workers.status.get("default/web")
     assert status["phase"] == "Failed" and status["reason"] == "Invalid"
     assert 'spec.containers[0].name: Invalid value: "Web_1"' in status["message"]
     assert "default/web" in caplog.text and "Web_1" in caplog.text
 
 
-def test_a_desired_pod_that_does_not_decode_is_refused_with_its_reason_and_never_synced(agent, caplog):
+def test_a_desired_pod_that_does_not_decode_is_refused_with_its_reason_and_never_synced(workers, caplog):
     bad = pod()
     bad["spec"]["containers"][0]["command"] = ["sleep", 5]  # validation passes; only decoding catches it
-    agent.store.put(POD, bad)
+    workers.store.put(POD, bad)
     with pytest.raises(InvalidPod, match="spec.containers.command"):
-        reconcile(agent, "default/web")
-    assert agent.syncer.calls == []
-    status = agent.store.get_pod_status("default/web")
+        reconcile(workers, "default/web")
+    assert workers.syncer.calls == []
+    status = workers.status.get("default/web")
     assert status["phase"] == "Failed" and status["reason"] == "Invalid"
     assert status["message"] == (
         'Pod in version "v1" cannot be handled as a Pod: '
@@ -149,71 +169,71 @@ def test_a_desired_pod_that_does_not_decode_is_refused_with_its_reason_and_never
     assert "default/web" in caplog.text and "spec.containers.command" in caplog.text
 
 
-def test_a_pod_busy_in_another_worker_is_retried_later_not_synced(agent):
-    agent.store.put(POD, pod())
-    with pod_lock(agent.redis, "default/web"), pytest.raises(PodBusy):
-        reconcile(agent, "default/web")
-    assert agent.syncer.calls == []
+def test_a_pod_busy_in_another_worker_is_retried_later_not_synced(workers):
+    workers.store.put(POD, pod())
+    with pod_lock(workers.redis, "default/web"), pytest.raises(PodBusy):
+        reconcile(workers, "default/web")
+    assert workers.syncer.calls == []
 
 
 
 
-def test_a_changed_status_is_queued_for_the_cloud_once(agent):
-    agent.store.put(POD, pod(source=constants.SOURCE_API))
-    reconcile(agent, "default/web")
-    reconcile(agent, "default/web")  # the same status again: nothing more to send
-    [item] = agent.meta.outbox.peek()
+def test_a_changed_status_is_queued_for_the_cloud_once(workers):
+    workers.store.put(POD, pod(source=constants.SOURCE_API))
+    reconcile(workers, "default/web")
+    reconcile(workers, "default/web")  # the same status again: nothing more to send
+    [item] = Outbox(workers.redis).peek()
     assert item.payload == {"op": POD_STATUS, "namespace": "default", "name": "web", "uid": "uid-web",
                             "status": {"phase": "Running"}, "mirror": False}
-    agent.syncer.result = SyncResult({"phase": "Failed"}, None)
-    reconcile(agent, "default/web")
-    [item] = agent.meta.outbox.peek()  # the newer status replaced the pending one
+    workers.syncer.result = SyncResult({"phase": "Failed"}, None)
+    reconcile(workers, "default/web")
+    [item] = Outbox(workers.redis).peek()  # the newer status replaced the pending one
     assert item.payload["status"] == {"phase": "Failed"}
 
 
-def test_a_static_pods_status_goes_to_its_mirror_pod(agent):
-    agent.store.put(POD, pod("web-node1", source=constants.SOURCE_FILE))
-    reconcile(agent, "default/web-node1")
-    assert outbox_ops(agent) == [(POD_STATUS, "web-node1", True)]
+def test_a_static_pods_status_goes_to_its_mirror_pod(workers):
+    workers.store.put(POD, pod("web-node1", source=constants.SOURCE_FILE))
+    reconcile(workers, "default/web-node1")
+    assert outbox_ops(workers) == [(POD_STATUS, "web-node1", True)]
 
 
-def test_a_deleted_pods_end_is_confirmed_to_the_cloud_after_its_containers_are_gone(agent):
+def test_a_deleted_pods_end_is_confirmed_to_the_cloud_after_its_containers_are_gone(workers):
     deleted = pod(rv="3", source=constants.SOURCE_API)
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    agent.store.put(POD, deleted)
-    agent.syncer.result = SyncResult({"phase": "Running"}, 1.0)  # containers still stopping
-    reconcile(agent, "default/web")
-    assert [op for op, _, _ in outbox_ops(agent)] == [POD_STATUS]
-    agent.syncer.result = SyncResult(None, None)
-    reconcile(agent, "default/web")
-    [item] = agent.meta.outbox.peek()
+    workers.store.put(POD, deleted)
+    workers.syncer.result = SyncResult({"phase": "Running"}, 1.0)  # containers still stopping
+    reconcile(workers, "default/web")
+    assert [op for op, _, _ in outbox_ops(workers)] == [POD_STATUS]
+    workers.syncer.result = SyncResult(None, None)
+    reconcile(workers, "default/web")
+    [item] = Outbox(workers.redis).peek()
     assert item.payload == {"op": POD_DELETED, "namespace": "default", "name": "web", "uid": "uid-web", "mirror": False}
-    assert agent.store.tombstone(POD, "default", "web") == 3
+    assert workers.store.tombstone(POD, "default", "web") == 3
 
 
-def test_a_pod_that_was_never_desired_confirms_nothing(agent):
-    agent.syncer.result = SyncResult(None, None)
-    reconcile(agent, "default/web")
-    assert outbox_ops(agent) == []
+def test_a_pod_that_was_never_desired_confirms_nothing(workers):
+    workers.syncer.result = SyncResult(None, None)
+    reconcile(workers, "default/web")
+    assert outbox_ops(workers) == []
 
 
-def test_an_invalid_pods_failure_is_queued_for_the_cloud(agent):
+def test_an_invalid_pods_failure_is_queued_for_the_cloud(workers):
     bad = pod(source=constants.SOURCE_API)
     bad["spec"]["containers"][0]["name"] = "Web_1"
-    agent.store.put(POD, bad)
+    workers.store.put(POD, bad)
     with pytest.raises(InvalidPod):
-        reconcile(agent, "default/web")
-    [item] = agent.meta.outbox.peek()
+        reconcile(workers, "default/web")
+    [item] = Outbox(workers.redis).peek()
     assert item.payload["status"]["phase"] == "Failed" and item.payload["status"]["reason"] == "Invalid"
 
 
-def test_schedule_sync_keeps_a_single_chain_per_pod(agent):
-    assert schedule_sync(agent, "default/web", {}, 10.0)
-    assert not schedule_sync(agent, "default/web", {}, 10.0)  # one is already due as soon
-    assert not schedule_sync(agent, "default/web", {}, 60.0)
-    assert schedule_sync(agent, "default/web", {}, 1.0)  # sooner than the pending one
-    assert schedule_sync(agent, "default/other", {}, 10.0)
-    sent = agent.broker.messages
+def test_schedule_sync_keeps_a_single_chain_per_pod(workers):
+    assert schedule_sync(workers, "default/web", {}, 10.0)
+    assert not schedule_sync(workers, "default/web", {}, 10.0)  # one is already due as soon
+    assert not schedule_sync(workers, "default/web", {}, 60.0)
+    assert schedule_sync(workers, "default/web", {}, 1.0)  # sooner than the pending one
+    assert schedule_sync(workers, "default/other", {}, 10.0)
+    sent = workers.broker.messages
     assert [delay for _, delay in sent] == [10_000, 1_000, 10_000]
     assert {(m.actor_name, m.queue_name) for m, _ in sent} == {("sync_pod", constants.QUEUE_POD_SYNC)}
     assert sent[0][0].args == ("default/web", {})
@@ -243,7 +263,7 @@ def orphan_agent(fake_redis, settings, stale: list[str]):
         ref = PodRef(f"uid-{name}", "default", name)
         runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
     syncer = RacySyncer(PodSyncer(runtime, MemoryBackoffStore(), settings), stale)
-    return make_agent(fake_redis, syncer, settings), runtime
+    return make_workers(fake_redis, syncer, settings), runtime
 
 
 def test_a_follow_up_whose_enqueue_fails_leaves_no_pending_marker_so_the_retry_schedules_it(
@@ -253,10 +273,10 @@ def test_a_follow_up_whose_enqueue_fails_leaves_no_pending_marker_so_the_retry_s
         def enqueue(self, message, *, delay=None):
             raise redis.ConnectionError("redis away")
 
-    down = make_agent(fake_redis, FakeSyncer(), settings, DownBroker())
+    down = make_workers(fake_redis, FakeSyncer(), settings, DownBroker())
     with pytest.raises(redis.ConnectionError):
         schedule_sync(down, "default/web", {}, 10.0)
-    up = make_agent(fake_redis, FakeSyncer(), settings, RecordingBroker())
+    up = make_workers(fake_redis, FakeSyncer(), settings, RecordingBroker())
     assert schedule_sync(up, "default/web", {}, 10.0)  # not "already pending": the task's retry enqueues it
     assert len(up.broker.messages) == 1
 

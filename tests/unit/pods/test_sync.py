@@ -13,12 +13,13 @@ from edgeworkers.pods.sync import PodSyncer, SyncResult
 from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import Container, ContainerState
-from tests.unit.pods.podkit import Clock, container, make_pod
+from tests.unit.clock import Clock
+from tests.unit.pods.podkit import T0, container, make_pod
 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

@@ -13,16 +13,9 @@ from edgeworkers.metamanager.outbox import NODE_METRICS, Outbox
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerConfig, ContainerID, ContainerUsage, PodRef, SandboxConfig
 from scheduler.usage import NodeSample, UsageReporter, rate
+from tests.unit.clock import Clock
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def running_pod(runtime: FakeRuntime, name: str) -> ContainerID:
@@ -47,7 +40,7 @@ def reporter(runtime: FakeRuntime, outbox: Outbox, clock: Clock, node: Node) -> 
 
 
 def test_rates_need_two_samples_and_reports_come_at_most_every_interval() -> None:
-    runtime, outbox, clock, node = FakeRuntime(), Outbox(fakeredis.FakeRedis()), Clock(), Node()
+    runtime, outbox, clock, node = FakeRuntime(), Outbox(fakeredis.FakeRedis()), Clock(100.0), Node()
     app = running_pod(runtime, "web")
     runtime.usages[app] = ContainerUsage(cpu_usage_ns=5_000_000_000, memory_working_set_bytes=3456 * 1024)
     usage = reporter(runtime, outbox, clock, node)
@@ -78,7 +71,7 @@ def test_rates_need_two_samples_and_reports_come_at_most_every_interval() -> Non
 
 
 def test_a_container_new_since_the_last_sample_waits_for_the_next_report() -> None:
-    runtime, outbox, clock, node = FakeRuntime(), Outbox(fakeredis.FakeRedis()), Clock(), Node()
+    runtime, outbox, clock, node = FakeRuntime(), Outbox(fakeredis.FakeRedis()), Clock(100.0), Node()
     usage = reporter(runtime, outbox, clock, node)
     usage.report()
     clock.now += 15

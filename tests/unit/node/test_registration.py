@@ -12,6 +12,7 @@ import pytest
 from edgeworkers.kubeclient import ApiError, CloudUnavailable
 from edgeworkers.node.registration import EVENTS, LEASES, NODES, NodeRegistrar, retry_delay
 from edgeworkers.node.status import NodeFacts
+from tests.unit.clock import Clock
 
 NOW = datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC)
 
@@ -88,14 +89,6 @@ def facts(memory_available_bytes: int = 4 << 30) -> NodeFacts:
     )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def api() -> FakeApi:
     return FakeApi()
@@ -103,7 +96,7 @@ def api() -> FakeApi:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(NOW)
 
 
 @pytest.fixture

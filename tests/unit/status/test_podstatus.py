@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from edgeworkers.k8s.timefmt import format_time
-from edgeworkers.pods.podstatus import compute_pod_status, pod_phase, qos_class
+from edgeworkers.status.podstatus import compute_pod_status, pod_phase, qos_class
 from tests.unit.pods.podkit import CREATED, EXITED, RUNNING, T0, container, ctr, make_pod
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from edgeworkers.pods.cli import ManifestError, pod_row, read_manifests, render
+from edgeworkers.podcommand import ManifestError, pod_row, read_manifests, render
 
 
 def running(ready=True, restarts=0):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
+from edgeworkers.constants import KEY_PLEG_LAST_RELIST
 from edgeworkers.pleg import (
-    KEY_PLEG_LAST_RELIST,
     EventType,
     GenericPLEG,
     compute_events,
@@ -16,6 +16,7 @@ from edgeworkers.pleg import (
 from edgeworkers.runtime.errors import RuntimeUnavailable
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import Container, ContainerConfig, ContainerID, ContainerState, PodRef, SandboxConfig
+from tests.unit.clock import Clock
 
 POD = PodRef("uid-1", "default", "web")
 OTHER = PodRef("uid-2", "default", "db")
@@ -75,17 +76,9 @@ def test_health_from_the_last_relist(last, now, error) -> None:
     assert health_error(last, now) == error
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(100.0)
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from edgeworkers.gc.images import KEY_IMAGES, ImageGC, ImageGCPolicy, ImageRecord, bytes_to_free, select_images
+from edgeworkers.constants import KEY_IMAGES
+from edgeworkers.gc.images import ImageGC, ImageGCPolicy, ImageRecord, bytes_to_free, select_images
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
+from tests.unit.clock import Clock
 
 GB = 1_000_000_000
 
@@ -65,14 +67,6 @@ def rec(ident: str, size: int = GB, first: float = 0.0, last: float = 0.0, **kwa
 def test_lru_selection(images, amount, chosen) -> None:
     picked = select_images(images, amount, 1000.0, ImageGCPolicy(85, 80, min_age_s=60))
     assert [i.id for i in picked] == chosen
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_the_runner_tracks_use_in_redis_and_frees_the_least_recently_used() -> None:

@@ -8,20 +8,16 @@ both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from edgeworkers.k8s.pod import ALWAYS, NEVER, Pod
 from edgeworkers.k8s.pod import Container as SpecContainer
-from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.quantity import parse_quantity
 from edgeworkers.k8s.timefmt import format_time
-from edgeworkers.pods.policy import ALWAYS, NEVER, instance_order
 from edgeworkers.runtime.types import Container, ContainerState
+from edgeworkers.status.proberesults import ProbeResults
 
 Waiting = dict[str, tuple[str, str]]
-# Probe results by container id (the bare id): {"readiness": bool, "startup": bool}, a missing entry meaning no
-# result yet.
-ProbeResults = Mapping[str, Mapping[str, bool]]
 
 
 def _terminated(container: Container) -> dict[str, Any]:
@@ -43,7 +39,7 @@ def _waiting(reason: str, message: str = "") -> dict[str, Any]:
 def _instances(containers: list[Container], name: str, is_init: bool) -> list[Container]:
     """One spec container's instances, newest first."""
     mine = [c for c in containers if not c.is_sandbox and c.name == name and c.is_init == is_init]
-    return sorted(mine, key=instance_order, reverse=True)
+    return sorted(mine, key=Container.instance_order, reverse=True)
 
 
 def container_status(

@@ -1,4 +1,4 @@
-"""``edgeworkers pod apply/delete/list`` (node-local, "static" pods), ``edgeworkers worker`` and ``orphans``.
+"""``edgeworkers pod apply/delete/list``: node-local, "static" pods.
 
 apply and delete write the desired state and enqueue the task, as the cloud bridge does; list prints the stored
 pods with their last status in kubectl's columns.
@@ -7,7 +7,6 @@ pods with their last status in kubectl's columns.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,33 +15,22 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import dramatiq
-import redis
 import typer
 import yaml
 
-from edgeworkers.broker import make_broker
+from edgeworkers import wiring
 from edgeworkers.config import settings
-from edgeworkers.constants import QUEUE_POD_ADD, QUEUE_POD_DELETE, QUEUE_POD_SYNC, QUEUE_POD_UPDATE
 from edgeworkers.k8s.status import APIError
-from edgeworkers.metamanager.store import POD, MetaStore
+from edgeworkers.metamanager.store import POD, StoreError
 from edgeworkers.pods import desired
-from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.errors import RuntimeFault
-from edgeworkers.tasks import sender
 
 pod_app = typer.Typer(no_args_is_help=True)
-# The queues every worker consumes (`edgeworkers worker`, `edgeworkers agent`).
-QUEUES = (QUEUE_POD_ADD, QUEUE_POD_UPDATE, QUEUE_POD_DELETE, QUEUE_POD_SYNC)
 
 
-def _store() -> MetaStore:
-    """Pods need no key; secrets are never read here."""
-    return MetaStore(redis_client(settings()))
-
-
-def _send() -> desired.Send:
-    """Enqueue on the configured broker (built here: only commands that enqueue pay for it)."""
-    return sender(make_broker(settings()))
+def _services() -> wiring.Services:
+    """The command's services: the desired pods and the broker the pods' tasks go to (nothing connects before use)."""
+    return wiring.build(settings())
 
 
 def _fail(error: APIError) -> NoReturn:
@@ -98,11 +86,11 @@ def _error(message: str) -> NoReturn:
 
 
 @contextmanager
-def _services() -> Iterator[None]:
+def _reachable() -> Iterator[None]:
     """An unreachable Redis or Docker engine becomes one clear error line (exit 1), not a traceback."""
     try:
         yield
-    except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:
+    except (StoreError, dramatiq.errors.BrokerConnectionError) as exc:
         _error(f"cannot reach the agent's Redis: {exc}")
     except RuntimeFault as exc:
         _error(str(exc))
@@ -114,12 +102,13 @@ def apply(
 ) -> None:
     """Create or update node-local pods from a manifest."""
     objects = _read(filename)
-    store, send = _store(), _send()
+    services = _services()
+    store, send = services.store, services.send
     for obj in objects:
         if obj.get("kind", "Pod") != "Pod":
             _error(f"only pods can be applied here, not {obj.get('kind')}")
         try:
-            with _services():
+            with _reachable():
                 message = desired.apply_pod(store, send, _named(obj))
         except APIError as error:
             _fail(error)
@@ -144,10 +133,10 @@ def delete(
     """Delete a node-local pod (NAME as listed, or as in its manifest): its containers are stopped with the grace
     period, then removed."""
     try:
-        with _services():
-            store = _store()
-            key = desired.find_static_pod(store, namespace, name, settings().node_name)
-            desired.delete_pod(store, _send(), key, None if grace_period < 0 else grace_period)
+        with _reachable():
+            services = _services()
+            key = desired.find_static_pod(services.store, namespace, name, settings().node_name)
+            desired.delete_pod(services.store, services.send, key, None if grace_period < 0 else grace_period)
     except APIError as error:
         _fail(error)
     typer.echo(f'pod "{key.split("/", 1)[1]}" deleted')
@@ -159,10 +148,10 @@ def list_pods(
     output: str = typer.Option("", "-o", "--output", help="'json' prints the pods with their status."),
 ) -> None:
     """The node's desired pods and their last status, as `kubectl get pods` shows them."""
-    store = _store()
-    with _services():
-        pods = store.list(POD, namespace)
-        statuses = [store.get_pod_status(f"{namespace}/{pod['metadata']['name']}") for pod in pods]
+    services = _services()
+    with _reachable():
+        pods = services.store.list(POD, namespace)
+        statuses = [services.status.get(f"{namespace}/{pod['metadata']['name']}") for pod in pods]
     if output == "json":
         items = [{**pod, "status": status or {}} for pod, status in zip(pods, statuses)]
         typer.echo(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
@@ -172,44 +161,6 @@ def list_pods(
         return
     now = utcnow()
     typer.echo(render([pod_row(pod, status, now) for pod, status in zip(pods, statuses)]))
-
-
-def resync_desired(send: desired.Send) -> None:
-    """Enqueue a sync of every desired pod, as the workers start (see ``desired.resync_all``)."""
-    try:
-        keys = desired.resync_all(_store(), send)
-        typer.echo(f"enqueued a sync of {len(keys)} desired pod(s)", err=True)
-    except (redis.RedisError, dramatiq.errors.BrokerConnectionError) as exc:  # the workers wait for Redis anyway
-        typer.echo(f"warning: desired pods not resynced: cannot reach the agent's Redis: {exc}", err=True)
-
-
-def worker(
-    processes: int | None = typer.Option(None, "--processes", "-p", help="Worker processes (default: config)."),
-    threads: int | None = typer.Option(None, "--threads", "-t", help="Threads per process (default: config)."),
-) -> None:
-    """Enqueue a sync of every desired pod, then replace this process with Dramatiq's worker CLI on the pod queues."""
-    resync_desired(_send())
-    config = settings()
-    argv = [
-        sys.executable, "-m", "dramatiq", "edgeworkers.actors",
-        "--processes", str(processes or config.worker_processes),
-        "--threads", str(threads or config.worker_threads),
-        "--queues", *QUEUES,
-    ]  # fmt: skip
-    if config.queue_metrics_port:  # Dramatiq's exposition fork reads these: loopback only (see broker.make_broker)
-        os.environ["dramatiq_prom_host"] = "127.0.0.1"
-        os.environ["dramatiq_prom_port"] = str(config.queue_metrics_port)
-    os.execvp(argv[0], argv)
-
-
-def orphans() -> None:
-    """Remove the containers of pods that are not in the desired state (the scheduler does this every minute)."""
-    from edgeworkers.pods.reconcile import build_agent, remove_orphans
-
-    with _services():
-        removed = remove_orphans(build_agent(settings(), None))
-    for key in removed:
-        typer.echo(f"removed the containers of pod {key}")
 
 
 # --- kubectl's pod columns -----------------------------------------------------------------------------

@@ -95,13 +95,6 @@ def test_delete_removes_object_and_index_entry(store):
     store.delete(POD, "default", "web")  # idempotent
 
 
-def test_pod_status_round_trips_and_deletes(store):
-    store.put_pod_status("default/web", {"phase": "Running"})
-    assert store.get_pod_status("default/web") == {"phase": "Running"}
-    store.delete_pod_status("default/web")
-    assert store.get_pod_status("default/web") is None
-
-
 def test_a_conditional_delete_keeps_a_newer_write(store):
     store.put(POD, obj("web", "5"))
     assert not store.delete(POD, "default", "web", resource_version="4")

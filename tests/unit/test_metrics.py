@@ -9,8 +9,10 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from edgeworkers import metrics
+from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import POD, MetaStore
-from scheduler.node import node_gauges
+from edgeworkers.status.manager import StatusManager
+from scheduler.nodejobs import node_gauges
 
 
 def free_port() -> int:
@@ -56,12 +58,13 @@ def test_a_failing_reader_exports_nothing_rather_than_failing_the_scrape() -> No
 
 def test_node_gauges_count_pods_by_phase_and_restarts() -> None:
     store = MetaStore(fakeredis.FakeRedis())
+    status = StatusManager(store, Outbox(store.redis))
     for name, phase, restarts in (("a", "Running", 2), ("b", "Running", 0), ("c", "Failed", 0)):
         store.put(POD, {"metadata": {"name": name, "namespace": "default", "uid": name, "resourceVersion": "1"}})
-        store.put_pod_status(f"default/{name}", {"phase": phase, "containerStatuses": [
+        status.set(f"default/{name}", None, {"phase": phase, "containerStatuses": [
             {"name": "app", "restartCount": restarts}]})  # fmt: skip
     store.put(POD, {"metadata": {"name": "d", "namespace": "default", "uid": "d", "resourceVersion": "1"}})
-    gauges = node_gauges(store, lambda: 7)
+    gauges = node_gauges(store, status, lambda: 7)
     assert gauges["edgeworkers_pods"][1] == {("Running",): 2, ("Failed",): 1, ("Pending",): 1}
     assert gauges["edgeworkers_container_restarts"][1][("default", "a", "app")] == 2.0
     assert gauges["edgeworkers_outbox_length"][1] == {(): 7.0}

@@ -1,7 +1,7 @@
 """The node's periodic jobs and the table that wires them: PLEG relist (1 s), probes (1 s), orphan cleanup (1 min),
 container GC (1 min), image GC (5 s); the intervals come from settings.
 
-Each job is a method of ``NodeJobs``, which takes its runtime, Redis, agent and task sender in the constructor so
+Each job is a method of ``NodeJobs``, which takes its runtime, Redis, pod workers and task sender in the constructor so
 unit tests drive it with a ``FakeRuntime``, fakeredis and a list for a sender.
 """
 from __future__ import annotations
@@ -9,28 +9,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-
-import redis
+from typing import Any
 
 from edgeworkers import metrics
 from edgeworkers.config import Settings
+from edgeworkers.constants import KEY_JOB_LAST_SUCCESS, KEY_PLEG_LAST_RELIST
 from edgeworkers.gc.containers import ContainerGC
 from edgeworkers.gc.images import ImageGC
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.status import APIError
-from edgeworkers.metamanager.store import POD, MetaStore
-from edgeworkers.pleg import KEY_PLEG_LAST_RELIST, GenericPLEG, pods_with_events
+from edgeworkers.messages import Message, Route, resource
+from edgeworkers.metamanager.store import POD, MetaStore, Redis
+from edgeworkers.pleg import GenericPLEG, pods_with_events
 from edgeworkers.pods.desired import decode_pod
-from edgeworkers.pods.reconcile import Agent, remove_orphans
+from edgeworkers.pods.reconcile import PodWorkers, remove_orphans
 from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime.protocol import Runtime
+from edgeworkers.status.manager import StatusManager
 from scheduler.jobs import Job
 from scheduler.usage import UsageReporter
 
 log = logging.getLogger(__name__)
 
-# The Redis hash of each job's last success time (job id -> unix time), for whoever checks on the scheduler.
-KEY_JOB_LAST_SUCCESS = "edgeworkers:scheduler:last-success"
+
+
+def pleg_message(key: str) -> dict[str, Any]:
+    """The message a PLEG-triggered ``sync_pod`` carries (the worker reconciles to the desired state anyway)."""
+    namespace, name = key.split("/", 1)
+    return Message(route=Route(source="pleg", resource=resource(namespace, "pod", name), operation="update")).to_dict()
 
 
 class NodeJobs:
@@ -38,8 +44,8 @@ class NodeJobs:
         self,
         settings: Settings,
         runtime: Runtime,
-        client: redis.Redis,
-        agent: Agent | None,
+        client: Redis,
+        workers: PodWorkers | None,
         sync: Callable[[str], None],
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -50,12 +56,12 @@ class NodeJobs:
     ) -> None:
         self._settings = settings
         self._redis = client
-        self._agent = agent
+        self._workers = workers
         self._sync = sync
         self._clock = clock
         self.pleg = GenericPLEG(runtime, monotonic, settings.pleg_relist_threshold_s)
         self.redis = client
-        self.store = agent.store if agent is not None else MetaStore(client)
+        self.store = workers.store if workers is not None else MetaStore(client)
         self.prober = prober
         self.container_gc = container_gc
         self.image_gc = image_gc
@@ -68,7 +74,7 @@ class NodeJobs:
         jobs = [Job("pleg", self.relist, config.pleg_relist_period_s, misfire_grace_s=1)]
         if self.prober is not None:
             jobs.append(Job("probes", self.probe, 1.0, misfire_grace_s=1))
-        if self._agent is not None:
+        if self._workers is not None:
             jobs.append(Job("orphans", self.remove_orphans, config.orphan_cleanup_period_s))
         if self.container_gc is not None:
             jobs.append(Job("container-gc", self.container_gc.collect, config.container_gc_period_s))
@@ -115,8 +121,8 @@ class NodeJobs:
     # --- orphans -------------------------------------------------------------------------------
 
     def remove_orphans(self) -> None:
-        assert self._agent is not None
-        removed = remove_orphans(self._agent)
+        assert self._workers is not None
+        removed = remove_orphans(self._workers)
         metrics.ORPHANS_REMOVED.inc(len(removed))
 
     # --- bookkeeping ---------------------------------------------------------------------------
@@ -164,17 +170,17 @@ def desired_uids(store: MetaStore) -> set[str]:
     return {uid for pod in store.each(POD) if (uid := (pod.get("metadata") or {}).get("uid"))}
 
 
-def node_gauges(store: MetaStore, outbox_length: Callable[[], int]) -> dict:
+def node_gauges(store: MetaStore, status: StatusManager, outbox_length: Callable[[], int]) -> dict:
     """What the metrics endpoint reads at scrape time: pods by phase, container restarts, the outbox's length."""
     phases: dict[tuple[str, ...], float] = {}
     restarts: dict[tuple[str, ...], float] = {}
     for pod in store.each(POD):
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
-        status = store.get_pod_status(key) or {}
-        phase = status.get("phase") or "Pending"
+        last = status.get(key) or {}
+        phase = last.get("phase") or "Pending"
         phases[(phase,)] = phases.get((phase,), 0) + 1
-        for container in status.get("containerStatuses") or []:
+        for container in last.get("containerStatuses") or []:
             restarts[(meta.get("namespace", ""), meta.get("name", ""), container.get("name", ""))] = float(
                 container.get("restartCount") or 0
             )

@@ -11,21 +11,14 @@ from edgeworkers.events import EventRecorder
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.kubeclient import MERGE_PATCH, ApiError
 from edgeworkers.metamanager.outbox import Outbox
+from tests.unit.clock import Clock
 
 POD = Pod.model_validate({"metadata": {"name": "web", "namespace": "team", "uid": "u1"},
                           "spec": {"containers": [{"name": "app", "image": "busybox"}]}})  # fmt: skip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_repeat_is_the_same_event_with_a_higher_count_and_replaces_the_pending_one() -> None:
-    client, clock = fakeredis.FakeRedis(), Clock()
+    client, clock = fakeredis.FakeRedis(), Clock(1_700_000_000.0)
     record = EventRecorder(client, "node-a", clock)
     record(POD, "Unhealthy", "Liveness probe failed: no such file", "Warning")
     clock.now += 10
@@ -88,7 +81,7 @@ def test_the_uplink_creates_an_event_then_patches_its_count() -> None:
 
 def test_a_node_event_names_the_node() -> None:
     client = fakeredis.FakeRedis()
-    EventRecorder(client, "node-a", Clock()).node("FreeDiskSpaceFailed", "Failed to garbage collect")
+    EventRecorder(client, "node-a", Clock(1_700_000_000.0)).node("FreeDiskSpaceFailed", "Failed to garbage collect")
     (item,) = Outbox(client).peek()
     event = item.payload["event"]
     assert event["involvedObject"] == {"kind": "Node", "name": "node-a", "uid": "node-a"}

@@ -10,22 +10,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from edgeworkers import metrics
 from edgeworkers.config import Settings
-from edgeworkers.pleg import KEY_PLEG_LAST_RELIST
+from edgeworkers.constants import KEY_JOB_LAST_SUCCESS, KEY_PLEG_LAST_RELIST
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
 from scheduler.jobs import Guarded, Job, add_jobs, job_options
-from scheduler.main import pleg_message
-from scheduler.node import KEY_JOB_LAST_SUCCESS, NodeJobs
+from scheduler.nodejobs import NodeJobs, pleg_message
+from tests.unit.clock import Clock
 
 POD = PodRef("uid-1", "default", "web")
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_successful_run_records_its_time_and_exports_it() -> None:

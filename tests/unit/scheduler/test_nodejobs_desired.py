@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import fakeredis
 
-import scheduler.node as scheduler_node
+import scheduler.nodejobs as scheduler_node
 from edgeworkers.metamanager.store import POD, MetaStore
-from scheduler.node import DesiredPods
+from scheduler.nodejobs import DesiredPods
 
 
 def test_the_prober_gets_only_the_pods_with_probes_decoded_once_per_version(monkeypatch) -> None:

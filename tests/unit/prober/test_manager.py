@@ -1,4 +1,4 @@
-"""The probe manager on a FakeRuntime, fakeredis and a fake clock: due probes found on the tick, results published
+"""The probe manager on a FakeRuntime, an in-memory probe results store and a fake clock: due probes found on the tick, results published
 on change, a liveness failure kills with events, a hanging probe delays no other, probes reach only the pod."""
 from __future__ import annotations
 
@@ -6,24 +6,17 @@ import threading
 import time
 from typing import Any
 
-import fakeredis
 import pytest
 
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.prober.handlers import ProbeRefused, probe_target, resolve_port
-from edgeworkers.prober.manager import ProbeManager, probe_key
+from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerConfig, ExecResult, PodRef, SandboxConfig
+from edgeworkers.status.proberesults import MemoryProbeResults
 from tests.polling import wait_for
+from tests.unit.clock import Clock
 from tests.unit.prober.fakeshell import FakeShell
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_pod(name: str, uid: str, **probes: Any) -> Pod:
@@ -41,8 +34,8 @@ class Harness:
         self.runtime = FakeRuntime("node")
         self.shell = FakeShell(self.runtime)  # exec probes run through the prober's shell sessions
         self.runtime.stream_handler = self.shell
-        self.redis = fakeredis.FakeRedis()
-        self.clock = Clock()
+        self.results = MemoryProbeResults()
+        self.clock = Clock(0.0)
         self.synced: list[str] = []
         self.events: list[tuple[str, str, str]] = []
         self.pods = pods
@@ -55,7 +48,7 @@ class Harness:
             self.apps[pod.metadata.name] = app
         self.clock.now = time.time() + 0.01  # the fake runtime stamps containers with the real time
         self.manager = ProbeManager(
-            self.runtime, self.redis, lambda: self.pods, self.synced.append,
+            self.runtime, self.results, lambda: self.pods, self.synced.append,
             lambda pod, reason, message, kind: self.events.append((pod.metadata.name, reason, kind)),
             clock=self.clock, workers=4,
         )  # fmt: skip
@@ -97,7 +90,7 @@ def test_readiness_is_published_on_change_and_the_pod_synced(closing) -> None:
     app = h.apps["web"].id
     assert h.tick() == 1
     h.settle()
-    assert h.redis.hgetall(probe_key(app)) == {b"readiness": b"1"} and h.synced == ["default/web"]
+    assert h.results.results[app] == {"readiness": True} and h.synced == ["default/web"]
     h.clock.now += 0.4
     assert h.tick() == 0  # not due yet (nor within half a tick)
     h.clock.now += 0.6
@@ -107,7 +100,7 @@ def test_readiness_is_published_on_change_and_the_pod_synced(closing) -> None:
     h.clock.now += 1
     h.tick()
     h.settle()
-    assert h.redis.hgetall(probe_key(app)) == {b"readiness": b"0"} and h.synced == ["default/web"] * 2
+    assert h.results.results[app] == {"readiness": False} and h.synced == ["default/web"] * 2
     assert ("web", "Unhealthy", "Warning") in h.events
     assert h.runtime.calls_named("stop_container") == []  # readiness never kills
 
@@ -161,7 +154,7 @@ def test_startup_holds_liveness_and_readiness(closing) -> None:
     h.tick()
     h.settle()
     assert sorted(argv[0] for argv in h.shell.runs) == ["alive", "ready", "started", "started"]
-    assert h.redis.hgetall(probe_key(h.apps["slow"].id)) == {b"startup": b"1", b"readiness": b"1"}
+    assert h.results.results[h.apps["slow"].id] == {"startup": True, "readiness": True}
 
 
 def test_results_of_containers_gone_are_forgotten(closing) -> None:
@@ -169,10 +162,10 @@ def test_results_of_containers_gone_are_forgotten(closing) -> None:
     closing(h.manager)
     h.tick()
     h.settle()
-    assert h.redis.exists(probe_key(h.apps["web"].id))
+    assert h.apps["web"].id in h.results.results
     assert len(h.runtime.open_streams) == 1  # the container's exec probe session
     h.manager.tick([])
-    assert not h.redis.exists(probe_key(h.apps["web"].id)) and h.manager._states == {}
+    assert h.apps["web"].id not in h.results.results and h.manager._states == {}
     wait_for(lambda: not h.runtime.open_streams, 5, "the session of the container gone closed")
 
 

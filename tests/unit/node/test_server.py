@@ -16,22 +16,15 @@ from edgeworkers.runtime.types import (
     PodRef,
     SandboxConfig,
 )
+from tests.unit.clock import Clock
 
 Client = Callable[..., Awaitable[TestClient]]
 POD = PodRef("uid-1", "default", "web")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from dramatiq.middleware import TimeLimitExceeded
 
 from edgeworkers.broker import DurableRetries, TransientFault, make_broker, retry_policy
 from edgeworkers.pods.lock import PodBusy
+from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
 from edgeworkers.wakeup import WakingRedisBroker
 
@@ -36,7 +37,7 @@ def test_retry_policy(retries, exception, retried):
 def test_make_broker_uses_settings_and_becomes_the_global_broker(settings):
     config = settings.model_copy(update={"broker_heartbeat_timeout_ms": 5000, "redis_url": "redis://127.0.0.1:1/3"})
     previous = dramatiq.get_broker()
-    broker = make_broker(config, namespace="test-ns")
+    broker = make_broker(config, redis_client(config), namespace="test-ns")
     assert dramatiq.get_broker() is broker
     dramatiq.set_broker(previous)
     assert isinstance(broker, WakingRedisBroker)  # its workers wake on enqueue
@@ -84,9 +85,9 @@ def test_the_queues_prometheus_exposition_is_only_ever_on_loopback(settings, mon
         return any(type(m).__name__ == "Prometheus" for m in broker.middleware)
 
     monkeypatch.setenv("dramatiq_prom_host", "0.0.0.0")
-    assert not has_prometheus(make_broker(config))  # a sender, or a worker not started by `edgeworkers worker`
+    assert not has_prometheus(make_broker(config, redis_client(config)))  # a sender, or a worker not started by `edgeworkers worker`
     with pytest.raises(RuntimeError, match="127.0.0.1"):
-        make_broker(config, prometheus=True)
+        make_broker(config, redis_client(config), prometheus=True)
     monkeypatch.setenv("dramatiq_prom_host", "127.0.0.1")  # as `edgeworkers worker` sets it
-    assert has_prometheus(make_broker(config))
-    assert not has_prometheus(make_broker(settings))  # off by default
+    assert has_prometheus(make_broker(config, redis_client(config)))
+    assert not has_prometheus(make_broker(settings, redis_client(settings)))  # off by default

@@ -21,25 +21,15 @@ from edgeworkers.runtime.types import (
     PodRef,
     SandboxConfig,
 )
+from tests.unit.clock import Clock
 
 POD = PodRef("uid-1", "default", "web")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture

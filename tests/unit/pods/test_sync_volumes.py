@@ -15,13 +15,14 @@ from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerState
 from edgeworkers.volumes.manager import VolumeManager
 from edgeworkers.volumes.mounter import FakeMounter
-from tests.unit.pods.podkit import Clock, container, make_pod
+from tests.unit.clock import Clock
+from tests.unit.pods.podkit import T0, container, make_pod
 from tests.unit.volumes.sources import FakeSources
 
 
 @pytest.fixture
 def runtime() -> FakeRuntime:
-    return FakeRuntime(node_name="n1", clock=Clock(), images=["edgeworkers/pause:latest", "busybox"])
+    return FakeRuntime(node_name="n1", clock=Clock(T0), images=["edgeworkers/pause:latest", "busybox"])
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def data(tmp_path: Path) -> Path:
 def make_syncer(runtime: FakeRuntime, sources: FakeSources, mounter: FakeMounter, data: Path,
                 **settings: object) -> PodSyncer:
     config = Settings(node_name="n1", data_dir=data, **settings)
-    return PodSyncer(runtime, MemoryBackoffStore(), config, Clock(), meta=sources,
+    return PodSyncer(runtime, MemoryBackoffStore(), config, Clock(T0), meta=sources,
                      volumes=VolumeManager(data, sources, mounter))
 
 
@@ -234,7 +235,7 @@ def test_refusals_and_waits_are_recorded_as_warning_events(
 ) -> None:
     recorded: list[tuple[str, str, str]] = []
     config = Settings(node_name="n1", data_dir=data)
-    syncer = PodSyncer(runtime, MemoryBackoffStore(), config, Clock(), meta=sources,
+    syncer = PodSyncer(runtime, MemoryBackoffStore(), config, Clock(T0), meta=sources,
                        volumes=VolumeManager(data, sources, mounter),
                        events=lambda pod, reason, message, kind: kind == "Warning" and recorded.append(
                            (reason, message, kind)))
