@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import tempfile
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,16 +23,17 @@ KEY_FILE = "secrets.key"
 class Cipher:
     """Encrypts and decrypts bytes with the node's key; a wrong key or a damaged value is ``SecretUnreadable``.
 
-    ``cryptography`` (about 7 MB) is imported on the first secret, not before: most edge processes never see one."""
+    ``cryptography`` (about 7 MB) is imported on the first secret, not before: most edge processes never see one; a
+    key given as a function is read then too (a command that reads no secret never touches the key file)."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes | Callable[[], bytes]) -> None:
         self._key = key
 
     @cached_property
     def _fernet(self) -> Fernet:
         from cryptography.fernet import Fernet
 
-        return Fernet(self._key)
+        return Fernet(self._key if isinstance(self._key, bytes) else self._key())
 
     def encrypt(self, data: bytes) -> bytes:
         return self._fernet.encrypt(data)
@@ -74,4 +76,5 @@ def load_key(data_dir: Path) -> bytes:
 
 
 def node_cipher(data_dir: Path) -> Cipher:
-    return Cipher(load_key(data_dir))
+    """The node's cipher; its key is loaded (made, the first time) when the first secret is read or written."""
+    return Cipher(lambda: load_key(data_dir))

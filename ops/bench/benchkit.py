@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -123,12 +124,25 @@ def total(name: str, results: list[Result]) -> Result:
     )
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> None:
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.01) -> Any:
+    """Poll ``condition`` until it holds (and return what it returned); end the bench after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.01)
+            raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(poll_s)
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def mb(value: int) -> str:
+    """Bytes as MiB with one decimal, as the benches print memory."""
+    return f"{value / 2**20:.1f}"
 
 
 class StartWatcher:

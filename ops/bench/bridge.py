@@ -29,7 +29,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,11 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import benchkit
 import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, teardown
+from benchkit import claim_database, free_port, mb, teardown
 
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
@@ -67,19 +67,8 @@ POLL_S = 0.1
 TIMEOUT_S = 600.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(POLL_S)
-    return value
+    return benchkit.wait_until(condition, timeout_s, what, POLL_S)
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -352,10 +341,6 @@ def memory(edge: Edge) -> list[Memory]:
     if edge.scheduler is not None:
         rows.append(of("scheduler (edgeworkers scheduler)", psutil.Process(edge.scheduler.pid)))
     return rows
-
-
-def mb(value: int) -> str:
-    return f"{value / 2**20:.1f}"
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,18 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from benchkit import free_port
 
 EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
 NAMESPACE = "default"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io," \
         "application/json"
 SEQ = re.compile(rb'"bench/seq":"(\d+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

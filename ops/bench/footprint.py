@@ -37,7 +37,7 @@ import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, teardown
+from benchkit import claim_database, mb, teardown
 from bridge import EDGEWORKERS, NAMESPACE, Edge, busybox_pod, running, wait_until
 
 from edgeworkers.broker import make_broker
@@ -109,6 +109,7 @@ class Mode(Edge):
 class Sample:
     label: str
     pss: dict[str, int]
+    rss: dict[str, int]
 
     @property
     def total(self) -> int:
@@ -116,7 +117,8 @@ class Sample:
 
 
 def measure(mode: Mode, label: str) -> Sample:
-    return Sample(label, {name: p.memory_full_info().pss for name, p in mode.processes_by_name().items()})
+    memory = {name: p.memory_full_info() for name, p in mode.processes_by_name().items()}
+    return Sample(label, {name: m.pss for name, m in memory.items()}, {name: m.rss for name, m in memory.items()})
 
 
 def start_pods(mode: Mode, pods: int) -> list[str]:
@@ -180,10 +182,6 @@ def run_mode(name: str, args: argparse.Namespace, docker_client: docker.DockerCl
         teardown(mode, docker_client, client, root)
 
 
-def mb(value: int) -> str:
-    return f"{value / 2**20:.1f}"
-
-
 def report(name: str, samples: list[Sample], seconds: float, syncs: int, target_mb: float) -> None:
     first, last = samples[0], samples[-1]
     print(f"\n{name} mode, PSS MB")
@@ -191,6 +189,8 @@ def report(name: str, samples: list[Sample], seconds: float, syncs: int, target_
     for process in first.pss:
         print(f"  {process:<34}" + "".join(f" {mb(sample.pss.get(process, 0)):>20}" for sample in samples))
     print(f"  {'total':<34}" + "".join(f" {mb(sample.total):>20}" for sample in samples))
+    print(f"  {'total RSS (shared pages each time)':<34}"
+          + "".join(f" {mb(sum(sample.rss.values())):>20}" for sample in samples))
     growth = last.total / first.total - 1
     worst = max(sample.total for sample in samples) / 2**20
     print(f"  target total <= {target_mb:g} MB: {'met' if worst <= target_mb else 'MISSED'} ({worst:.1f} MB); "

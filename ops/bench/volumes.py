@@ -15,16 +15,15 @@ Redis), its own node label, and removes every container, mount, worker and key i
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
+import benchkit
 import docker
 import psutil
 import redis
@@ -39,11 +38,6 @@ from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime import labels
 from edgeworkers.tasks import sender
 from edgeworkers.volumes.mounter import HostMounter
-
-_spec = importlib.util.spec_from_file_location("bench_pods", Path(__file__).with_name("pods.py"))
-assert _spec and _spec.loader
-pods_bench = sys.modules["bench_pods"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pods_bench)
 
 
 def plain_pod(name: str, image: str) -> dict:
@@ -93,7 +87,7 @@ def main(
     data_dir = Path(tempfile.mkdtemp(prefix="edgeworkers-bench-volumes-"))
     node = f"bench-{uuid.uuid4().hex[:8]}"
     client = docker.from_env()
-    db_url = pods_bench.claim_database(redis_url)
+    db_url = benchkit.claim_database(redis_url)
     settings = Settings(node_name=node, data_dir=data_dir, redis_url=db_url)
     store = MetaStore(redis.Redis.from_url(db_url), node_cipher(data_dir))
     store.put(CONFIGMAP, {"metadata": {"name": "bench-config", "namespace": "default", "resourceVersion": "1"},
@@ -101,12 +95,12 @@ def main(
     store.put(SECRET, {"metadata": {"name": "bench-creds", "namespace": "default", "resourceVersion": "1"},
                        "data": {"password": base64.b64encode(b"bench-password").decode()}})
     send = sender(make_broker(settings, redis_client(settings)))
-    watcher = pods_bench.StartWatcher(client, node)
-    worker = pods_bench.start_worker(settings, workers, data_dir / "worker.log")
+    watcher = benchkit.StartWatcher(client, node)
+    worker = benchkit.start_worker(settings, workers, data_dir / "worker.log")
     latencies: dict[str, list[float]] = {"plain": [], "volumes": []}
     try:
         apply_pod(store, send, volume_pod("warmup", image))
-        pods_bench.wait_until(lambda: "warmup" in watcher.started, 60, "the warm-up pod")
+        benchkit.wait_until(lambda: "warmup" in watcher.started, 60, "the warm-up pod")
         for round_ in range(rounds):
             for kind in ("plain", "volumes") if round_ % 2 == 0 else ("volumes", "plain"):
                 make = plain_pod if kind == "plain" else volume_pod
@@ -115,11 +109,11 @@ def main(
                 for name in names:
                     enqueued[name] = time.time()
                     apply_pod(store, send, make(name, image))
-                pods_bench.wait_until(lambda: all(n in watcher.started for n in names), 600, f"{kind} pods running")
+                benchkit.wait_until(lambda: all(n in watcher.started for n in names), 600, f"{kind} pods running")
                 latencies[kind] += [watcher.started[n] - enqueued[n] for n in names]
                 for name in names:
                     delete_pod(store, send, f"default/{name}")
-                pods_bench.wait_until(lambda: not any(
+                benchkit.wait_until(lambda: not any(
                     c["Labels"].get(labels.POD_NAME) in names
                     for c in client.api.containers(all=True, filters={"label": f"{labels.NODE}={node}"})
                 ) and not any(store.get(POD, "default", n) for n in names), 300, "the round's pods deleted")
@@ -128,7 +122,7 @@ def main(
         rss = worker_rss(worker.pid)
     finally:
         watcher.close()
-        pods_bench.remove_containers(client, node)
+        benchkit.remove_containers(client, node)
         mounter = HostMounter()
         for point in mounter.mounts_under(data_dir):
             mounter.unmount(point)
