@@ -75,6 +75,9 @@ def reconcile(workers: PodWorkers, key: str) -> float | None:
         if result.status is not None:
             workers.status.set(key, desired, result.status)
             return result.requeue_after
+        if not result.gone:  # a container or mount remains: the pod stays, unconfirmed, and is looked at again
+            log.info("pod %s: not every container and mount of it is gone yet; looking again", key)
+            return result.requeue_after
         workers.status.forget(key)
         # Unless the pod was applied anew meanwhile (another resourceVersion):
         version = desired["metadata"].get("resourceVersion") if desired else None

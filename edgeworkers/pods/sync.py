@@ -58,10 +58,12 @@ MAX_PARALLEL_STOPS = 16
 
 @dataclass(frozen=True)
 class SyncResult:
-    """The pod's status after the sync (None once it is gone) and when to sync it again (None: no need)."""
+    """The pod's status after the sync (None for a pod being killed) and when to sync it again (None: no need);
+    ``gone``: every container and volume of a killed pod is gone (a deletion may be confirmed)."""
 
     status: dict[str, Any] | None
     requeue_after: float | None
+    gone: bool = False
 
 
 class _Outcome:
@@ -122,7 +124,7 @@ class PodSyncer:
         if pod is None or pod.metadata.deletion_timestamp:
             grace = self._settings.default_grace_period_s if pod is None else _grace_period(pod)
             done = self.kill_pod(key, grace, uid=pod.metadata.uid if pod is not None else None)
-            return SyncResult(None, None if done else self._policy.initial_s)
+            return SyncResult(None, None if done else self._policy.initial_s, gone=done)
         refusal = admit(pod, self._admission)
         if refusal is not None:  # nothing of it runs: not a directory, not a container
             return self._refuse(key, pod, *refusal, previous_status)

@@ -91,7 +91,7 @@ def test_reconcile_syncs_the_stored_desired_pod_and_stores_its_status(workers):
 
 def test_reconcile_of_a_pod_no_longer_desired_syncs_none_and_forgets_its_status(workers):
     workers.status.set("default/web", None, {"phase": "Running"})
-    workers.syncer.result = SyncResult(None, None)
+    workers.syncer.result = SyncResult(None, None, gone=True)
     reconcile(workers, "default/web")
     assert workers.syncer.calls == [("default/web", None)]
     assert workers.status.get("default/web") is None
@@ -101,7 +101,7 @@ def test_a_deleted_pod_leaves_the_desired_state_once_its_containers_are_gone(wor
     deleted = pod(rv="3")
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     workers.store.put(POD, deleted)
-    workers.syncer.result = SyncResult(None, None)
+    workers.syncer.result = SyncResult(None, None, gone=True)
     reconcile(workers, "default/web")
     [(_, synced)] = workers.syncer.calls
     assert synced.metadata.deletion_timestamp
@@ -113,7 +113,7 @@ def test_an_invalid_pod_being_deleted_is_still_killed_and_forgotten(workers):
     bad["spec"]["containers"][0]["name"] = "Web_1"
     bad["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     workers.store.put(POD, bad)
-    workers.syncer.result = SyncResult(None, None)
+    workers.syncer.result = SyncResult(None, None, gone=True)
     reconcile(workers, "default/web")
     assert workers.syncer.calls == [("default/web", None)]
     assert workers.store.get(POD, "default", "web") is None
@@ -128,7 +128,7 @@ def test_a_pod_applied_anew_while_being_deleted_is_kept(workers):
     class ReapplyDuringSync(FakeSyncer):
         def sync(self, key, synced, previous_status=None, pulled=None):
             store.put(POD, pod(rv="4"))  # `pod apply` while the containers are being stopped
-            return SyncResult(None, None)
+            return SyncResult(None, None, gone=True)
 
     reconcile(make_workers(workers.redis, ReapplyDuringSync(), workers.settings), "default/web")
     assert store.get(POD, "default", "web")["metadata"]["resourceVersion"] == "4"
@@ -204,7 +204,7 @@ def test_a_deleted_pods_end_is_confirmed_to_the_cloud_after_its_containers_are_g
     workers.syncer.result = SyncResult({"phase": "Running"}, 1.0)  # containers still stopping
     reconcile(workers, "default/web")
     assert [op for op, _, _ in outbox_ops(workers)] == [POD_STATUS]
-    workers.syncer.result = SyncResult(None, None)
+    workers.syncer.result = SyncResult(None, None, gone=True)
     reconcile(workers, "default/web")
     [item] = Outbox(workers.redis).peek()
     assert item.payload == {"op": POD_DELETED, "namespace": "default", "name": "web", "uid": "uid-web", "mirror": False}
@@ -212,7 +212,7 @@ def test_a_deleted_pods_end_is_confirmed_to_the_cloud_after_its_containers_are_g
 
 
 def test_a_pod_that_was_never_desired_confirms_nothing(workers):
-    workers.syncer.result = SyncResult(None, None)
+    workers.syncer.result = SyncResult(None, None, gone=True)
     reconcile(workers, "default/web")
     assert outbox_ops(workers) == []
 
@@ -293,3 +293,30 @@ def test_an_orphan_being_synced_is_left_for_the_next_cleanup(fake_redis, setting
     with pod_lock(fake_redis, "default/orphan"):
         assert remove_orphans(current) == []
     assert "default/orphan" in {c.pod.key for c in runtime.list_containers()}
+
+
+def test_a_deletion_is_confirmed_only_once_the_real_syncer_has_removed_every_container(fake_redis, settings):
+    from edgeworkers.pods.backoff import MemoryBackoffStore
+    from edgeworkers.pods.sync import PodSyncer
+    from edgeworkers.runtime.errors import ContainerRuntimeError
+    from edgeworkers.runtime.fake import FakeRuntime
+    from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
+
+    runtime = FakeRuntime(node_name=settings.node_name)
+    workers = make_workers(fake_redis, PodSyncer(runtime, MemoryBackoffStore(), settings), settings)
+    ref = PodRef("uid-web", "default", "web")
+    runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
+    deleted = pod(rv="3")
+    deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    deleted["spec"]["terminationGracePeriodSeconds"] = 0
+    workers.store.put(POD, deleted)
+    runtime.fail("remove_container", ContainerRuntimeError("device or resource busy"))
+
+    assert reconcile(workers, "default/web") == settings.backoff_initial_s  # looked at again
+    assert workers.store.get(POD, "default", "web") is not None and outbox_ops(workers) == []
+    assert runtime.list_containers("default/web")
+
+    assert reconcile(workers, "default/web") is None
+    assert runtime.list_containers("default/web") == []
+    assert workers.store.get(POD, "default", "web") is None
+    assert outbox_ops(workers) == [(POD_DELETED, "web", False)]
