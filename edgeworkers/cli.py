@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib
 import sys
 
-from edgeworkers.process import long_running, trim_for_long_run
+from edgeworkers.process import long_running, protect_from_oom, trim_for_long_run
 
 if long_running(sys.argv[1:]):  # before typer and structlog are imported: see trim_for_long_run
     trim_for_long_run()
+    protect_from_oom()  # kubelet's -999: the kernel's OOM killer takes the node's pods before the agent
 
 import typer  # noqa: E402
 from typer.core import TyperCommand, TyperGroup  # noqa: E402

@@ -90,6 +90,10 @@ class Settings(BaseModel):
     backoff_reset_s: float = 600.0
     # The per-pod lock's lease, renewed while a sync runs: a SIGKILLed worker's lock clears this soon.
     pod_lock_lease_s: float = 15.0
+    # Processes (threads included) each container of a pod may hold at once (kubelet's podPidsLimit, set as Docker's
+    # pids limit of each container); -1 or 0: no limit (kubelet's default). 4096, OpenShift's default podPidsLimit:
+    # a fork bomb in one pod then takes an eighth of the kernel's default pid_max (32768), never the whole node.
+    pod_pids_limit: int = 4096
 
     # Cloud API (process `cloud`).
     cloud_host: str = "127.0.0.1"

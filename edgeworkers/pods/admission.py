@@ -9,23 +9,32 @@ checks itself, with safe defaults that ``EDGEWORKERS_ADMISSION_*`` settings open
   cloud directories, /etc, /proc, /sys; a hostPath of ``/`` or ``/var`` holds some of them, so it is refused too).
   Paths are compared as written and with the host's symlinks resolved (``/var/run`` is ``/run``);
 - no ``privileged`` container, no added capability outside the allowed list;
-- no host network, PID or IPC namespace.
+- no host network, PID or IPC namespace;
+- no hostPort another pod of the node holds (kubelet's NodePorts predicate, ``admit_host_ports``), judged once, before
+  the pod's first container: a pod refused stays refused (kubelet never admits a rejected pod again), and a pod
+  admitted keeps its ports.
 
-Pure: ``admit`` returns the refusal (reason, message) or None; the sync turns a refusal into the pod's ``Failed``
-status and runs nothing of it.
+Pure: ``admit`` and ``admit_host_ports`` return the refusal (reason, message) or None; the sync turns a refusal into
+the pod's ``Failed`` status and runs nothing of it.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Pod
+from edgeworkers.pods.hostports import conflict, describe, held_ports, pod_port_mappings
+from edgeworkers.runtime.types import Container
 from edgeworkers.volumes.errors import UnsafePath
 from edgeworkers.volumes.paths import is_within, safe_component
 
 REASON_FORBIDDEN = "Forbidden"
 REASON_INVALID = "Invalid"
+# kubelet's predicate admission: the predicate's name as the reason, "Predicate <name> failed: <its reason>" the message.
+REASON_NODE_PORTS = "NodePorts"
+NODE_PORTS_MESSAGE = "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
 DOCKER_PATHS = ("/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker", "/run/containerd")
 SYSTEM_PATHS = ("/etc", "/proc", "/sys")
 STATE_DIR = "/var/lib/edgeworkers"  # where ops/ keeps the agent's Redis file (EDGEWORKERS_STATE_DIR)
@@ -128,6 +137,27 @@ def admit(pod: Pod, policy: AdmissionPolicy) -> tuple[str, str] | None:
     return None
 
 
+def admit_host_ports(
+    pod: Pod, key: str, containers: list[Container], previous: dict[str, Any] | None
+) -> tuple[str, str, str] | None:
+    """Why the node refuses ``pod`` (``key``: "namespace/name") its hostPorts, as (reason, message, the event's
+    message naming the pod that holds the port), or None. ``containers``: every container of the node; ``previous``:
+    the pod's last status here.
+
+    Judged only for a pod none of whose containers exist yet; one refused before stays refused."""
+    if previous and previous.get("phase") == "Failed" and previous.get("reason") == REASON_NODE_PORTS:
+        message = str(previous.get("message") or NODE_PORTS_MESSAGE)
+        return REASON_NODE_PORTS, message, message
+    wanted = pod_port_mappings(pod)
+    if not wanted or any(c.pod.uid == pod.metadata.uid for c in containers):
+        return None
+    found = conflict(wanted, held_ports(containers, key))
+    if found is None:
+        return None
+    mapping, holder = found
+    return REASON_NODE_PORTS, NODE_PORTS_MESSAGE, f"{NODE_PORTS_MESSAGE}: {describe(mapping)} is held by pod {holder}"
+
+
 def _env(field: str) -> str:
     return {"hostNetwork": "HOST_NETWORK", "hostPID": "HOST_PID", "hostIPC": "HOST_IPC"}[field]
 
@@ -138,4 +168,4 @@ def refused_status(pod: Pod, reason: str, message: str, host_ip: str, now: str) 
             "hostIPs": [{"ip": host_ip}] if host_ip else [], "startTime": now}
 
 
-__all__ = ["AdmissionPolicy", "admit", "denied_host_path", "refused_status"]
+__all__ = ["AdmissionPolicy", "admit", "admit_host_ports", "denied_host_path", "refused_status"]

@@ -20,6 +20,8 @@ from typing import Any
 
 from edgeworkers.k8s.pod import Container, KeySelector, Pod
 from edgeworkers.k8s.quantity import cpu_to_millicores, cpu_to_nanocpus, to_bytes
+from edgeworkers.pods import qos
+from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.runtime.types import ContainerConfig, Mount, PodRef, SandboxConfig
 from edgeworkers.volumes.builders import CONFIGMAP, SECRET, NoSources, Sources, configmap_values, fetch, secret_values
 from edgeworkers.volumes.downward import FieldError, PodFacts, field_value, resource_value
@@ -73,9 +75,11 @@ def container_hash(container: Container) -> str:
 
 
 def sandbox_hash(pod: Pod) -> str:
-    """A hash of what the sandbox holds: the pod's network namespace choice and hostname."""
+    """A hash of what the sandbox holds: the pod's network namespace choice, hostname and hostPorts (none: the hash
+    of a pod without hostPorts is what it was before they were published)."""
+    ports = [[m.container_port, m.host_port, m.protocol, m.host_ip] for m in pod_port_mappings(pod)]
     return _digest({"hostNetwork": bool(pod.spec.host_network), "hostIPC": bool(pod.spec.host_ipc) or None,
-                    "hostname": _hostname(pod)})
+                    "hostname": _hostname(pod), "hostPorts": ports})
 
 
 def _hostname(pod: Pod) -> str:
@@ -90,6 +94,8 @@ def sandbox_config(pod: Pod) -> SandboxConfig:
         hostname=_hostname(pod),
         labels=dict(pod.metadata.labels or {}),
         spec_hash=sandbox_hash(pod),
+        port_mappings=pod_port_mappings(pod),
+        oom_score_adj=qos.SANDBOX,
     )
 
 
@@ -250,12 +256,14 @@ def container_config(
     volumes: dict[str, ReadyVolume] | None = None,
     bind_subpath: SubPathBinder | None = None,
     warn: Callable[[str, str], None] | None = None,
+    pids_limit: int | None = None,
 ) -> ContainerConfig:
     """The runtime config of one container; raises ConfigError for what cannot be had now.
 
     ``volumes``: the pod's volumes as the VolumeManager set them up (default: emptyDir and hostPath where they
     would be, nothing else); ``bind_subpath``: how a subPath becomes a host path (default: a lexical join);
-    ``warn(reason, message)``: records what was skipped (kubelet's events).
+    ``warn(reason, message)``: records what was skipped (kubelet's events); ``pids_limit``: the node's PID limit
+    (None: none). Its ``oom_score_adj`` is kubelet's (``pods.qos``) for the node's memory in ``facts``.
     """
     resources = container.resources
     limits = (resources.limits if resources else None) or {}
@@ -292,6 +300,8 @@ def container_config(
         cap_drop=list((ctx and ctx.capabilities and ctx.capabilities.drop) or []),
         host_pid=bool(pod.spec.host_pid),
         host_ipc=bool(pod.spec.host_ipc),
+        oom_score_adj=qos.oom_score_adj(pod, container, facts.node_memory_bytes if facts else 0),
+        pids_limit=pids_limit,
         mounts=mounts,
         tty=bool(container.tty),
         stdin=bool(container.stdin),

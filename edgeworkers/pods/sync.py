@@ -23,9 +23,10 @@ from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.timefmt import format_time
-from edgeworkers.pods.admission import AdmissionPolicy, admit, refused_status
+from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
@@ -108,6 +109,7 @@ class PodSyncer:
         self._volumes = volumes or VolumeManager(settings.data_dir, meta or NoSources(), clock=clock)
         self._admission = AdmissionPolicy.from_settings(settings)
         self._node = PodFacts(host_ip=settings.node_host)
+        self._pids_limit = settings.pod_pids_limit if settings.pod_pids_limit > 0 else None
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
         # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
@@ -128,6 +130,10 @@ class PodSyncer:
         refusal = admit(pod, self._admission)
         if refusal is not None:  # nothing of it runs: not a directory, not a container
             return self._refuse(key, pod, *refusal, previous_status)
+        ports_refusal = self._admit_host_ports(key, pod, previous_status)
+        if ports_refusal is not None:
+            reason, message, event = ports_refusal
+            return self._refuse(key, pod, reason, message, previous_status, event)
         containers = self._containers_of(key)
         actions = compute_pod_actions(pod, containers, self._clock(), self._backoff, self._policy)
         outcome = _Outcome(actions, pulled)
@@ -197,10 +203,21 @@ class PodSyncer:
             done = self._volumes.teardown(uid) and done
         return done
 
-    def _refuse(self, key: str, pod: Pod, reason: str, message: str, previous: dict[str, Any] | None) -> SyncResult:
-        """A pod the node's admission refuses: Failed with the reason, none of its containers left running."""
-        log.warning("pod %s refused: %s", key, message)
-        self._warn(pod, reason, message)
+    def _admit_host_ports(
+        self, key: str, pod: Pod, previous: dict[str, Any] | None
+    ) -> tuple[str, str, str] | None:
+        """The NodePorts refusal of a pod asking hostPorts another pod holds (pods without any cost nothing)."""
+        if not pod_port_mappings(pod):
+            return None
+        return admit_host_ports(pod, key, self._runtime.list_containers(), previous or _as_dict(pod.status))
+
+    def _refuse(
+        self, key: str, pod: Pod, reason: str, message: str, previous: dict[str, Any] | None, event: str = "",
+    ) -> SyncResult:  # fmt: skip
+        """A pod the node's admission refuses: Failed with the reason, none of its containers left running; the
+        Warning event says ``event`` (default: the message)."""
+        log.warning("pod %s refused: %s", key, event or message)
+        self._warn(pod, reason, event or message)
         done = self.kill_pod(key, float(pod.spec.termination_grace_period_seconds))
         started = (previous or {}).get("startTime") or format_time(self._clock())
         status = refused_status(pod, reason, message, self._settings.node_host, started)
@@ -274,7 +291,7 @@ class PodSyncer:
                 config = container_config(
                     pod, spec, self._settings.data_dir, start.restart_count, start.is_init, sources=self._meta,
                     facts=facts or self._node, volumes=volumes, bind_subpath=partial(self._volumes.subpath, pod),
-                    warn=partial(self._warn, pod),
+                    warn=partial(self._warn, pod), pids_limit=self._pids_limit,
                 )
                 if not self._ensure_image(pod, spec, outcome):
                     return
@@ -334,6 +351,10 @@ class PodSyncer:
 def _spec(pod: Pod, start: StartAction) -> SpecContainer:
     specs = pod.spec.init_containers if start.is_init else pod.spec.containers
     return next(spec for spec in specs or [] if spec.name == start.name)
+
+
+def _as_dict(status: Any) -> dict[str, Any] | None:
+    return status.to_dict() if status is not None else None
 
 
 def _grace_period(pod: Pod) -> float:

@@ -14,6 +14,7 @@ in one state (the agent is the only one that starts containers), so inspect resu
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import socket
@@ -32,6 +33,7 @@ import requests
 from docker.transport import UnixHTTPAdapter
 from docker.utils import convert_filters, kwargs_from_env
 
+from edgeworkers.process import OOM_SCORE_ADJ_MIN, node_oom_score_floor
 from edgeworkers.runtime import cgroups, labels
 from edgeworkers.runtime.docker_stream import DockerStreamSession
 from edgeworkers.runtime.errors import (
@@ -55,8 +57,11 @@ from edgeworkers.runtime.types import (
     ExecResult,
     Image,
     PodRef,
+    PortMapping,
     SandboxConfig,
 )
+
+log = logging.getLogger(__name__)
 
 _STATES = {
     "created": ContainerState.CREATED,
@@ -97,6 +102,15 @@ def parse_docker_time(text: str | None) -> datetime | None:
 def pod_hostname(name: str) -> str:
     """A pod's hostname as kubelet makes it: at most 63 characters, no trailing '-' or '.'."""
     return name[:63].rstrip("-.")
+
+
+def port_bindings(mappings: tuple[PortMapping, ...]) -> dict[str, list[Any]]:
+    """Docker's port bindings (the SDK's form) of a pod's hostPorts: ``{"80/tcp": [("127.0.0.1", 8080)]}``."""
+    bindings: dict[str, list[Any]] = {}
+    for m in mappings:
+        binding = (m.host_ip, m.host_port) if m.host_ip else m.host_port
+        bindings.setdefault(f"{m.container_port}/{m.protocol.lower()}", []).append(binding)
+    return bindings
 
 
 def exit_reason(exit_code: int, oom_killed: bool) -> str:
@@ -193,6 +207,7 @@ class DockerRuntime:
         self._details: dict[tuple[str, str], _Details] = {}
         self._pods: dict[str, str] = {}  # container id -> its pod's key, for the cached ones
         self._seen: dict[str, float] = {}  # container id -> when a list last showed it (monotonic)
+        self._oom_floor: int | None = None  # the lowest oom_score_adj this node can give, once known
 
     def close(self) -> None:
         with self._lock:
@@ -227,22 +242,29 @@ class DockerRuntime:
         return containers
 
     def create_sandbox(self, config: SandboxConfig) -> ContainerID:
+        # The pod's hostPorts are published on its sandbox, which holds its network namespace (as dockershim did);
+        # a host-network pod listens on the node's ports itself.
+        published = () if config.host_network else config.port_mappings
         host_config = self._host_config(
             network_mode="host" if config.host_network else None,
             ipc_mode="host" if config.host_ipc else "shareable",
             init=False,
+            port_bindings=port_bindings(published) or None,
+            oom_score_adj=self._oom_score_adj(config.oom_score_adj),
         )
         container_labels = {
             **config.labels,
             **labels.for_container(
                 self.node_name, config.pod, labels.SANDBOX_NAME, labels.TYPE_SANDBOX, 0, config.spec_hash
             ),
+            **labels.encode_ports(config.port_mappings),
         }
         ident = self._create(
             labels.docker_name(config.pod, labels.SANDBOX_NAME, 0),
             image=self.sandbox_image,
             labels=container_labels,
             hostname=None if config.host_network else pod_hostname(config.hostname or config.pod.name),
+            ports=[(m.container_port, m.protocol.lower()) for m in published] or None,
             host_config=host_config,
         )
         try:
@@ -266,6 +288,8 @@ class DockerRuntime:
             memswap_limit=config.memory_limit_bytes,  # no swap, as kubelet sets it
             mem_reservation=config.memory_request_bytes,
             privileged=config.privileged,
+            oom_score_adj=self._oom_score_adj(config.oom_score_adj),
+            pids_limit=config.pids_limit,
             binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in config.mounts],
         )
         kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
@@ -522,6 +546,18 @@ class DockerRuntime:
         with self._engine(action):
             yield from stream
 
+    def _oom_score_adj(self, wanted: int | None) -> int | None:
+        """``wanted``, raised to the lowest score this node can give (``process.lowest_oom_score_adj``), with a
+        warning the first time: without CAP_SYS_RESOURCE, runc would refuse to start the container at all."""
+        if wanted is None:
+            return None
+        if self._oom_floor is None:
+            self._oom_floor = node_oom_score_floor()
+            if self._oom_floor > OOM_SCORE_ADJ_MIN:
+                log.warning("this node cannot lower a process's oom_score_adj (no CAP_SYS_RESOURCE): containers and "
+                            "sandboxes get no score below %d", self._oom_floor)
+        return max(wanted, self._oom_floor)
+
     def _host_config(self, **kwargs: Any) -> dict[str, Any]:
         try:
             return self._api().create_host_config(**kwargs)
@@ -577,6 +613,7 @@ class DockerRuntime:
             exit_code=details.exit_code if details else None,
             reason=details.reason if details else "",
             labels=entry_labels,  # the entry's own (``_list`` made it)
+            port_mappings=labels.decode_ports(entry_labels),
         )
 
     def _inspect(self, ident: str, state: str, pod_key: str) -> _Details | None:
@@ -662,4 +699,4 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
-__all__ = ["DockerRuntime", "demultiplex", "exit_reason", "parse_docker_time", "pod_hostname"]
+__all__ = ["DockerRuntime", "demultiplex", "exit_reason", "parse_docker_time", "pod_hostname", "port_bindings"]

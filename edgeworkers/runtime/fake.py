@@ -37,6 +37,7 @@ from edgeworkers.runtime.errors import (
 )
 from edgeworkers.runtime.protocol import StreamSession
 from edgeworkers.runtime.types import (
+    ANY_IP,
     Container,
     ContainerConfig,
     ContainerID,
@@ -45,6 +46,7 @@ from edgeworkers.runtime.types import (
     ExecResult,
     Image,
     PodRef,
+    PortMapping,
     SandboxConfig,
 )
 
@@ -114,6 +116,7 @@ class _Record:
             exit_code=self.exit_code,
             reason=self.reason,
             labels=dict(self.labels),
+            port_mappings=labels.decode_ports(self.labels),
         )
 
 
@@ -220,10 +223,15 @@ class FakeRuntime:
         """Call: ``("create_sandbox", "<ns>/<name>")``. Creates and starts it."""
         self._enter("create_sandbox", config.pod.key)
         with self._lock:
+            clash = None if config.host_network else self._published_clash(config.port_mappings)
+            if clash is not None:  # as Docker refuses to publish a port a running container publishes
+                raise ContainerCreateError(f"driver failed programming external connectivity: Bind for "
+                                           f"{clash.host_ip or ANY_IP}:{clash.host_port} failed: port is already allocated")
             record = self._create(
                 config.pod, labels.SANDBOX_NAME, self.sandbox_image, labels.TYPE_SANDBOX, 0,
                 config.spec_hash, config,
             )
+            record.labels.update(labels.encode_ports(config.port_mappings))
             if not config.host_network:
                 host = next(self._hosts)
                 record.ip = f"10.88.{host // 254}.{host % 254 + 1}"
@@ -383,6 +391,12 @@ class FakeRuntime:
             return self._containers[container]
         except KeyError:
             raise ContainerNotFound(f"no such container: {container}") from None
+
+    def _published_clash(self, wanted: tuple[PortMapping, ...]) -> PortMapping | None:
+        """The first of ``wanted`` that a running sandbox publishes already."""
+        published = [m for r in self._containers.values() if r.state == ContainerState.RUNNING
+                     and isinstance(r.config, SandboxConfig) and not r.config.host_network for m in r.config.port_mappings]
+        return next((m for m in wanted for held in published if m.overlaps(held)), None)
 
     def _create(
         self,

@@ -1,7 +1,9 @@
 """Docker labels that let the node's whole pod state be rebuilt from Docker alone."""
 from __future__ import annotations
 
-from edgeworkers.runtime.types import PodRef
+import json
+
+from edgeworkers.runtime.types import PodRef, PortMapping
 
 PREFIX = "io.edgeworkers"
 NODE = f"{PREFIX}.node"  # the node name that owns the container (tests use unique node names)
@@ -12,6 +14,9 @@ CONTAINER_NAME = f"{PREFIX}.container.name"
 CONTAINER_TYPE = f"{PREFIX}.container.type"  # "sandbox" | "init" | "app"
 RESTART_COUNT = f"{PREFIX}.container.restartCount"
 SPEC_HASH = f"{PREFIX}.container.hash"
+# A sandbox's host ports, [[containerPort, hostPort, protocol, hostIP], ...] in JSON: what its pod holds on the node,
+# host-network pods included (Docker publishes nothing for those, so its own port bindings cannot tell).
+HOST_PORTS = f"{PREFIX}.pod.hostPorts"
 
 SANDBOX_NAME = "POD"
 TYPE_SANDBOX = "sandbox"
@@ -48,3 +53,22 @@ def pod_of(container_labels: dict[str, str]) -> PodRef | None:
 def docker_name(pod: PodRef, container_name: str, restart_count: int) -> str:
     """The container's Docker name as dockershim wrote it: ``k8s_<container>_<pod>_<ns>_<uid>_<restarts>``."""
     return f"k8s_{container_name}_{pod.name}_{pod.namespace}_{pod.uid}_{restart_count}"
+
+
+def encode_ports(mappings: tuple[PortMapping, ...]) -> dict[str, str]:
+    """The ``HOST_PORTS`` label of a sandbox holding ``mappings`` (none without any)."""
+    if not mappings:
+        return {}
+    return {HOST_PORTS: json.dumps([[m.container_port, m.host_port, m.protocol, m.host_ip] for m in mappings],
+                                   separators=(",", ":"))}
+
+
+def decode_ports(container_labels: dict[str, str]) -> tuple[PortMapping, ...]:
+    """The host ports a container's ``HOST_PORTS`` label holds; none when it has none (or one not ours)."""
+    text = container_labels.get(HOST_PORTS)
+    if not text:
+        return ()
+    try:
+        return tuple(PortMapping(int(c), int(h), str(p), str(i)) for c, h, p, i in json.loads(text))
+    except (ValueError, TypeError):
+        return ()

@@ -61,10 +61,15 @@ class Runtime(Protocol):
         """
 
     def create_sandbox(self, config: SandboxConfig) -> ContainerID:
-        """Create and start the pod's sandbox container and return its id."""
+        """Create and start the pod's sandbox container and return its id.
+
+        Its ``port_mappings`` (the pod's hostPorts) are published on the node unless ``host_network``, and recorded
+        either way (the listed sandbox's ``port_mappings``); ContainerCreateError (nothing left) when the engine
+        cannot publish one, e.g. a port another container publishes."""
 
     def create_container(self, sandbox: ContainerID, pod: PodRef, config: ContainerConfig) -> ContainerID:
-        """Create (not start) an app or init container joined to the sandbox's namespaces.
+        """Create (not start) an app or init container joined to the sandbox's namespaces, with its resources,
+        ``oom_score_adj`` (never below what the node can give) and ``pids_limit``.
 
         Raises ImageNotPresent / ContainerCreateError. Pulling is ``ensure_image``'s job.
         """

@@ -5,6 +5,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+ANY_IP = "0.0.0.0"  # kube's DefaultBindAllHostIP: a hostPort without hostIP is held on every address
+
 
 @dataclass(frozen=True)
 class ContainerID:
@@ -45,6 +47,24 @@ class PodRef:
 
 
 @dataclass(frozen=True)
+class PortMapping:
+    """A pod's ``hostPort``: ``host_ip:host_port`` on the node forwarded to ``container_port`` in the pod."""
+
+    container_port: int
+    host_port: int
+    protocol: str = "TCP"  # TCP, UDP or SCTP
+    host_ip: str = ""  # "" (or 0.0.0.0): every address of the node
+
+    def overlaps(self, other: PortMapping) -> bool:
+        """Whether the two cannot both be held on one node (kube's HostPortInfo.CheckConflict): the same protocol
+        and port, on the same address or with either on every address."""
+        if (self.protocol.upper(), self.host_port) != (other.protocol.upper(), other.host_port):
+            return False
+        ips = {self.host_ip or ANY_IP, other.host_ip or ANY_IP}
+        return len(ips) == 1 or ANY_IP in ips
+
+
+@dataclass(frozen=True)
 class Container:
     """One container as the runtime sees it (sandbox containers have ``is_sandbox``)."""
 
@@ -64,6 +84,7 @@ class Container:
     exit_code: int | None = None
     reason: str = ""  # e.g. "Completed", "Error", "OOMKilled"
     labels: dict[str, str] = field(default_factory=dict)
+    port_mappings: tuple[PortMapping, ...] = ()  # a sandbox's: the host ports its pod holds (published or not)
 
     def instance_order(self) -> tuple[int, float]:
         """Sort key of a container's instances: the latest has the highest restart count (then creation time)."""
@@ -90,6 +111,8 @@ class ContainerConfig:
     cap_drop: list[str] = field(default_factory=list)
     host_pid: bool = False  # the pod's hostPID / hostIPC (node admission allowed them)
     host_ipc: bool = False
+    oom_score_adj: int | None = None  # as kubelet's QoS policy sets it; None: the engine's default
+    pids_limit: int | None = None  # processes (and threads) the container may hold at once; None: no limit
     mounts: list[Mount] = field(default_factory=list)
     tty: bool = False
     stdin: bool = False
@@ -115,6 +138,9 @@ class SandboxConfig:
     hostname: str = ""
     labels: dict[str, str] = field(default_factory=dict)  # the pod's own labels, kept for reference
     spec_hash: str = ""
+    # The pod's hostPorts: published on the node unless ``host_network`` (then only recorded, for the node's checks).
+    port_mappings: tuple[PortMapping, ...] = ()
+    oom_score_adj: int | None = None
 
 
 @dataclass(frozen=True)

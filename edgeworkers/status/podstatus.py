@@ -12,7 +12,7 @@ from typing import Any
 
 from edgeworkers.k8s.pod import ALWAYS, NEVER, Pod
 from edgeworkers.k8s.pod import Container as SpecContainer
-from edgeworkers.k8s.quantity import parse_quantity
+from edgeworkers.k8s.qos import qos_class
 from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.runtime.types import Container, ContainerState
 from edgeworkers.status.proberesults import ProbeResults
@@ -127,24 +127,6 @@ def pod_phase(restart_policy: str, init_statuses: list[dict[str, Any]], statuses
             return "Succeeded"
         return "Failed" if restart_policy == NEVER else "Running"
     return "Pending"
-
-
-def qos_class(pod: Pod) -> str:
-    """Guaranteed, Burstable or BestEffort (kubelet's GetPodQOS, for cpu and memory)."""
-    any_set, guaranteed = False, True
-    for container in pod.spec.all_containers:
-        resources = container.resources
-        limits = {k: v for k, v in ((resources.limits if resources else None) or {}).items() if k in ("cpu", "memory")}
-        requests = {**limits, **((resources.requests if resources else None) or {})}
-        requests = {k: v for k, v in requests.items() if k in ("cpu", "memory")}
-        any_set = any_set or any(parse_quantity(v) != 0 for v in requests.values())
-        if set(limits) != {"cpu", "memory"} or any(
-            parse_quantity(requests[k]) != parse_quantity(limits[k]) for k in limits
-        ):
-            guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def _condition(kind: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:

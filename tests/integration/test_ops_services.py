@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from edgeworkers.process import AGENT_OOM_SCORE_ADJ, node_oom_score_floor
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -73,6 +75,10 @@ def test_services_start_both_redis_servers_once_and_down_all_stops_only_those(ch
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in secrets.iterdir()} == \
         {"redis-password": 0o600, "agent-redis.conf": 0o600}
     assert stat.S_IMODE((root / ".run").stat().st_mode) == 0o700
+    # kubelet's own score for the store of the node's desired state (where the kernel lets it be lowered).
+    assert agent.config_get("oom-score-adj*") == {"oom-score-adj": "absolute", "oom-score-adj-values": "-999 -999 800"}
+    score = Path(f"/proc/{pids['agent'].strip()}/oom_score_adj").read_text()
+    assert int(score) == max(AGENT_OOM_SCORE_ADJ, node_oom_score_floor())
 
     second = ops(root, env, "services")
     assert second.returncode == 0, second.stderr

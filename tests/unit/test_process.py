@@ -3,10 +3,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from edgeworkers.process import long_running
+from edgeworkers.process import (
+    AGENT_OOM_SCORE_ADJ,
+    long_running,
+    lowest_oom_score_adj,
+    node_oom_score_floor,
+    protect_from_oom,
+)
 
 PROBE = """
 import sys
@@ -54,3 +61,37 @@ for line in open("/proc/self/maps"):
 def test_a_long_running_process_maps_large_blocks_apart_after_freeing_one(mode: str, where: str) -> None:
     result = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == where
+
+
+OOM_PROBE = """
+import sys
+sys.argv = ["edgeworkers", *sys.argv[1:]]
+import edgeworkers.cli
+print(open("/proc/self/oom_score_adj").read().strip())
+"""
+
+
+@pytest.mark.parametrize(("args", "protected"), [(["worker"], True), (["pod", "list"], False)])
+def test_a_long_running_process_takes_kubelets_oom_score(args: list[str], protected: bool) -> None:
+    result = subprocess.run([sys.executable, "-c", OOM_PROBE, *args], capture_output=True, text=True, check=True)
+    own = int(Path("/proc/self/oom_score_adj").read_text())
+    expected = max(AGENT_OOM_SCORE_ADJ, node_oom_score_floor()) if protected else own
+    assert int(result.stdout) == expected
+    if protected and expected != AGENT_OOM_SCORE_ADJ:  # refused by the kernel (no CAP_SYS_RESOURCE): said so
+        assert "cannot set this process's oom_score_adj to -999" in result.stderr
+
+
+def test_protect_from_oom_writes_kubelets_score_and_reports_a_refusal(tmp_path: Path) -> None:
+    score = tmp_path / "oom_score_adj"
+    assert protect_from_oom(score) and score.read_text() == "-999\n"
+    assert not protect_from_oom(tmp_path / "absent" / "oom_score_adj")
+
+
+@pytest.mark.parametrize(("status", "own", "lowest"), [
+    ("Name:\tx\nCapEff:\t000001ffffffffff\n", 0, -1000),  # CAP_SYS_RESOURCE (bit 24) held: any score
+    ("Name:\tx\nCapEff:\t000001fffeffffff\n", 0, 0),  # not held: none below the process's own
+    ("CapEff:\t000001fffeffffff\n", -500, -500),
+    ("Name:\tx\n", 200, 200),
+])  # fmt: skip
+def test_the_lowest_oom_score_the_node_can_give(status: str, own: int, lowest: int) -> None:
+    assert lowest_oom_score_adj(status, own) == lowest

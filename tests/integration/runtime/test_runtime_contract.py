@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from edgeworkers.process import node_oom_score_floor
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.errors import (
@@ -32,8 +33,10 @@ from edgeworkers.runtime.types import (
     ContainerUsage,
     ExecResult,
     PodRef,
+    PortMapping,
     SandboxConfig,
 )
+from tests.integration.cloud.conftest import free_port
 from tests.polling import wait_for
 
 UNREACHABLE_IMAGE = "127.0.0.1:1/edgeworkers/absent:1"  # a registry on a closed loopback port
@@ -72,6 +75,17 @@ class Driver:
         if isinstance(self.runtime, FakeRuntime):
             return FakeRuntime(self.node_name, images=["busybox"])
         return DockerRuntime(self.node_name, sandbox_image="edgeworkers/absent-pause:latest")
+
+    def answers_from_config(self, read: Callable[[ContainerConfig], str]) -> None:
+        """What the real engine enforces by itself, as the fake's exec answers it: ``read`` of the container's config."""
+        if isinstance(self.runtime, FakeRuntime):
+            fake = self.runtime
+            fake.exec_handler = lambda container, _command: ExecResult(0, read(fake.config_of(container.id)).encode())
+
+    def lowest(self, score: int) -> int:
+        """The score a process gets when asked ``score``: no lower than the node allows (without CAP_SYS_RESOURCE,
+        as on some CI sandboxes, the engine is never asked less)."""
+        return score if isinstance(self.runtime, FakeRuntime) else max(score, node_oom_score_floor())
 
     def unavailable(self) -> Runtime:
         if isinstance(self.runtime, FakeRuntime):
@@ -304,3 +318,40 @@ def test_usage_of_running_containers_only(driver: Driver, pod: PodRef) -> None:
     assert set(usage) == {running}
     assert usage[running].cpu_usage_ns > 0 and usage[running].memory_working_set_bytes > 0
     assert driver.runtime.usage([]) == {}
+
+
+def test_a_sandbox_holds_its_pods_host_ports_and_its_oom_score(driver: Driver, pod: PodRef) -> None:
+    # (SCTP too, where the kernel has it: docker-proxy answers "protocol not supported" on this test machine.)
+    mappings = (PortMapping(80, free_port(), "TCP", "127.0.0.1"), PortMapping(53, free_port(), "UDP"))
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod, port_mappings=mappings, oom_score_adj=-998))
+    listed = find(driver.reopened(), sandbox_id)
+    assert listed is not None and listed.port_mappings == mappings
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+    assert find(driver.runtime, app_id).port_mappings == ()
+    driver.answers_from_config(lambda config: f"{config.oom_score_adj}\n")
+    score = driver.runtime.exec(sandbox_id, ["cat", "/proc/1/oom_score_adj"], timeout_s=5).output
+    assert score == f"{driver.lowest(-998)}\n".encode()
+
+
+def test_a_host_port_published_already_is_refused(driver: Driver, pod: PodRef) -> None:
+    mapping = PortMapping(80, free_port())
+    driver.runtime.create_sandbox(SandboxConfig(pod, port_mappings=(mapping,)))
+    other = PodRef(str(uuid.uuid4()), "default", "other")
+    with pytest.raises(ContainerCreateError, match="port is already allocated"):
+        driver.runtime.create_sandbox(SandboxConfig(other, port_mappings=(PortMapping(8080, mapping.host_port),)))
+    assert driver.runtime.list_containers(other.key) == []
+    host = PodRef(str(uuid.uuid4()), "default", "host")  # a host-network pod's ports are recorded, not published
+    host_id = driver.runtime.create_sandbox(SandboxConfig(host, host_network=True, port_mappings=(mapping,)))
+    assert find(driver.runtime, host_id).port_mappings == (mapping,)
+
+
+def test_a_containers_oom_score_and_pid_limit_reach_the_engine(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300", oom_score_adj=-997, pids_limit=20))
+    driver.runtime.start_container(app_id)
+    driver.answers_from_config(lambda config: f"{config.oom_score_adj} {config.pids_limit}\n")
+    read = "echo $(cat /proc/1/oom_score_adj) $(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null)"
+    assert driver.runtime.exec(app_id, ["sh", "-c", read], timeout_s=5).output == f"{driver.lowest(-997)} 20\n".encode()
+    best = driver.runtime.create_container(sandbox_id, pod, sh("best", "sleep 300", oom_score_adj=1000))
+    driver.runtime.start_container(best)
+    assert driver.runtime.exec(best, ["sh", "-c", read], timeout_s=5).output.split()[0] == b"1000"

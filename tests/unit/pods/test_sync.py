@@ -12,7 +12,8 @@ from edgeworkers.pods.convert import container_config, pod_ref
 from edgeworkers.pods.sync import PodSyncer, SyncResult
 from edgeworkers.runtime.errors import ContainerCreateError, RuntimeUnavailable
 from edgeworkers.runtime.fake import FakeRuntime
-from edgeworkers.runtime.types import Container, ContainerState
+from edgeworkers.runtime.types import Container, ContainerState, PortMapping
+from edgeworkers.volumes.downward import PodFacts
 from tests.unit.clock import Clock
 from tests.unit.pods.podkit import T0, container, make_pod
 
@@ -352,7 +353,7 @@ def test_a_missing_pod_removes_every_container_of_its_key_whatever_the_uid(
     first, other = make_pod(uid="u1"), make_pod(name="other", uid="u2")
     syncer.sync(first.key, first)
     syncer.sync(other.key, other)
-    assert syncer.sync(first.key, None) == SyncResult(None, None)
+    assert syncer.sync(first.key, None) == SyncResult(None, None, gone=True)
     assert {c.pod.key for c in runtime.list_containers()} == {"default/other"}
 
 
@@ -429,3 +430,63 @@ def test_the_sync_records_kubelets_events(runtime: FakeRuntime, backoff: MemoryB
     syncer.sync(never.key, never)
     assert ("ErrImageNeverPull", 'Container image "nowhere:1" is not present with pull policy of Never',
             "Warning") in events  # fmt: skip
+
+
+def test_host_ports_go_to_the_sandbox_and_a_second_pod_asking_them_is_refused(
+    runtime: FakeRuntime, backoff: MemoryBackoffStore, clock: Clock, tmp_path: Path
+) -> None:
+    events: list[tuple[str, str, str, str]] = []
+    syncer = PodSyncer(runtime, backoff, Settings(node_name="n1", data_dir=tmp_path), clock,
+                       events=lambda pod, reason, message, kind: events.append((pod.key, reason, message, kind)))
+    ports = [{"containerPort": 80, "hostPort": 18090, "protocol": "TCP"}]
+    first = make_pod("first", "uid-1", containers=[container("app", ports=ports)])
+    assert syncer.sync(first.key, first).status["phase"] == "Running"
+    sandbox = next(c for c in live(runtime) if c.is_sandbox)
+    assert sandbox.port_mappings == (PortMapping(80, 18090),)
+    assert runtime.config_of(sandbox.id).oom_score_adj == -998
+
+    second = make_pod("second", "uid-2", containers=[container("app", ports=ports)])
+    refused = syncer.sync(second.key, second).status
+    assert (refused["phase"], refused["reason"]) == ("Failed", "NodePorts")
+    assert refused["message"] == "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
+    assert [c.pod.name for c in runtime.list_containers()] == ["first", "first"]  # nothing of the second
+    assert events[-1] == ("default/second", "NodePorts", refused["message"] + ": hostPort 18090/TCP on 0.0.0.0 is "
+                          "held by pod default/first", "Warning")
+
+    syncer.sync(first.key, None)  # the first pod goes: the second, refused, stays Failed (kubelet admits once)
+    again = syncer.sync(second.key, second, refused).status
+    assert (again["phase"], again["reason"]) == ("Failed", "NodePorts")
+    assert runtime.list_containers() == []
+    third = make_pod("third", "uid-3", containers=[container("app", ports=ports)])
+    assert syncer.sync(third.key, third).status["phase"] == "Running"  # the port is free again
+
+
+def test_a_host_network_pods_ports_are_held_but_not_published(runtime: FakeRuntime, clock: Clock,
+                                                              backoff: MemoryBackoffStore, tmp_path: Path) -> None:
+    settings = Settings(node_name="n1", data_dir=tmp_path, admission_allow_host_network=True)
+    syncer = PodSyncer(runtime, backoff, settings, clock)
+    host = make_pod("host", "uid-1", hostNetwork=True, containers=[container("app", ports=[{"containerPort": 9100}])])
+    syncer.sync(host.key, host)
+    sandbox = next(c for c in live(runtime) if c.is_sandbox)
+    assert sandbox.port_mappings == (PortMapping(9100, 9100),)
+    other = make_pod("other", "uid-2", containers=[container("app", ports=[{"containerPort": 80, "hostPort": 9100}])])
+    assert syncer.sync(other.key, other).status["reason"] == "NodePorts"
+
+
+def test_containers_get_kubelets_oom_score_and_the_pid_limit(runtime: FakeRuntime, clock: Clock,
+                                                            backoff: MemoryBackoffStore, tmp_path: Path) -> None:
+    syncer = PodSyncer(runtime, backoff, Settings(node_name="n1", data_dir=tmp_path, pod_pids_limit=100), clock)
+    guaranteed = {"resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}
+    pod = make_pod(containers=[container("best"), container("sure", **guaranteed)])
+    syncer.sync(pod.key, pod)
+    configs = {name: runtime.config_of(only(runtime, name).id) for name in ("best", "sure")}
+    # One container without requests: the pod is Burstable, each container scored by its memory request.
+    memory = PodFacts().node_memory_bytes
+    assert configs["best"].oom_score_adj == 999
+    assert configs["sure"].oom_score_adj == max(3, 1000 - 1000 * 64 * 2**20 // memory) < 999
+    assert configs["best"].pids_limit == configs["sure"].pids_limit == 100
+    unlimited = PodSyncer(runtime, backoff, Settings(node_name="n1", data_dir=tmp_path, pod_pids_limit=-1), clock)
+    other = make_pod("other", "uid-2", containers=[container("app", **guaranteed)])
+    unlimited.sync(other.key, other)
+    assert runtime.config_of(only(runtime, "app").id).pids_limit is None
+    assert runtime.config_of(only(runtime, "app").id).oom_score_adj == -997

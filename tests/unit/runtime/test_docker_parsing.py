@@ -16,8 +16,9 @@ from edgeworkers.runtime.docker import (
     list_entries,
     parse_docker_time,
     pod_hostname,
+    port_bindings,
 )
-from edgeworkers.runtime.types import PodRef
+from edgeworkers.runtime.types import PodRef, PortMapping
 
 
 @pytest.mark.parametrize(
@@ -102,3 +103,17 @@ def test_the_engines_socket_has_one_connection_pool_for_every_url() -> None:
     adapter = _OnePoolAdapter("/var/run/docker.sock")
     pool = adapter.get_connection("http+docker://localhost/v1.47/containers/a/json")
     assert adapter.get_connection("http+docker://localhost/v1.47/containers/b/stats?stream=0") is pool
+
+
+def test_host_ports_become_dockers_port_bindings() -> None:
+    mappings = (PortMapping(80, 8080), PortMapping(80, 9090, host_ip="127.0.0.1"), PortMapping(53, 1053, "UDP"),
+                PortMapping(5000, 15000, "SCTP"))
+    assert port_bindings(mappings) == {"80/tcp": [8080, ("127.0.0.1", 9090)], "53/udp": [1053], "5000/sctp": [15000]}
+    assert port_bindings(()) == {}
+
+
+def test_host_ports_survive_the_sandbox_label() -> None:
+    mappings = (PortMapping(80, 8080, "TCP", "127.0.0.1"), PortMapping(53, 1053, "UDP"))
+    assert labels.decode_ports(labels.encode_ports(mappings)) == mappings
+    assert labels.encode_ports(()) == {} and labels.decode_ports({}) == ()
+    assert labels.decode_ports({labels.HOST_PORTS: "not json"}) == ()  # a label not ours holds nothing
