@@ -161,7 +161,8 @@ def open_host_path(path: Path, sub_path: str, policy: HostPathPolicy, read_only:
         opened = os.readlink(f"/proc/self/fd/{fd}")  # where the descriptor really is, whatever happened meanwhile
         refusal = policy.refusal(opened, read_only, resolve=False)
         if refusal is not None:
-            raise UnsafePath(f"{what}: hostPath {path} is not allowed: {refusal}")
+            leads = f" (it leads to {opened})" if opened != os.path.normpath(path) else ""
+            raise UnsafePath(f"{what}: hostPath {path}{leads} is not allowed: {refusal}")
     except BaseException:
         os.close(fd)
         raise

@@ -98,7 +98,8 @@ def bind_descriptor(fd: int, target: Path, *, recursive: bool = False, read_only
         if read_only:
             attr = MountAttr(attr_set=MOUNT_ATTR_RDONLY)
             _syscall(SYS_MOUNT_SETATTR, ctypes.c_int(tree), ctypes.c_char_p(b""),
-                     ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
+                     ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
+                     ctypes.c_size_t(ctypes.sizeof(attr)))
         where = os.open(target, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             _syscall(SYS_MOVE_MOUNT, ctypes.c_int(tree), ctypes.c_char_p(b""), ctypes.c_int(where),
