@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import docker
 import pytest
 
 from edgeworkers.config import AllowedHostPath, Settings
+from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.backoff import MemoryBackoffStore
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.docker import DockerRuntime
@@ -72,7 +73,7 @@ def make_syncer(runtime: DockerRuntime, settings: Settings, host: Host,
     return PodSyncer(runtime, MemoryBackoffStore(), config, volumes=manager)
 
 
-def host_pod(name: str, path: Path, script: str, mount: dict[str, Any] | None = None, **container: Any):
+def host_pod(name: str, path: Path, script: str, mount: dict[str, Any] | None = None, **container: Any) -> Pod:
     return pod(name, [box("app", script, volumeMounts=[{"name": "h", "mountPath": "/h", **(mount or {})}],
                           **container)], volumes=[{"name": "h", "hostPath": {"path": str(path)}}])
 
@@ -119,7 +120,7 @@ class SlowPull(DockerRuntime):
     """A pull that takes long enough for a pod to swap its hostPath for a symlink meanwhile (simulated: the local
     image is there, the swap happens where the pull would wait)."""
 
-    def __init__(self, *args: Any, swap: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, swap: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.swap = swap
         self.pulls = 0
@@ -153,7 +154,7 @@ def test_a_symlink_swapped_in_during_a_pull_does_not_escape(node_name: str, sett
 class SwapBeforeCreate(DockerRuntime):
     """The symlink swapped in after the node bound the hostPath, just before Docker creates the container."""
 
-    def __init__(self, *args: Any, swap: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, swap: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.swap = swap
 
@@ -180,7 +181,7 @@ def test_a_symlink_swapped_in_after_the_bind_is_not_what_docker_mounts(node_name
 class SwappingMounter(HostMounter):
     """Swaps the subPath for a symlink leading out between its open and its bind."""
 
-    def __init__(self, swap: Any) -> None:
+    def __init__(self, swap: Callable[[], None]) -> None:
         super().__init__()
         self.swap = swap
 
