@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "EDGEWORKERS_"
 _JSON_TYPES = (list, dict, set, tuple)
@@ -48,6 +48,24 @@ def environ_values(fields: dict[str, Any], environ: typing.Mapping[str, str] = o
         else:
             values[name] = raw
     return values
+
+
+class AllowedHostPath(BaseModel):
+    """One entry of ``EDGEWORKERS_ADMISSION_ALLOWED_HOST_PATHS`` (PodSecurityPolicy's ``AllowedHostPath``): hostPaths
+    at or below ``pathPrefix`` (whole path components: ``/var/log`` is not ``/var/logger``) may be mounted; only
+    read-only when ``readOnly``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    path_prefix: str = Field(alias="pathPrefix")
+    read_only: bool = Field(default=False, alias="readOnly")
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "\0" in value or ".." in value.split("/"):
+            raise ValueError("pathPrefix must be an absolute path without '..'")
+        return value
 
 
 class Settings(BaseModel):
@@ -120,8 +138,11 @@ class Settings(BaseModel):
     stream_connect_timeout_s: float = 10.0
 
     # Node-level admission (pods/admission.py): what a pod may ask of this node; safe by default (README "Admission").
-    # hostPaths that pods may not mount, nor any directory above them (JSON list); unset: the Docker socket and data
-    # root, the agent's data and cloud directories, /etc, /proc, /sys.
+    # The hostPaths pods may mount, as PodSecurityPolicy's allowedHostPaths (JSON list of {"pathPrefix": "/var/log",
+    # "readOnly": true}); none by default.
+    admission_allowed_host_paths: list[AllowedHostPath] = Field(default_factory=list)
+    # hostPaths that pods may not mount, nor any directory above them, even when allowed above (JSON list); unset: the
+    # Docker socket and data root, the agent's data and cloud directories, /etc, /proc, /sys.
     admission_denied_host_paths: list[str] | None = None
     admission_allow_privileged: bool = False
     admission_allowed_capabilities: list[str] = Field(default_factory=list)  # ["*"]: any

@@ -12,13 +12,17 @@ what a kubelet needs and nothing more:
 - leases: get, create, update, patch, delete only its own Lease in ``kube-node-lease``;
 - events: create, update, patch.
 
+``pods/exec``, ``pods/attach`` and ``pods/portforward`` are authorized as ``create`` whatever the request's method:
+a WebSocket upgrade is a GET, and kube-apiserver requires ``create`` for it as for the POST of SPDY (its
+``AuthorizePodWebsocketUpgradeCreatePermission``); a node may none of them.
+
 Anything else is 403 in kube-apiserver's words (``User "system:node:edge-1" cannot get resource "secrets" in API
 group "" in the namespace "default": ...``). Two steps, as in kube: ``authorize`` sees the request's attributes
 (and the stored objects it names); ``admit`` sees the object a create or update would store.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from edgeworkers.cloud.auth import Identity
@@ -28,6 +32,7 @@ from edgeworkers.k8s.references import CONFIGMAP, SECRET, references
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NO_RELATIONSHIP = "no relationship found between node '{node}' and this object"
+CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")  # pods/<sub>: authorized as create, whatever the method
 
 
 class Objects(Protocol):
@@ -69,6 +74,8 @@ def forbidden(identity: Identity, attrs: Attributes, reason: str) -> status.APIE
 
 def authorize(identity: Identity, attrs: Attributes, objects: Objects) -> None:
     """Raise 403 unless ``identity`` may make the request ``attrs`` describes."""
+    if attrs.resource == "pods" and attrs.subresource in CONNECT_SUBRESOURCES:
+        attrs = replace(attrs, verb="create")
     node = identity.node
     if node is None:
         if "system:masters" in identity.groups:

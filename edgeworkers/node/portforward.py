@@ -9,8 +9,11 @@ of the official clients) into one such WebSocket per forwarded connection, so th
 - the node closes the WebSocket when the pod's side of the connection ends; the cloud closes it to end the
   connection.
 
-The connection goes to the pod's own IP (its sandbox's, on Docker's network), or 127.0.0.1 for a host-network pod:
-never to an address a request names. TCP only, as kubelet's port-forward.
+The connection goes to the pod's own IP (its sandbox's, on Docker's network), never to an address a request names.
+Only a pod whose sandbox shares the host's network (which the node created so only for a pod its admission let have
+``hostNetwork``) is reached on 127.0.0.1; a pod whose sandbox has no address is refused on the connection's error
+stream, never forwarded to the host's own loopback (the node's Redis and endpoint listen there). TCP only, as
+kubelet's port-forward.
 """
 from __future__ import annotations
 
@@ -55,8 +58,9 @@ def parse_port(raw: str | None) -> int:
     return port
 
 
-def pod_address(runtime: Runtime, namespace: str, pod: str) -> str:
-    """The IP of the pod's running sandbox (127.0.0.1 for host network); 404 when the pod runs no sandbox here."""
+def pod_address(runtime: Runtime, namespace: str, pod: str) -> str | None:
+    """The IP of the pod's running sandbox (127.0.0.1 for host network; None when it has none); 404 when the pod runs
+    no sandbox here."""
     sandboxes = sorted(
         (c for c in runtime.list_containers(f"{namespace}/{pod}")
          if c.is_sandbox and c.state == ContainerState.RUNNING),
@@ -64,8 +68,9 @@ def pod_address(runtime: Runtime, namespace: str, pod: str) -> str:
     )
     if not sandboxes:
         raise PortForwardError(404, f'pod "{pod}" is not running on this node')
-    address = runtime.container_ip(sandboxes[0].id)
-    return address or LOOPBACK  # the runtime answers None for a host-network sandbox
+    if runtime.host_network(sandboxes[0].id):
+        return LOOPBACK
+    return runtime.container_ip(sandboxes[0].id)
 
 
 async def port_forward(request: web.Request, runtime: Runtime, in_thread: Callable[..., Any],
@@ -82,6 +87,12 @@ async def port_forward(request: web.Request, runtime: Runtime, in_thread: Callab
         return web.Response(status=500, text=str(exc))
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE, autoping=True)
     await ws.prepare(request)
+    if address is None:
+        log.warning("port-forward refused: the pod's sandbox has no IP address", namespace=namespace, pod=pod)
+        await ws.send_str(f"error forwarding port {port} to pod {namespace}/{pod}: the pod has no IP address on "
+                          "this node (only a hostNetwork pod is reached on the node's loopback)")
+        await ws.close()
+        return ws
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:

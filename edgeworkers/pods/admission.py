@@ -5,9 +5,8 @@ server; an edge node often has no such API server in front of it (node-local pod
 checks itself, with safe defaults that ``EDGEWORKERS_ADMISSION_*`` settings open up (README "Admission"):
 
 - the pod's uid, namespace and name must be plain path components (they name its directory under the data dir);
-- no hostPath at, below, or above a denied path (by default the Docker socket and data root, the agent's data and
-  cloud directories, /etc, /proc, /sys; a hostPath of ``/`` or ``/var`` holds some of them, so it is refused too).
-  Paths are compared as written and with the host's symlinks resolved (``/var/run`` is ``/run``);
+- a hostPath only under an allowed prefix, read-only where the prefix says so, and never at, below or above a denied
+  path (``volumes.hostpath``: the allowlist, empty by default, and the floor beneath it);
 - no ``privileged`` container, no added capability outside the allowed list;
 - no host network, PID or IPC namespace;
 - no hostPort another pod of the node holds (kubelet's NodePorts predicate, ``admit_host_ports``), judged once, before
@@ -15,11 +14,11 @@ checks itself, with safe defaults that ``EDGEWORKERS_ADMISSION_*`` settings open
   admitted keeps its ports.
 
 Pure: ``admit`` and ``admit_host_ports`` return the refusal (reason, message) or None; the sync turns a refusal into
-the pod's ``Failed`` status and runs nothing of it.
+the pod's ``Failed`` status and runs nothing of it. A hostPath is judged again, on what is really opened, when each
+container is created (``volumes.hostpath.open_host_path``).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,25 +27,19 @@ from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.hostports import conflict, describe, held_ports, pod_port_mappings
 from edgeworkers.runtime.types import Container
 from edgeworkers.volumes.errors import UnsafePath
-from edgeworkers.volumes.paths import is_within, safe_component
+from edgeworkers.volumes.hostpath import ALLOWED_SETTING, HostPathPolicy
+from edgeworkers.volumes.paths import safe_component
 
 REASON_FORBIDDEN = "Forbidden"
 REASON_INVALID = "Invalid"
 # kubelet's predicate admission: the predicate's name as the reason, "Predicate <name> failed: <its reason>" the message.
 REASON_NODE_PORTS = "NodePorts"
 NODE_PORTS_MESSAGE = "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
-DOCKER_PATHS = ("/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker", "/run/containerd")
-SYSTEM_PATHS = ("/etc", "/proc", "/sys")
-STATE_DIR = "/var/lib/edgeworkers"  # where ops/ keeps the agent's Redis file (EDGEWORKERS_STATE_DIR)
-
-
-def _docker_socket(docker_host: str) -> list[str]:
-    return [docker_host.removeprefix("unix://")] if docker_host.startswith("unix://") else []
 
 
 @dataclass(frozen=True)
 class AdmissionPolicy:
-    denied_host_paths: tuple[str, ...]
+    host_paths: HostPathPolicy = HostPathPolicy()
     allow_privileged: bool = False
     allowed_capabilities: frozenset[str] = frozenset()
     allow_host_network: bool = False
@@ -55,12 +48,8 @@ class AdmissionPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdmissionPolicy:
-        denied = settings.admission_denied_host_paths
-        if denied is None:
-            denied = [*DOCKER_PATHS, *_docker_socket(settings.docker_host), str(settings.data_dir),
-                      str(settings.cloud_data_dir), STATE_DIR, *SYSTEM_PATHS]
         return cls(
-            denied_host_paths=tuple(dict.fromkeys(os.path.normpath(p) for p in denied if p)),
+            host_paths=HostPathPolicy.from_settings(settings),
             allow_privileged=settings.admission_allow_privileged,
             allowed_capabilities=frozenset(c.upper().removeprefix("CAP_") for c in
                                            settings.admission_allowed_capabilities),
@@ -68,26 +57,6 @@ class AdmissionPolicy:
             allow_host_pid=settings.admission_allow_host_pid,
             allow_host_ipc=settings.admission_allow_host_ipc,
         )
-
-
-def _forms(path: str) -> set[str]:
-    """A path as written (normalised) and with the host's symlinks resolved."""
-    forms = {os.path.normpath(path)}
-    try:
-        forms.add(os.path.realpath(path))
-    except OSError:  # unreadable on the way (another namespace's /proc entries): judged as written
-        pass
-    return forms
-
-
-def denied_host_path(path: str, denied: tuple[str, ...]) -> str | None:
-    """The denied path that hostPath ``path`` is, lies under, or holds; None when it is allowed."""
-    for candidate in _forms(path):
-        for entry in denied:
-            for form in _forms(entry):
-                if is_within(candidate, form) or is_within(form, candidate):
-                    return entry
-    return None
 
 
 def _identity(pod: Pod) -> str | None:
@@ -113,13 +82,7 @@ def admit(pod: Pod, policy: AdmissionPolicy) -> tuple[str, str] | None:
                                  (spec.host_ipc, policy.allow_host_ipc, "hostIPC")):
         if flag and not allowed:
             refusals.append(f"{field} is not allowed (EDGEWORKERS_ADMISSION_ALLOW_{_env(field)})")
-    for volume in spec.volumes or []:
-        if volume.host_path is None:
-            continue
-        hit = denied_host_path(volume.host_path.path, policy.denied_host_paths)
-        if hit is not None:
-            refusals.append(f'hostPath "{volume.host_path.path}" of volume "{volume.name}" is not allowed: it is, '
-                            f"lies under or holds {hit} (EDGEWORKERS_ADMISSION_DENIED_HOST_PATHS)")
+    refusals += _host_path_refusals(pod, policy.host_paths)
     for container in spec.all_containers:
         ctx = container.security_context
         if ctx is None:
@@ -158,6 +121,27 @@ def admit_host_ports(
     return REASON_NODE_PORTS, NODE_PORTS_MESSAGE, f"{NODE_PORTS_MESSAGE}: {describe(mapping)} is held by pod {holder}"
 
 
+def _host_path_refusals(pod: Pod, policy: HostPathPolicy) -> list[str]:
+    """Each hostPath volume not allowed, or mounted writable where only reading is allowed (PodSecurityPolicy's
+    rule: every mount of the volume, in every container, read-only)."""
+    writable = {}  # volume name -> the first container mounting it writable
+    for container in pod.spec.all_containers:
+        for mount in container.volume_mounts or []:
+            if not mount.read_only:
+                writable.setdefault(mount.name, container.name)
+    refusals = []
+    for volume in pod.spec.volumes or []:
+        if volume.host_path is None:
+            continue
+        path = volume.host_path.path
+        if (why := policy.refusal(path, read_only=True)) is not None:
+            refusals.append(f'hostPath "{path}" of volume "{volume.name}" is not allowed: {why}')
+        elif volume.name in writable and policy.refusal(path, read_only=False) is not None:
+            refusals.append(f'container "{writable[volume.name]}" mounts hostPath "{path}" of volume "{volume.name}" '
+                            f"writable: {ALLOWED_SETTING} allows it read-only only (readOnly: true on every mount)")
+    return refusals
+
+
 def _env(field: str) -> str:
     return {"hostNetwork": "HOST_NETWORK", "hostPID": "HOST_PID", "hostIPC": "HOST_IPC"}[field]
 
@@ -168,4 +152,4 @@ def refused_status(pod: Pod, reason: str, message: str, host_ip: str, now: str) 
             "hostIPs": [{"ip": host_ip}] if host_ip else [], "startTime": now}
 
 
-__all__ = ["AdmissionPolicy", "admit", "admit_host_ports", "denied_host_path", "refused_status"]
+__all__ = ["AdmissionPolicy", "admit", "admit_host_ports", "refused_status"]

@@ -207,16 +207,17 @@ def lexical_volumes(pod: Pod, data_dir: Path) -> dict[str, ReadyVolume]:
         if volume.empty_dir is not None:
             ready[volume.name] = ReadyVolume(volume_dir(data_dir, pod.metadata.uid or "", volume.name), creatable=True)
         elif volume.host_path is not None:
-            ready[volume.name] = ReadyVolume(Path(volume.host_path.path))
+            ready[volume.name] = ReadyVolume(Path(volume.host_path.path), host=True)
     return ready
 
 
-# (container name, index of the mount, volume name, the volume, subPath) -> the host path to bind.
-SubPathBinder = Callable[[str, int, str, ReadyVolume, str], Path]
+# (container name, index of the mount, volume name, the volume, subPath, read-only) -> the host path to give Docker.
+SubPathBinder = Callable[[str, int, str, ReadyVolume, str, bool], Path]
 
 
-def _lexical_subpath(container: str, index: int, name: str, ready: ReadyVolume, sub_path: str) -> Path:
-    return ready.path.joinpath(*relative_parts(sub_path, f'volume "{name}": subPath'))
+def _lexical_subpath(container: str, index: int, name: str, ready: ReadyVolume, sub_path: str,
+                     read_only: bool) -> Path:
+    return ready.path.joinpath(*relative_parts(sub_path, f'volume "{name}": subPath')) if sub_path else ready.path
 
 
 def _mounts(
@@ -236,11 +237,13 @@ def _mounts(
         sub_path = mount.sub_path or ""
         if mount.sub_path_expr:
             sub_path = expand(mount.sub_path_expr, env)
-        try:
-            source = bind(container.name, index, mount.name, ready, sub_path) if sub_path else ready.path
+        read_only = bool(mount.read_only) or ready.read_only
+        try:  # a hostPath is always bound, so Docker is never given a path a pod can change
+            source = bind(container.name, index, mount.name, ready, sub_path, read_only) \
+                if sub_path or ready.host else ready.path
         except ConfigSourceError as exc:
             raise ConfigError(str(exc)) from None
-        mounts.append(Mount(str(source), mount.mount_path, bool(mount.read_only) or ready.read_only))
+        mounts.append(Mount(str(source), mount.mount_path, read_only))
     return mounts
 
 
@@ -261,9 +264,10 @@ def container_config(
     """The runtime config of one container; raises ConfigError for what cannot be had now.
 
     ``volumes``: the pod's volumes as the VolumeManager set them up (default: emptyDir and hostPath where they
-    would be, nothing else); ``bind_subpath``: how a subPath becomes a host path (default: a lexical join);
-    ``warn(reason, message)``: records what was skipped (kubelet's events); ``pids_limit``: the node's PID limit
-    (None: none). Its ``oom_score_adj`` is kubelet's (``pods.qos``) for the node's memory in ``facts``.
+    would be, nothing else); ``bind_subpath``: how a subPath or a hostPath becomes the host path given to Docker
+    (default: a lexical join); ``warn(reason, message)``: records what was skipped (kubelet's events); ``pids_limit``:
+    the node's PID limit (None: none). Its ``oom_score_adj`` is kubelet's (``pods.qos``) for the node's memory in
+    ``facts``.
     """
     resources = container.resources
     limits = (resources.limits if resources else None) or {}

@@ -106,8 +106,9 @@ class PodSyncer:
         self._policy = BackoffPolicy.from_settings(settings)
         # Configmaps and secrets (the MetaClient) for env and volumes; the volume manager sets volumes up.
         self._meta = meta
-        self._volumes = volumes or VolumeManager(settings.data_dir, meta or NoSources(), clock=clock)
         self._admission = AdmissionPolicy.from_settings(settings)
+        self._volumes = volumes or VolumeManager(settings.data_dir, meta or NoSources(), clock=clock,
+                                                 host_paths=self._admission.host_paths)
         self._node = PodFacts(host_ip=settings.node_host)
         self._pids_limit = settings.pod_pids_limit if settings.pod_pids_limit > 0 else None
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
@@ -288,13 +289,15 @@ class PodSyncer:
             if start.reuse is not None:
                 ident = start.reuse.id
             else:
-                config = container_config(
-                    pod, spec, self._settings.data_dir, start.restart_count, start.is_init, sources=self._meta,
-                    facts=facts or self._node, volumes=volumes, bind_subpath=partial(self._volumes.subpath, pod),
-                    warn=partial(self._warn, pod), pids_limit=self._pids_limit,
-                )
+                # The image first (a pull may take minutes), as kubelet's startContainer: subPaths and hostPaths are
+                # opened, checked and bound right before the container is created, not before the pull.
                 if not self._ensure_image(pod, spec, outcome):
                     return
+                config = container_config(
+                    pod, spec, self._settings.data_dir, start.restart_count, start.is_init, sources=self._meta,
+                    facts=facts or self._node, volumes=volumes, bind_subpath=partial(self._volumes.bind, pod),
+                    warn=partial(self._warn, pod), pids_limit=self._pids_limit,
+                )
                 ident = self._runtime.create_container(sandbox, pod_ref(pod), config)
                 self._note(pod, "Created", f"Created container {spec.name}")
         except ConfigError as exc:

@@ -407,7 +407,8 @@ class DockerRuntime:
         inactive = details.get("total_inactive_file", details.get("inactive_file", 0))  # cgroup v1, v2
         return ContainerUsage(int(total), max(0, int(memory["usage"]) - int(inactive)))
 
-    def container_ip(self, container: ContainerID) -> str | None:
+    def _network_of(self, container: ContainerID) -> dict[str, Any]:
+        """The inspection of the container holding ``container``'s network namespace (its pod's sandbox)."""
         with self._engine(f"inspect container {container}"):
             try:
                 info = self._api().inspect_container(container.id)
@@ -416,6 +417,13 @@ class DockerRuntime:
                     info = self._api().inspect_container(mode.removeprefix("container:"))
             except docker.errors.NotFound as exc:
                 raise ContainerNotFound(_explain(exc)) from exc
+        return info
+
+    def host_network(self, container: ContainerID) -> bool:
+        return self._network_of(container)["HostConfig"]["NetworkMode"] == "host"
+
+    def container_ip(self, container: ContainerID) -> str | None:
+        info = self._network_of(container)
         if info["HostConfig"]["NetworkMode"] == "host":
             return None
         settings = info["NetworkSettings"]

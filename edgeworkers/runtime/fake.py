@@ -345,6 +345,14 @@ class FakeRuntime:
                 if c in self.usages and c in self._containers and self._containers[c].state == ContainerState.RUNNING
             }
 
+    def host_network(self, container: ContainerID) -> bool:
+        self._enter("host_network", str(container))
+        with self._lock:
+            record = self._get(container)
+            if record.sandbox is not None:
+                record = self._get(record.sandbox)
+            return isinstance(record.config, SandboxConfig) and record.config.host_network
+
     def container_ip(self, container: ContainerID) -> str | None:
         self._enter("container_ip", str(container))
         with self._lock:

@@ -96,7 +96,10 @@ class Runtime(Protocol):
         """Run ``command`` in a running container; ExecTimeout when it takes longer than ``timeout_s``."""
 
     def container_ip(self, container: ContainerID) -> str | None:
-        """The pod IP held by a sandbox container (None for host network)."""
+        """The pod IP held by a sandbox container (None for host network, or a sandbox without an address)."""
+
+    def host_network(self, container: ContainerID) -> bool:
+        """Whether the pod of this container (its sandbox) shares the host's network namespace."""
 
     def usage(self, containers: list[ContainerID]) -> dict[ContainerID, ContainerUsage]:
         """The usage of each running container of ``containers``; one gone or stopped meanwhile is left out."""

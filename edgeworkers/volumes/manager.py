@@ -9,9 +9,10 @@ Layout under ``<data_dir>/pods/<uid>/`` (mode 0700: no other user of the host re
   the payload plus 1 MiB so an update fits beside the old copy; a secret never touches the node's disk). These
   four are written by the atomic writer on every sync (unchanged content writes nothing), so a configmap or secret
   changed at the cloud, or a label a downwardAPI file shows, reaches running containers, and are mounted read-only.
-- ``volume-subpaths/<volume>/<container>/<n>``: the bind mount of a container's n-th mount's ``subPath``, made from a
-  descriptor opened without following symlinks (``paths.open_within``), so a symlink a container plants in a
-  shared volume can never make the agent expose a host path.
+- ``volume-subpaths/<volume>/<container>/<n>``: the bind mount of a container's n-th mount's ``subPath``, or of a
+  hostPath (with or without a subPath), made from a descriptor opened without following symlinks
+  (``paths.open_within``, ``hostpath.open_host_path``) just before the container is created, so a symlink a container
+  plants in a shared volume or an allowed host directory can never make the agent expose another host path.
 
 ``teardown`` unmounts everything under the pod's directory (deepest first) and removes it only when no mount is left:
 removing a directory through a bind mount that failed to unmount would delete what it exposes. A hostPath is never
@@ -28,17 +29,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeworkers.k8s.pod import HostPathVolumeSource, Pod, Volume
+from edgeworkers.k8s.pod import Pod, Volume
 from edgeworkers.k8s.quantity import to_bytes
 from edgeworkers.volumes.atomic import AtomicWriter, payload_size
 from edgeworkers.volumes.builders import Sources, holds_secrets, volume_payload
 from edgeworkers.volumes.downward import PodFacts
 from edgeworkers.volumes.errors import ConfigSourceError, UnsafePath, VolumeError
+from edgeworkers.volumes.hostpath import HostPathPolicy, open_host_path, prepare
 from edgeworkers.volumes.mounter import HostMounter, Mounter, MountError
 from edgeworkers.volumes.paths import (
     open_within,
     pod_dir,
-    relative_parts,
     resolve_within,
     safe_component,
     subpath_dir,
@@ -56,12 +57,13 @@ MIB = 1 << 20
 
 @dataclass(frozen=True)
 class ReadyVolume:
-    """A volume ready on the host: where it is, whether containers must mount it read-only, and whether it is a
-    directory the agent made (a subPath inside it may be created)."""
+    """A volume ready on the host: where it is, whether containers must mount it read-only, whether a missing subPath
+    inside it may be made, and whether it is a hostPath (opened and checked again at each bind)."""
 
     path: Path
     read_only: bool = False
     creatable: bool = False
+    host: bool = False
 
 
 def tmpfs_size(payload_bytes: int) -> int:
@@ -69,41 +71,16 @@ def tmpfs_size(payload_bytes: int) -> int:
     return 2 * payload_bytes + MIB
 
 
-def _host_path_ready(source: HostPathVolumeSource) -> Path:
-    """kubelet's hostPath type checks; the ``...OrCreate`` types make what is missing (0755 directory, 0644 file)."""
-    path, kind = Path(source.path), source.type or ""
-    try:
-        if kind == "DirectoryOrCreate" and not path.exists():
-            path.mkdir(mode=0o755, parents=True, exist_ok=True)
-        elif kind == "FileOrCreate" and not path.exists():
-            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
-        info = path.stat() if kind else None
-    except FileNotFoundError:
-        raise VolumeError(f"hostPath type check failed: {path} does not exist") from None
-    except OSError as exc:
-        raise VolumeError(f"hostPath {path}: {exc.strerror}") from None
-    wanted = {
-        "Directory": (stat.S_ISDIR, "a directory"), "DirectoryOrCreate": (stat.S_ISDIR, "a directory"),
-        "File": (stat.S_ISREG, "a file"), "FileOrCreate": (stat.S_ISREG, "a file"),
-        "Socket": (stat.S_ISSOCK, "a socket"), "CharDevice": (stat.S_ISCHR, "a character device"),
-        "BlockDevice": (stat.S_ISBLK, "a block device"),
-    }  # fmt: skip
-    if info is not None and kind in wanted:
-        check, what = wanted[kind]
-        if not check(info.st_mode):
-            raise VolumeError(f"hostPath type check failed: {path} is not {what}")
-    return path
-
-
 class VolumeManager:
     def __init__(
-        self, data_dir: Path, sources: Sources, mounter: Mounter | None = None, clock: Callable[[], float] = time.time
+        self, data_dir: Path, sources: Sources, mounter: Mounter | None = None, clock: Callable[[], float] = time.time,
+        host_paths: HostPathPolicy | None = None,
     ) -> None:
         self._data_dir = Path(data_dir)
         self._sources = sources
         self._mounter: Mounter = mounter or HostMounter()
         self._clock = clock
+        self._host_paths = host_paths or HostPathPolicy()  # the default allows no hostPath
 
     # --- set up -----------------------------------------------------------------------------------------
 
@@ -127,7 +104,7 @@ class VolumeManager:
 
     def _setup_one(self, pod: Pod, volume: Volume, facts: PodFacts, mounted: set[Path]) -> ReadyVolume:
         if volume.host_path is not None:  # a missing subPath in it is made, as kubelet does (never outside it)
-            return ReadyVolume(_host_path_ready(volume.host_path), creatable=True)
+            return ReadyVolume(prepare(volume.host_path, self._host_paths), creatable=True, host=True)
         path = volume_dir(self._data_dir, pod.metadata.uid or "", volume.name)
         try:
             if volume.empty_dir is not None:
@@ -162,43 +139,51 @@ class VolumeManager:
         if info.f_blocks * info.f_frsize < size:
             self._mounter.resize_tmpfs(path, size)
 
-    # --- subPath ------------------------------------------------------------------------------------------
+    # --- binds: subPath and hostPath ---------------------------------------------------------------------
 
-    def subpath(self, pod: Pod, container: str, index: int, volume: str, ready: ReadyVolume, sub_path: str) -> Path:
-        """Bind ``sub_path`` of a ready volume at the container's private mount point and return it; UnsafePath
-        when it leads outside the volume, now or by a symlink swapped in while it is opened."""
-        relative_parts(sub_path, f'volume "{volume}": subPath')
-        target = resolve_within(ready.path, sub_path, f'volume "{volume}": subPath')
+    def bind(self, pod: Pod, container: str, index: int, volume: str, ready: ReadyVolume, sub_path: str,
+             read_only: bool = False) -> Path:
+        """Bind what the container's ``index``-th mount shows (``sub_path`` of a ready volume, or a hostPath itself)
+        at its private mount point and return that: opened without following symlinks and bound by its descriptor,
+        so what was checked is what is mounted. UnsafePath when it leads outside the volume, or a hostPath outside
+        what the policy allows, now or by a symlink swapped in while it is opened."""
+        where = f'volume "{volume}"'
+        shown = f"{where}: subPath {sub_path!r}" if sub_path else f"{where}: hostPath {ready.path}"
         try:
-            fd = open_within(ready.path, target, f'volume "{volume}": subPath', create_dirs=ready.creatable)
-        except FileNotFoundError:
-            raise VolumeError(f'volume "{volume}": subPath {sub_path!r} does not exist') from None
-        except NotADirectoryError:
-            raise UnsafePath(f'volume "{volume}": subPath {sub_path!r} goes through something not a directory') from None
-        except OSError as exc:  # a container changing the path meanwhile (made it a symlink, a loop ...)
-            raise VolumeError(f'volume "{volume}": subPath {sub_path!r}: {exc.strerror}') from None
-        try:
-            bind = subpath_dir(self._data_dir, pod.metadata.uid or "", volume, container, index)
-            if bind in self._mounter.mounts_under(bind):
-                self._mounter.unmount(bind)
-            bind.parent.mkdir(mode=POD_DIR_MODE, parents=True, exist_ok=True)
-            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-            if bind.is_dir() and not bind.is_symlink() and not is_dir:
-                shutil.rmtree(bind)
-            elif bind.is_symlink() or (bind.exists() and is_dir and not bind.is_dir()):
-                bind.unlink()
-            if is_dir:
-                bind.mkdir(exist_ok=True)
+            if ready.host:
+                fd = open_host_path(ready.path, sub_path, self._host_paths, read_only, where)
             else:
-                bind.touch(exist_ok=True)
-            self._mounter.bind_fd(fd, bind)
+                target = resolve_within(ready.path, sub_path, f"{where}: subPath")
+                fd = open_within(ready.path, target, f"{where}: subPath", create_dirs=ready.creatable)
+        except FileNotFoundError:
+            raise VolumeError(f"{shown} does not exist") from None
+        except NotADirectoryError:
+            raise UnsafePath(f"{shown} goes through something not a directory") from None
+        except OSError as exc:  # a container changing the path meanwhile (made it a symlink, a loop ...)
+            raise VolumeError(f"{shown}: {exc.strerror}") from None
+        try:
+            target = subpath_dir(self._data_dir, pod.metadata.uid or "", volume, container, index)
+            if target in self._mounter.mounts_under(target):
+                self._mounter.unmount(target)
+            target.parent.mkdir(mode=POD_DIR_MODE, parents=True, exist_ok=True)
+            is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+            if target.is_dir() and not target.is_symlink() and not is_dir:
+                shutil.rmtree(target)
+            elif target.is_symlink() or (target.exists() and is_dir and not target.is_dir()):
+                target.unlink()
+            if is_dir:
+                target.mkdir(exist_ok=True)
+            else:
+                target.touch(exist_ok=True)
+            # A whole hostPath keeps the mounts below it, as Docker's bind of the path did.
+            self._mounter.bind_fd(fd, target, recursive=ready.host and not sub_path, read_only=read_only)
         except MountError as exc:
-            raise VolumeError(f'volume "{volume}": subPath {sub_path!r}: {exc}') from None
+            raise VolumeError(f"{shown}: {exc}") from None
         except OSError as exc:
-            raise VolumeError(f'volume "{volume}": subPath {sub_path!r}: {exc.strerror}') from None
+            raise VolumeError(f"{shown}: {exc.strerror}") from None
         finally:
             os.close(fd)
-        return bind
+        return target
 
     def has_dir(self, uid: str) -> bool:
         """Whether pod ``uid`` has a directory on the node (a uid that is not a plain name never has)."""

@@ -14,6 +14,7 @@ Three kinds of input make host paths:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -75,35 +76,54 @@ def resolve_within(root: Path, sub_path: str, what: str = "subPath") -> Path:
     return Path(target)
 
 
-def open_within(root: Path, target: Path, what: str = "subPath", create_dirs: bool = False) -> int:
+def open_within(root: Path, target: Path, what: str = "subPath", create_dirs: bool = False,
+                mode: int | None = None) -> int:
     """An ``O_PATH`` descriptor of ``target`` (a resolved path inside the real path of ``root``), opened one component
-    at a time from ``root`` with ``O_NOFOLLOW``; UnsafePath when any component is a symlink (swapped in since it was
-    resolved). ``create_dirs``: missing components are made as directories with ``root``'s mode. The caller closes it.
+    at a time from ``/`` with ``O_NOFOLLOW``; UnsafePath when any component is a symlink (swapped in since it was
+    resolved). ``create_dirs``: missing components below ``root`` are made as directories with ``mode`` (default:
+    ``root``'s). The caller closes it.
     """
     real_root = Path(os.path.realpath(root))
     if not is_within(target, real_root):
         raise UnsafePath(f"{what} {target} is outside its volume")
-    fd = os.open(real_root, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        for part in real_root.parts[1:]:
+            fd = _step(fd, part, what, target)
+        if mode is None:
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
         for part in Path(target).relative_to(real_root).parts:
-            try:
-                child = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            except FileNotFoundError:
-                if not create_dirs:
-                    raise
-                os.mkdir(part, mode, dir_fd=fd)  # mkdirat: an O_PATH descriptor serves as dir_fd
-                child = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-                if not stat.S_ISLNK(os.fstat(child).st_mode):
-                    os.chmod(f"/proc/self/fd/{child}", mode)  # past the umask, on the directory just opened
-            os.close(fd)
-            fd = child
-            if stat.S_ISLNK(os.fstat(fd).st_mode):
-                raise UnsafePath(f"{what} {target} changed into a symlink while it was being opened")
+            fd = _step(fd, part, what, target, mode if create_dirs else None)
         return fd
     except BaseException:
         os.close(fd)
         raise
+
+
+def _step(fd: int, part: str, what: str, target: Path, create_mode: int | None = None) -> int:
+    """The descriptor of ``part`` in directory ``fd``, not following a symlink (made with ``create_mode`` when
+    missing and one is given); ``fd`` is closed when it is returned (left open when this raises)."""
+    made = False
+    try:
+        child = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except FileNotFoundError:
+        if create_mode is None:
+            raise
+        with contextlib.suppress(FileExistsError):  # made meanwhile: opened below, without following it
+            os.mkdir(part, create_mode, dir_fd=fd)  # mkdirat: an O_PATH descriptor serves as dir_fd
+            made = True
+        child = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        kind = os.fstat(child).st_mode
+        if stat.S_ISLNK(kind):
+            raise UnsafePath(f"{what} {target} changed into a symlink while it was being opened")
+        if made and stat.S_ISDIR(kind):
+            os.chmod(f"/proc/self/fd/{child}", create_mode)  # past the umask, on the directory just opened
+    except BaseException:
+        os.close(child)
+        raise
+    os.close(fd)
+    return child
 
 
 def pod_dir(data_dir: Path, uid: str) -> Path:

@@ -2,6 +2,7 @@
 and who may not."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import yaml
 from kubernetes.client import CoreV1Api
 from kubernetes.stream import portforward
 
+from edgeworkers.runtime import labels
 from tests.integration.cloud.conftest import free_port, stop_process
 from tests.integration.loop.conftest import Cluster, busybox_pod, core_api
 from tests.polling import wait_for
@@ -101,6 +103,30 @@ def test_python_client_port_forward_fetches_the_page(core: CoreV1Api) -> None:
     forward.close()
 
 
+def test_port_forward_to_a_pod_without_an_address_is_refused_not_sent_to_the_host(web: Cluster,
+                                                                                   core: CoreV1Api) -> None:
+    """A sandbox that lost its address (taken off Docker's network): the node refuses the connection rather than
+    forwarding it to its own 127.0.0.1, where a listener on the same port waits in vain."""
+    host_listener = socket.create_server(("127.0.0.1", 0))
+    host_listener.settimeout(1.0)
+    port = host_listener.getsockname()[1]
+    sandbox = next(box for box in web.containers("web") if box.labels[labels.CONTAINER_TYPE] == labels.TYPE_SANDBOX)
+    web.docker.networks.get("bridge").disconnect(sandbox.id)
+    try:
+        forward = portforward(core.connect_get_namespaced_pod_portforward, "web", "default", ports=str(port))
+        sock = forward.socket(port)
+        sock.settimeout(20)
+        with contextlib.suppress(OSError):
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        error = wait_for(lambda: forward.error(port), 20, "the connection's error")
+        assert f"error forwarding port {port} to pod default/web: the pod has no IP address on this node" in error
+        with pytest.raises(TimeoutError):
+            host_listener.accept()  # nothing reached the node's own loopback
+        forward.close()
+    finally:
+        host_listener.close()
+
+
 def node_token(cluster: Cluster, node: str) -> str:
     """The bearer token of node ``node``'s identity (``system:node:<node>``): the one the bridge uses for the test's
     node, a new one for another."""
@@ -122,7 +148,7 @@ def test_port_forward_refuses_anonymous_and_node_identities(web: Cluster) -> Non
         as_node = requests.get(url, headers={**UPGRADE, "Authorization": f"Bearer {node_token(web, node)}"},
                                verify=ca, timeout=10)
         assert as_node.status_code == 403, as_node.text
-        assert f'User "system:node:{node}" cannot get resource "pods/portforward"' in as_node.json()["message"]
+        assert f'User "system:node:{node}" cannot create resource "pods/portforward"' in as_node.json()["message"]
 
 
 def test_node_endpoint_refuses_a_caller_without_the_clouds_certificate(web: Cluster) -> None:

@@ -281,6 +281,8 @@ def test_pod_ip_unless_host_network(driver: Driver, pod: PodRef, host_network: b
     else:
         assert ip is not None and ip.count(".") == 3
     assert driver.runtime.container_ip(app_id) == ip
+    assert driver.runtime.host_network(sandbox_id) is host_network
+    assert driver.runtime.host_network(app_id) is host_network
 
 
 def test_an_unreachable_engine_raises_runtime_unavailable(driver: Driver, pod: PodRef) -> None:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import requests
 import yaml
 
 from edgeworkers.config import Settings
@@ -95,3 +96,34 @@ def test_the_bridge_talks_as_its_node_not_as_the_administrator(cloud: Cloud, edg
     # The node's own identity cannot read another node's Lease.
     other = as_node(cloud, kubeconfig, "get", "lease", "-n", "kube-node-lease", "someone-else")
     assert forbidden(other, f"system:node:{edge_node.name}", "get", "leases"), other.stderr
+
+
+UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "v4.channel.k8s.io"}
+SPDY = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "portforward.k8s.io"}
+
+
+def test_a_node_may_not_exec_attach_or_port_forward_whatever_the_transport(cloud: Cloud, tmp_path: Path) -> None:
+    """kube requires create on pods/exec, pods/attach and pods/portforward, for a WebSocket GET as for SPDY's POST;
+    a node has none of them, not even into a pod bound to itself. The administrator keeps them."""
+    kubeconfig = cloud.issue_node_credentials("edge-s", tmp_path / "edge-s")
+    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+    cloud.kubectl("apply", "-f", "-", input=pod_manifest("on-s", "edge-s"))
+    base = f"https://127.0.0.1:{cloud.port}/api/v1/namespaces/default/pods/on-s"
+    ca = str(cloud.data_dir / "ca.crt")
+    admin_token = (cloud.data_dir / "token").read_text().strip()
+    for sub, query in (("exec", "?command=true&stdout=true"), ("attach", "?stdout=true"), ("portforward", "?ports=80")):
+        for method, headers in (("GET", UPGRADE), ("POST", SPDY)):
+            node_answer = requests.request(method, f"{base}/{sub}{query}", verify=ca, timeout=10,
+                                       headers={**headers, "Authorization": f"Bearer {token}"})
+            assert node_answer.status_code == 403, (sub, method, node_answer.text)
+            body = node_answer.json()
+            assert (body["kind"], body["reason"]) == ("Status", "Forbidden")
+            assert body["message"].startswith(
+                f'pods "on-s" is forbidden: User "system:node:edge-s" cannot create resource "pods/{sub}" in API '
+                'group "" in the namespace "default"'), body["message"]
+            admin = requests.request(method, f"{base}/{sub}{query}", verify=ca, timeout=10,
+                                     headers={**headers, "Authorization": f"Bearer {admin_token}"})
+            assert admin.status_code != 403, (sub, method, admin.text)  # past authorization (no such node: an error)
+    refused = as_node(cloud, kubeconfig, "exec", "on-s", "--", "true")  # kubectl's WebSocket, then SPDY
+    assert forbidden(refused, "system:node:edge-s", "create", "pods/exec"), refused.stderr

@@ -4,8 +4,10 @@ pods that print what they see."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
+from pathlib import Path
 
 import yaml
 
@@ -95,6 +97,10 @@ def test_the_node_refuses_what_would_hand_it_over_and_what_escapes(cluster: Clus
     sock = busybox_pod("docker-sock", node=cluster.node)
     sock["spec"]["volumes"] = [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]
     sock["spec"]["containers"][0]["volumeMounts"] = [{"name": "sock", "mountPath": "/var/run/docker.sock"}]
+    # Not a denied path, but no entry of the allowlist (empty by default) holds it.
+    outside = busybox_pod("outside", node=cluster.node)
+    outside["spec"]["volumes"] = [{"name": "data", "hostPath": {"path": "/srv/edgeworkers-test"}}]
+    outside["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data", "readOnly": True}]
     privileged = busybox_pod("privileged", node=cluster.node)
     privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
     # A container plants a symlink to the host's root in a shared emptyDir (an init container, so it is there first);
@@ -107,9 +113,13 @@ def test_the_node_refuses_what_would_hand_it_over_and_what_escapes(cluster: Clus
     planter["spec"]["initContainers"] = [{
         "name": "plant", "image": "busybox", "imagePullPolicy": "Never", "command": ["ln", "-s", "/", "/shared/root"],
         "volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}]
-    cluster.apply(sock, privileged, planter)
+    cluster.apply(sock, outside, privileged, planter)
 
-    for name, wanted in (("docker-sock", 'hostPath "/var/run/docker.sock" of volume "sock" is not allowed'),
+    for name, wanted in (("docker-sock", 'hostPath "/var/run/docker.sock" of volume "sock" is not allowed: it is, '
+                                         "lies under or holds /var/run/docker.sock "
+                                         "(EDGEWORKERS_ADMISSION_DENIED_HOST_PATHS)"),
+                         ("outside", 'hostPath "/srv/edgeworkers-test" of volume "data" is not allowed: it is not '
+                                     "under a pathPrefix of EDGEWORKERS_ADMISSION_ALLOWED_HOST_PATHS"),
                          ("privileged", 'container "app": privileged is not allowed')):
         cluster.wait_pod(name, lambda p: (p.get("status") or {}).get("phase") == "Failed", 60, f"{name} refused")
         described = cluster.kubectl("describe", "pod", name).stdout
@@ -131,6 +141,8 @@ def test_the_node_refuses_what_would_hand_it_over_and_what_escapes(cluster: Clus
     assert re.search(r"Reason:\s+CreateContainerConfigError", cluster.kubectl("describe", "pod", "planter").stdout)
     assert "victim" not in cluster.running_ids("planter")
     assert not (cluster.config.data_dir / "etc").exists()
+
+    assert not Path("/srv/edgeworkers-test").exists()
 
     # A traversal in an item path never reaches the node: the cloud refuses it as the API server does.
     escape = busybox_pod("escape", node=cluster.node)
@@ -156,3 +168,31 @@ def test_the_node_refuses_what_would_hand_it_over_and_what_escapes(cluster: Clus
     assert cluster.store.get(POD, "default", f"dotdot-{cluster.node}") is None
     assert cluster.containers(f"dotdot-{cluster.node}") == []
     assert sentinel.read_text() == "still here"
+
+
+def test_a_host_path_allowed_read_only_through_kubectl(cluster: Cluster, tmp_path: Path) -> None:
+    """The README's example: a log directory allowed read-only; a pod reads it, a writable mount of it is refused."""
+    logs_dir = tmp_path / "var-log"
+    logs_dir.mkdir()
+    (logs_dir / "app.log").write_text("a line the host wrote\n")
+    cluster.extra_env["EDGEWORKERS_ADMISSION_ALLOWED_HOST_PATHS"] = json.dumps(
+        [{"pathPrefix": str(logs_dir), "readOnly": True}])
+    cluster.restart_worker()  # the worker admits pods and sets their volumes up
+    reader = busybox_pod("log-reader", "cat /logs/app.log; touch /logs/new || echo REFUSED; sleep 3600",
+                         node=cluster.node)
+    reader["spec"]["volumes"] = [{"name": "logs", "hostPath": {"path": str(logs_dir), "type": "Directory"}}]
+    reader["spec"]["containers"][0]["volumeMounts"] = [{"name": "logs", "mountPath": "/logs", "readOnly": True}]
+    writer = yaml.safe_load(yaml.safe_dump(reader))
+    writer["metadata"]["name"] = "log-writer"
+    writer["spec"]["containers"][0]["volumeMounts"][0]["readOnly"] = False
+    cluster.apply(reader, writer)
+
+    cluster.wait_running("log-reader")
+    seen = logs(cluster, "log-reader", "REFUSED")
+    assert "a line the host wrote\n" in seen and "Read-only file system" in seen
+    assert not (logs_dir / "new").exists()
+    refused = cluster.wait_pod("log-writer", lambda p: (p.get("status") or {}).get("phase") == "Failed", 60,
+                               "log-writer refused")
+    assert refused["status"]["reason"] == "Forbidden"
+    assert f'container "app" mounts hostPath "{logs_dir}" of volume "logs" writable: ' \
+           "EDGEWORKERS_ADMISSION_ALLOWED_HOST_PATHS allows it read-only only" in refused["status"]["message"]

@@ -192,3 +192,16 @@ def test_node_restriction_admits_only_a_nodes_own_objects(new, old, a, reason) -
 ])
 def test_verbs_are_derived_as_kube_derives_them(method, name, watch, verb) -> None:
     assert verb_of(method, name, watch) == verb
+
+
+@pytest.mark.parametrize("sub", ["exec", "attach", "portforward"])
+@pytest.mark.parametrize("verb", ["get", "create"])  # a WebSocket upgrade (GET), SPDY's POST
+def test_streams_are_authorized_as_create_whatever_the_transport(sub: str, verb: str) -> None:
+    """kube-apiserver requires create on pods/exec, pods/attach and pods/portforward for a WebSocket GET too."""
+    authorize(ADMIN, attrs(verb, "pods", "mine", sub=sub), OBJECTS)  # the administrator keeps them
+    with pytest.raises(status.APIError) as refused:
+        authorize(NODE, attrs(verb, "pods", "mine", sub=sub), OBJECTS)  # not even into a pod bound to itself
+    assert refused.value.code == 403 and refused.value.status["reason"] == "Forbidden"
+    assert refused.value.status["message"] == (
+        f'pods "mine" is forbidden: User "system:node:edge-1" cannot create resource "pods/{sub}" in API group "" '
+        f"in the namespace \"default\": node 'edge-1' cannot create pods/{sub}")

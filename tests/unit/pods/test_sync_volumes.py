@@ -13,6 +13,7 @@ from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.fake import FakeRuntime
 from edgeworkers.runtime.types import ContainerState
+from edgeworkers.volumes.hostpath import HostPathPolicy
 from edgeworkers.volumes.manager import VolumeManager
 from edgeworkers.volumes.mounter import FakeMounter
 from tests.unit.clock import Clock
@@ -44,7 +45,7 @@ def make_syncer(runtime: FakeRuntime, sources: FakeSources, mounter: FakeMounter
                 **settings: object) -> PodSyncer:
     config = Settings(node_name="n1", data_dir=data, **settings)
     return PodSyncer(runtime, MemoryBackoffStore(), config, Clock(T0), meta=sources,
-                     volumes=VolumeManager(data, sources, mounter))
+                     volumes=VolumeManager(data, sources, mounter, host_paths=HostPathPolicy.from_settings(config)))
 
 
 @pytest.fixture
@@ -153,7 +154,8 @@ def test_a_pod_the_node_refuses_is_failed_and_nothing_of_it_runs(
 def test_admission_opens_up_with_its_settings(runtime: FakeRuntime, sources: FakeSources, mounter: FakeMounter,
                                               data: Path) -> None:
     syncer = make_syncer(runtime, sources, mounter, data, admission_allow_privileged=True,
-                         admission_denied_host_paths=[], admission_allowed_capabilities=["*"])
+                         admission_denied_host_paths=[], admission_allowed_capabilities=["*"],
+                         admission_allowed_host_paths=[{"pathPrefix": "/"}])
     pod = make_pod(containers=[container("app", securityContext={"privileged": True,
                                                                   "capabilities": {"add": ["SYS_ADMIN"]}})],
                    volumes=[{"name": "etc", "hostPath": {"path": "/etc"}}])

@@ -1,4 +1,5 @@
-"""VolumeManager with a FakeMounter on a temporary data dir: set up, update, subPath binds and tear down."""
+"""VolumeManager with a FakeMounter on a temporary data dir: set up, update, subPath and hostPath binds and tear
+down."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import pytest
 
 from edgeworkers.volumes.downward import PodFacts
 from edgeworkers.volumes.errors import ConfigSourceError, UnsafePath, VolumeError
+from edgeworkers.volumes.hostpath import HostPathPolicy, HostPathRule
 from edgeworkers.volumes.manager import VolumeManager, tmpfs_size
 from edgeworkers.volumes.mounter import FakeMounter, parse_mountinfo
 from tests.unit.pods.podkit import make_pod
@@ -28,7 +30,8 @@ def mounter() -> FakeMounter:
 
 @pytest.fixture
 def manager(tmp_path: Path, sources: FakeSources, mounter: FakeMounter) -> VolumeManager:
-    return VolumeManager(tmp_path / "data", sources, mounter)
+    allowed = HostPathPolicy((HostPathRule(str(tmp_path)), HostPathRule("/dev/null", read_only=True)))
+    return VolumeManager(tmp_path / "data", sources, mounter, host_paths=allowed)
 
 
 VOLUMES = [
@@ -100,7 +103,7 @@ def test_sub_paths_are_bound_from_inside_the_volume(manager: VolumeManager, moun
                                                     tmp_path: Path) -> None:
     pod = make_pod(volumes=[{"name": "scratch", "emptyDir": {}}])
     ready = manager.setup(pod, FACTS)["scratch"]
-    bind = manager.subpath(pod, "app", 0, "scratch", ready, "logs/app")
+    bind = manager.bind(pod, "app", 0, "scratch", ready, "logs/app")
     assert bind == tmp_path / "data" / "pods" / "uid-1" / "volume-subpaths" / "scratch" / "app" / "0"
     assert Path(mounter.mounts[bind]) == Path(os.path.realpath(ready.path)) / "logs" / "app"
     assert (ready.path / "logs" / "app").is_dir()
@@ -112,12 +115,42 @@ def test_a_missing_sub_path_of_a_host_path_is_made_inside_it(manager: VolumeMana
     host.mkdir()
     pod = make_pod(volumes=[{"name": "h", "hostPath": {"path": str(host), "type": "Directory"}}])
     ready = manager.setup(pod, FACTS)["h"]
-    bind = manager.subpath(pod, "app", 0, "h", ready, "new/dir")
+    bind = manager.bind(pod, "app", 0, "h", ready, "new/dir")
     assert (host / "new" / "dir").is_dir() and Path(mounter.mounts[bind]) == host / "new" / "dir"
     (host / "out").symlink_to(tmp_path)
     with pytest.raises(UnsafePath, match="leads outside its volume"):
-        manager.subpath(pod, "app", 1, "h", ready, "out/escape")
+        manager.bind(pod, "app", 1, "h", ready, "out/escape")
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_host_path_is_bound_by_its_descriptor_and_judged_again(manager: VolumeManager, mounter: FakeMounter,
+                                                                  tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    pod = make_pod(volumes=[{"name": "h", "hostPath": {"path": str(host)}},
+                            {"name": "n", "hostPath": {"path": "/dev/null"}}])
+    ready = manager.setup(pod, FACTS)
+    bind = manager.bind(pod, "app", 0, "h", ready["h"], "")
+    assert bind == tmp_path / "data" / "pods" / "uid-1" / "volume-subpaths" / "h" / "app" / "0"
+    assert Path(mounter.mounts[bind]) == host and mounter.read_only[bind] is False
+    read_only = manager.bind(pod, "app", 1, "n", ready["n"], "", read_only=True)
+    assert mounter.mounts[read_only] == "/dev/null" and mounter.read_only[read_only] and read_only.is_file()
+    with pytest.raises(UnsafePath, match="read-only only"):  # /dev/null is allowed read-only only
+        manager.bind(pod, "app", 2, "n", ready["n"], "")
+    # Swapped for a symlink after the setup (as during a pull): judged where it leads now, and refused.
+    host.rename(tmp_path / "host.old")
+    host.symlink_to("/etc")
+    with pytest.raises(UnsafePath, match=r"hostPath .* is not allowed: it is not under a pathPrefix"):
+        manager.bind(pod, "app", 3, "h", ready["h"], "")
+
+
+def test_a_host_path_the_policy_refuses_is_not_made(tmp_path: Path, sources: FakeSources,
+                                                    mounter: FakeMounter) -> None:
+    manager = VolumeManager(tmp_path / "data", sources, mounter)  # the default policy: no hostPath
+    pod = make_pod(volumes=[{"name": "h", "hostPath": {"path": str(tmp_path / "new"), "type": "DirectoryOrCreate"}}])
+    with pytest.raises(UnsafePath, match="EDGEWORKERS_ADMISSION_ALLOWED_HOST_PATHS"):
+        manager.setup(pod, FACTS)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("planted", ["/etc", "/", "../../..", "../../../../etc"])
@@ -128,7 +161,7 @@ def test_a_planted_symlink_never_binds_outside_the_volume(
     ready = manager.setup(pod, FACTS)["scratch"]
     (ready.path / "evil").symlink_to(planted)  # as a container sharing the emptyDir would
     with pytest.raises(UnsafePath, match="leads outside its volume"):
-        manager.subpath(pod, "app", 0, "scratch", ready, "evil")
+        manager.bind(pod, "app", 0, "scratch", ready, "evil")
     assert not [c for c in mounter.calls if c[0] == "bind_fd"]
 
 
