@@ -89,7 +89,7 @@ async def _serve(config: Settings, broker: dramatiq.Broker | None = None, stop: 
         return recorded_health_error(pleg_redis, time.time(), config.pleg_relist_threshold_s)
 
     def heartbeat(api: ApiClient) -> Loop:
-        return NodeRegistrar(api, lambda: gather_facts(config, runtime.version, pleg_error),
+        return NodeRegistrar(api, lambda: gather_facts(config, runtime.version, pleg_error, runtime.data_root),
                              interval_s=config.node_status_update_frequency_s).run
 
     bridge = threading.Thread(

@@ -29,7 +29,7 @@ from edgeworkers.pods.images import Pulled
 from edgeworkers.pods.lock import PodBusy, pod_lock
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.redisconn import redis_client
-from edgeworkers.runtime.docker import DockerRuntime
+from edgeworkers.runtime.docker import DockerRuntime, log_rotation
 from edgeworkers.runtime.errors import ContainerRuntimeError
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ def build_agent(config: Settings, broker: dramatiq.Broker | None) -> Agent:
     client = redis_client(
         config, socket_timeout=config.redis_socket_timeout_s, socket_connect_timeout=config.redis_socket_timeout_s
     )
-    runtime = DockerRuntime(config.node_name, docker_host=config.docker_host, sandbox_image=config.sandbox_image)
+    runtime = DockerRuntime(config.node_name, docker_host=config.docker_host, sandbox_image=config.sandbox_image,
+                            **log_rotation(config))
     store = MetaStore(client, node_cipher(config.data_dir))
     meta = MetaClient(store, Outbox(client), CloudRemote(config))
     syncer = PodSyncer(
