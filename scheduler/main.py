@@ -20,6 +20,9 @@ from edgeworkers import metrics, tasks
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings, settings
 from edgeworkers.events import EventRecorder
+from edgeworkers.eviction.manager import EvictionManager
+from edgeworkers.eviction.policy import CONTAINERS, IMAGES, thresholds_from
+from edgeworkers.eviction.signals import observe
 from edgeworkers.gc.containers import ContainerGC, ContainerGCPolicy
 from edgeworkers.gc.images import ImageGC, ImageGCPolicy
 from edgeworkers.messages import Message, Route, resource
@@ -79,9 +82,18 @@ def build(
         return usage.total, usage.used
 
     image_gc = ImageGC(runtime, client, docker_disk_usage, image_policy, config.sandbox_image, node_event=events.node)
+    reclaim = {  # eviction's node-level reclaim: every dead container, every unused image (kubelet's)
+        CONTAINERS: ContainerGC(runtime, lambda: desired_uids(agent.store), ContainerGCPolicy(0, 0, -1)).collect,
+        IMAGES: image_gc.delete_unused,
+    }
+    eviction = EvictionManager(
+        agent, runtime, thresholds_from(config), lambda: observe(config.data_dir, runtime.data_root), reclaim, events,
+        enabled=config.eviction_enabled,
+    )
     node = NodeJobs(
         config, runtime, client, agent, sync, prober=prober, container_gc=container_gc, image_gc=image_gc,
         usage=UsageReporter(runtime, Outbox(client), config.node_name, min_interval_s=config.usage_period_s),
+        eviction=eviction,
     )
     scheduler = scheduler_class(executors={"default": ThreadPoolExecutor(JOB_THREADS)}, timezone=UTC)
     add_jobs(scheduler, node.table(), on_success=node.record_success)
@@ -107,7 +119,7 @@ def run(config: Settings | None = None) -> None:
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)  # not a line per run
     try:
         scheduler, node = build(config)
-    except ValueError as exc:  # a policy refused when its manager is built (image GC thresholds)
+    except ValueError as exc:  # a policy refused when its manager is built (image GC or eviction thresholds)
         raise SystemExit(f"scheduler: {exc}") from None
     serve_metrics(config, node)
 

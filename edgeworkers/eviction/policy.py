@@ -39,7 +39,9 @@ RESOURCE = {
 # (kubelet's reclaim functions when the images share the node's filesystem, as on an edge box); memory and pids none.
 CONTAINERS, IMAGES = "containers", "images"
 _DISK = (CONTAINERS, IMAGES)
-RECLAIM: Mapping[str, tuple[str, ...]] = {signal: _DISK if CONDITION[signal] == DISK_PRESSURE else () for signal in CONDITION}
+RECLAIM: Mapping[str, tuple[str, ...]] = {
+    signal: _DISK if condition == DISK_PRESSURE else () for signal, condition in CONDITION.items()
+}
 # The threshold ranked for eviction first when several are met: memory, then disk, then pids (kubelet's order).
 _PRIORITY = (MEMORY_AVAILABLE, AGENTFS_AVAILABLE, NODEFS_AVAILABLE, NODEFS_INODES_FREE, IMAGEFS_AVAILABLE,
              IMAGEFS_INODES_FREE, PID_AVAILABLE)

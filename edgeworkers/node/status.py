@@ -69,12 +69,15 @@ def node_conditions(
     facts: NodeFacts, now: datetime, previous: Sequence[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
     """Kubelet's four node conditions; ``lastTransitionTime`` moves only when a status flips."""
+    pressure = facts.pressure
     table = [
-        ("MemoryPressure", MEMORY_PRESSURE in facts.pressure, ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+        ("MemoryPressure", MEMORY_PRESSURE in pressure,
+         ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
          ("KubeletHasSufficientMemory", "kubelet has sufficient memory available")),
-        ("DiskPressure", DISK_PRESSURE in facts.pressure, ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+        ("DiskPressure", DISK_PRESSURE in pressure, ("KubeletHasDiskPressure", "kubelet has disk pressure"),
          ("KubeletHasNoDiskPressure", "kubelet has no disk pressure")),
-        ("PIDPressure", PID_PRESSURE in facts.pressure, ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+        ("PIDPressure", PID_PRESSURE in pressure,
+         ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
          ("KubeletHasSufficientPID", "kubelet has sufficient PID available")),
         # Pressure shows in its own condition; only an unreachable engine or a stuck PLEG make the node not Ready.
         ("Ready", not facts.runtime_error and not facts.pleg_error, ("KubeletReady", "kubelet is posting ready status"),
