@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from edgeworkers.config import Settings
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import (
     LIST_FIELDS,
@@ -14,6 +15,8 @@ from edgeworkers.runtime.docker import (
     demultiplex,
     exit_reason,
     list_entries,
+    log_config,
+    log_rotation,
     parse_docker_time,
     pod_hostname,
 )
@@ -102,3 +105,13 @@ def test_the_engines_socket_has_one_connection_pool_for_every_url() -> None:
     adapter = _OnePoolAdapter("/var/run/docker.sock")
     pool = adapter.get_connection("http+docker://localhost/v1.47/containers/a/json")
     assert adapter.get_connection("http+docker://localhost/v1.47/containers/b/stats?stream=0") is pool
+
+
+def test_containers_log_to_json_file_rotated_as_kubelet_rotates() -> None:
+    assert log_config(10 * 1024 * 1024, 5) == {"Type": "json-file", "Config": {"max-size": "10485760", "max-file": "5"}}
+    assert log_config(0, 5) == {"Type": "json-file", "Config": {}}  # 0: no rotation
+    assert log_rotation(Settings()) == {"log_max_size_bytes": 10 * 1024 * 1024, "log_max_files": 5}
+    with pytest.raises(ValueError, match="max files 0"):
+        log_config(1024, 0)
+    with pytest.raises(ValueError, match="EDGEWORKERS_CONTAINER_LOG_MAX_SIZE 'big' is not a quantity"):
+        log_rotation(Settings(container_log_max_size="big"))
