@@ -20,6 +20,7 @@ from edgeworkers.eviction.policy import (
     PID_AVAILABLE,
     Observation,
 )
+from edgeworkers.runtime.errors import RuntimeFault
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def observe(data_dir: Path, image_root: Callable[[], str] | None = None) -> dict
     if image_root is not None:
         try:
             observed.update(filesystem(image_root(), IMAGEFS_AVAILABLE, IMAGEFS_INODES_FREE))
-        except Exception as exc:  # the engine away (or its root unreadable): the other signals still count
+        except (RuntimeFault, OSError) as exc:  # the engine away, or its root unreadable: the others still count
             log.info("image filesystem not measured: %s", exc)
     try:
         pid_max = int(PID_MAX.read_text())
