@@ -45,11 +45,22 @@ def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _refused(exc: ValueError) -> SystemExit:
+    return SystemExit(f"{Path(sys.argv[0]).name}: {exc}")
+
+
+def _build(config: Settings) -> wiring.Services:
+    try:
+        return wiring.build(config)
+    except ValueError as exc:  # a setting refused (the container logs' rotation)
+        raise _refused(exc) from None
+
+
 def _jobs(services: wiring.Services, scheduler_class: type | None = None) -> tuple[Any, Any]:
     try:
         return wiring.periodic_jobs(services, scheduler_class)
-    except ValueError as exc:  # a policy refused when its manager is built (image GC thresholds)
-        raise SystemExit(f"{Path(sys.argv[0]).name}: {exc}") from None
+    except ValueError as exc:  # a policy refused when its manager is built (image GC, eviction thresholds)
+        raise _refused(exc) from None
 
 
 def agent(
@@ -67,7 +78,7 @@ def agent(
         log.warning("--threads has no effect with --no-worker: `edgeworkers worker` runs the pod worker")
     # Until the bridge's event loop takes over SIGTERM and SIGINT, either stops the start-up cleanly.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    services = wiring.build(config)
+    services = _build(config)
     scheduler, node = _jobs(services, BackgroundScheduler)
     worker = None
     try:
@@ -102,7 +113,7 @@ def worker(
     queues' Prometheus exposition (served by the `dramatiq` command), run under the `dramatiq` command."""
     config = settings()
     _logging()
-    services = wiring.build(config)
+    services = _build(config)
     if (processes or config.worker_processes) != 1 or config.queue_metrics_port:
         wiring.resync_desired(services)
         services.close()
@@ -139,7 +150,7 @@ def scheduler() -> None:
     """Run the periodic jobs (PLEG relist, probes, orphan cleanup, GC, usage) on APScheduler; metrics on 127.0.0.1."""
     config = settings()
     _logging()
-    services = wiring.build(config)
+    services = _build(config)
     jobs, _node = _jobs(services)
     wiring.serve_metrics(services)
 
@@ -173,7 +184,7 @@ def node_serve(
             access_from_settings(config)
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(f"cannot use kubeconfig {kubeconfig}: {exc}", param_hint="--kubeconfig") from exc
-    wiring.run_node(wiring.build(config))
+    wiring.run_node(_build(config))
 
 
 def orphans() -> None:
@@ -184,7 +195,7 @@ def orphans() -> None:
     from edgeworkers.pods.reconcile import remove_orphans
     from edgeworkers.runtime.errors import RuntimeFault
 
-    services = wiring.build(settings())
+    services = _build(settings())
     try:
         removed = remove_orphans(wiring.pod_workers(services, follow_ups=False))
     except (StoreError, dramatiq.errors.BrokerConnectionError) as exc:

@@ -165,6 +165,27 @@ class Settings(BaseModel):
     image_gc_min_age_s: float = 120.0
     # The node's usage (kubectl top) goes to the cloud at most this often (metrics-server's resolution).
     usage_period_s: float = 15.0
+    # Container logs (kubelet's containerLogMaxSize, containerLogMaxFiles): every container is created with Docker's
+    # json-file driver rotating its log at this size and keeping this many files; "0" keeps everything (no rotation).
+    container_log_max_size: str = "10Mi"
+    container_log_max_files: int = 5
+    # Node pressure and eviction (kubelet's eviction manager, edgeworkers/eviction/): kubelet's default hard
+    # thresholds, each a quantity ("100Mi") or a percentage of capacity ("10%"), "0" for none. The node reports
+    # MemoryPressure, DiskPressure and PIDPressure from them whether or not eviction is on.
+    eviction_hard_memory_available: str = "100Mi"
+    eviction_hard_nodefs_available: str = "10%"
+    eviction_hard_nodefs_inodes_free: str = "5%"
+    eviction_hard_imagefs_available: str = "15%"
+    eviction_hard_imagefs_inodes_free: str = "5%"
+    # kubelet has no default pid.available threshold; this keeps the PIDPressure edgeworkers has always reported.
+    eviction_hard_pid_available: str = "10%"
+    # Under a threshold, reclaim dead containers and unused images, then evict pods (off: pods are never stopped;
+    # the pressure conditions, their taints and the GC jobs still act).
+    eviction_enabled: bool = True
+    eviction_period_s: float = 10.0  # kubelet's housekeeping interval
+    # The agent's own data (the data dir, where Redis keeps its files): under this much free space the node is under
+    # disk pressure (reclaim, then evict) and the agent logs and reports it, until the space returns.
+    agent_data_reserve: str = "256Mi"
     # Probes run concurrently on this many threads at most.
     prober_workers: int = 16
     # The scheduler's Prometheus endpoint, on 127.0.0.1 only (0: none).

@@ -33,7 +33,7 @@ from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.remote import CloudRemote
 from edgeworkers.metamanager.store import MetaStore
 from edgeworkers.redisconn import redis_client
-from edgeworkers.runtime.docker import DockerRuntime
+from edgeworkers.runtime.docker import DockerRuntime, log_rotation
 from edgeworkers.status.manager import StatusManager
 from edgeworkers.status.proberesults import RedisProbeResults
 from edgeworkers.wakeup import WakingRedisBroker
@@ -87,7 +87,7 @@ def build(settings: Settings) -> Services:
     client = redis_client(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
     runtime = DockerRuntime(
         settings.node_name, settings.docker_host, settings.sandbox_image, DOCKER_TIMEOUT_S,
-        follow_timeout_s=LOG_FOLLOW_TIMEOUT_S,
+        follow_timeout_s=LOG_FOLLOW_TIMEOUT_S, **log_rotation(settings),
     )  # fmt: skip
     store = MetaStore(client, node_cipher(settings.data_dir))
     outbox = Outbox(client)
@@ -173,6 +173,9 @@ def periodic_jobs(services: Services, scheduler_class: type | None = None) -> tu
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from edgeworkers.eviction.manager import EvictionManager
+    from edgeworkers.eviction.policy import CONTAINERS, IMAGES, thresholds_from
+    from edgeworkers.eviction.signals import observe
     from edgeworkers.gc.containers import ContainerGC, ContainerGCPolicy
     from edgeworkers.gc.images import ImageGC, ImageGCPolicy
     from edgeworkers.prober.manager import ProbeManager
@@ -203,10 +206,20 @@ def periodic_jobs(services: Services, scheduler_class: type | None = None) -> tu
 
     image_gc = ImageGC(runtime, services.redis, docker_disk_usage, image_policy, settings.sandbox_image,
                        node_event=services.events.node)  # fmt: skip
+    workers = pod_workers(services)
+    reclaim = {  # eviction's node-level reclaim: every dead container, every unused image (kubelet's)
+        CONTAINERS: ContainerGC(runtime, lambda: desired_uids(store), ContainerGCPolicy(0, 0, -1)).collect,
+        IMAGES: image_gc.delete_unused,
+    }
+    eviction = EvictionManager(  # thresholds_from refuses a bad threshold now, with the setting's name
+        workers, runtime, thresholds_from(settings), lambda: observe(settings.data_dir, runtime.data_root), reclaim,
+        services.events, enabled=settings.eviction_enabled,
+    )
     node = NodeJobs(
-        settings, runtime, services.redis, pod_workers(services), sync, prober=prober, container_gc=container_gc,
+        settings, runtime, services.redis, workers, sync, prober=prober, container_gc=container_gc,
         image_gc=image_gc,
         usage=UsageReporter(runtime, services.outbox, settings.node_name, min_interval_s=settings.usage_period_s),
+        eviction=eviction,
     )
     scheduler = (scheduler_class or BlockingScheduler)(executors={"default": ThreadPoolExecutor(JOB_THREADS)},
                                                        timezone=UTC)  # fmt: skip
@@ -253,8 +266,10 @@ def bridge_loops(services: Services) -> Any:
     def loops(api: Any) -> dict[str, Any]:
         mirrors = MirrorPods(api, store, status, settings.node_name)
         watcher = PodWatcher(api, store, send, settings.node_name, mirrors, status)
-        registrar = NodeRegistrar(api, lambda: gather_facts(settings, services.runtime.version, pleg_error),
-                                  interval_s=settings.node_status_update_frequency_s)  # fmt: skip
+        registrar = NodeRegistrar(
+            api, lambda: gather_facts(settings, services.runtime.version, pleg_error, services.runtime.data_root),
+            interval_s=settings.node_status_update_frequency_s,
+        )
         return {
             "node-heartbeat": registrar.run,
             "pod-watcher": watcher.run,

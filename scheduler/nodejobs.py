@@ -14,6 +14,7 @@ from typing import Any
 from edgeworkers import metrics
 from edgeworkers.config import Settings
 from edgeworkers.constants import KEY_JOB_LAST_SUCCESS, KEY_PLEG_LAST_RELIST
+from edgeworkers.eviction.manager import EvictionManager
 from edgeworkers.gc.containers import ContainerGC
 from edgeworkers.gc.images import ImageGC
 from edgeworkers.k8s.pod import Pod
@@ -53,6 +54,7 @@ class NodeJobs:
         container_gc: ContainerGC | None = None,
         image_gc: ImageGC | None = None,
         usage: UsageReporter | None = None,
+        eviction: EvictionManager | None = None,
     ) -> None:
         self._settings = settings
         self._redis = client
@@ -66,6 +68,7 @@ class NodeJobs:
         self.container_gc = container_gc
         self.image_gc = image_gc
         self.usage = usage
+        self.eviction = eviction
         self.ready = False
 
     def table(self) -> list[Job]:
@@ -82,6 +85,8 @@ class NodeJobs:
             jobs.append(Job("image-gc", self.image_gc.collect, config.image_gc_period_s))
         if self.usage is not None:  # a report at most every usage_period_s, checked thrice as often
             jobs.append(Job("usage", self.usage.report, max(1.0, config.usage_period_s / 3)))
+        if self.eviction is not None:
+            jobs.append(Job("eviction", self.eviction.synchronize, config.eviction_period_s))
         return jobs
 
     # --- PLEG ----------------------------------------------------------------------------------

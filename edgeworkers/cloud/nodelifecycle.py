@@ -8,7 +8,8 @@ grace period). A node silent for ``grace_period_s`` gets kubelet's conditions se
 
 Unlike kube's, it never evicts (no ``NoExecute`` taint): an edge node keeps running its pods while
 disconnected, as KubeEdge's edge autonomy. When the node comes back it posts Ready=True itself; the
-taint follows the Ready condition and goes as soon as Ready is no longer Unknown.
+taint follows the Ready condition and goes as soon as Ready is no longer Unknown. The pressure conditions' NoSchedule
+taints follow those conditions the same way (``cloud/taints.py``).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import orjson
 import structlog
 
 from edgeworkers.cloud.store import Clock, Store
+from edgeworkers.cloud.taints import condition_taints
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
 
@@ -147,7 +149,7 @@ class NodeLifecycle:
             self._marked.discard(name)
         taints = spec.get("taints") or []
         unknown = (_condition(new_conditions, "Ready") or {}).get("status") == "Unknown"
-        new_taints = unreachable_taints(taints, unknown, stamp)
+        new_taints = condition_taints(unreachable_taints(taints, unknown, stamp), new_conditions, stamp)
         new = node
         if new_conditions != conditions:
             new = {**new, "status": {**status, "conditions": new_conditions}}

@@ -16,6 +16,7 @@ import orjson
 import structlog
 
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
+from edgeworkers.cloud.taints import untolerated_message, untolerated_taint
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
 
@@ -49,6 +50,8 @@ def choose_node(pod: dict, nodes: list[dict], pod_counts: Mapping[str, int]) -> 
             reasons[UNSCHEDULABLE] += 1
         elif not node_ready(node):
             reasons[NOT_READY] += 1
+        elif (taint := untolerated_taint(pod, node)) is not None:  # pressure taints (cloud/taints.py)
+            reasons[untolerated_message(taint)] += 1
         elif any(labels.get(k) != v for k, v in selector.items()):
             reasons[SELECTOR_MISMATCH] += 1
         else:

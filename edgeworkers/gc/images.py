@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,8 +139,17 @@ class ImageGC:
         if self._policy.disabled:
             return 0
         total, used = self._disk_usage()
+        return self._free(bytes_to_free(total, used, self._policy))
+
+    def delete_unused(self) -> int:
+        """Every unused image the policy allows (kubelet's DeleteUnusedImages, eviction's reclaim of the disk),
+        whatever the thresholds; none when image GC is disabled. Returns the bytes freed."""
+        return 0 if self._policy.disabled else self._free(sys.maxsize, required=False)
+
+    def _free(self, amount: int, required: bool = True) -> int:
+        """Remove unused images, least recently used first, until ``amount`` bytes are freed; ``required``: a
+        shortfall is reported (``FreeDiskSpaceFailed``)."""
         records = self.records()
-        amount = bytes_to_free(total, used, self._policy)
         freed, done = 0, set()
         while freed < amount:  # an image the engine refuses (in use by a container the agent does not manage) is
             left = [r for r in records if r.id not in done]  # skipped, and the next least recently used chosen
@@ -157,7 +167,10 @@ class ImageGC:
                 metrics.GC_REMOVED.labels("image").inc()
         metrics.GC_RUNS.labels("image").inc()
         metrics.GC_BYTES_FREED.inc(freed)
-        if amount:
+        if not required:
+            if freed:
+                log.info("image GC: removed every unused image, freed %d bytes", freed)
+        elif amount:
             log.info("image GC: %d bytes to free, freed %d", amount, freed)
             if freed < amount:
                 message = f"Failed to garbage collect required amount of images. Attempted to free {amount} bytes, " \

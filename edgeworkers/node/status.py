@@ -1,9 +1,8 @@
 """This node's core/v1 Node object: a pure function of the node's facts, plus the gatherer of those facts.
 
-Conditions follow kubelet's: Ready plus the three pressure conditions, with kubelet's thresholds
-(hard eviction at memory.available < 100Mi, nodefs.available < 10 %, and pids over 90 % of pid_max).
-A condition keeps its ``lastTransitionTime`` until its status changes, so the caller passes the
-conditions it last reported.
+Conditions follow kubelet's: Ready plus the three pressure conditions, from the eviction signals measured against
+the hard thresholds of the settings (``edgeworkers.eviction``; kubelet's defaults). A condition keeps its
+``lastTransitionTime`` until its status changes, so the caller passes the conditions it last reported.
 """
 from __future__ import annotations
 
@@ -18,6 +17,9 @@ from typing import Any
 import psutil
 
 from edgeworkers.config import Settings
+from edgeworkers.eviction.policy import DISK_PRESSURE, MEMORY_PRESSURE, PID_PRESSURE, thresholds_from, thresholds_met
+from edgeworkers.eviction.policy import node_conditions as node_pressure
+from edgeworkers.eviction.signals import existing_parent, observe
 from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.runtime.errors import RuntimeUnavailable
 
@@ -25,7 +27,6 @@ KUBELET_VERSION = "v1.32.0-edgeworkers"
 MAX_PODS = 110
 MEMORY_EVICTION_BYTES = 100 * 1024 * 1024
 DISK_EVICTION_FRACTION = 0.10
-PID_PRESSURE_FRACTION = 0.90
 
 _ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm"}
 
@@ -40,11 +41,7 @@ class NodeFacts:
     kubelet_port: int
     cpu_count: int
     memory_total_bytes: int
-    memory_available_bytes: int
     disk_total_bytes: int
-    disk_available_bytes: int
-    pids_in_use: int
-    pid_max: int
     kernel_version: str
     os_image: str
     architecture: str  # Go's GOARCH spelling: amd64, arm64, arm
@@ -54,6 +51,7 @@ class NodeFacts:
     machine_id: str = ""
     boot_id: str = ""
     max_pods: int = MAX_PODS
+    pressure: frozenset[str] = frozenset()  # the pressure conditions that are True (eviction.policy.node_conditions)
 
 
 def node_labels(facts: NodeFacts) -> dict[str, str]:
@@ -71,15 +69,15 @@ def node_conditions(
     facts: NodeFacts, now: datetime, previous: Sequence[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
     """Kubelet's four node conditions; ``lastTransitionTime`` moves only when a status flips."""
-    memory = facts.memory_available_bytes < MEMORY_EVICTION_BYTES
-    disk = facts.disk_total_bytes > 0 and facts.disk_available_bytes < DISK_EVICTION_FRACTION * facts.disk_total_bytes
-    pids = facts.pid_max > 0 and facts.pids_in_use > PID_PRESSURE_FRACTION * facts.pid_max
+    pressure = facts.pressure
     table = [
-        ("MemoryPressure", memory, ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+        ("MemoryPressure", MEMORY_PRESSURE in pressure,
+         ("KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
          ("KubeletHasSufficientMemory", "kubelet has sufficient memory available")),
-        ("DiskPressure", disk, ("KubeletHasDiskPressure", "kubelet has disk pressure"),
+        ("DiskPressure", DISK_PRESSURE in pressure, ("KubeletHasDiskPressure", "kubelet has disk pressure"),
          ("KubeletHasNoDiskPressure", "kubelet has no disk pressure")),
-        ("PIDPressure", pids, ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
+        ("PIDPressure", PID_PRESSURE in pressure,
+         ("KubeletHasInsufficientPID", "kubelet has insufficient PID available"),
          ("KubeletHasSufficientPID", "kubelet has sufficient PID available")),
         # Pressure shows in its own condition; only an unreachable engine or a stuck PLEG make the node not Ready.
         ("Ready", not facts.runtime_error and not facts.pleg_error, ("KubeletReady", "kubelet is posting ready status"),
@@ -178,19 +176,21 @@ def node_object(facts: NodeFacts, now: datetime, previous_conditions: Sequence[d
 
 
 def gather_facts(
-    settings: Settings, runtime_version: Callable[[], str], pleg_error: Callable[[], str] = lambda: ""
+    settings: Settings, runtime_version: Callable[[], str], pleg_error: Callable[[], str] = lambda: "",
+    image_root: Callable[[], str] | None = None,
 ) -> NodeFacts:
     """Read this machine's facts (psutil, /etc/os-release, /proc).
 
     ``runtime_version`` answers ``docker://<version>`` or raises RuntimeUnavailable; ``pleg_error`` why the PLEG is
-    unhealthy ("" when it is).
+    unhealthy ("" when it is); ``image_root`` Docker's data root, whose filesystem the image signals measure.
     """
     try:
         version, runtime_error = runtime_version(), ""
     except RuntimeUnavailable as exc:
         version, runtime_error = "", str(exc) or "unreachable"
     memory = psutil.virtual_memory()
-    disk = psutil.disk_usage(str(_existing_parent(settings.data_dir)))
+    disk = psutil.disk_usage(str(existing_parent(settings.data_dir)))
+    pressure = node_pressure(thresholds_met(thresholds_from(settings), observe(settings.data_dir, image_root)))
     return NodeFacts(
         name=settings.node_name,
         hostname=socket.gethostname(),
@@ -198,11 +198,7 @@ def gather_facts(
         kubelet_port=settings.node_port,
         cpu_count=psutil.cpu_count() or 1,
         memory_total_bytes=memory.total,
-        memory_available_bytes=memory.available,
         disk_total_bytes=disk.total,
-        disk_available_bytes=disk.free,
-        pids_in_use=len(psutil.pids()),
-        pid_max=int(_read("/proc/sys/kernel/pid_max") or 0),
         kernel_version=platform.release(),
         os_image=_os_image(),
         architecture=_ARCHITECTURES.get(platform.machine(), platform.machine()),
@@ -211,6 +207,7 @@ def gather_facts(
         pleg_error=pleg_error(),
         machine_id=_read("/etc/machine-id"),
         boot_id=_read("/proc/sys/kernel/random/boot_id"),
+        pressure=frozenset(pressure),
     )
 
 
@@ -226,11 +223,3 @@ def _read(path: str) -> str:
         return Path(path).read_text().strip()
     except OSError:
         return ""
-
-
-def _existing_parent(path: Path) -> Path:
-    """The data dir, or its nearest existing ancestor (disk usage of the filesystem it will live on)."""
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            return candidate
-    return Path("/")

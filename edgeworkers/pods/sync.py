@@ -26,6 +26,7 @@ from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.evicted import is_evicted
 from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
@@ -128,6 +129,10 @@ class PodSyncer:
             grace = self._settings.default_grace_period_s if pod is None else _grace_period(pod)
             done = self.kill_pod(key, grace, uid=pod.metadata.uid if pod is not None else None)
             return SyncResult(None, None if done else self._policy.initial_s, gone=done)
+        if is_evicted(previous_status):  # terminal: kubelet never runs an evicted pod again (pods/evicted.py)
+            ours = [c for c in self._containers_of(key) if c.pod.uid == pod.metadata.uid]
+            stopped = stop_containers(self._runtime, ours, 0)
+            return SyncResult(previous_status, None if stopped else self._policy.initial_s)
         refusal = admit(pod, self._admission)
         if refusal is not None:  # nothing of it runs: not a directory, not a container
             return self._refuse(key, pod, *refusal, previous_status)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -33,6 +34,8 @@ import requests
 from docker.transport import UnixHTTPAdapter
 from docker.utils import convert_filters, kwargs_from_env
 
+from edgeworkers.config import Settings
+from edgeworkers.k8s.quantity import to_bytes
 from edgeworkers.process import OOM_SCORE_ADJ_MIN, node_oom_score_floor
 from edgeworkers.runtime import cgroups, labels
 from edgeworkers.runtime.docker_stream import DockerStreamSession
@@ -177,6 +180,43 @@ def demultiplex(raw: bytes) -> bytes:
     return bytes(out)
 
 
+# kubelet's containerLogMaxSize and containerLogMaxFiles.
+DEFAULT_LOG_MAX_SIZE = 10 * 1024 * 1024
+DEFAULT_LOG_MAX_FILES = 5
+
+
+def log_config(max_size_bytes: int, max_files: int) -> dict[str, Any]:
+    """Docker's json-file driver rotating at ``max_size_bytes`` and keeping ``max_files`` files, as kubelet rotates
+    container logs; ``max_size_bytes`` 0: no rotation. json-file whatever the daemon's default driver: it is the
+    driver that ``docker logs`` (and so ``kubectl logs``) reads across rotated files."""
+    if max_size_bytes < 0 or max_files < 1:
+        raise ValueError(f"invalid container log rotation: max size {max_size_bytes} bytes (at least 0), "
+                         f"max files {max_files} (at least 1)")
+    options = {"max-size": str(max_size_bytes), "max-file": str(max_files)} if max_size_bytes else {}
+    return {"Type": "json-file", "Config": options}
+
+
+def log_rotation(config: Settings) -> dict[str, int]:
+    """``DockerRuntime``'s rotation arguments from the settings (a bad size is a ValueError naming the setting)."""
+    try:
+        size = to_bytes(config.container_log_max_size)
+    except ValueError:
+        raise ValueError(f"EDGEWORKERS_CONTAINER_LOG_MAX_SIZE {config.container_log_max_size!r} is not a quantity "
+                         "(e.g. 10Mi)") from None
+    return {"log_max_size_bytes": size, "log_max_files": config.container_log_max_files}
+
+
+def _logs_size(directory: Path) -> int:
+    """Bytes of a container's json-file logs (the current file and the rotated ones); 0 when unreadable."""
+    total = 0
+    for path in directory.glob("*-json.log*"):
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass  # rotated away meanwhile
+    return total
+
+
 class DockerRuntime:
     """``runtime.protocol.Runtime`` on a Docker engine. Thread-safe; connects on first use."""
 
@@ -188,11 +228,14 @@ class DockerRuntime:
         timeout_s: float = 60,
         *,
         follow_timeout_s: float | None = None,
+        log_max_size_bytes: int = DEFAULT_LOG_MAX_SIZE,
+        log_max_files: int = DEFAULT_LOG_MAX_FILES,
     ) -> None:
         self.node_name = node_name
         # A followed log's reads wait this long (a quiet container sends nothing); every other call ``timeout_s``.
         self._follow_timeout_s = follow_timeout_s or timeout_s
         self.sandbox_image = sandbox_image
+        self._log_config = log_config(log_max_size_bytes, log_max_files)
         # Connections kept to the engine (one pool for all requests, ``_OnePoolAdapter``): enough for the node
         # server's log threads and streams, or the prober's pool and a sync's parallel stops, at once (the SDK's
         # default, 10, makes every request beyond it open and drop a connection of its own). Only the connections
@@ -393,6 +436,16 @@ class DockerRuntime:
                 sampled.update(zip(missing, pool.map(self._stats_usage, missing)))
         return {container: usage for container, usage in sampled.items() if usage is not None}
 
+    def disk_usage(self) -> dict[ContainerID, int]:
+        """One list call with sizes (the writable layers), plus each container's log files under the data root."""
+        with self._engine("list containers with sizes"):
+            listed = self._api().containers(all=True, size=True, filters={"label": f"{labels.NODE}={self.node_name}"})
+        root = Path(self.data_root()) / "containers"
+        return {
+            ContainerID("docker", entry["Id"]): int(entry.get("SizeRw") or 0) + _logs_size(root / entry["Id"])
+            for entry in listed
+        }
+
     def _stats_usage(self, container: ContainerID) -> ContainerUsage | None:
         try:
             with self._engine(f"stats of container {container}"):
@@ -568,7 +621,7 @@ class DockerRuntime:
 
     def _host_config(self, **kwargs: Any) -> dict[str, Any]:
         try:
-            return self._api().create_host_config(**kwargs)
+            return self._api().create_host_config(log_config=self._log_config, **kwargs)
         except (docker.errors.DockerException, TypeError, ValueError) as exc:
             raise ContainerCreateError(f"invalid container settings: {exc}") from exc
 

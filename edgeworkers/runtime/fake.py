@@ -153,6 +153,7 @@ class FakeRuntime:
         self._registry = {normalize_image(ref) for ref in registry}  # what pull_image can fetch
         self._containers: dict[ContainerID, _Record] = {}
         self.usages: dict[ContainerID, ContainerUsage] = {}  # what usage() answers, set by tests
+        self.disk_usages: dict[ContainerID, int] = {}  # what disk_usage() answers, set by tests
         self._failures: dict[str, list[Exception]] = {}
         self._ids = itertools.count(1)
         self._hosts = itertools.count(1)  # pod IPs 10.88.x.y, one per non-host-network sandbox
@@ -335,6 +336,12 @@ class FakeRuntime:
         result = self.exec_handler(container, command)
         sock.sendall(result.output if tty else frame(1, result.output))
         return result.exit_code
+
+    def disk_usage(self) -> dict[ContainerID, int]:
+        """Call: ``("disk_usage",)``; answered from ``disk_usages`` (tests set it) for the containers that exist."""
+        self._enter("disk_usage")
+        with self._lock:
+            return {c: size for c, size in self.disk_usages.items() if c in self._containers}
 
     def usage(self, containers: list[ContainerID]) -> dict[ContainerID, ContainerUsage]:
         """Call: ``("usage", "docker://<id>", ...)``; answered from ``usages`` (tests set it), for running containers only."""

@@ -104,6 +104,9 @@ class Runtime(Protocol):
     def usage(self, containers: list[ContainerID]) -> dict[ContainerID, ContainerUsage]:
         """The usage of each running container of ``containers``; one gone or stopped meanwhile is left out."""
 
+    def disk_usage(self) -> dict[ContainerID, int]:
+        """Bytes each of this node's containers holds on the engine's filesystem (writable layer and log files)."""
+
     def logs(
         self,
         container: ContainerID,

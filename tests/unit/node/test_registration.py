@@ -80,11 +80,11 @@ class FakeApi:
         return self._stamp(current)
 
 
-def facts(memory_available_bytes: int = 4 << 30) -> NodeFacts:
+def facts(pressure: frozenset[str] = frozenset()) -> NodeFacts:
     return NodeFacts(
         name="edge-1", hostname="box", internal_ip="127.0.0.1", kubelet_port=10350, cpu_count=2,
-        memory_total_bytes=8 << 30, memory_available_bytes=memory_available_bytes, disk_total_bytes=100 << 30,
-        disk_available_bytes=50 << 30, pids_in_use=100, pid_max=32768, kernel_version="6.1",
+        memory_total_bytes=8 << 30, disk_total_bytes=100 << 30, pressure=pressure,
+        kernel_version="6.1",
         os_image="Debian", architecture="amd64", container_runtime_version="docker://20.10.24",
     )
 
@@ -179,8 +179,8 @@ def test_run_survives_the_cloud_being_down(api: FakeApi, clock: Clock) -> None:
 
 
 def test_condition_changes_are_recorded_as_events(api: FakeApi, clock: Clock) -> None:
-    current = {"memory": 4 << 30}
-    registrar = NodeRegistrar(api, lambda: facts(current["memory"]), clock)  # type: ignore[arg-type]
+    current: dict[str, frozenset[str]] = {"pressure": frozenset()}
+    registrar = NodeRegistrar(api, lambda: facts(current["pressure"]), clock)  # type: ignore[arg-type]
     registrar.sync()
     assert api.events() == ["NodeHasSufficientMemory", "NodeHasNoDiskPressure", "NodeHasSufficientPID", "NodeReady"]
     event = next(obj for path, obj in api.objects.items() if path.startswith(EVENTS))
@@ -188,7 +188,7 @@ def test_condition_changes_are_recorded_as_events(api: FakeApi, clock: Clock) ->
     assert event["source"] == {"component": "kubelet", "host": "edge-1"}
 
     clock.now += timedelta(seconds=10)
-    current["memory"] = 1
+    current["pressure"] = frozenset({"MemoryPressure"})
     registrar.sync()
     assert api.events()[4:] == ["NodeHasInsufficientMemory"]
 

@@ -21,8 +21,8 @@ GiB = 1024**3
 def facts(**changes: object) -> NodeFacts:
     base = NodeFacts(
         name="edge-1", hostname="box", internal_ip="127.0.0.1", kubelet_port=10350, cpu_count=2,
-        memory_total_bytes=24 * GiB, memory_available_bytes=20 * GiB, disk_total_bytes=100 * GiB,
-        disk_available_bytes=60 * GiB, pids_in_use=300, pid_max=32768, kernel_version="6.1.0",
+        memory_total_bytes=24 * GiB, disk_total_bytes=100 * GiB,
+        kernel_version="6.1.0",
         os_image="Debian GNU/Linux 12 (bookworm)", architecture="amd64",
         container_runtime_version="docker://20.10.24", machine_id="m1", boot_id="b1",
     )
@@ -58,15 +58,12 @@ def test_node_object_has_kubelets_shape() -> None:
 
 @pytest.mark.parametrize(("changes", "expected"), [
     ({}, {"MemoryPressure": "False", "DiskPressure": "False", "PIDPressure": "False", "Ready": "True"}),
-    ({"memory_available_bytes": 99 * 1024**2}, {"MemoryPressure": "True", "Ready": "True"}),
-    ({"memory_available_bytes": 100 * 1024**2}, {"MemoryPressure": "False"}),
-    ({"disk_available_bytes": 9 * GiB}, {"DiskPressure": "True", "Ready": "True"}),
-    ({"disk_available_bytes": 10 * GiB}, {"DiskPressure": "False"}),
-    ({"pids_in_use": 30000}, {"PIDPressure": "True"}),
-    ({"pids_in_use": 29000}, {"PIDPressure": "False"}),
+    ({"pressure": frozenset({"MemoryPressure"})}, {"MemoryPressure": "True", "DiskPressure": "False", "Ready": "True"}),
+    ({"pressure": frozenset({"DiskPressure"})}, {"DiskPressure": "True", "PIDPressure": "False", "Ready": "True"}),
+    ({"pressure": frozenset({"PIDPressure"})}, {"PIDPressure": "True", "MemoryPressure": "False"}),
     ({"runtime_error": "connection refused"}, {"Ready": "False"}),
 ])
-def test_conditions_follow_kubelets_thresholds(changes: dict, expected: dict[str, str]) -> None:
+def test_conditions_follow_the_measured_pressure(changes: dict, expected: dict[str, str]) -> None:
     conditions = by_type(node_conditions(facts(**changes), NOW))
     assert {kind: conditions[kind]["status"] for kind in expected} == expected
 
@@ -86,7 +83,7 @@ def test_a_stuck_pleg_makes_the_node_not_ready_with_kubelets_message() -> None:
 def test_transition_time_moves_only_when_status_flips() -> None:
     first = node_conditions(facts(), NOW)
     later = NOW + timedelta(seconds=10)
-    second = by_type(node_conditions(facts(memory_available_bytes=1), later, first))
+    second = by_type(node_conditions(facts(pressure=frozenset({"MemoryPressure"})), later, first))
     assert second["Ready"]["lastTransitionTime"] == "2026-11-26T14:00:00Z"
     assert second["Ready"]["lastHeartbeatTime"] == "2026-11-26T14:00:10Z"
     assert second["MemoryPressure"]["lastTransitionTime"] == "2026-11-26T14:00:10Z"

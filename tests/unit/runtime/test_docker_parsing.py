@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from edgeworkers.config import Settings
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import (
     LIST_FIELDS,
@@ -14,6 +15,8 @@ from edgeworkers.runtime.docker import (
     demultiplex,
     exit_reason,
     list_entries,
+    log_config,
+    log_rotation,
     parse_docker_time,
     pod_hostname,
     port_bindings,
@@ -117,3 +120,13 @@ def test_host_ports_survive_the_sandbox_label() -> None:
     assert labels.decode_ports(labels.encode_ports(mappings)) == mappings
     assert labels.encode_ports(()) == {} and labels.decode_ports({}) == ()
     assert labels.decode_ports({labels.HOST_PORTS: "not json"}) == ()  # a label not ours holds nothing
+
+
+def test_containers_log_to_json_file_rotated_as_kubelet_rotates() -> None:
+    assert log_config(10 * 1024 * 1024, 5) == {"Type": "json-file", "Config": {"max-size": "10485760", "max-file": "5"}}
+    assert log_config(0, 5) == {"Type": "json-file", "Config": {}}  # 0: no rotation
+    assert log_rotation(Settings()) == {"log_max_size_bytes": 10 * 1024 * 1024, "log_max_files": 5}
+    with pytest.raises(ValueError, match="max files 0"):
+        log_config(1024, 0)
+    with pytest.raises(ValueError, match="EDGEWORKERS_CONTAINER_LOG_MAX_SIZE 'big' is not a quantity"):
+        log_rotation(Settings(container_log_max_size="big"))

@@ -126,3 +126,13 @@ def test_the_pleg_task_message_names_the_pod() -> None:
     message = pleg_message("default/web")
     assert message["route"]["resource"] == "default/pod/web"
     assert message["route"]["source"] == "pleg"
+
+
+def test_the_table_runs_the_eviction_manager_every_period_from_settings(settings: Settings) -> None:
+    class Eviction:
+        def synchronize(self) -> list[str]:
+            return []
+
+    config = settings.model_copy(update={"eviction_period_s": 7.0})
+    jobs = NodeJobs(config, FakeRuntime("n"), fakeredis.FakeRedis(), None, lambda key: None, eviction=Eviction())  # type: ignore[arg-type]
+    assert [(job.id, job.interval_s) for job in jobs.table()] == [("pleg", 1.0), ("eviction", 7.0)]
