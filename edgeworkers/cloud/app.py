@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 
 import aiohttp
+import orjson
 import structlog
 from aiohttp import web
 
 from edgeworkers.cloud import discovery, openapi
-from edgeworkers.cloud.auth import NodeTokens, token_auth
+from edgeworkers.cloud.auth import NodeTokens, authenticate, token_auth
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
 from edgeworkers.cloud.metrics_api import MetricsApi
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
+from edgeworkers.cloud.reviews import Reviews
 from edgeworkers.cloud.scheduler import Scheduler
 from edgeworkers.cloud.store import Clock, Store, utcnow
 from edgeworkers.cloud.tls import ensure_credentials, node_client_context, ssl_context
@@ -31,6 +34,7 @@ SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
 NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
 SETTINGS_KEY = web.AppKey("settings", Settings)
+SLASH = "{slash:/?}"  # kube-apiserver answers its documents with or without a trailing slash (kr8s asks `/version/`)
 
 
 def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
@@ -58,10 +62,25 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
         return await api.dispatch(request, COORDINATION_RESOURCES)
 
     metrics_api = MetricsApi(store)
+    reviews = Reviews(lambda bearer: authenticate(token, nodes, f"Bearer {bearer}"), store, clock)
 
     def document(build):
         async def handler(_request: web.Request) -> web.Response:
             return json_response(build())
+        return handler
+
+    def discovery_root(core: bool):
+        """`/api` (``core``) or `/apis`: the aggregated document when the Accept header asks for it first."""
+        async def handler(request: web.Request) -> web.Response:
+            version = discovery.aggregated_version(request.headers.get("Accept", ""))
+            if version is None:
+                response = json_response(discovery.api_versions(server_address) if core else
+                                         discovery.api_group_list())
+            else:
+                response = web.Response(body=orjson.dumps(discovery.aggregated(core, version)),
+                                        headers={"Content-Type": discovery.AGGREGATED.format(version=version)})
+            response.headers["Vary"] = "Accept"
+            return response
         return handler
 
     async def api_group(request: web.Request) -> web.Response:
@@ -82,17 +101,17 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, healthy)
-    router.add_get("/version", document(discovery.version))
-    router.add_get("/api", document(lambda: discovery.api_versions(server_address)))
-    router.add_get("/api/v1", document(discovery.core_v1_resources))
-    router.add_get("/apis", document(discovery.api_group_list))
-    router.add_get("/apis/coordination.k8s.io/v1", document(discovery.coordination_v1_resources))
-    router.add_get("/apis/{group}", api_group)
-    router.add_get("/openapi/v3", document(openapi.openapi_v3_root))
+    router.add_get("/version" + SLASH, document(discovery.version))
+    router.add_get("/api" + SLASH, discovery_root(core=True))
+    router.add_get("/apis" + SLASH, discovery_root(core=False))
+    router.add_get("/apis/{group}" + SLASH, api_group)
+    for served in discovery.SERVED:
+        router.add_get(f"/{served.path}{SLASH}", document(functools.partial(discovery.resource_list, served.path)))
+    router.add_get("/openapi/v3" + SLASH, document(openapi.openapi_v3_root))
     router.add_get("/openapi/v3/{gv:.+}", openapi_doc)
     router.add_route("*", "/api/v1/{path:.+}", core)
     router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
-    router.add_get("/apis/metrics.k8s.io/v1beta1", document(discovery.metrics_v1beta1_resources))
+    router.add_route("*", "/apis/authentication.k8s.io/v1/{path:.+}", reviews.handle)
     router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{path:.+}", metrics_api.handle)
     app.on_startup.append(_start)
     app.on_shutdown.append(_end_watches)

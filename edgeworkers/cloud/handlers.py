@@ -23,6 +23,7 @@ from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
 from edgeworkers.cloud.scheduler import bound
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
 from edgeworkers.cloud.store import Clock, Event, Store
+from edgeworkers.cloud.tolerations import default_toleration_seconds
 from edgeworkers.cloud.watch import Hub, Matcher, stream
 from edgeworkers.k8s import pod as pod_model
 from edgeworkers.k8s import printers, status, validation
@@ -298,7 +299,7 @@ class Api:
                 new["status"] = _copy(old["status"])
             else:
                 new.pop("status", None)
-        new = _prepare_update(t.resource, new)
+        new = _prepare_update(t.resource, new, t.sub)
         if manager is not None:
             new = patch.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
         if t.user is not None:
@@ -507,8 +508,9 @@ def _namespace(obj: dict) -> dict:
 
 
 def _prepare_create(resource: Resource, obj: dict) -> dict:
+    """Defaults, then the mutating admission (DefaultTolerationSeconds), of a new object."""
     if resource.name == "pods":
-        obj = pod_model.default_pod(obj)
+        obj = default_toleration_seconds(pod_model.default_pod(obj))
         obj["status"] = {"phase": "Pending"}
         return obj
     if resource.name == "namespaces":
@@ -518,9 +520,10 @@ def _prepare_create(resource: Resource, obj: dict) -> dict:
     return obj
 
 
-def _prepare_update(resource: Resource, obj: dict) -> dict:
+def _prepare_update(resource: Resource, obj: dict, sub: str | None) -> dict:
     if resource.name == "pods":
-        return pod_model.default_pod(obj)
+        pod = pod_model.default_pod(obj)
+        return pod if sub else default_toleration_seconds(pod)  # admission leaves subresources alone
     if resource.name == "secrets":
         return default_secret(obj)
     return obj

@@ -21,7 +21,8 @@ from edgeworkers.k8s import printers
 
 def test_root_lists_each_group_version_with_a_hash():
     paths = openapi_v3_root()["paths"]
-    assert set(paths) == {"api/v1", "apis/coordination.k8s.io/v1"}
+    assert set(paths) == {"api/v1", "apis/coordination.k8s.io/v1", "apis/authentication.k8s.io/v1",
+                          "apis/metrics.k8s.io/v1beta1"}
     assert paths["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
     assert openapi_v3_root() == openapi_v3_root(), "the hash is stable"
 
@@ -82,8 +83,8 @@ class Recorder:
         path, body = request.path, await request.read()
         documents = {
             "/version": discovery.version, "/api": lambda: discovery.api_versions("127.0.0.1"),
-            "/apis": discovery.api_group_list, "/api/v1": discovery.core_v1_resources,
-            "/apis/coordination.k8s.io/v1": discovery.coordination_v1_resources,
+            "/apis": discovery.api_group_list, "/api/v1": lambda: discovery.resource_list("api/v1"),
+            "/apis/coordination.k8s.io/v1": lambda: discovery.resource_list("apis/coordination.k8s.io/v1"),
             "/openapi/v3": openapi.openapi_v3_root,
         }
         if path in documents:
