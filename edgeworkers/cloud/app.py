@@ -13,6 +13,7 @@ from aiohttp import web
 
 from edgeworkers.cloud import discovery, openapi
 from edgeworkers.cloud.auth import NodeTokens, authenticate, token_auth
+from edgeworkers.cloud.binder import Binder
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
@@ -20,7 +21,6 @@ from edgeworkers.cloud.metrics_api import MetricsApi
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
 from edgeworkers.cloud.reviews import Reviews
-from edgeworkers.cloud.scheduler import Scheduler
 from edgeworkers.cloud.store import Clock, Store, utcnow
 from edgeworkers.cloud.tls import ensure_credentials, node_client_context, ssl_context
 from edgeworkers.cloud.watch import Hub
@@ -30,7 +30,7 @@ from edgeworkers.config import Settings
 log = structlog.get_logger(__name__)
 
 API_KEY = web.AppKey("api", Api)
-SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
+BINDER_KEY = web.AppKey("binder", Binder)
 NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -48,7 +48,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     api = Api(store, hub, clock, bookmark_interval=bookmark_interval)
     api.seed()
     app[API_KEY] = api
-    app[SCHEDULER_KEY] = Scheduler(store, hub, clock)
+    app[BINDER_KEY] = Binder(store, hub, clock)
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
@@ -123,10 +123,10 @@ async def _start(app: web.Application) -> None:
     api = app[API_KEY]
     creds = ensure_credentials(app[SETTINGS_KEY].cloud_data_dir)  # the client certificate towards nodes
     api.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=node_client_context(creds)))
-    scheduler = app[SCHEDULER_KEY]
-    scheduler.schedule_pending()  # pods left unbound by a previous run
+    binder = app[BINDER_KEY]
+    binder.bind_pending()  # pods left unbound by a previous run
     app[_TASKS_KEY].extend([
-        asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(binder.run(), name="binder"),
         asyncio.create_task(app[NODE_LIFECYCLE_KEY].run(), name="node-lifecycle"),
         asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
     ])

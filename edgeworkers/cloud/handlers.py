@@ -2,7 +2,7 @@
 
 One catch-all route per group-version hands the path to ``parse_target``; ``Api.dispatch`` picks the
 verb. Writes follow the API server's order: decode, field validation, defaulting, validation, store,
-then the event goes to the watch hub (and so to the scheduler).
+then the event goes to the watch hub (and so to the binder).
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from aiohttp import web
 from edgeworkers.cloud import logs_proxy, ownership, patch, streams_proxy, wire
 from edgeworkers.cloud.auth import Identity, identity_of
 from edgeworkers.cloud.authorizer import Attributes, admit, authorize, verb_of
+from edgeworkers.cloud.binder import bound
 from edgeworkers.cloud.errors import route_not_found
 from edgeworkers.cloud.fields import check_fields
 from edgeworkers.cloud.pagination import paginate
 from edgeworkers.cloud.portforward import pod_port_forward
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
-from edgeworkers.cloud.scheduler import bound
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
 from edgeworkers.cloud.store import Clock, Event, Store
 from edgeworkers.cloud.tolerations import default_toleration_seconds
