@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from edgeworkers.cloud import logs_proxy, ownership, patch, streams_proxy, wire
+from edgeworkers.cloud import logs_proxy, managedfields, ownership, patch, streams_proxy, wire
 from edgeworkers.cloud.auth import Identity, identity_of
 from edgeworkers.cloud.authorizer import Attributes, admit, authorize, verb_of
 from edgeworkers.cloud.binder import bound
@@ -245,7 +245,7 @@ class Api:
             raise status.not_found("namespaces", meta["namespace"])
         obj = _prepare_create(t.resource, obj)
         if manager is not None:
-            obj = patch.record_update(None, obj, manager, "Update", format_time(self.clock()))
+            obj = managedfields.record_update(None, obj, manager, "Update", format_time(self.clock()))
         if t.user is not None:
             admit(t.user, t.attributes(), obj, None)
         _validate(t.resource, obj, None)
@@ -301,7 +301,7 @@ class Api:
                 new.pop("status", None)
         new = _prepare_update(t.resource, new, t.sub)
         if manager is not None:
-            new = patch.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
+            new = managedfields.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
         if t.user is not None:
             admit(t.user, t.attributes(), new, old)
         _validate(t.resource, new, old)
@@ -361,9 +361,9 @@ class Api:
         if live is None and t.sub is not None:
             raise status.not_found(t.resource.name, t.name or "", t.resource.group)
         try:
-            result = patch.server_side_apply(live, applied, manager, wire.query_flag(request, "force"),
+            result = managedfields.server_side_apply(live, applied, manager, wire.query_flag(request, "force"),
                                              format_time(self.clock()))
-        except patch.ConflictError as exc:
+        except managedfields.ConflictError as exc:
             raise _apply_conflict(t, t.name or "", exc) from exc
         except ValueError as exc:  # a list item without its merge key, a directive that cannot apply
             raise status.bad_request(str(exc)) from exc
@@ -481,7 +481,7 @@ def field_manager(request: web.Request) -> str:
     return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
 
 
-def _apply_conflict(t: Target, name: str, exc: patch.ConflictError) -> status.APIError:
+def _apply_conflict(t: Target, name: str, exc: managedfields.ConflictError) -> status.APIError:
     err = status.conflict(t.resource.name, name, group=t.resource.group)
     err.status["message"] = exc.message
     err.status["details"]["causes"] = exc.causes()

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from aiohttp import web
 
-from edgeworkers.cloud import discovery, openapi, patch, protobuf
+from edgeworkers.cloud import discovery, managedfields, openapi, patch, protobuf
 from edgeworkers.cloud.openapi import openapi_v3_doc, openapi_v3_root
 from edgeworkers.k8s import printers
 
@@ -104,13 +104,13 @@ class Recorder:
         if request.method == "POST":
             obj = protobuf.decode_object(body) if request.content_type.endswith("protobuf") else json.loads(body)
             obj["metadata"].update(namespace="default", resourceVersion="1", creationTimestamp="2024-05-01T12:00:00Z")
-            self.objects[obj["metadata"]["name"]] = patch.record_update(None, obj, manager)
+            self.objects[obj["metadata"]["name"]] = managedfields.record_update(None, obj, manager)
             return web.json_response(obj, status=201)
         if request.method == "PATCH" and request.content_type == "application/apply-patch+yaml":
             try:
-                obj = patch.server_side_apply(self.objects.get(name), yaml.safe_load(body), manager,
+                obj = managedfields.server_side_apply(self.objects.get(name), yaml.safe_load(body), manager,
                                               request.query.get("force") == "true")
-            except patch.ConflictError as exc:
+            except managedfields.ConflictError as exc:
                 return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                           "message": exc.message, "reason": "Conflict",
                                           "details": {"causes": exc.causes()}, "code": 409}, status=409)
@@ -122,7 +122,7 @@ class Recorder:
                 obj = patch.json_patch(live, json.loads(body))
             else:
                 obj = patch.strategic_merge(live, json.loads(body), "Pod")
-            self.objects[name] = patch.record_update(live, obj, manager)
+            self.objects[name] = managedfields.record_update(live, obj, manager)
             return web.json_response(self.objects[name])
         return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                   "message": f'"{name}" not found', "reason": "NotFound", "code": 404}, status=404)
