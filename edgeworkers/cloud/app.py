@@ -21,6 +21,7 @@ from edgeworkers.cloud.metrics_api import MetricsApi
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
 from edgeworkers.cloud.reviews import Reviews
+from edgeworkers.cloud.serviceaccounts import ServiceAccounts
 from edgeworkers.cloud.store import Clock, Store, utcnow
 from edgeworkers.cloud.tls import ensure_credentials, node_client_context, ssl_context
 from edgeworkers.cloud.watch import Hub
@@ -46,7 +47,9 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     store = Store(settings.cloud_data_dir / "objects.db", clock)
     hub = Hub(store)
     api = Api(store, hub, clock, bookmark_interval=bookmark_interval)
+    service_accounts = ServiceAccounts(store, hub, api.terminating)
     api.seed()
+    service_accounts.sync()
     app[API_KEY] = api
     app[BINDER_KEY] = Binder(store, hub, clock)
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
