@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 
 import aiohttp
+import orjson
 import structlog
 from aiohttp import web
 
 from edgeworkers.cloud import discovery, openapi
-from edgeworkers.cloud.auth import NodeTokens, token_auth
+from edgeworkers.cloud.auth import NodeTokens, authenticate, token_auth
+from edgeworkers.cloud.binder import Binder
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
 from edgeworkers.cloud.metrics_api import MetricsApi
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
 from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
-from edgeworkers.cloud.scheduler import Scheduler
+from edgeworkers.cloud.reviews import Reviews
+from edgeworkers.cloud.serviceaccounts import ServiceAccounts
 from edgeworkers.cloud.store import Clock, Store, utcnow
 from edgeworkers.cloud.tls import ensure_credentials, node_client_context, ssl_context
 from edgeworkers.cloud.watch import Hub
@@ -27,10 +31,11 @@ from edgeworkers.config import Settings
 log = structlog.get_logger(__name__)
 
 API_KEY = web.AppKey("api", Api)
-SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
+BINDER_KEY = web.AppKey("binder", Binder)
 NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
 SETTINGS_KEY = web.AppKey("settings", Settings)
+SLASH = "{slash:/?}"  # kube-apiserver answers its documents with or without a trailing slash (kr8s asks `/version/`)
 
 
 def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
@@ -42,9 +47,11 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     store = Store(settings.cloud_data_dir / "objects.db", clock)
     hub = Hub(store)
     api = Api(store, hub, clock, bookmark_interval=bookmark_interval)
+    service_accounts = ServiceAccounts(store, hub, api.terminating)
     api.seed()
+    service_accounts.sync()
     app[API_KEY] = api
-    app[SCHEDULER_KEY] = Scheduler(store, hub, clock)
+    app[BINDER_KEY] = Binder(store, hub, clock)
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
@@ -58,10 +65,25 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
         return await api.dispatch(request, COORDINATION_RESOURCES)
 
     metrics_api = MetricsApi(store)
+    reviews = Reviews(lambda bearer: authenticate(token, nodes, f"Bearer {bearer}"), store, clock)
 
     def document(build):
         async def handler(_request: web.Request) -> web.Response:
             return json_response(build())
+        return handler
+
+    def discovery_root(core: bool):
+        """`/api` (``core``) or `/apis`: the aggregated document when the Accept header asks for it first."""
+        async def handler(request: web.Request) -> web.Response:
+            version = discovery.aggregated_version(request.headers.get("Accept", ""))
+            if version is None:
+                response = json_response(discovery.api_versions(server_address) if core else
+                                         discovery.api_group_list())
+            else:
+                response = web.Response(body=orjson.dumps(discovery.aggregated(core, version)),
+                                        headers={"Content-Type": discovery.AGGREGATED.format(version=version)})
+            response.headers["Vary"] = "Accept"
+            return response
         return handler
 
     async def api_group(request: web.Request) -> web.Response:
@@ -82,17 +104,17 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, healthy)
-    router.add_get("/version", document(discovery.version))
-    router.add_get("/api", document(lambda: discovery.api_versions(server_address)))
-    router.add_get("/api/v1", document(discovery.core_v1_resources))
-    router.add_get("/apis", document(discovery.api_group_list))
-    router.add_get("/apis/coordination.k8s.io/v1", document(discovery.coordination_v1_resources))
-    router.add_get("/apis/{group}", api_group)
-    router.add_get("/openapi/v3", document(openapi.openapi_v3_root))
+    router.add_get("/version" + SLASH, document(discovery.version))
+    router.add_get("/api" + SLASH, discovery_root(core=True))
+    router.add_get("/apis" + SLASH, discovery_root(core=False))
+    router.add_get("/apis/{group}" + SLASH, api_group)
+    for served in discovery.SERVED:
+        router.add_get(f"/{served.path}{SLASH}", document(functools.partial(discovery.resource_list, served.path)))
+    router.add_get("/openapi/v3" + SLASH, document(openapi.openapi_v3_root))
     router.add_get("/openapi/v3/{gv:.+}", openapi_doc)
     router.add_route("*", "/api/v1/{path:.+}", core)
     router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
-    router.add_get("/apis/metrics.k8s.io/v1beta1", document(discovery.metrics_v1beta1_resources))
+    router.add_route("*", "/apis/authentication.k8s.io/v1/{path:.+}", reviews.handle)
     router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{path:.+}", metrics_api.handle)
     app.on_startup.append(_start)
     app.on_shutdown.append(_end_watches)
@@ -104,10 +126,10 @@ async def _start(app: web.Application) -> None:
     api = app[API_KEY]
     creds = ensure_credentials(app[SETTINGS_KEY].cloud_data_dir)  # the client certificate towards nodes
     api.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=node_client_context(creds)))
-    scheduler = app[SCHEDULER_KEY]
-    scheduler.schedule_pending()  # pods left unbound by a previous run
+    binder = app[BINDER_KEY]
+    binder.bind_pending()  # pods left unbound by a previous run
     app[_TASKS_KEY].extend([
-        asyncio.create_task(scheduler.run(), name="scheduler"),
+        asyncio.create_task(binder.run(), name="binder"),
         asyncio.create_task(app[NODE_LIFECYCLE_KEY].run(), name="node-lifecycle"),
         asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
     ])

@@ -10,7 +10,8 @@ what a kubelet needs and nothing more:
 - nodes: get, list, watch any; create, update and patch (``nodes/status`` too) only its own Node, with no label
   outside the kubelet's set (NodeRestriction) and without changing its taints;
 - leases: get, create, update, patch, delete only its own Lease in ``kube-node-lease``;
-- events: create, update, patch.
+- events: create, update, patch;
+- selfsubjectreviews (who am I): create, as any authenticated identity; tokenreviews: nothing.
 
 ``pods/exec``, ``pods/attach`` and ``pods/portforward`` are authorized as ``create`` whatever the request's method:
 a WebSocket upgrade is a GET, and kube-apiserver requires ``create`` for it as for the POST of SPDY (its
@@ -68,12 +69,15 @@ def verb_of(method: str, name: str | None, watch: bool) -> str:
 
 
 def forbidden(identity: Identity, attrs: Attributes, reason: str) -> status.APIError:
-    return status.forbidden(attrs.resource, attrs.name or "", f"{attrs.describe(identity.user)}: {reason}",
-                            attrs.group)
+    """kube's 403 for a request; without a ``reason`` (no authorizer had an opinion), the refusal alone."""
+    message = f"{attrs.describe(identity.user)}: {reason}" if reason else attrs.describe(identity.user)
+    return status.forbidden(attrs.resource, attrs.name or "", message, attrs.group)
 
 
 def authorize(identity: Identity, attrs: Attributes, objects: Objects) -> None:
     """Raise 403 unless ``identity`` may make the request ``attrs`` describes."""
+    if attrs.group == "authentication.k8s.io" and attrs.resource == "selfsubjectreviews" and attrs.verb == "create":
+        return  # kube's system:basic-user role: every authenticated identity may ask who it is
     if attrs.resource == "pods" and attrs.subresource in CONNECT_SUBRESOURCES:
         attrs = replace(attrs, verb="create")
     node = identity.node
@@ -122,6 +126,8 @@ def _node_decision(node: str, a: Attributes, objects: Objects) -> str | None:
         return f"node '{node}' can only access its own Lease"
     if a.resource == "events" and verb in ("create", "update", "patch"):
         return None
+    if a.group == "authentication.k8s.io":
+        return ""  # no rule for nodes (kube's allows kubelets tokenreviews, which no node here needs)
     return NO_RELATIONSHIP.format(node=node)
 
 

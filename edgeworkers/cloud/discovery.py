@@ -1,7 +1,9 @@
-"""Discovery documents: what `/version`, `/api`, `/apis` and `/api/v1` answer.
+"""Discovery documents: what `/version`, `/api`, `/apis`, `/apis/<group>` and each group-version answer.
 
-kubectl reads these before anything else (and caches them); `/apis` answering 404 is fatal for it.
-The shapes are the plain (non-aggregated) `APIVersions`, `APIGroupList`, `APIGroup` and `APIResourceList`.
+kubectl reads these before anything else (and caches them); `/apis` answering 404 is fatal for it. The plain shapes
+are `APIVersions`, `APIGroupList`, `APIGroup` and `APIResourceList`; `/api` and `/apis` also answer the aggregated
+`APIGroupDiscoveryList` (apidiscovery.k8s.io v2, or v2beta1) to a client whose Accept header asks for it first, as
+kubectl 1.32 does. Every document is built from ``SERVED``, so each lists exactly what is served.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 GIT_VERSION = "v1.32.0"
 COORDINATION_GROUP = "coordination.k8s.io"
+AUTHENTICATION_GROUP = "authentication.k8s.io"
 METRICS_GROUP = "metrics.k8s.io"  # served at v1beta1, as metrics-server does (edgeworkers/cloud/metrics_api.py)
 
 _CRUD = ["create", "delete", "get", "list", "patch", "update", "watch"]
@@ -31,18 +34,13 @@ class Resource:
     categories: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        out: dict = {
-            "name": self.name,
-            "singularName": self.singular,
-            "namespaced": self.namespaced,
-            "kind": self.kind,
-            "verbs": list(self.verbs),
-        }
-        if self.short_names:
-            out["shortNames"] = list(self.short_names)
-        if self.categories:
-            out["categories"] = list(self.categories)
-        return out
+        return {"name": self.name, "singularName": self.singular, "namespaced": self.namespaced, "kind": self.kind,
+                "verbs": list(self.verbs), **self.names()}
+
+    def names(self) -> dict:
+        """Its short names and categories, the fields left out when empty."""
+        out = {"shortNames": list(self.short_names), "categories": list(self.categories)}
+        return {key: value for key, value in out.items() if value}
 
 
 CORE_V1: tuple[Resource, ...] = (
@@ -53,6 +51,7 @@ CORE_V1: tuple[Resource, ...] = (
     Resource("nodes", "Node", False, tuple(_CRUD), "node", ("no",)),
     Resource("nodes/status", "Node", False, tuple(_SUBRESOURCE)),
     Resource("pods", "Pod", True, tuple(_NAMESPACED), "pod", ("po",), ("all",)),
+    Resource("pods/attach", "PodAttachOptions", True, ("create", "get")),
     Resource("pods/binding", "Binding", True, ("create",)),
     Resource("pods/exec", "PodExecOptions", True, ("create", "get")),
     Resource("pods/log", "Pod", True, ("get",)),
@@ -66,11 +65,45 @@ COORDINATION_V1: tuple[Resource, ...] = (
     Resource("leases", "Lease", True, tuple(_NAMESPACED), "lease"),
 )
 
-# group name -> resources of its single served version (v1); "" is the core group.
-GROUPS: dict[str, tuple[Resource, ...]] = {"": CORE_V1, COORDINATION_GROUP: COORDINATION_V1}
-METRICS_V1BETA1 = (Resource("nodes", "NodeMetrics", False, ("get", "list")),
-                   Resource("pods", "PodMetrics", True, ("get", "list")))
-VERSIONS = {METRICS_GROUP: "v1beta1"}  # groups served at another version than v1, read-only (outside GROUPS' OpenAPI)
+# Create-only, as kube serves them (edgeworkers/cloud/reviews.py): who a request's or a token's identity is.
+AUTHENTICATION_V1: tuple[Resource, ...] = (
+    Resource("selfsubjectreviews", "SelfSubjectReview", False, ("create",), "selfsubjectreview"),
+    Resource("tokenreviews", "TokenReview", False, ("create",), "tokenreview"),
+)
+
+METRICS_V1BETA1: tuple[Resource, ...] = (
+    Resource("nodes", "NodeMetrics", False, ("get", "list")),
+    Resource("pods", "PodMetrics", True, ("get", "list")),
+)
+
+
+@dataclass(frozen=True)
+class GroupVersion:
+    """One served group-version and its resources; each group is served at one version."""
+
+    group: str  # "" is the core group, served under /api
+    version: str
+    resources: tuple[Resource, ...]
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def path(self) -> str:
+        """Its URL path without the leading slash: ``api/v1``, ``apis/coordination.k8s.io/v1``."""
+        return f"apis/{self.group}/{self.version}" if self.group else f"api/{self.version}"
+
+
+CORE = GroupVersion("", "v1", CORE_V1)
+# Everything this server serves, and so everything discovery and OpenAPI list.
+SERVED: tuple[GroupVersion, ...] = (
+    CORE,
+    GroupVersion(COORDINATION_GROUP, "v1", COORDINATION_V1),
+    GroupVersion(AUTHENTICATION_GROUP, "v1", AUTHENTICATION_V1),
+    GroupVersion(METRICS_GROUP, "v1beta1", METRICS_V1BETA1),
+)
+NAMED_GROUPS = {gv.group: gv for gv in SERVED if gv.group}
 
 
 def version() -> dict:
@@ -100,42 +133,88 @@ def api_versions(server_address: str) -> dict:
 
 def api_group(name: str) -> dict | None:
     """`GET /apis/<name>`: an APIGroup, or None for a group this server does not serve."""
-    if not name or name not in (*GROUPS, *VERSIONS):
+    served = NAMED_GROUPS.get(name)
+    if served is None:
         return None
-    gv = {"groupVersion": f"{name}/{VERSIONS.get(name, 'v1')}", "version": VERSIONS.get(name, "v1")}
+    gv = {"groupVersion": served.group_version, "version": served.version}
     return {"kind": "APIGroup", "apiVersion": "v1", "name": name, "versions": [gv], "preferredVersion": gv}
 
 
 def api_group_list() -> dict:
     """`GET /apis`: every named group (the core group is served under `/api` instead)."""
     groups = []
-    for name in (*GROUPS, *VERSIONS):
-        group = api_group(name)
-        if group is not None:
-            del group["kind"], group["apiVersion"]
-            groups.append(group)
+    for name in NAMED_GROUPS:
+        group = api_group(name) or {}
+        del group["kind"], group["apiVersion"]
+        groups.append(group)
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def _resource_list(group_version: str, resources: tuple[Resource, ...]) -> dict:
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": group_version,
-        "resources": [r.to_json() for r in resources],
+def resource_list(path: str) -> dict | None:
+    """`GET /api/v1`, `GET /apis/<group>/<version>`: an APIResourceList (``path`` without its slashes), or None."""
+    for served in SERVED:
+        if served.path == path:
+            return {
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": served.group_version,
+                "resources": [r.to_json() for r in served.resources],
+            }
+    return None
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+AGGREGATED_VERSIONS = ("v2", "v2beta1")
+
+
+def aggregated_version(accept: str) -> str | None:
+    """The apidiscovery version (``v2``, ``v2beta1``) an Accept header asks for before any plain JSON, or None."""
+    for media_range in accept.split(","):
+        kind, *params = (part.strip() for part in media_range.split(";"))
+        options = dict(param.partition("=")[::2] for param in params)
+        if options.get("as") == "APIGroupDiscoveryList" and options.get("g") == "apidiscovery.k8s.io" and \
+                kind == "application/json" and options.get("v") in AGGREGATED_VERSIONS:
+            return options["v"]
+        if kind in ("application/json", "application/*", "*/*") and "as" not in options:
+            return None
+    return None
+
+
+def _resource_discovery(served: GroupVersion, resource: Resource, subresources: list[Resource]) -> dict:
+    out: dict = {
+        "resource": resource.name,
+        "responseKind": {"group": served.group, "version": served.version, "kind": resource.kind},
+        "scope": "Namespaced" if resource.namespaced else "Cluster",
+        "singularResource": resource.singular,
+        "verbs": list(resource.verbs),
+        **resource.names(),
     }
+    if subresources:
+        out["subresources"] = [{
+            "subresource": sub.name.partition("/")[2],
+            "responseKind": {"group": served.group, "version": served.version, "kind": sub.kind},
+            "verbs": list(sub.verbs),
+        } for sub in subresources]
+    return out
 
 
-def core_v1_resources() -> dict:
-    """`GET /api/v1`."""
-    return _resource_list("v1", CORE_V1)
-
-
-def coordination_v1_resources() -> dict:
-    """`GET /apis/coordination.k8s.io/v1`."""
-    return _resource_list(f"{COORDINATION_GROUP}/v1", COORDINATION_V1)
-
-
-def metrics_v1beta1_resources() -> dict:
-    """`GET /apis/metrics.k8s.io/v1beta1`."""
-    return _resource_list(f"{METRICS_GROUP}/v1beta1", METRICS_V1BETA1)
+def aggregated(core: bool, version: str) -> dict:
+    """`GET /api` (``core``) or `GET /apis` as an APIGroupDiscoveryList of apidiscovery ``version``."""
+    items = []
+    for served in SERVED:
+        if (served.group == "") != core:
+            continue
+        resources = [r for r in served.resources if "/" not in r.name]
+        items.append({
+            "metadata": {"name": served.group, "creationTimestamp": None} if served.group else
+            {"creationTimestamp": None},
+            "versions": [{
+                "version": served.version,
+                "resources": [_resource_discovery(served, r, [s for s in served.resources
+                                                              if s.name.startswith(r.name + "/")])
+                              for r in resources],
+                "freshness": "Current",
+            }],
+        })
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+            "items": items}

@@ -1,25 +1,26 @@
-"""Decoding a body as the API server does: values of the wrong JSON type are refused, and
-``fieldValidation`` decides what happens to fields the schema does not know (Strict, Warn, Ignore)."""
+"""Decoding a body as the API server does: values of the wrong JSON type (or base64 that Go cannot decode) are refused,
+and ``fieldValidation`` decides what happens to fields the schema does not know (Strict, Warn, Ignore)."""
 from __future__ import annotations
 
 import re
 
 from edgeworkers.cloud.resources import Resource
 from edgeworkers.k8s import status
-from edgeworkers.k8s.decoding import type_error
+from edgeworkers.k8s.decoding import canonical_bytes, type_error
 from edgeworkers.k8s.schema import unknown_fields
 
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
 def check_fields(resource: Resource, obj: dict, mode: str) -> list[str]:
-    """Refuse a value of the wrong type (400), then apply ``mode`` to ``obj``'s unknown fields; returns the
+    """Refuse a value of the wrong type or undecodable base64 (400), store ``[]byte`` values in Go's canonical
+    base64 (line breaks dropped), then apply ``mode`` to ``obj``'s unknown fields; returns the
     warnings to send.
 
     Strict rejects them with the API server's 400 ``strict decoding error``; Warn (the server's default)
     and Ignore drop them, Warn also reporting each one.
     """
-    wrong_type = type_error(resource.kind, obj)
+    wrong_type = type_error(resource.kind, obj) or canonical_bytes(resource.kind, obj)
     if wrong_type is not None:
         raise _undecodable(resource, wrong_type)
     unknown = unknown_fields(resource.kind, obj)

@@ -2,7 +2,8 @@
 
 One catch-all route per group-version hands the path to ``parse_target``; ``Api.dispatch`` picks the
 verb. Writes follow the API server's order: decode, field validation, defaulting, validation, store,
-then the event goes to the watch hub (and so to the scheduler).
+then the event goes to the watch hub (and so, at once, to the controllers listening to it: the binder, the service
+account controller).
 """
 from __future__ import annotations
 
@@ -12,22 +13,22 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from edgeworkers.cloud import logs_proxy, ownership, patch, streams_proxy, wire
+from edgeworkers.cloud import logs_proxy, managedfields, ownership, patch, streams_proxy, wire
 from edgeworkers.cloud.auth import Identity, identity_of
 from edgeworkers.cloud.authorizer import Attributes, admit, authorize, verb_of
+from edgeworkers.cloud.binder import bound
 from edgeworkers.cloud.errors import route_not_found
 from edgeworkers.cloud.fields import check_fields
 from edgeworkers.cloud.pagination import paginate
 from edgeworkers.cloud.portforward import pod_port_forward
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
-from edgeworkers.cloud.scheduler import bound
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
-from edgeworkers.cloud.store import Clock, Event, Store
+from edgeworkers.cloud.store import Clock, Store
+from edgeworkers.cloud.tolerations import default_toleration_seconds
 from edgeworkers.cloud.watch import Hub, Matcher, stream
 from edgeworkers.k8s import pod as pod_model
 from edgeworkers.k8s import printers, status, validation
 from edgeworkers.k8s.secret import default_secret
-from edgeworkers.k8s.serviceaccount import DEFAULT as DEFAULT_SERVICE_ACCOUNT
 from edgeworkers.k8s.timefmt import format_time
 
 # The API server ends a watch after a while (its --min-request-timeout of 1800 s, randomised); clients rewatch.
@@ -77,34 +78,16 @@ class Api:
         self.bookmark_interval = bookmark_interval
 
     def seed(self) -> None:
-        """The namespaces every cluster has, each namespace's default ServiceAccount; the dependents of owners that
-        are gone go too."""
+        """The namespaces every cluster has; the dependents of owners that are gone go."""
         for name in SEED_NAMESPACES:
             if self.store.find("namespaces", "", name) is None:
-                self._commit(self.store.create("namespaces", _namespace({"metadata": {"name": name}})))
-        for namespace in self.store.list("namespaces"):
-            self._ensure_default_service_account(namespace["metadata"]["name"])
+                self.hub.publish(self.store.create("namespaces", _namespace({"metadata": {"name": name}})))
         for event in ownership.collect(self.store, ownership.missing_owners(self.store), "Background"):
-            self._commit(event)
+            self.hub.publish(event)
 
-    def _commit(self, event: Event | None) -> None:
-        self.hub.publish(event)
-        if event is None:
-            return
-        meta = event.object["metadata"]
-        if event.resource == "namespaces" and event.type == "ADDED":
-            self._ensure_default_service_account(meta["name"])
-        elif event.resource == "serviceaccounts" and event.type == "DELETED" and \
-                meta["name"] == DEFAULT_SERVICE_ACCOUNT and meta["namespace"] not in self._terminating:
-            self._ensure_default_service_account(meta["namespace"])  # as kube's controller: it comes back
-
-    def _ensure_default_service_account(self, namespace: str) -> None:
-        """As kube's serviceaccounts controller: a namespace has its ``default`` ServiceAccount (clients wait for it
-        before they create pods); one deleted comes back, but in a namespace being deleted."""
-        if self.store.find("namespaces", "", namespace) is not None and \
-                self.store.find("serviceaccounts", namespace, DEFAULT_SERVICE_ACCOUNT) is None:
-            self._commit(self.store.create("serviceaccounts", {
-                "metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}}))
+    def terminating(self, namespace: str) -> bool:
+        """Whether ``namespace``'s deletion is under way (the service account controller leaves it alone)."""
+        return namespace in self._terminating
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -244,14 +227,14 @@ class Api:
             raise status.not_found("namespaces", meta["namespace"])
         obj = _prepare_create(t.resource, obj)
         if manager is not None:
-            obj = patch.record_update(None, obj, manager, "Update", format_time(self.clock()))
+            obj = managedfields.record_update(None, obj, manager, "Update", format_time(self.clock()))
         if t.user is not None:
             admit(t.user, t.attributes(), obj, None)
         _validate(t.resource, obj, None)
         if t.dry_run:
             return obj
         event = self.store.create(t.resource.name, obj)
-        self._commit(event)
+        self.hub.publish(event)
         return event.object
 
     def _admit_body(self, request: web.Request, t: Target, obj: dict) -> list[str]:
@@ -298,9 +281,9 @@ class Api:
                 new["status"] = _copy(old["status"])
             else:
                 new.pop("status", None)
-        new = _prepare_update(t.resource, new)
+        new = _prepare_update(t.resource, new, t.sub)
         if manager is not None:
-            new = patch.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
+            new = managedfields.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
         if t.user is not None:
             admit(t.user, t.attributes(), new, old)
         _validate(t.resource, new, old)
@@ -310,7 +293,7 @@ class Api:
                 and _content(new) == _content(old):
             return old  # a no-op write: no new resourceVersion, no event (only managedFields times differ)
         event = self.store.update(t.resource.name, new)
-        self._commit(event)
+        self.hub.publish(event)
         return event.object if event else old
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
@@ -360,9 +343,9 @@ class Api:
         if live is None and t.sub is not None:
             raise status.not_found(t.resource.name, t.name or "", t.resource.group)
         try:
-            result = patch.server_side_apply(live, applied, manager, wire.query_flag(request, "force"),
+            result = managedfields.server_side_apply(live, applied, manager, wire.query_flag(request, "force"),
                                              format_time(self.clock()))
-        except patch.ConflictError as exc:
+        except managedfields.ConflictError as exc:
             raise _apply_conflict(t, t.name or "", exc) from exc
         except ValueError as exc:  # a list item without its merge key, a directive that cannot apply
             raise status.bad_request(str(exc)) from exc
@@ -379,7 +362,7 @@ class Api:
         if (pod.get("spec") or {}).get("nodeName"):
             raise status.conflict("pods", t.name or "",
                                   f"pod {t.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
-        self._commit(self.store.update("pods", bound(pod, node, format_time(self.clock()))))
+        self.hub.publish(self.store.update("pods", bound(pod, node, format_time(self.clock()))))
         return wire.json_response(status.status_success(), 201)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
@@ -415,7 +398,7 @@ class Api:
                 grace = spec.get("terminationGracePeriodSeconds", 30)
             if grace > 0 and spec.get("nodeName"):
                 event = self.store.begin_deletion("pods", namespace, name, grace)
-                self._commit(event)
+                self.hub.publish(event)
                 return event.object if event else obj
         deleted = {obj["metadata"]["uid"]}
         with self.store.atomic():  # a namespace goes with all its objects, or nothing goes
@@ -426,16 +409,16 @@ class Api:
                         if resource.namespaced:
                             for item in self.store.list(resource.name, name):
                                 deleted.add(item["metadata"]["uid"])
-                                self._commit(self.store.delete(resource.name, name, item["metadata"]["name"]))
+                                self.hub.publish(self.store.delete(resource.name, name, item["metadata"]["name"]))
                     event = self.store.delete(t.resource.name, namespace, name)
-                    self._commit(event)
+                    self.hub.publish(event)
                 finally:
                     self._terminating.discard(name)
             else:
                 event = self.store.delete(t.resource.name, namespace, name)
-                self._commit(event)
+                self.hub.publish(event)
             for dependent in ownership.collect(self.store, deleted, policy):
-                self._commit(dependent)
+                self.hub.publish(dependent)
         return event.object
 
 
@@ -480,7 +463,7 @@ def field_manager(request: web.Request) -> str:
     return request.query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
 
 
-def _apply_conflict(t: Target, name: str, exc: patch.ConflictError) -> status.APIError:
+def _apply_conflict(t: Target, name: str, exc: managedfields.ConflictError) -> status.APIError:
     err = status.conflict(t.resource.name, name, group=t.resource.group)
     err.status["message"] = exc.message
     err.status["details"]["causes"] = exc.causes()
@@ -507,8 +490,9 @@ def _namespace(obj: dict) -> dict:
 
 
 def _prepare_create(resource: Resource, obj: dict) -> dict:
+    """Defaults, then the mutating admission (DefaultTolerationSeconds), of a new object."""
     if resource.name == "pods":
-        obj = pod_model.default_pod(obj)
+        obj = default_toleration_seconds(pod_model.default_pod(obj))
         obj["status"] = {"phase": "Pending"}
         return obj
     if resource.name == "namespaces":
@@ -518,9 +502,10 @@ def _prepare_create(resource: Resource, obj: dict) -> dict:
     return obj
 
 
-def _prepare_update(resource: Resource, obj: dict) -> dict:
+def _prepare_update(resource: Resource, obj: dict, sub: str | None) -> dict:
     if resource.name == "pods":
-        return pod_model.default_pod(obj)
+        pod = pod_model.default_pod(obj)
+        return pod if sub else default_toleration_seconds(pod)  # admission leaves subresources alone
     if resource.name == "secrets":
         return default_secret(obj)
     return obj

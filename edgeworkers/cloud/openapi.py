@@ -1,5 +1,8 @@
 """OpenAPI v3 documents: just enough for kubectl's `--validate=strict` (its default) to go ahead.
 
+One document per served group-version (``discovery.SERVED``), each operation one of its resources' verbs, so
+OpenAPI lists what discovery lists and nothing else.
+
 kubectl `apply`/`create` look up the PATCH operation of each kind (by `x-kubernetes-group-version-kind`)
 and, when it lists a `fieldValidation` query parameter, send `fieldValidation=Strict` and leave the
 validation to the server. Schemas are minimal on purpose.
@@ -13,10 +16,18 @@ import hashlib
 import json
 from functools import cache
 
-from edgeworkers.cloud.discovery import COORDINATION_GROUP, GROUPS, Resource
+from edgeworkers.cloud.discovery import (
+    AUTHENTICATION_GROUP,
+    COORDINATION_GROUP,
+    METRICS_GROUP,
+    SERVED,
+    GroupVersion,
+    Resource,
+)
 
-_PREFIX = {"": "api/v1", COORDINATION_GROUP: f"apis/{COORDINATION_GROUP}/v1"}
-_SCHEMA_PACKAGE = {"": "io.k8s.api.core.v1", COORDINATION_GROUP: "io.k8s.api.coordination.v1"}
+_SCHEMA_PACKAGE = {"": "io.k8s.api.core.v1", COORDINATION_GROUP: "io.k8s.api.coordination.v1",
+                   AUTHENTICATION_GROUP: "io.k8s.api.authentication.v1",
+                   METRICS_GROUP: "io.k8s.metrics.pkg.apis.metrics.v1beta1"}
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
 
 
@@ -66,52 +77,52 @@ def _operation(action: str, op_id: str, gvk: dict, schema: str, params: list[dic
     return op
 
 
-def _resource_paths(group: str, resource: Resource) -> dict[str, dict]:
-    prefix = "/" + _PREFIX[group]
-    gvk = {"group": group, "version": "v1", "kind": resource.kind}
-    schema = f"{_SCHEMA_PACKAGE[group]}.{resource.kind}"
+def _resource_paths(served: GroupVersion, resource: Resource) -> dict[str, dict]:
+    """The paths of one resource's verbs: list and create on its collection, get, update, patch, delete on an item
+    (only the ``status`` subresource among subresources)."""
+    prefix = "/" + served.path
+    gvk = {"group": served.group, "version": served.version, "kind": resource.kind}
+    schema = f"{_SCHEMA_PACKAGE[served.group]}.{resource.kind}"
     base, _, sub = resource.name.partition("/")
     collection = f"{prefix}/namespaces/{{namespace}}/{base}" if resource.namespaced else f"{prefix}/{base}"
     scope = [_PATH_NAMESPACE] if resource.namespaced else []
     item = f"{collection}/{{name}}"
     op = f"{resource.kind}{'Namespaced' if resource.namespaced else ''}"
     patch_params = [*scope, _PATH_NAME, *_WRITE_PARAMS, _FORCE]
-    if sub:
-        if sub != "status":
-            return {}
-        return {
-            f"{item}/status": {
-                "get": _operation("get", f"read{op}Status", gvk, schema, [*scope, _PATH_NAME], ("200",)),
-                "put": _operation("put", f"replace{op}Status", gvk, schema, [*scope, _PATH_NAME, *_WRITE_PARAMS],
-                                  ("200", "201")),
-                "patch": _operation("patch", f"patch{op}Status", gvk, schema, patch_params, ("200", "201")),
-            }
-        }
-    list_schema = f"{schema}List"
-    paths = {
-        collection: {
-            "get": _operation("list", f"list{op}", gvk, list_schema, [*scope, *_LIST_PARAMS], ("200",)),
-            "post": _operation("post", f"create{op}", gvk, schema, [*scope, *_WRITE_PARAMS], ("200", "201")),
-        },
-        item: {
-            "get": _operation("get", f"read{op}", gvk, schema, [*scope, _PATH_NAME], ("200",)),
-            "put": _operation("put", f"replace{op}", gvk, schema, [*scope, _PATH_NAME, *_WRITE_PARAMS], ("200", "201")),
-            "patch": _operation("patch", f"patch{op}", gvk, schema, patch_params, ("200", "201")),
-            "delete": _operation("delete", f"delete{op}", gvk, f"{_META}.Status",
-                                 [*scope, _PATH_NAME, _DRY_RUN], ("200",)),
-        },
+    verbs = set(resource.verbs)
+    if sub and sub != "status":
+        return {}
+    suffix, item = ("Status", f"{item}/status") if sub else ("", item)
+    item_ops = {
+        "get": _operation("get", f"read{op}{suffix}", gvk, schema, [*scope, _PATH_NAME], ("200",)),
+        "put": _operation("put", f"replace{op}{suffix}", gvk, schema, [*scope, _PATH_NAME, *_WRITE_PARAMS],
+                          ("200", "201")),
+        "patch": _operation("patch", f"patch{op}{suffix}", gvk, schema, patch_params, ("200", "201")),
+        "delete": _operation("delete", f"delete{op}", gvk, f"{_META}.Status", [*scope, _PATH_NAME, _DRY_RUN],
+                             ("200",)),
     }
-    if resource.namespaced:
-        paths[f"{prefix}/{base}"] = {
-            "get": _operation("list", f"list{resource.kind}ForAllNamespaces", gvk, list_schema, _LIST_PARAMS, ("200",))
-        }
-    return paths
+    wanted = {"get": "get", "put": "update", "patch": "patch", "delete": "delete"}
+    paths = {item: {method: o for method, o in item_ops.items() if wanted[method] in verbs}}
+    if sub:
+        return paths
+    list_schema = f"{schema}List"
+    collection_ops = {}
+    if "list" in verbs:
+        collection_ops["get"] = _operation("list", f"list{op}", gvk, list_schema, [*scope, *_LIST_PARAMS], ("200",))
+        if resource.namespaced:
+            paths[f"{prefix}/{base}"] = {"get": _operation(
+                "list", f"list{resource.kind}ForAllNamespaces", gvk, list_schema, _LIST_PARAMS, ("200",))}
+    if "create" in verbs:
+        collection_ops["post"] = _operation("post", f"create{op}", gvk, schema, [*scope, *_WRITE_PARAMS],
+                                            ("200", "201"))
+    paths[collection] = collection_ops
+    return {path: ops for path, ops in paths.items() if ops}
 
 
-def _kind_schemas(group: str, resource: Resource) -> dict[str, dict]:
-    name = f"{_SCHEMA_PACKAGE[group]}.{resource.kind}"
-    gvk = [{"group": group, "version": "v1", "kind": resource.kind}]
-    gvk_list = [{"group": group, "version": "v1", "kind": f"{resource.kind}List"}]
+def _kind_schemas(served: GroupVersion, resource: Resource) -> dict[str, dict]:
+    name = f"{_SCHEMA_PACKAGE[served.group]}.{resource.kind}"
+    gvk = [{"group": served.group, "version": served.version, "kind": resource.kind}]
+    gvk_list = [{"group": served.group, "version": served.version, "kind": f"{resource.kind}List"}]
     typemeta = {"apiVersion": {"type": "string"}, "kind": {"type": "string"}}
     return {
         name: {
@@ -146,20 +157,20 @@ _META_SCHEMAS = {
 def _documents() -> dict[str, str]:
     """group-version path (`api/v1`) -> its document serialized, computed once."""
     docs = {}
-    for group, resources in GROUPS.items():
+    for served in SERVED:
         paths: dict[str, dict] = {}
         schemas = dict(_META_SCHEMAS)
-        for resource in resources:
-            paths.update(_resource_paths(group, resource))
+        for resource in served.resources:
+            paths.update(_resource_paths(served, resource))
             if "/" not in resource.name:
-                schemas.update(_kind_schemas(group, resource))
+                schemas.update(_kind_schemas(served, resource))
         doc = {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": "v1.32.0"},
             "paths": paths,
             "components": {"schemas": schemas},
         }
-        docs[_PREFIX[group]] = json.dumps(doc, sort_keys=True)
+        docs[served.path] = json.dumps(doc, sort_keys=True)
     return docs
 
 

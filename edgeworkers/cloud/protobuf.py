@@ -1,6 +1,6 @@
 """Kubernetes' protobuf wire format, decoded to Kubernetes JSON (only what kubectl sends as protobuf).
 
-`kubectl create configmap|secret generic|namespace` POST `application/vnd.kubernetes.protobuf`: the magic
+`kubectl create configmap|secret generic|namespace` and `kubectl auth whoami` POST `application/vnd.kubernetes.protobuf`: the magic
 `k8s\\0`, then a `runtime.Unknown{1: TypeMeta{1: apiVersion, 2: kind}, 2: raw, 3: contentEncoding,
 4: contentType}` whose `raw` is the object's message. Field numbers are those of kubernetes'
 `staging/src/k8s.io/api/core/v1/generated.proto` and apimachinery's `meta/v1/generated.proto`.
@@ -169,10 +169,23 @@ def _namespace(raw: bytes) -> dict:
     })
 
 
+def _self_subject_review(raw: bytes) -> dict:
+    return _decode(raw, {1: ("metadata", _object_meta)})  # its status is the server's to fill
+
+
+def _token_review(raw: bytes) -> dict:
+    return _decode(raw, {
+        1: ("metadata", _object_meta),
+        2: ("spec", lambda v: _decode(_raw(v), {1: ("token", _STRING), 2: ("audiences", _LIST)})),
+    })
+
+
 _KINDS: dict[tuple[str, str], Callable[[bytes], dict]] = {
     ("v1", "ConfigMap"): _configmap,
     ("v1", "Secret"): _secret,
     ("v1", "Namespace"): _namespace,
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): _self_subject_review,
+    ("authentication.k8s.io/v1", "TokenReview"): _token_review,
 }
 
 

@@ -104,7 +104,7 @@ class Hub:
         self._listeners: list[Callable[[Event], None]] = []
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
-        """Call ``listener`` with every published event (the scheduler reacts to pods and nodes)."""
+        """Call ``listener`` with every published event (the binder reacts to pods and nodes)."""
         self._listeners.append(listener)
 
     def publish(self, event: Event | None) -> None:

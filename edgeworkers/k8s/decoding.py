@@ -11,6 +11,7 @@ as decoding and encoding it again would drop it.
 
 from __future__ import annotations
 
+import base64
 import typing
 from typing import Any
 
@@ -98,3 +99,66 @@ def _message(model: type[BaseModel], loc: tuple[int | str, ...], error_type: str
 
 def _sentence(value: Any, struct: str, path: list[str], go_type: str) -> str:
     return f"json: cannot unmarshal {_json_type(value)} into Go struct field {struct}.{'.'.join(path)} of type {go_type}"
+
+
+# []byte fields of the kinds the cloud stores: on the wire a base64 string each, as Go's encoding/json writes them.
+BYTES_FIELDS = {"Secret": "data", "ConfigMap": "binaryData"}
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_NEWLINES = frozenset(b"\r\n")
+
+
+def go_base64(text: str) -> bytes:
+    """``text`` decoded as Go's ``base64.StdEncoding.Decode`` (encoding/json's way with ``[]byte``) decodes it:
+    ``\\r`` and ``\\n`` are skipped anywhere, padding is required; a ValueError carries Go's message and offset
+    (``illegal base64 data at input byte 4``)."""
+    src = text.encode()
+    kept = bytearray()  # the alphabet's characters and the padding, in order
+    si = j = 0  # read position; characters of the current quantum
+    while si < len(src):
+        c, si = src[si], si + 1
+        if c in _NEWLINES:
+            continue
+        if c in _B64_ALPHABET:
+            kept.append(c)
+            j = (j + 1) % 4
+            continue
+        if c != ord("=") or j < 2:  # a stray character, or padding where none may be
+            raise _corrupt(si - 1)
+        if j == 2:  # "==" expected: the second one, newlines allowed between
+            while si < len(src) and src[si] in _NEWLINES:
+                si += 1
+            if si == len(src):
+                raise _corrupt(len(src))
+            if src[si] != ord("="):
+                raise _corrupt(si - 1)
+            si += 1
+        while si < len(src) and src[si] in _NEWLINES:
+            si += 1
+        if si < len(src):  # data after the padding
+            raise _corrupt(si)
+        return base64.b64decode(bytes(kept) + b"=" * (4 - j))
+    if j:  # the input ends inside a quantum, without its padding
+        raise _corrupt(len(src) - j)
+    return base64.b64decode(bytes(kept))
+
+
+def _corrupt(offset: int) -> ValueError:
+    return ValueError(f"illegal base64 data at input byte {offset}")
+
+
+def canonical_bytes(kind: str, obj: dict[str, Any]) -> str | None:
+    """Rewrite ``obj``'s ``[]byte`` values (a Secret's ``data``, a ConfigMap's ``binaryData``) as the API server
+    stores them: decoded as Go decodes them, encoded again without line breaks. Returns the decoder's message for
+    the first value that does not decode (``obj`` left as it was), else None. Run after ``type_error``."""
+    field = BYTES_FIELDS.get(kind)
+    values = obj.get(field) if field else None
+    if not isinstance(values, dict):
+        return None
+    canonical = {}
+    for key, value in values.items():
+        try:
+            canonical[key] = base64.b64encode(go_base64(value)).decode() if isinstance(value, str) else value
+        except ValueError as exc:
+            return str(exc)
+    obj[field] = canonical
+    return None

@@ -8,7 +8,7 @@ that cloud's environment by overriding the ``cloud_overrides`` fixture). Helpers
 process; every process is stopped by its PID. After the test the node's pods and its Node leave the cloud, its
 containers leave Docker (``node_name``) and its keys leave Redis (``real_redis``).
 
-The cloud's scheduler binds a pod without ``nodeName`` to the fewest-loaded Ready node: the shared cloud holds one
+The cloud's binder binds a pod without ``nodeName`` to the fewest-loaded Ready node: the shared cloud holds one
 Node at a time (each test's Node is deleted after it), so such pods land on the test's node.
 """
 from __future__ import annotations

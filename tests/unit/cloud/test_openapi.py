@@ -14,14 +14,15 @@ import pytest
 import yaml
 from aiohttp import web
 
-from edgeworkers.cloud import discovery, openapi, patch, protobuf
+from edgeworkers.cloud import discovery, managedfields, openapi, patch, protobuf
 from edgeworkers.cloud.openapi import openapi_v3_doc, openapi_v3_root
 from edgeworkers.k8s import printers
 
 
 def test_root_lists_each_group_version_with_a_hash():
     paths = openapi_v3_root()["paths"]
-    assert set(paths) == {"api/v1", "apis/coordination.k8s.io/v1"}
+    assert set(paths) == {"api/v1", "apis/coordination.k8s.io/v1", "apis/authentication.k8s.io/v1",
+                          "apis/metrics.k8s.io/v1beta1"}
     assert paths["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
     assert openapi_v3_root() == openapi_v3_root(), "the hash is stable"
 
@@ -82,8 +83,8 @@ class Recorder:
         path, body = request.path, await request.read()
         documents = {
             "/version": discovery.version, "/api": lambda: discovery.api_versions("127.0.0.1"),
-            "/apis": discovery.api_group_list, "/api/v1": discovery.core_v1_resources,
-            "/apis/coordination.k8s.io/v1": discovery.coordination_v1_resources,
+            "/apis": discovery.api_group_list, "/api/v1": lambda: discovery.resource_list("api/v1"),
+            "/apis/coordination.k8s.io/v1": lambda: discovery.resource_list("apis/coordination.k8s.io/v1"),
             "/openapi/v3": openapi.openapi_v3_root,
         }
         if path in documents:
@@ -103,13 +104,13 @@ class Recorder:
         if request.method == "POST":
             obj = protobuf.decode_object(body) if request.content_type.endswith("protobuf") else json.loads(body)
             obj["metadata"].update(namespace="default", resourceVersion="1", creationTimestamp="2024-05-01T12:00:00Z")
-            self.objects[obj["metadata"]["name"]] = patch.record_update(None, obj, manager)
+            self.objects[obj["metadata"]["name"]] = managedfields.record_update(None, obj, manager)
             return web.json_response(obj, status=201)
         if request.method == "PATCH" and request.content_type == "application/apply-patch+yaml":
             try:
-                obj = patch.server_side_apply(self.objects.get(name), yaml.safe_load(body), manager,
+                obj = managedfields.server_side_apply(self.objects.get(name), yaml.safe_load(body), manager,
                                               request.query.get("force") == "true")
-            except patch.ConflictError as exc:
+            except managedfields.ConflictError as exc:
                 return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                           "message": exc.message, "reason": "Conflict",
                                           "details": {"causes": exc.causes()}, "code": 409}, status=409)
@@ -121,7 +122,7 @@ class Recorder:
                 obj = patch.json_patch(live, json.loads(body))
             else:
                 obj = patch.strategic_merge(live, json.loads(body), "Pod")
-            self.objects[name] = patch.record_update(live, obj, manager)
+            self.objects[name] = managedfields.record_update(live, obj, manager)
             return web.json_response(self.objects[name])
         return web.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                   "message": f'"{name}" not found', "reason": "NotFound", "code": 404}, status=404)

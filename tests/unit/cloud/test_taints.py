@@ -1,12 +1,12 @@
 import pytest
 
+from edgeworkers.cloud.binder import choose_node
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
-from edgeworkers.cloud.scheduler import choose_node
 from edgeworkers.cloud.taints import condition_taints, tolerates, untolerated_taint
 from tests.unit.clock import Clock
+from tests.unit.cloud.test_binder import node as ready_node
+from tests.unit.cloud.test_binder import pod
 from tests.unit.cloud.test_nodelifecycle import T0, lease, node
-from tests.unit.cloud.test_scheduler import node as ready_node
-from tests.unit.cloud.test_scheduler import pod
 
 DISK = {"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule", "timeAdded": "T0"}
 MEMORY = {"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule", "timeAdded": "T0"}

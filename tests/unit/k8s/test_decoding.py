@@ -1,7 +1,7 @@
 """Values of the wrong JSON type are named as the API server's Go JSON decoder names them."""
 import pytest
 
-from edgeworkers.k8s.decoding import type_error
+from edgeworkers.k8s.decoding import canonical_bytes, go_base64, type_error
 from edgeworkers.k8s.pod import Pod
 
 
@@ -66,3 +66,45 @@ def test_a_null_where_a_value_is_wanted_is_dropped_as_go_decodes_it():
     assert obj["spec"] == {"containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}]}]}
     assert obj["metadata"] == {"name": "a", "labels": None}  # optional: kept, as the node reads it fine
     Pod.from_dict(obj)
+
+
+# Go's base64.StdEncoding.Decode, as encoding/json decodes a []byte field: line breaks skipped, padding required.
+@pytest.mark.parametrize(("text", "decoded"), [
+    ("aGVsbG8=", b"hello"),
+    ("aGVs\nbG8=", b"hello"),
+    ("aG\r\nVs\nbA\n=\n=\n", b"hell"),  # newlines even between the two padding characters
+    ("", b""),
+    ("\n", b""),
+])
+def test_go_base64_skips_line_breaks(text, decoded):
+    assert go_base64(text) == decoded
+
+
+@pytest.mark.parametrize(("text", "offset"), [
+    ("!!notbase64", 0),  # a character outside the alphabet
+    ("aGVsbG8", 4),  # the last quantum lacks its padding: Go names where it starts
+    ("a===", 1),  # padding after one character
+    ("aGVsbA=", 7),  # "==" needed, the input ends
+    ("aGVsbA=x", 6),  # "==" needed, something else follows
+    ("aGVsbA==x", 8),  # data after the padding
+    ("aGVs bG8=", 4),  # a space is no line break
+])
+def test_go_base64_refuses_as_go_does_with_its_offset(text, offset):
+    with pytest.raises(ValueError, match=f"^illegal base64 data at input byte {offset}$"):
+        go_base64(text)
+
+
+def test_canonical_bytes_stores_secret_data_and_binary_data_without_line_breaks():
+    secret = {"data": {"tls.crt": "aGVs\nbG8=", "empty": ""}, "stringData": {"x": "a\nb"}}
+    assert canonical_bytes("Secret", secret) is None
+    assert secret == {"data": {"tls.crt": "aGVsbG8=", "empty": ""}, "stringData": {"x": "a\nb"}}
+    configmap = {"data": {"plain": "aGVs\nbG8="}, "binaryData": {"b": "aGVs\r\nbG8="}}
+    assert canonical_bytes("ConfigMap", configmap) is None
+    assert configmap == {"data": {"plain": "aGVs\nbG8="}, "binaryData": {"b": "aGVsbG8="}}
+
+
+def test_canonical_bytes_reports_the_first_bad_value_and_changes_nothing():
+    configmap = {"binaryData": {"good": "aGVs\nbG8=", "bad": "!!notbase64"}}
+    assert canonical_bytes("ConfigMap", configmap) == "illegal base64 data at input byte 0"
+    assert configmap == {"binaryData": {"good": "aGVs\nbG8=", "bad": "!!notbase64"}}
+    assert canonical_bytes("Pod", {"data": {"a": "!"}}) is None  # no []byte field

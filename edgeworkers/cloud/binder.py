@@ -1,8 +1,8 @@
-"""A minimal scheduler: bind each unbound pod to a Ready node matching its nodeSelector.
+"""The cloud's binder, a minimal kube-scheduler: bind each unbound pod to a Ready node matching its nodeSelector.
 
 Among fitting nodes the one running the fewest pods wins (ties by name). A pod that fits nowhere
-stays Pending with ``PodScheduled=False``/``Unschedulable`` and the scheduler's usual message; it is
-tried again whenever a node or an unbound pod changes.
+stays Pending with ``PodScheduled=False``/``Unschedulable`` and kube-scheduler's usual message; it is
+tried again whenever a node or an unbound pod changes. (The edge's periodic jobs are the ``scheduler`` package.)
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def unschedulable(pod: dict, message: str, now: str) -> dict | None:
 
 
 def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.datetime) -> dict:
-    """The core/v1 Event the scheduler records on a pod (``Scheduled``, ``FailedScheduling``)."""
+    """The core/v1 Event kube-scheduler records on a pod (``Scheduled``, ``FailedScheduling``)."""
     meta = pod["metadata"]
     now = format_time(when)
     return {
@@ -116,8 +116,8 @@ def _pending(pod: dict) -> bool:
     return not pod.get("spec", {}).get("nodeName") and "deletionTimestamp" not in pod["metadata"]
 
 
-class Scheduler:
-    """Schedules the unbound pods that changed, and every unbound pod when a node changes.
+class Binder:
+    """Binds the unbound pods that changed, and every unbound pod when a node changes.
 
     Only node changes can make a waiting pod fit (the pod count only ranks fitting nodes), so a pod
     event looks at that one pod. The first pass looks at all of them: pods left unbound by a previous run.
@@ -155,7 +155,7 @@ class Scheduler:
         return Counter(p["spec"]["nodeName"] for p in self._store.list("pods") if p.get("spec", {}).get("nodeName")
                        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
 
-    def schedule_pending(self) -> int:
+    def bind_pending(self) -> int:
         """One pass over the pods that may have become schedulable; returns how many were bound.
 
         A pod leaves the set to look at only once decided (bound or marked unschedulable): when the pass fails
@@ -200,6 +200,6 @@ class Scheduler:
             await self._wake.wait()
             self._wake.clear()
             try:
-                self.schedule_pending()
+                self.bind_pending()
             except Exception:  # a failed pass must not stop scheduling; the next change retries
                 log.exception("scheduling pass failed")

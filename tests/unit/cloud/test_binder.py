@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from edgeworkers.cloud.scheduler import Scheduler, bound, choose_node, unschedulable
+from edgeworkers.cloud.binder import Binder, bound, choose_node, unschedulable
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.watch import Hub
 
@@ -61,18 +61,18 @@ def test_unschedulable_is_written_once_per_message():
 def cluster(tmp_path):
     store = Store(tmp_path / "objects.db", clock=lambda: T0)
     hub = Hub(store)
-    yield store, hub, Scheduler(store, hub, lambda: T0)
+    yield store, hub, Binder(store, hub, lambda: T0)
     store.close()
 
 
 def test_a_pending_pod_waits_for_a_ready_node_then_binds(cluster):
-    store, hub, scheduler = cluster
+    store, hub, binder = cluster
     hub.publish(store.create("pods", pod("web")))
-    assert scheduler.schedule_pending() == 0
+    assert binder.bind_pending() == 0
     waiting = store.get("pods", "default", "web")
     assert waiting["status"]["conditions"][0]["reason"] == "Unschedulable"
     hub.publish(store.create("nodes", node("edge-1")))
-    assert scheduler.schedule_pending() == 1
+    assert binder.bind_pending() == 1
     placed = store.get("pods", "default", "web")
     assert placed["spec"]["nodeName"] == "edge-1"
     assert placed["status"]["conditions"][0]["status"] == "True"
@@ -84,21 +84,21 @@ def test_a_pending_pod_waits_for_a_ready_node_then_binds(cluster):
 
 
 def test_pods_spread_over_nodes_by_count(cluster):
-    store, _hub, scheduler = cluster
+    store, _hub, binder = cluster
     for n in ("a", "b"):
         store.create("nodes", node(n))
     store.create("pods", pod("old", node_name="a"))
     for i in range(3):
         store.create("pods", pod(f"p{i}"))
-    scheduler.schedule_pending()
+    binder.bind_pending()
     nodes = sorted(p["spec"]["nodeName"] for p in store.list("pods"))
     assert nodes == ["a", "a", "b", "b"]
 
 
 def test_a_pass_that_fails_keeps_the_pods_it_did_not_place(cluster, monkeypatch):
-    store, hub, scheduler = cluster
+    store, hub, binder = cluster
     hub.publish(store.create("nodes", node("a")))
-    scheduler.schedule_pending()  # the first, full pass: nothing to place yet
+    binder.bind_pending()  # the first, full pass: nothing to place yet
     for name in ("p1", "p2", "p3"):
         hub.publish(store.create("pods", pod(name)))
     real_update, calls = store.update, []
@@ -111,17 +111,17 @@ def test_a_pass_that_fails_keeps_the_pods_it_did_not_place(cluster, monkeypatch)
 
     monkeypatch.setattr(store, "update", failing_second_write)
     with pytest.raises(OSError):
-        scheduler.schedule_pending()
+        binder.bind_pending()
     monkeypatch.setattr(store, "update", real_update)
-    assert scheduler.schedule_pending() == 2  # p2 and p3, left by the failed pass
+    assert binder.bind_pending() == 2  # p2 and p3, left by the failed pass
     assert {p["metadata"]["name"]: p["spec"].get("nodeName") for p in store.list("pods")} == \
         {"p1": "a", "p2": "a", "p3": "a"}
 
 
 @pytest.mark.asyncio
 async def test_the_run_loop_binds_when_a_node_appears(cluster):
-    store, hub, scheduler = cluster
-    task = asyncio.create_task(scheduler.run())
+    store, hub, binder = cluster
+    task = asyncio.create_task(binder.run())
     try:
         hub.publish(store.create("pods", pod("web")))
         hub.publish(store.create("nodes", node("edge-1")))
