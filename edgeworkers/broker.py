@@ -6,8 +6,11 @@ prefetch no longer keeps threads busy in a burst (ops/bench/pods.py: 0.94 and 1.
 thread, 0.91 with 8, on a busy machine), while it would pile a burst onto one worker process and hold more tasks back
 when a process is killed.
 
-Retries are for transient faults only (the engine or Redis briefly away, a pod busy in another worker): a task
-that can never succeed, such as an invalid pod, is dead-lettered at once (the actor logs why).
+Every failed task is retried with back-off (about a day at the 60 s cap), not only the transient faults (the engine or
+Redis briefly away): an unknown error (a Redis ``MISCONF`` on a full disk, an undecryptable secret, a bug) must not end
+a pod's chain of follow-up syncs, or a pod in back-off would never be restarted. Only a task that can never succeed,
+an invalid pod's, is dead-lettered at once (the actor logs why). Every dead letter is logged with its pod and counted
+(``DeadLetters``).
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from typing import Any
 
 import dramatiq
 import redis
-from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit, TimeLimitExceeded
+from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware, Retries, TimeLimit
 
+from edgeworkers import constants
 from edgeworkers.config import Settings
 from edgeworkers.runtime.errors import RuntimeUnavailable
 from edgeworkers.wakeup import WakingRedisBroker
@@ -45,16 +49,33 @@ class TransientFault(dramatiq.Retry):
 
 
 def retry_policy(max_retries: int):
-    """``Retries.retry_when``: transient faults up to ``max_retries``; any other ``Retry`` (pod busy) always;
-    else never. A task that hit the time limit (a slow pull on a poor link) counts as transient: its retry
-    reconciles from where Docker is now, so it is retried, never dead-lettered."""
+    """``Retries.retry_when``: a ``Retry`` that is not a fault (pod busy) always; any fault, transient, a time limit
+    hit (a slow pull on a poor link) or unknown, up to ``max_retries``: its retry reconciles from where Docker is
+    now. (An invalid pod's task never gets here: the actors' ``throws`` dead-letters it at once.)"""
 
     def retry_when(retries: int, exception: BaseException) -> bool:
-        if isinstance(exception, (TransientFault, TimeLimitExceeded, *TRANSIENT)):
-            return retries < max_retries
-        return isinstance(exception, dramatiq.Retry)
+        if isinstance(exception, dramatiq.Retry) and not isinstance(exception, TransientFault):
+            return True
+        return retries < max_retries
 
     return retry_when
+
+
+class DeadLetters(Middleware):
+    """Each task given up (dead-lettered) is logged with its pod and counted in the agent's Redis
+    (``constants.KEY_DEAD_LETTERS``, exported by the agent's metrics endpoint whichever process gave it up)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def after_nack(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        key = message.args[0] if message.args else "?"
+        log.error("pod %s: task %s dead-lettered after %d retries", key, message.actor_name,
+                  message.options.get("retries", 0))  # fmt: skip
+        try:
+            self._client.incr(constants.KEY_DEAD_LETTERS)
+        except redis.RedisError as exc:
+            log.warning("pod %s: the dead letter is not counted: %s", key, exc)
 
 
 class DurableRetries(Retries):
@@ -105,6 +126,7 @@ def make_broker(
             retry_when=retry_policy(settings.task_max_retries),
         ),
         CurrentMessage(),
+        DeadLetters(client),
     ]
     if prometheus:
         if not loopback:

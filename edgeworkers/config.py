@@ -155,6 +155,9 @@ class Settings(BaseModel):
     # A PLEG that has not relisted for this long makes the node not Ready (kubelet's relistThreshold).
     pleg_relist_threshold_s: float = 180.0
     orphan_cleanup_period_s: float = 60.0
+    # Every desired pod is synced this often (kubelet's syncFrequency), each run up to a tenth of it late (jitter): a
+    # pod whose task was lost converges within the period.
+    sync_frequency_s: float = 60.0
     container_gc_period_s: float = 60.0
     container_gc_min_age_s: float = 0.0
     container_gc_max_per_pod_container: int = 1

@@ -42,6 +42,8 @@ KEY_JOB_LAST_SUCCESS = f"{KEY_PREFIX}:scheduler:last-success"
 # f"{KEY_IMAGE_LOCK}:{image}": held while the image is pulled; f"{KEY_IMAGE_PULLED}:{image}": pulled lately.
 KEY_IMAGE_LOCK = f"{KEY_PREFIX}:lock:image"
 KEY_IMAGE_PULLED = f"{KEY_PREFIX}:image-pulled"
+# Pod tasks given up (dead-lettered), by every worker process of the node: a counter.
+KEY_DEAD_LETTERS = f"{KEY_PREFIX}:dead-letters"
 
 # Where a pod came from, as kubelet annotates it: "file" for a node-local (static) pod from `edgeworkers pod apply`,
 # "api" for a pod from the cloud. The cloud bridge shows static pods at the cloud as mirror pods.

@@ -42,6 +42,10 @@ PROBE_RESULTS = Counter(
 GC_RUNS = Counter("edgeworkers_gc_runs", "Garbage collection runs.", ["kind"], registry=REGISTRY)
 GC_REMOVED = Counter("edgeworkers_gc_removed", "Containers or images removed by GC.", ["kind"], registry=REGISTRY)
 GC_BYTES_FREED = Counter("edgeworkers_gc_freed_bytes", "Bytes freed by image GC.", registry=REGISTRY)
+PERIODIC_SYNCS = Counter(
+    "edgeworkers_periodic_pod_syncs", "Pod syncs enqueued by the periodic sync of every desired pod.",
+    registry=REGISTRY,
+)
 ORPHANS_REMOVED = Counter(
     "edgeworkers_orphan_pods_removed", "Pods absent from the desired state whose containers were removed.",
     registry=REGISTRY,

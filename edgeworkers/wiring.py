@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import dramatiq
 import redis
 
-from edgeworkers import tasks
+from edgeworkers import constants, tasks
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.events import EventRecorder
@@ -235,8 +235,11 @@ def serve_metrics(services: Services) -> None:
     port = services.settings.metrics_port
     if not port:
         return
-    metrics.REGISTRY.register(metrics.CallbackCollector(lambda: node_gauges(services.store, services.status,
-                                                                            services.outbox.__len__)))
+    def dead_letters() -> int:
+        return int(services.redis.get(constants.KEY_DEAD_LETTERS) or 0)
+
+    metrics.REGISTRY.register(metrics.CallbackCollector(
+        lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters)))
     try:
         metrics.serve(port)
         log.info("metrics on http://%s:%d/metrics", metrics.LOOPBACK, port)

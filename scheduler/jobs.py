@@ -29,6 +29,7 @@ class Job:
     func: Callable[[], Any]
     interval_s: float
     misfire_grace_s: float | None = None  # None: one interval
+    jitter_s: float | None = None  # each run up to this much later (APScheduler's jitter), so nodes and jobs spread
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
@@ -90,6 +91,7 @@ def add_jobs(
             max_instances=1,
             coalesce=True,
             misfire_grace_time=max(1, round(job.misfire_grace_s or job.interval_s)),
+            jitter=job.jitter_s,
             next_run_time=datetime.now(UTC),
         )
     return guards
@@ -103,6 +105,7 @@ def job_options(scheduler: BaseScheduler) -> dict[str, dict[str, Any]]:
             "max_instances": job.max_instances,
             "coalesce": job.coalesce,
             "misfire_grace_time": job.misfire_grace_time,
+            "jitter": job.trigger.jitter,
         }
         for job in scheduler.get_jobs()
     }

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgeworkers import metrics
+from edgeworkers import metrics, tasks
 from edgeworkers.config import Settings
 from edgeworkers.constants import KEY_JOB_LAST_SUCCESS, KEY_PLEG_LAST_RELIST
 from edgeworkers.eviction.manager import EvictionManager
@@ -22,7 +22,7 @@ from edgeworkers.k8s.status import APIError
 from edgeworkers.messages import Message, Route, resource
 from edgeworkers.metamanager.store import POD, MetaStore, Redis
 from edgeworkers.pleg import GenericPLEG, pods_with_events
-from edgeworkers.pods.desired import decode_pod
+from edgeworkers.pods.desired import decode_pod, resync_all
 from edgeworkers.pods.reconcile import PodWorkers, remove_orphans
 from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime.protocol import Runtime
@@ -79,6 +79,9 @@ class NodeJobs:
             jobs.append(Job("probes", self.probe, 1.0, misfire_grace_s=1))
         if self._workers is not None:
             jobs.append(Job("orphans", self.remove_orphans, config.orphan_cleanup_period_s))
+        if self._workers is not None and self._workers.broker is not None:
+            jobs.append(Job("pod-sync", self.sync_desired, config.sync_frequency_s,
+                            jitter_s=config.sync_frequency_s / 10))
         if self.container_gc is not None:
             jobs.append(Job("container-gc", self.container_gc.collect, config.container_gc_period_s))
         if self.image_gc is not None:
@@ -122,6 +125,16 @@ class NodeJobs:
         """Start the due probes of the containers the last relist saw running."""
         assert self.prober is not None
         self.prober.tick(self.pleg.containers)
+
+    # --- the periodic sync -----------------------------------------------------------------------
+
+    def sync_desired(self) -> None:
+        """Sync every desired pod (kubelet's syncFrequency), as ordinary tasks: a pod whose task was lost (Redis
+        stalled between storing the pod and queueing its task; a follow-up dropped) converges within the period. A
+        pod being synced already only gets one more sync, which finds nothing to do."""
+        assert self._workers is not None and self._workers.broker is not None
+        keys = resync_all(self._workers.store, tasks.sender(self._workers.broker), source="periodic-sync")
+        metrics.PERIODIC_SYNCS.inc(len(keys))
 
     # --- orphans -------------------------------------------------------------------------------
 
@@ -175,7 +188,9 @@ def desired_uids(store: MetaStore) -> set[str]:
     return {uid for pod in store.each(POD) if (uid := (pod.get("metadata") or {}).get("uid"))}
 
 
-def node_gauges(store: MetaStore, status: StatusManager, outbox_length: Callable[[], int]) -> dict:
+def node_gauges(
+    store: MetaStore, status: StatusManager, outbox_length: Callable[[], int], dead_letters: Callable[[], int] = int,
+) -> dict:
     """What the metrics endpoint reads at scrape time: pods by phase, container restarts, the outbox's length."""
     phases: dict[tuple[str, ...], float] = {}
     restarts: dict[tuple[str, ...], float] = {}
@@ -194,4 +209,6 @@ def node_gauges(store: MetaStore, status: StatusManager, outbox_length: Callable
         "edgeworkers_container_restarts": ("Restart count of each container.", restarts,
                                            ["namespace", "pod", "container"]),  # fmt: skip
         "edgeworkers_outbox_length": ("Items waiting in the status outbox.", {(): float(outbox_length())}, []),
+        "edgeworkers_tasks_dead_lettered": ("Pod tasks given up by the node's workers (logged with their pod).",
+                                            {(): float(dead_letters())}, []),  # fmt: skip
     }

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Protocol
 
-import requests
 import urllib3
 
 from edgeworkers.k8s.pod import Container as SpecContainer
@@ -21,6 +21,11 @@ from edgeworkers.runtime.types import ContainerID, ExecResult
 
 LOOPBACK = "127.0.0.1"
 MAX_OUTPUT = 10 * 1024  # kubelet keeps the first 10 KiB of a probe's output
+MAX_BODY = 10 * 1024  # and reads at most 10 KiB of an HTTP probe's body
+# kubelet's prober's own headers (a probe's httpHeaders override them).
+PROBE_HEADERS = {"User-Agent": "kube-probe/1.32", "Accept": "*/*"}
+# No proxy, no certificate check, a connection per probe (kubelet disables keep-alives): closed after each.
+_HTTP = urllib3.PoolManager(cert_reqs="CERT_NONE", num_pools=32, maxsize=1, block=False)
 
 
 class Executor(Protocol):
@@ -66,20 +71,47 @@ def run_exec(runtime: Executor, container: ContainerID, command: list[str], time
 def run_http(
     host: str, port: int, path: str, scheme: str, headers: dict[str, str], timeout_s: float
 ) -> tuple[bool, str]:
-    """Success: a status in [200, 400) (redirects are not followed, as a 3xx counts already)."""
+    """Success: a status in [200, 400) (redirects are not followed, as a 3xx counts already).
+
+    As kubelet's prober: never through a proxy (urllib3 reads none from the environment, unlike requests), the
+    server's certificate not verified, at most ``MAX_BODY`` bytes of the body read, and the whole request (connect,
+    headers, body) bounded by ``timeout_s`` in total, not per read: a server dripping bytes cannot stretch it."""
     url = f"{scheme.lower()}://{host}:{port}/{path.lstrip('/')}"
+    started = time.monotonic()
     try:
         with urllib3.warnings.catch_warnings():
             urllib3.warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-            response = requests.get(url, headers=headers, timeout=timeout_s, allow_redirects=False, verify=False)
-    except requests.Timeout:
+            response = _HTTP.request("GET", url, headers={**PROBE_HEADERS, **headers},
+                                     timeout=urllib3.Timeout(total=timeout_s), preload_content=False, redirect=False,
+                                     retries=False)  # fmt: skip
+            try:
+                _read_within(response, started + timeout_s)
+            finally:
+                response.close()
+    except (urllib3.exceptions.TimeoutError, TimeoutError):
         return False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)'
-    except requests.RequestException as exc:
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
         return False, f'Get "{url}": {exc}'
-    response.close()
-    if 200 <= response.status_code < 400:
+    if 200 <= response.status < 400:
         return True, ""
-    return False, f"HTTP probe failed with statuscode: {response.status_code}"
+    return False, f"HTTP probe failed with statuscode: {response.status}"
+
+
+def _read_within(response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+    """Read at most ``MAX_BODY`` bytes of the body, by ``deadline`` (TimeoutError past it): each read waits only
+    what is left of the probe's timeout."""
+    remaining = MAX_BODY
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    while remaining > 0:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the body was not read within the probe's timeout")
+        if sock is not None:
+            sock.settimeout(left)
+        chunk = response.read1(min(remaining, 1024), decode_content=False)  # what one read brings, not more
+        if not chunk:
+            return
+        remaining -= len(chunk)
 
 
 def run_tcp(host: str, port: int, timeout_s: float) -> tuple[bool, str]:

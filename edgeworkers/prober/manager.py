@@ -49,7 +49,14 @@ log = logging.getLogger(__name__)
 RecordEvent = Callable[[Pod, str, str, str], None]
 # The scheduler ticks every second: a run due within half a tick starts on this one (policy.is_due).
 TICK_SLACK_S = 0.5
+EVENT_MESSAGE_MAX = 512
 _TITLE = {LIVENESS: "Liveness", READINESS: "Readiness", STARTUP: "Startup"}
+
+
+def _short(message: str) -> str:
+    """A probe's output as an event's message: its first ``EVENT_MESSAGE_MAX`` characters (an exec probe's output
+    may be 10 KiB, and every failed run is an event)."""
+    return message if len(message) <= EVENT_MESSAGE_MAX else message[:EVENT_MESSAGE_MAX] + " (truncated)"
 
 
 def _probe_of(spec: SpecContainer, kind: str) -> Probe | None:
@@ -107,10 +114,13 @@ class ProbeManager:
                 container.started_at or container.created_at) else now
             with self._lock:
                 startup = self._state(container, spec, STARTUP, live)
+                deleting = pod.metadata.deletion_timestamp is not None
                 for kind in (STARTUP, LIVENESS, READINESS):
                     state = self._state(container, spec, kind, live)
                     probe = _probe_of(spec, kind)
                     if state is None or probe is None or gated(kind, startup):
+                        continue
+                    if deleting and kind != READINESS:  # kubelet: a pod being deleted is not restarted by its probes
                         continue
                     config = ProbeConfig.from_probe(probe)
                     if not is_due(state, config, begun, now, TICK_SLACK_S):
@@ -170,7 +180,7 @@ class ProbeManager:
         with self._lock:
             changed = record(state, config, ok)
         if not ok:  # kubelet records every failed run; the events aggregate (count) at the cloud
-            self._record_event(pod, "Unhealthy", f"{_TITLE[kind]} probe failed: {message}".strip(), "Warning")
+            self._record_event(pod, "Unhealthy", f"{_TITLE[kind]} probe failed: {_short(message)}".strip(), "Warning")
         if changed is None:
             return
         log.info("pod %s container %s: %s probe %s", pod.key, spec.name, kind, changed.value)

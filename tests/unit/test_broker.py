@@ -21,8 +21,10 @@ from edgeworkers.wakeup import WakingRedisBroker
         (0, RuntimeUnavailable("dockerd down"), True),
         (4, redis.ConnectionError("refused"), True),
         (5, RuntimeUnavailable("dockerd down"), False),  # max_retries reached
-        (0, ValueError("invalid pod"), False),
-        (0, ContainerCreateError("bad"), False),
+        (0, ValueError("a bug"), True),  # an unknown error: retried with back-off, not dead-lettered at once
+        (4, redis.ResponseError("MISCONF Redis is configured to save RDB snapshots"), True),
+        (5, ValueError("a bug"), False),
+        (0, ContainerCreateError("bad"), True),
         (100, PodBusy("busy", delay=500), True),  # waiting for a pod is not a failure
         (4, TransientFault("pod default/web: dockerd down"), True),
         (5, TransientFault("pod default/web: dockerd down"), False),  # a Retry, yet limited as the fault it wraps
@@ -91,3 +93,19 @@ def test_the_queues_prometheus_exposition_is_only_ever_on_loopback(settings, mon
     monkeypatch.setenv("dramatiq_prom_host", "127.0.0.1")  # as `edgeworkers worker` sets it
     assert has_prometheus(make_broker(config, redis_client(config)))
     assert not has_prometheus(make_broker(settings, redis_client(settings)))  # off by default
+
+
+def test_a_dead_letter_is_logged_with_its_pod_and_counted(caplog):
+    import dramatiq
+    import fakeredis
+
+    from edgeworkers import constants
+    from edgeworkers.broker import DeadLetters
+
+    client = fakeredis.FakeRedis()
+    message = dramatiq.Message(queue_name="pod_sync", actor_name="sync_pod", args=("default/web", {}), kwargs={},
+                               options={"retries": 7})
+    DeadLetters(client).after_nack(None, message)
+    DeadLetters(client).after_nack(None, message)
+    assert int(client.get(constants.KEY_DEAD_LETTERS)) == 2
+    assert "pod default/web: task sync_pod dead-lettered after 7 retries" in caplog.text

@@ -82,7 +82,7 @@ def test_delete_removes_every_container(syncer: PodSyncer, runtime: DockerRuntim
     syncer.sync(p.key, p)
     assert len(runtime.list_containers()) == 3
     started = time.monotonic()
-    assert syncer.sync(p.key, None) == SyncResult(None, None)
+    assert syncer.sync(p.key, None) == SyncResult(None, None, gone=True)
     assert runtime.list_containers() == []
     assert time.monotonic() - started < 10  # both app containers waited out their grace period in parallel
 

@@ -187,3 +187,29 @@ def test_named_ports_resolve_from_the_container() -> None:
     assert resolve_port("http", spec) == 8080 and resolve_port(81, spec) == 81 and resolve_port("82", spec) == 82
     with pytest.raises(ProbeRefused):
         resolve_port("nope", spec)
+
+
+def test_a_pod_being_deleted_keeps_its_readiness_probe_and_loses_liveness_and_startup(closing) -> None:
+    pod = make_pod("going", "u9", livenessProbe=exec_probe("alive"), readinessProbe=exec_probe("ready"),
+                   startupProbe=exec_probe("started"))  # fmt: skip
+    pod.metadata.deletion_timestamp = "2026-12-05T10:00:00Z"
+    h = Harness([pod])
+    closing(h.manager)
+    h.runtime.exec_handler = lambda container, command: ExecResult(1, b"")  # every probe would fail
+    h.tick()  # startup first: not run, so neither is liveness; readiness waits for a started container
+    h.settle()
+    assert h.manager.runs == 0 and h.runtime.calls_named("stop_container") == []
+
+
+def test_a_failed_probes_event_carries_a_short_message(closing) -> None:
+    from edgeworkers.prober.manager import EVENT_MESSAGE_MAX
+
+    h = Harness([make_pod("chatty", "u8", livenessProbe=exec_probe("check"))])
+    closing(h.manager)
+    messages = []
+    h.manager._record_event = lambda pod, reason, message, kind: messages.append((reason, message))
+    h.runtime.exec_handler = lambda container, command: ExecResult(1, b"x" * 10_000)
+    h.tick()
+    h.settle()
+    [(reason, message), *_] = messages
+    assert reason == "Unhealthy" and len(message) < EVENT_MESSAGE_MAX + 64 and message.endswith("(truncated)")

@@ -51,10 +51,10 @@ def test_a_failing_success_recorder_does_not_fail_the_job() -> None:
 
 def test_every_job_runs_alone_coalesced_with_its_misfire_grace() -> None:
     scheduler = BackgroundScheduler()
-    add_jobs(scheduler, [Job("pleg", lambda: None, 1, misfire_grace_s=1), Job("orphans", lambda: None, 60)])
+    add_jobs(scheduler, [Job("pleg", lambda: None, 1, misfire_grace_s=1), Job("orphans", lambda: None, 60, jitter_s=6)])
     assert job_options(scheduler) == {
-        "pleg": {"interval_s": 1.0, "max_instances": 1, "coalesce": True, "misfire_grace_time": 1},
-        "orphans": {"interval_s": 60.0, "max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+        "pleg": {"interval_s": 1.0, "max_instances": 1, "coalesce": True, "misfire_grace_time": 1, "jitter": None},
+        "orphans": {"interval_s": 60.0, "max_instances": 1, "coalesce": True, "misfire_grace_time": 60, "jitter": 6},
     }
 
 
@@ -136,3 +136,25 @@ def test_the_table_runs_the_eviction_manager_every_period_from_settings(settings
     config = settings.model_copy(update={"eviction_period_s": 7.0})
     jobs = NodeJobs(config, FakeRuntime("n"), fakeredis.FakeRedis(), None, lambda key: None, eviction=Eviction())  # type: ignore[arg-type]
     assert [(job.id, job.interval_s) for job in jobs.table()] == [("pleg", 1.0), ("eviction", 7.0)]
+
+
+def test_every_desired_pod_is_synced_each_period_with_jitter(settings: Settings, fake_redis) -> None:
+    from edgeworkers.metamanager.outbox import Outbox
+    from edgeworkers.metamanager.store import POD, MetaStore
+    from edgeworkers.pods.reconcile import PodWorkers
+    from edgeworkers.status.manager import StatusManager
+    from tests.unit.pods.test_reconcile import FakeSyncer, RecordingBroker, pod
+
+    store = MetaStore(fake_redis)
+    broker = RecordingBroker()
+    workers = PodWorkers(fake_redis, store, StatusManager(store, Outbox(fake_redis)), FakeSyncer(), broker, settings)
+    config = settings.model_copy(update={"sync_frequency_s": 30.0})
+    jobs = NodeJobs(config, FakeRuntime("n"), fake_redis, workers, lambda key: None)
+    [job] = [job for job in jobs.table() if job.id == "pod-sync"]
+    assert (job.interval_s, job.jitter_s) == (30.0, 3.0)
+    for name in ("a", "b"):
+        store.put(POD, pod(name))
+    job.func()
+    # Ordinary tasks, not follow-ups: a pod's chain of follow-up syncs is never doubled by them.
+    assert sorted((m.actor_name, m.args[0]) for m, _ in broker.messages) == [
+        ("update_pod", "default/a"), ("update_pod", "default/b")]
