@@ -9,8 +9,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from edgeworkers.cloud import discovery, openapi
+from edgeworkers.cloud import certificates, discovery, openapi
 from edgeworkers.cloud.auth import NodeTokens, token_auth
+from edgeworkers.cloud.certificates import NodeConnector, NodeCredentialRequests
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
@@ -31,6 +32,7 @@ SCHEDULER_KEY = web.AppKey("scheduler", Scheduler)
 NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
 SETTINGS_KEY = web.AppKey("settings", Settings)
+_NODE_DIAL_KEY = web.AppKey("node_dial", tuple)
 
 
 def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
@@ -38,6 +40,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     """The whole API on one store (``cloud_data_dir/objects.db``); requests need the administrator's ``token`` or a
     node's token (``cloud_data_dir/node-tokens.json``)."""
     nodes = NodeTokens(settings.cloud_data_dir)
+    creds = ensure_credentials(settings.cloud_data_dir)
     app = web.Application(middlewares=[status_errors, token_auth(token, nodes)], client_max_size=MAX_BODY)
     store = Store(settings.cloud_data_dir / "objects.db", clock)
     hub = Hub(store)
@@ -49,6 +52,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
     app[SETTINGS_KEY] = settings
+    app[_NODE_DIAL_KEY] = (creds, nodes)
     server_address = f"{settings.cloud_host}:{settings.cloud_port}"
 
     async def core(request: web.Request) -> web.StreamResponse:
@@ -94,6 +98,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
     router.add_get("/apis/metrics.k8s.io/v1beta1", document(discovery.metrics_v1beta1_resources))
     router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{path:.+}", metrics_api.handle)
+    router.add_post(certificates.PATH, NodeCredentialRequests(settings, creds, nodes, store).create)
     app.on_startup.append(_start)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)
@@ -102,8 +107,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
 
 async def _start(app: web.Application) -> None:
     api = app[API_KEY]
-    creds = ensure_credentials(app[SETTINGS_KEY].cloud_data_dir)  # the client certificate towards nodes
-    api.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=node_client_context(creds)))
+    creds, nodes = app[_NODE_DIAL_KEY]  # the client certificate towards nodes, and their live certificates
+    api.session = aiohttp.ClientSession(connector=NodeConnector(nodes, ssl=node_client_context(creds)))
     scheduler = app[SCHEDULER_KEY]
     scheduler.schedule_pending()  # pods left unbound by a previous run
     app[_TASKS_KEY].extend([

@@ -17,7 +17,7 @@ import typer
 from edgeworkers.bridge.run import JOIN_TIMEOUT_S, Loop, run_bridge, wait_for_access
 from edgeworkers.config import Settings, settings
 from edgeworkers.kubeclient import ApiClient, access_from_settings, credentials_dir
-from edgeworkers.node import server
+from edgeworkers.node import credentials, server
 from edgeworkers.node.registration import NodeRegistrar
 from edgeworkers.node.status import gather_facts
 from edgeworkers.pleg import recorded_health_error
@@ -81,7 +81,8 @@ async def _serve(config: Settings, broker: dramatiq.Broker | None = None, stop: 
     if stop.is_set():
         log.info("stopping")
         return
-    runner = await server.start(server.create_app(runtime), config.node_host, config.node_port, _endpoint_tls(config))
+    tls = _endpoint_tls(config)
+    runner = await server.start(server.create_app(runtime), config.node_host, config.node_port, tls)
 
     pleg_redis = redis_client(config, socket_timeout=5, socket_connect_timeout=5)
 
@@ -93,7 +94,8 @@ async def _serve(config: Settings, broker: dramatiq.Broker | None = None, stop: 
                              interval_s=config.node_status_update_frequency_s).run
 
     bridge = threading.Thread(
-        target=run_bridge, args=(config, stop, {"node-heartbeat": heartbeat}, broker), name="bridge", daemon=True
+        target=run_bridge, args=(config, stop, {"node-heartbeat": heartbeat, "node-credentials": credentials.keeper(
+            credentials_dir(config), config.node_name, tls)}, broker), name="bridge", daemon=True
     )
     bridge.start()
     await stopping.wait()

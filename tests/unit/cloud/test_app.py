@@ -11,7 +11,7 @@ from aiohttp import web
 
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.store import Store
-from edgeworkers.cloud.tls import issue_node_credentials
+from edgeworkers.cloud.tls import issue_node_credentials, revoke_node_credentials
 
 pytestmark = pytest.mark.asyncio
 
@@ -575,6 +575,29 @@ async def test_logs_are_not_read_from_an_endpoint_with_another_nodes_certificate
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"container": "c"})
     assert resp.status == 500 and "not yours" not in await resp.text()
+
+
+async def test_logs_are_not_read_from_a_revoked_or_replaced_certificate(client, aiohttp_server, settings):
+    async def container_logs(request):
+        return web.Response(text="hello\n")
+
+    fake_node = web.Application()
+    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
+    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
+    await create(client, "/api/v1/nodes", node(port=server.port))
+    await create(client, PODS, pod(nodeName="edge-1"))
+    assert await (await client.get(f"{PODS}/web/log")).text() == "hello\n"
+    issue_node_credentials(settings, "edge-1")  # reissued: the certificate the endpoint still shows is replaced
+    replaced = await client.get(f"{PODS}/web/log")
+    assert replaced.status == 500 and "serving certificate is revoked, replaced or unknown" in await replaced.text()
+    server.close()
+    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
+    await client.patch("/api/v1/nodes/edge-1/status", json=node(port=server.port),
+                       headers={"Content-Type": "application/merge-patch+json"})
+    assert (await client.get(f"{PODS}/web/log")).status == 200
+    assert revoke_node_credentials(settings, "edge-1")
+    revoked = await client.get(f"{PODS}/web/log")  # from the next connection on
+    assert revoked.status == 500 and "hello" not in await revoked.text()
 
 
 async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_server, settings):
