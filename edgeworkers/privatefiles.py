@@ -3,7 +3,8 @@ issues credentials, and the node, which renews its own."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+from contextlib import suppress
 from pathlib import Path
 
 
@@ -14,13 +15,23 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte; a process killed midway leaves at most a
-    hidden temporary file in the same (private) directory, which the next write of the same file does not reuse."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte.
+
+    The data goes to an unnamed file in the same directory (``O_TMPFILE``), named only once complete and renamed into
+    place at once: a process killed while writing leaves nothing behind."""
+    fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            # A src_dir_fd makes CPython call linkat(2) with AT_SYMLINK_FOLLOW: link(2) would link the /proc entry.
+            os.link(f"/proc/self/fd/{f.fileno()}", tmp, src_dir_fd=root)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
+    finally:
+        os.close(root)
