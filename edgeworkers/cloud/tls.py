@@ -188,10 +188,15 @@ def sign_serving_certificate(settings: Settings, creds: Credentials, node: str, 
                              address: str | None) -> x509.Certificate:
     """``node``'s serving certificate for ``public_key``, from the kubelet-serving CA: subject
     ``system:node:<node>`` in ``system:nodes`` (kube's kubelet-serving signer's), subjectAltNames the node's name and
-    ``address`` when it is not a loopback or unspecified one (a loopback address names every machine, no node)."""
+    ``address`` (an IP address or a host name) unless it is a loopback or unspecified one (a loopback address names
+    every machine, no node)."""
     names: list[x509.GeneralName] = [x509.DNSName(node)]
-    if address:
-        ip = ipaddress.ip_address(address)
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:  # a host name, or none
+        if address and address.lower() not in ("localhost", node):
+            names.append(x509.DNSName(address))
+    else:
         if not (ip.is_loopback or ip.is_unspecified):
             names.append(x509.IPAddress(ip))
     assert creds.serving_ca_cert is not None and creds.serving_ca_key is not None

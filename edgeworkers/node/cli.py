@@ -93,10 +93,9 @@ async def _serve(config: Settings, broker: dramatiq.Broker | None = None, stop: 
         return NodeRegistrar(api, lambda: gather_facts(config, runtime.version, pleg_error),
                              interval_s=config.node_status_update_frequency_s).run
 
-    bridge = threading.Thread(
-        target=run_bridge, args=(config, stop, {"node-heartbeat": heartbeat, "node-credentials": credentials.keeper(
-            credentials_dir(config), config.node_name, tls)}, broker), name="bridge", daemon=True
-    )
+    extra = {"node-heartbeat": heartbeat,
+             "node-credentials": credentials.keeper(credentials_dir(config), config.node_name, tls)}
+    bridge = threading.Thread(target=run_bridge, args=(config, stop, extra, broker), name="bridge", daemon=True)
     bridge.start()
     await stopping.wait()
     log.info("stopping")

@@ -225,6 +225,17 @@ def node_healthz(cloud: Cloud, port: int, node: str) -> bool:
     return response.status == 200 and response.data == b"ok"
 
 
+def node_env(cloud: Cloud, node_name: str, root: Path, redis_url: str, port: int) -> dict[str, str]:
+    """The environment of `node serve` for ``node_name`` on ``port``, its data under ``root``."""
+    return {
+        **cloud.env,
+        "EDGEWORKERS_NODE_NAME": node_name,
+        "EDGEWORKERS_NODE_PORT": str(port),
+        "EDGEWORKERS_DATA_DIR": str(root / "node"),
+        "EDGEWORKERS_REDIS_URL": redis_url,
+    }
+
+
 @contextmanager
 def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> Iterator[EdgeNode]:
     """`edgeworkers node serve` for ``node_name``, waited for until the cloud sees it Ready with its lease.
@@ -232,13 +243,7 @@ def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> It
     Its bridge writes MetaManager and pod tasks into ``redis_url`` (the test session's database): never the agent's
     own Redis, where a running agent's workers would start the test's pods."""
     port = free_port()
-    env = {
-        **cloud.env,
-        "EDGEWORKERS_NODE_NAME": node_name,
-        "EDGEWORKERS_NODE_PORT": str(port),
-        "EDGEWORKERS_DATA_DIR": str(root / "node"),
-        "EDGEWORKERS_REDIS_URL": redis_url,
-    }
+    env = node_env(cloud, node_name, root, redis_url, port)
     log_path = root / "node.log"
     process = start_process([EDGEWORKERS, "node", "serve"], env, log_path)
     try:

@@ -13,7 +13,7 @@ import stat
 import subprocess
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from tests.integration.cloud.conftest import (
     EdgeNode,
     cloud_client,
     free_port,
+    node_env,
     running_cloud,
     running_node,
     start_process,
@@ -184,6 +185,15 @@ def test_kubectl_with_a_client_certificate_is_the_certificates_user(cloud: Cloud
     assert "nodes authenticate with their own credentials" in " ".join(re.sub("[│╭╮╰╯─]", " ", node.stderr).split())
 
 
+def open_files(pid: int) -> list[str]:
+    """What process ``pid``'s descriptors point at."""
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with suppress(FileNotFoundError):
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return links
+
+
 def test_no_file_holds_an_inline_key_after_a_sigkill(cloud: Cloud, node_name: str, tmp_path: Path,
                                                      redis_url: str) -> None:
     """A bridge whose kubeconfig carries ``client-key-data`` keeps the key in an anonymous memory file: nothing in the
@@ -196,22 +206,14 @@ def test_no_file_holds_an_inline_key_after_a_sigkill(cloud: Cloud, node_name: st
     assert key
     temp = tmp_path / "tmp"
     temp.mkdir()
-    env = {**cloud.env, "TMPDIR": str(temp), "EDGEWORKERS_NODE_NAME": node_name, "EDGEWORKERS_REDIS_URL": redis_url,
-           "EDGEWORKERS_DATA_DIR": str(tmp_path / "node"), "EDGEWORKERS_NODE_PORT": str(free_port()),
+    env = {**node_env(cloud, node_name, tmp_path, redis_url, free_port()), "TMPDIR": str(temp),
            "EDGEWORKERS_KUBECONFIG": str(kubeconfig)}
     log_path = tmp_path / "node.log"
     process = start_process([EDGEWORKERS, "node", "serve"], env, log_path)
     try:
         def in_memory() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"node serve exited:\n{log_path.read_text()}")
-            links = []
-            for fd in os.listdir(f"/proc/{process.pid}/fd"):
-                try:
-                    links.append(os.readlink(f"/proc/{process.pid}/fd/{fd}"))
-                except FileNotFoundError:
-                    continue
-            return any(link.startswith("/memfd:edgeworkers-kubeclient-key") for link in links)
+            assert process.poll() is None, log_path.read_text()
+            return any(link.startswith("/memfd:edgeworkers-kubeclient-key") for link in open_files(process.pid))
 
         wait_for(in_memory, 30, "the bridge's client holding its key in memory")
         wait_for(lambda: "node registered" in log_path.read_text(), 30, "the bridge talking to the cloud")

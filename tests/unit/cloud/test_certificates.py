@@ -67,6 +67,9 @@ def test_a_node_certificate_comes_from_the_kubelet_serving_ca_and_names_its_node
     loopback = load(issue_node_credentials(settings, "edge-1", address="127.0.0.1").parent / "node.crt")
     names = loopback.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.IPAddress) == [] and names.get_values_for_type(x509.DNSName) == ["edge-1"]
+    by_name = load(issue_node_credentials(settings, "edge-1", address="edge-1.example").parent / "node.crt")
+    names = by_name.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["edge-1", "edge-1.example"]
     assert (node_dir / "ca.crt").read_bytes() == creds.ca_cert.read_bytes()  # the node trusts the cluster CA only
     assert stat.S_IMODE((settings.cloud_data_dir / "kubelet-serving-ca.key").stat().st_mode) == 0o600
 
