@@ -13,6 +13,7 @@ once keeps working across restarts.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import fcntl
@@ -23,15 +24,18 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edgeworkers.cloud.auth import ADMIN_USER, MASTERS, NODE_PREFIX, NODES_GROUP, NodeTokens
+from edgeworkers.cloud.auth import ADMIN_USER, DEFAULT_LIFETIME_S, MASTERS, NODE_PREFIX, NODES_GROUP, NodeTokens
 from edgeworkers.config import Settings
 from edgeworkers.privatefiles import ensure_private_dir, write_private
+
+log = structlog.get_logger(__name__)
 
 CONTEXT = "edgeworkers"
 NODE_TOKEN_FILE = "token"  # beside the node's kubeconfig, which names it as its tokenFile
@@ -55,13 +59,16 @@ class Credentials:
     serving_ca_key: Path | None = None
 
 
-def ensure_credentials(data_dir: Path) -> Credentials:
-    """The CA (and its key), serving certificate, client certificate towards nodes and admin token under
-    ``data_dir`` (0700; keys and token 0600), made if missing.
+def ensure_credentials(data_dir: Path, lifetime_s: float = DEFAULT_LIFETIME_S) -> Credentials:
+    """The two CAs (and their keys), the serving certificate, the client certificate towards nodes and the admin token
+    under ``data_dir`` (0700; keys and token 0600), made if missing. The cloud's own certificates are valid
+    ``lifetime_s`` and issued again once past 80 % of their lifetime, or when longer than it (an earlier version's);
+    the CAs are valid ten years.
 
     Held under an exclusive file lock: `cloud serve` and `edgeworkers kubeconfig` may both get here first,
     and must not each make a different CA. A data dir from before the CA's key was kept gets a new CA.
     """
+    lifetime = dt.timedelta(seconds=lifetime_s)
     ensure_private_dir(data_dir)
     names = ("ca.crt", "ca.key", "server.crt", "server.key", "kubelet-client.crt", "kubelet-client.key", "token",
              SERVING_CA, "kubelet-serving-ca.key")
@@ -71,10 +78,12 @@ def ensure_credentials(data_dir: Path) -> Credentials:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not all(p.exists() for p in (ca_cert, ca_key, cert, key)):
             _make_ca(ca_cert, ca_key, "edgeworkers-ca")
-            _issue(ca_cert, ca_key, cert, key, _name("edgeworkers-apiserver"), _LOOPBACK_NAMES, server=True)
-        if not (client_cert.exists() and client_key.exists()):
+            _issue(ca_cert, ca_key, cert, key, _name("edgeworkers-apiserver"), _LOOPBACK_NAMES, lifetime, server=True)
+        elif _due(cert, lifetime):
+            _issue(ca_cert, ca_key, cert, key, _name("edgeworkers-apiserver"), _LOOPBACK_NAMES, lifetime, server=True)
+        if not (client_cert.exists() and client_key.exists()) or _due(client_cert, lifetime):
             _issue(ca_cert, ca_key, client_cert, client_key,
-                   _name(KUBELET_CLIENT_USER, MASTERS_GROUP), [], server=False)
+                   _name(KUBELET_CLIENT_USER, MASTERS_GROUP), [], lifetime, server=False)
         if not (serving_ca.exists() and serving_ca_key.exists()):
             _make_ca(serving_ca, serving_ca_key, "edgeworkers-kubelet-serving-ca")
         if not token.exists():
@@ -105,9 +114,37 @@ def node_client_context(creds: Credentials) -> ssl.SSLContext:
     return ctx
 
 
+class OwnCertificates:
+    """The cloud's own TLS contexts, as the API server (``server``) and towards nodes (``to_nodes``), whose
+    certificates ``run`` renews before they expire and loads again in place (new connections use them at once)."""
+
+    def __init__(self, data_dir: Path, lifetime_s: float) -> None:
+        self._data_dir = data_dir
+        self._lifetime_s = lifetime_s
+        self.creds = ensure_credentials(data_dir, lifetime_s)
+        self.server = ssl_context(self.creds)
+        self.to_nodes = node_client_context(self.creds)
+
+    def renew(self) -> None:
+        """Issue again what is due (``ensure_credentials``) and load it."""
+        creds = ensure_credentials(self._data_dir, self._lifetime_s)
+        self.server.load_cert_chain(creds.cert, creds.key)
+        assert creds.client_cert is not None and creds.client_key is not None
+        self.to_nodes.load_cert_chain(creds.client_cert, creds.client_key)
+
+    async def run(self) -> None:
+        period = min(3600.0, self._lifetime_s / 50)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await asyncio.to_thread(self.renew)
+            except (OSError, ValueError, ssl.SSLError) as exc:  # a file mid-write by another command: next time
+                log.warning("could not renew the cloud's own certificates", error=str(exc))
+
+
 def kubeconfig_yaml(settings: Settings) -> str:
     """A kubeconfig for the cloud API: the CA inline, the server on 127.0.0.1, the bearer token."""
-    creds = ensure_credentials(settings.cloud_data_dir)
+    creds = ensure_credentials(settings.cloud_data_dir, settings.credential_lifetime_s)
     return _kubeconfig(settings, creds, CONTEXT, {"token": creds.token})
 
 
@@ -115,7 +152,7 @@ def client_certificate_kubeconfig_yaml(settings: Settings, user: str = ADMIN_USE
                                        groups: tuple[str, ...] = (MASTERS,)) -> str:
     """A kubeconfig for the cloud API whose identity is a new client certificate (CN ``user``, O ``groups``) signed
     by the cluster CA, valid ``credential_lifetime_s``, its key inline (``client-key-data``)."""
-    creds = ensure_credentials(settings.cloud_data_dir)
+    creds = ensure_credentials(settings.cloud_data_dir, settings.credential_lifetime_s)
     key = ec.generate_private_key(ec.SECP256R1())
     assert creds.ca_key is not None
     cert = _sign(creds.ca_cert, creds.ca_key, _name(user, *groups), key.public_key(), [], server=False,
@@ -164,7 +201,7 @@ def issue_node_credentials(settings: Settings, node: str, out_dir: Path | None =
     Returns the kubeconfig's path. Also the documented way back for a node whose credentials expired: its pods are
     not touched, and the node loads the new files by itself."""
     _check_node_name(node)
-    creds = ensure_credentials(settings.cloud_data_dir)
+    creds = ensure_credentials(settings.cloud_data_dir, settings.credential_lifetime_s)
     out_dir = out_dir or node_credentials_dir(settings, node)
     if out_dir.parent == settings.cloud_data_dir / "nodes":
         ensure_private_dir(out_dir.parent)
@@ -257,11 +294,18 @@ def _make_ca(ca_path: Path, ca_key_path: Path, common_name: str) -> None:
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
 
+def _due(cert_path: Path, lifetime: dt.timedelta) -> bool:
+    """Whether the certificate is past 80 % of its lifetime, or longer-lived than ``lifetime`` allows."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    return dt.datetime.now(dt.UTC) >= start + (end - start) * 0.8 or end - start > lifetime * 1.1
+
+
 def _issue(ca_path: Path, ca_key_path: Path, cert_path: Path, key_path: Path, subject: x509.Name,
-           names: list[x509.GeneralName], *, server: bool) -> None:
-    """A key and a certificate for ``subject`` signed by the CA, written to the paths."""
+           names: list[x509.GeneralName], lifetime: dt.timedelta, *, server: bool) -> None:
+    """A key and a certificate for ``subject`` signed by the CA, written to the paths (the key first)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _sign(ca_path, ca_key_path, subject, key.public_key(), names, server=server, lifetime=_VALIDITY)
+    cert = _sign(ca_path, ca_key_path, subject, key.public_key(), names, server=server, lifetime=lifetime)
     write_private(key_path, _key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
