@@ -123,6 +123,9 @@ class Settings(BaseModel):
     # --node-monitor-period): a node silent this long turns Ready=Unknown; it looks this often.
     node_monitor_grace_period_s: float = 40.0
     node_monitor_period_s: float = 5.0
+    # How long the credentials the cloud issues stay valid: nodes' tokens and serving certificates (renewed by the node
+    # through the API after 70-90 % of it), the administrator's client certificates.
+    credential_lifetime_s: float = Field(default=365 * 86400.0, gt=0)
 
     # How often the node renews its lease and posts its status (kubelet's nodeStatusUpdateFrequency): keep it well
     # under the cloud's node_monitor_grace_period_s, or a healthy node turns Unknown between two heartbeats.

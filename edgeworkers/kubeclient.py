@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -166,8 +165,7 @@ class ApiClient:
         self._token = access.token
         self._token_file = access.token_file
         self._token_read_at = -TOKEN_FILE_TTL_S
-        self._temp_files: list[str] = []
-        self._temp_dir: str | None = None
+        self._memfds: list[int] = []
         self._streams: set[requests.Response] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -178,38 +176,37 @@ class ApiClient:
         elif access.ca_file:
             self._verify = access.ca_file
         elif access.ca_data:
-            self._verify = self._temp_file("ca", access.ca_data)
-        cert = access.cert_file or (self._temp_file("cert", access.cert_data) if access.cert_data else None)
-        key = access.key_file or (self._temp_file("key", access.key_data) if access.key_data else None)
+            self._verify = self._in_memory("ca", access.ca_data)
+        cert = access.cert_file or (self._in_memory("cert", access.cert_data) if access.cert_data else None)
+        key = access.key_file or (self._in_memory("key", access.key_data) if access.key_data else None)
         self._cert: tuple[str, str] | str | None = (cert, key) if cert and key else cert
 
-    def _temp_file(self, what: str, data: bytes) -> str:
-        """A 0600 file holding ``data`` (requests takes certificates and keys as paths) in a 0700 directory of this
-        client's, removed by ``close``."""
-        if self._temp_dir is None:
-            self._temp_dir = tempfile.mkdtemp(prefix="edgeworkers-kubeclient-")  # mode 0700
-        fd, name = tempfile.mkstemp(prefix=f"{what}-", suffix=".pem", dir=self._temp_dir)
-        self._temp_files.append(name)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return name
+    def _in_memory(self, what: str, data: bytes) -> str:
+        """A path to ``data`` for requests, which takes certificates and keys as paths: an anonymous in-memory file
+        (``memfd``) of this process, never on a disk, gone with the process however it ends (SIGKILL included);
+        ``close`` frees it sooner."""
+        fd = os.memfd_create(f"edgeworkers-kubeclient-{what}", os.MFD_CLOEXEC)
+        self._memfds.append(fd)
+        os.write(fd, data)
+        return f"/proc/self/fd/{fd}"
+
+    def use_token_file(self, path: str) -> None:
+        """Take the token from ``path`` from the next request on (the node's token was just renewed or reissued)."""
+        self._token_file = path
+        self._token_read_at = -TOKEN_FILE_TTL_S
 
     def close(self) -> None:
-        """End open watches, close the connections, remove the temporary files; later requests fail."""
+        """End open watches, close the connections, free the in-memory files; later requests fail."""
         with self._lock:
             self._closed = True
             streams = list(self._streams)
         for response in streams:
             _abort(response)
         self._session.close()
-        for name in self._temp_files:
-            with suppress(FileNotFoundError):
-                os.unlink(name)
-        self._temp_files.clear()
-        if self._temp_dir is not None:
+        for fd in self._memfds:
             with suppress(OSError):
-                os.rmdir(self._temp_dir)
-            self._temp_dir = None
+                os.close(fd)
+        self._memfds.clear()
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         return self._request("GET", path, params=params)

@@ -61,7 +61,7 @@ def issue_own_credentials(config: Settings) -> bool:
     env = {**os.environ, "EDGEWORKERS_CLOUD_DATA_DIR": str(config.cloud_data_dir),
            "EDGEWORKERS_CLOUD_PORT": str(config.cloud_port)}
     result = subprocess.run(  # noqa: S603 - our own command, no shell
-        [str(command), "cloud", "issue-node-credentials", config.node_name],
+        [str(command), "cloud", "issue-node-credentials", config.node_name, "--address", config.node_host],
         capture_output=True, text=True, timeout=60, check=False, env=env)
     if result.returncode != 0:
         log.warning("could not issue this node's credentials", node=config.node_name, error=result.stderr[-500:])

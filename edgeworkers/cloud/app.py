@@ -11,9 +11,10 @@ import orjson
 import structlog
 from aiohttp import web
 
-from edgeworkers.cloud import discovery, openapi
+from edgeworkers.cloud import certificates, discovery, openapi
 from edgeworkers.cloud.auth import NodeTokens, authenticate, token_auth
 from edgeworkers.cloud.binder import Binder
+from edgeworkers.cloud.certificates import NodeConnector, NodeCredentialRequests
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
@@ -23,7 +24,7 @@ from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
 from edgeworkers.cloud.reviews import Reviews
 from edgeworkers.cloud.serviceaccounts import ServiceAccounts
 from edgeworkers.cloud.store import Clock, Store, utcnow
-from edgeworkers.cloud.tls import ensure_credentials, node_client_context, ssl_context
+from edgeworkers.cloud.tls import OwnCertificates, ensure_credentials
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.cloud.wire import MAX_BODY, json_response
 from edgeworkers.config import Settings
@@ -36,6 +37,8 @@ NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
 _TASKS_KEY = web.AppKey("tasks", list)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 SLASH = "{slash:/?}"  # kube-apiserver answers its documents with or without a trailing slash (kr8s asks `/version/`)
+OWN_TLS_KEY = web.AppKey("own_tls", OwnCertificates)
+_NODE_REGISTRY_KEY = web.AppKey("node_registry", NodeTokens)
 
 
 def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
@@ -43,6 +46,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     """The whole API on one store (``cloud_data_dir/objects.db``); requests need the administrator's ``token`` or a
     node's token (``cloud_data_dir/node-tokens.json``)."""
     nodes = NodeTokens(settings.cloud_data_dir)
+    own = OwnCertificates(settings.cloud_data_dir, settings.credential_lifetime_s)
     app = web.Application(middlewares=[status_errors, token_auth(token, nodes)], client_max_size=MAX_BODY)
     store = Store(settings.cloud_data_dir / "objects.db", clock)
     hub = Hub(store)
@@ -56,6 +60,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
     app[SETTINGS_KEY] = settings
+    app[OWN_TLS_KEY] = own
+    app[_NODE_REGISTRY_KEY] = nodes
     server_address = f"{settings.cloud_host}:{settings.cloud_port}"
 
     async def core(request: web.Request) -> web.StreamResponse:
@@ -116,6 +122,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
     router.add_route("*", "/apis/authentication.k8s.io/v1/{path:.+}", reviews.handle)
     router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{path:.+}", metrics_api.handle)
+    router.add_post(certificates.PATH, NodeCredentialRequests(settings, own.creds, nodes, store).create)
     app.on_startup.append(_start)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)
@@ -124,14 +131,15 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
 
 async def _start(app: web.Application) -> None:
     api = app[API_KEY]
-    creds = ensure_credentials(app[SETTINGS_KEY].cloud_data_dir)  # the client certificate towards nodes
-    api.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=node_client_context(creds)))
+    own = app[OWN_TLS_KEY]  # the client certificate towards nodes; the registry of their live certificates
+    api.session = aiohttp.ClientSession(connector=NodeConnector(app[_NODE_REGISTRY_KEY], ssl=own.to_nodes))
     binder = app[BINDER_KEY]
     binder.bind_pending()  # pods left unbound by a previous run
     app[_TASKS_KEY].extend([
         asyncio.create_task(binder.run(), name="binder"),
         asyncio.create_task(app[NODE_LIFECYCLE_KEY].run(), name="node-lifecycle"),
         asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
+        asyncio.create_task(own.run(), name="own-certificates"),
     ])
 
 
@@ -153,12 +161,12 @@ async def _stop(app: web.Application) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve HTTPS on ``cloud_host:cloud_port`` until interrupted."""
-    creds = ensure_credentials(settings.cloud_data_dir)
+    creds = ensure_credentials(settings.cloud_data_dir, settings.credential_lifetime_s)
     app = create_app(settings, creds.token)
     # The loaded store is long-lived: keep it out of the cyclic GC's full collections, which would
     # otherwise pause the loop (and every watch) for tens of milliseconds with thousands of objects.
     gc.collect()
     gc.freeze()
     log.info("cloud API listening", host=settings.cloud_host, port=settings.cloud_port)
-    web.run_app(app, host=settings.cloud_host, port=settings.cloud_port, ssl_context=ssl_context(creds),
+    web.run_app(app, host=settings.cloud_host, port=settings.cloud_port, ssl_context=app[OWN_TLS_KEY].server,
                 access_log=None, handler_cancellation=True, shutdown_timeout=2, print=None)

@@ -1,13 +1,16 @@
-"""Who is calling: the administrator's token or a node's token; anyone else is 401.
+"""Who is calling: a client certificate, the administrator's token or a node's token; anyone else is 401.
 
-Two kinds of identity, as kube-apiserver's token authenticators hand them to its authorizers:
+The identities, as kube-apiserver's authenticators hand them to its authorizers:
 
-- the administrator (the token in ``cloud_data_dir/token``): user ``edgeworkers:admin`` in ``system:masters``;
+- an x509 client certificate signed by the cloud's CA (``edgeworkers kubeconfig --client-certificate``): its common
+  name is the user, its organizations the groups (the administrator's: ``edgeworkers:admin`` in ``system:masters``);
+- the administrator's token (``cloud_data_dir/token``): user ``edgeworkers:admin`` in ``system:masters``;
 - one identity per node (``system:node:<name>`` in ``system:nodes``), issued by
-  ``edgeworkers cloud issue-node-credentials <name>``. The cloud keeps only the SHA-256 of each node's token, in
-  ``cloud_data_dir/node-tokens.json`` (0600); issuing again replaces the token (rotation) and
-  ``revoke-node-credentials`` removes it. The server looks at the file's identity (inode, size, mtime) on every
-  request, so a revoked token answers 401 on the very next request.
+  ``edgeworkers cloud issue-node-credentials <name>`` and renewed by the node itself before it expires. The cloud
+  keeps only the SHA-256 of each node's token, with the serial numbers of its serving certificates, in
+  ``cloud_data_dir/node-tokens.json`` (0600); issuing again replaces them (rotation) and ``revoke-node-credentials``
+  removes them. The server looks at the file's identity (inode, size, mtime) on every request, so a revoked token
+  answers 401 on the very next request, and a revoked serving certificate is refused on the next call to the node.
 
 Nothing answers an anonymous caller, the health checks included.
 """
@@ -19,15 +22,18 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from edgeworkers.k8s import status
+from edgeworkers.privatefiles import ensure_private_dir, write_private
 
 ADMIN_USER = "edgeworkers:admin"
 MASTERS = "system:masters"
@@ -35,6 +41,11 @@ NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"
 AUTHENTICATED = "system:authenticated"
 TOKENS_FILE = "node-tokens.json"
+DEFAULT_LIFETIME_S = 365 * 86400.0
+# After a renewal, how long a node's previous token and serving certificate still work: every process of the node
+# reads its token file again within a minute (kubeclient.TOKEN_FILE_TTL_S), and its endpoint loads its new certificate
+# at once.
+RENEWAL_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -62,73 +73,128 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def ensure_private_dir(path: Path) -> None:
-    """``path`` as a directory only its owner may enter (0700), made if missing."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 class NodeTokens:
-    """The node tokens' registry: ``{node: sha256(token)}`` in a 0600 JSON file, re-read when it changes."""
+    """The nodes' credentials registry, re-read when it changes: per node, the SHA-256 of its live tokens and the
+    serial numbers of its live serving certificates, each with its expiry (``{node: {"tokens": [{"digest", "expires"}],
+    "serving": [{"serial", "expires"}]}}`` in a 0600 JSON file).
 
-    def __init__(self, data_dir: Path) -> None:
+    ``issue`` (the administrator's command) replaces a node's credentials; ``renew`` (the node itself, through the
+    API) adds new ones and keeps the previous ones only for ``RENEWAL_GRACE_S``, until every process of the node has
+    read its new token and its endpoint serves its new certificate; ``revoke`` removes them all. An entry of an
+    earlier version (a bare digest) is a token without expiry and no registered certificate: the node renews it on
+    its next start."""
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self._dir = data_dir
         self._path = data_dir / TOKENS_FILE
+        self._clock = clock
         self._seen: tuple[int, int, int] | None = None
-        self._by_digest: dict[str, str] = {}
+        self._entries: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._by_digest: dict[str, tuple[str, float | None]] = {}
 
     @contextmanager
-    def _locked(self) -> Iterator[dict[str, str]]:
+    def _locked(self) -> Iterator[dict[str, dict[str, list[dict[str, Any]]]]]:
         ensure_private_dir(self._dir)
         with open(self._dir / ".credentials.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            digests = self._read()
-            yield digests
-            write_private(self._path, json.dumps(digests, sort_keys=True).encode())
+            entries = self._read()
+            yield entries
+            write_private(self._path, json.dumps(entries, sort_keys=True).encode())
 
-    def _read(self) -> dict[str, str]:
+    def _read(self) -> dict[str, dict[str, list[dict[str, Any]]]]:
         try:
             data = json.loads(self._path.read_text())
         except FileNotFoundError:
             return {}
-        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(node): entry if isinstance(entry, dict)
+                else {"tokens": [{"digest": str(entry), "expires": None}], "serving": []}
+                for node, entry in data.items()}
 
-    def issue(self, node: str) -> str:
-        """A new token for ``node``; the node's previous token stops working (rotation)."""
-        token = f"{secrets.token_hex(3)}.{secrets.token_urlsafe(32)}"
-        with self._locked() as digests:
-            digests[node] = _digest(token)
+    def issue(self, node: str, lifetime_s: float = DEFAULT_LIFETIME_S, serving_serial: int | None = None) -> str:
+        """A new token for ``node`` (and its serving certificate's serial), valid ``lifetime_s``; the node's previous
+        credentials stop working (rotation)."""
+        token = _new_token()
+        expires = self._clock() + lifetime_s
+        with self._locked() as entries:
+            entries[node] = {"tokens": [{"digest": _digest(token), "expires": expires}],
+                             "serving": [] if serving_serial is None else [{"serial": f"{serving_serial:x}",
+                                                                           "expires": expires}]}
+        return token
+
+    def renew(self, node: str, lifetime_s: float, serving_serial: int) -> str | None:
+        """A new token and serving certificate for ``node``, its previous ones kept ``RENEWAL_GRACE_S`` at most;
+        None when the node has no credentials (revoked meanwhile)."""
+        token = _new_token()
+        now = self._clock()
+        with self._locked() as entries:
+            entry = entries.get(node)
+            if entry is None:
+                return None
+            for kind, new in (("tokens", {"digest": _digest(token), "expires": now + lifetime_s}),
+                              ("serving", {"serial": f"{serving_serial:x}", "expires": now + lifetime_s})):
+                kept = [{**old, "expires": min(old["expires"] or now + RENEWAL_GRACE_S, now + RENEWAL_GRACE_S)}
+                        for old in entry.get(kind, []) if _live(old, now)][-1:]
+                entry[kind] = [*kept, new]
         return token
 
     def revoke(self, node: str) -> bool:
-        """Remove ``node``'s token; False when it had none."""
-        with self._locked() as digests:
-            return digests.pop(node, None) is not None
+        """Remove ``node``'s credentials; False when it had none."""
+        with self._locked() as entries:
+            return entries.pop(node, None) is not None
 
     def nodes(self) -> list[str]:
         return sorted(self._read())
 
-    def lookup(self, token: str) -> str | None:
-        """The node whose token this is, or None; the file is read again whenever it changed."""
+    def _fresh(self) -> None:
         try:
             st = os.stat(self._path)
             seen = (st.st_ino, st.st_size, st.st_mtime_ns)
         except FileNotFoundError:
             seen = None
         if seen != self._seen:
-            self._by_digest = {digest: node for node, digest in self._read().items()} if seen else {}
+            self._entries = self._read() if seen else {}
+            self._by_digest = {token["digest"]: (node, token["expires"])
+                               for node, entry in self._entries.items() for token in entry.get("tokens", [])}
             self._seen = seen
-        return self._by_digest.get(_digest(token))
+
+    def lookup(self, token: str) -> str | None:
+        """The node whose live token this is, or None; the file is read again whenever it changed."""
+        self._fresh()
+        found = self._by_digest.get(_digest(token))
+        if found is None or not _live({"expires": found[1]}, self._clock()):
+            return None
+        return found[0]
+
+    def serves(self, node: str, serial: int) -> bool:
+        """Whether ``serial`` is a live serving certificate of ``node`` (neither revoked, replaced nor expired)."""
+        self._fresh()
+        now = self._clock()
+        return any(int(cert["serial"], 16) == serial and _live(cert, now)
+                   for cert in self._entries.get(node, {}).get("serving", []))
+
+
+def _new_token() -> str:
+    return f"{secrets.token_hex(3)}.{secrets.token_urlsafe(32)}"
+
+
+def _live(entry: dict[str, Any], now: float) -> bool:
+    return entry["expires"] is None or now < entry["expires"]
+
+
+def certificate_identity(peercert: dict[str, Any] | None) -> Identity | None:
+    """The identity of a verified x509 client certificate (``ssl.SSLObject.getpeercert()``), as kube-apiserver's x509
+    authenticator reads it: the common name is the user, each organization a group. A certificate naming a node is
+    refused: nodes authenticate with their token, which revocation and renewal cover."""
+    if not peercert:
+        return None
+    attributes = [(key, value) for rdn in peercert.get("subject", ()) for key, value in rdn]
+    user = next((value for key, value in attributes if key == "commonName"), "")
+    if not user or user.startswith(NODE_PREFIX):
+        return None
+    groups = tuple(value for key, value in attributes if key == "organizationName")
+    return Identity(user, (*groups, AUTHENTICATED))
 
 
 def authenticate(admin_token: str, nodes: NodeTokens, authorization: str) -> Identity | None:
@@ -144,11 +210,15 @@ def authenticate(admin_token: str, nodes: NodeTokens, authorization: str) -> Ide
 
 
 def token_auth(admin_token: str, nodes: NodeTokens) -> Middleware:
-    """Every request needs a known bearer token; its identity is put in ``request[IDENTITY_KEY]``."""
+    """Every request needs a client certificate signed by the cloud's CA (checked in the TLS handshake) or a known
+    bearer token, the certificate first, as kube-apiserver's authenticators are ordered; the identity is put in
+    ``request[IDENTITY_KEY]``."""
 
     @web.middleware
     async def authenticate_request(request: web.Request, handler: Handler) -> web.StreamResponse:
-        identity = authenticate(admin_token, nodes, request.headers.get("Authorization", ""))
+        transport = request.transport
+        identity = (certificate_identity(transport.get_extra_info("peercert")) if transport is not None else None) \
+            or authenticate(admin_token, nodes, request.headers.get("Authorization", ""))
         if identity is None:
             raise status.unauthorized()
         request[IDENTITY_KEY] = identity

@@ -2,8 +2,9 @@
 
 The node is the pod's ``spec.nodeName``; its address is the Node's InternalIP and its port the one it
 reports in ``status.daemonEndpoints.kubeletEndpoint.Port``, as the API server finds a kubelet. The connection is
-HTTPS: the node's certificate must be signed by the cloud's CA, and the cloud shows its kubelet client certificate
-(``kubelet-client.crt``), without which the node answers 401.
+HTTPS: the node's certificate must be signed by the kubelet-serving CA for that node and be one of its live ones
+(``certificates.NodeConnector``), and the cloud shows its kubelet client certificate (``kubelet-client.crt``),
+without which the node answers 401.
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ async def pod_logs(request: web.Request, store: Store, session: aiohttp.ClientSe
     follow = request.query.get("follow", "").lower() in ("true", "1")
     timeout = aiohttp.ClientTimeout(total=None if follow else 60, sock_connect=5)
     try:
-        # The node's certificate must be signed by the cloud's CA and name this node (its subjectAltName).
+        # The node's certificate must be signed by the kubelet-serving CA and name this node (its subjectAltName).
         upstream = await session.get(url, params=params, timeout=timeout, server_hostname=node_name)
     except aiohttp.ClientConnectorError as exc:  # worded as the API server words an unreachable kubelet
         errno = exc.os_error.errno

@@ -1,19 +1,20 @@
 """The node's role in the agent process: its kubelet-style endpoint (logs, exec, attach, port-forward; HTTPS, for the
 cloud only) and the cloud bridge's threads (pod watcher, uplink, mirror pods, config refresher, status resync, the
-node's registration and heartbeat), each loop in its own supervised thread (``bridge.run``)."""
+node's registration and heartbeat, and the renewal of its credentials), each loop in its own supervised thread (``bridge.run``)."""
 from __future__ import annotations
 
 import asyncio
 import signal
 import ssl
 import threading
+from collections.abc import Mapping
 
 import structlog
 
-from edgeworkers.bridge.run import JOIN_TIMEOUT_S, LoopFactory, run_bridge, wait_for_access
+from edgeworkers.bridge.run import JOIN_TIMEOUT_S, Loop, LoopFactory, run_bridge, wait_for_access
 from edgeworkers.config import Settings
-from edgeworkers.kubeclient import credentials_dir
-from edgeworkers.node import server
+from edgeworkers.kubeclient import ApiClient, credentials_dir
+from edgeworkers.node import credentials, server
 from edgeworkers.runtime.protocol import Runtime
 
 log = structlog.get_logger(__name__)
@@ -46,8 +47,15 @@ async def serve(config: Settings, runtime: Runtime, loops: LoopFactory, stop: th
     if stop.is_set():
         log.info("stopping")
         return
-    runner = await server.start(server.create_app(runtime), config.node_host, config.node_port, _endpoint_tls(config))
-    bridge = threading.Thread(target=run_bridge, args=(config, stop, loops), name="bridge", daemon=True)
+    tls = _endpoint_tls(config)
+    runner = await server.start(server.create_app(runtime), config.node_host, config.node_port, tls)
+    # The node's credentials are renewed with the endpoint's TLS: the new certificate is served at once.
+    keep_credentials = credentials.keeper(credentials_dir(config), config.node_name, tls)
+
+    def with_credentials(api: ApiClient) -> Mapping[str, Loop]:
+        return {**loops(api), "node-credentials": keep_credentials(api)}
+
+    bridge = threading.Thread(target=run_bridge, args=(config, stop, with_credentials), name="bridge", daemon=True)
     bridge.start()
     await stopping.wait()
     log.info("stopping")

@@ -5,8 +5,9 @@ The Docker SDK blocks, so every runtime call runs in a thread pool of its own; a
 one chunk at a time, which gives back-pressure and ends the stream when the container ends.
 
 It serves only the cloud, as kubelet's port with x509 client authentication: HTTPS with the node's certificate
-(``node.crt``/``node.key``, signed by the cloud's CA, issued with the node's credentials), and every request needs a
-client certificate signed by that CA (``ca.crt``) naming the cloud's kubelet client; any other caller gets 401,
+(``node.crt``/``node.key``, signed by the cloud's kubelet-serving CA for this node alone, issued with the node's
+credentials and renewed by ``node.credentials``), and every request needs a client certificate signed by the cluster
+CA (``ca.crt``) naming the cloud's kubelet client; any other caller gets 401,
 ``/healthz`` included (kubelet's anonymous healthz port has no counterpart here), and plain HTTP no answer at all.
 """
 from __future__ import annotations
@@ -157,7 +158,8 @@ async def _in_thread(app: web.Application, func: Callable[..., Any], *args: Any)
 
 
 def tls_context(credentials_dir: Path) -> ssl.SSLContext:
-    """Serve with ``node.crt``/``node.key``; ask for a client certificate signed by ``ca.crt`` (the cloud's CA)."""
+    """Serve with ``node.crt``/``node.key`` (loaded again in place when renewed); ask for a client certificate signed
+    by ``ca.crt`` (the cluster CA)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(credentials_dir / "ca.crt"))
     ctx.load_cert_chain(credentials_dir / "node.crt", credentials_dir / "node.key")
     ctx.verify_mode = ssl.CERT_OPTIONAL  # no certificate: the request is answered 401, not a failed handshake

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -150,14 +149,18 @@ def test_the_token_file_is_read_again_after_its_ttl(serve: Callable[[Handler], S
     api.close()
 
 
-def test_inline_credentials_live_in_private_files_until_close() -> None:
+def test_inline_credentials_live_in_anonymous_memory_files_never_on_disk() -> None:
     api = ApiClient(ClusterAccess("https://h", ca_data=b"CA", cert_data=b"CERT", key_data=b"KEY"))
     cert, key = api._cert  # type: ignore[misc]
     files = [api._verify, cert, key]
     assert [Path(f).read_bytes() for f in files] == [b"CA", b"CERT", b"KEY"]  # type: ignore[arg-type]
-    assert {stat.S_IMODE(os.stat(f).st_mode) for f in files} == {0o600}  # type: ignore[arg-type]
+    # /proc/self/fd/N of a memfd: no name in any directory, gone with the process (SIGKILL included).
+    assert all(os.readlink(f).startswith("/memfd:edgeworkers-kubeclient-") for f in files)  # type: ignore[arg-type]
+    fds = list(api._memfds)
     api.close()
-    assert not any(Path(f).exists() for f in files)  # type: ignore[arg-type]
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
 
 
 def test_list_follows_continue_tokens_and_keeps_the_first_version(serve: Callable[[Handler], Server]) -> None:
@@ -275,12 +278,3 @@ def test_close_interrupts_a_blocked_watch_read(serve: Callable[[Handler], Server
     assert isinstance(outcome[-1], CloudUnavailable)
     with pytest.raises(CloudUnavailable, match="closed"):
         api.get("/x")
-
-
-def test_inline_keys_go_to_0600_files_in_a_0700_directory_removed_on_close() -> None:
-    client = ApiClient(ClusterAccess("https://127.0.0.1:1", cert_data=b"CERT", key_data=b"KEY"))
-    key = Path(client._cert[1])  # type: ignore[index]
-    assert key.read_bytes() == b"KEY" and stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
-    client.close()
-    assert not key.exists() and not key.parent.exists()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+import urllib3
 
 from edgeworkers.kubeclient import (
     ApiClient,
@@ -196,16 +196,44 @@ class EdgeNode:
     log_path: Path
 
 
-def node_healthz(cloud: Cloud, port: int) -> bool:
+def node_request(cloud: Cloud, port: int, node: str, path: str, *, client: tuple[str, str] | None = None,
+                 method: str = "GET", headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+    """A request to a node's endpoint on 127.0.0.1 as the cloud dials it: by the node's name (its certificate names
+    nothing else), trusting the kubelet-serving CA alone; with ``client`` (a certificate and key) shown."""
+    pool = urllib3.HTTPSConnectionPool(
+        "127.0.0.1", port, ca_certs=str(cloud.data_dir / "kubelet-serving-ca.crt"), server_hostname=node,
+        assert_hostname=node, cert_file=client[0] if client else None, key_file=client[1] if client else None,
+        timeout=5, retries=False)
+    try:
+        return pool.request(method, path, headers=headers)
+    finally:
+        pool.close()
+
+
+def cloud_client(cloud: Cloud) -> tuple[str, str]:
+    """The cloud's client certificate towards nodes (kube-apiserver's kubelet client)."""
+    return str(cloud.data_dir / "kubelet-client.crt"), str(cloud.data_dir / "kubelet-client.key")
+
+
+def node_healthz(cloud: Cloud, port: int, node: str) -> bool:
     """The node endpoint's /healthz, asked as the cloud asks (HTTPS, the cloud's client certificate): it answers no
     one else."""
-    client = (str(cloud.data_dir / "kubelet-client.crt"), str(cloud.data_dir / "kubelet-client.key"))
     try:
-        response = requests.get(f"https://127.0.0.1:{port}/healthz", verify=str(cloud.data_dir / "ca.crt"),
-                                cert=client, timeout=2)
-    except requests.RequestException:
+        response = node_request(cloud, port, node, "/healthz", client=cloud_client(cloud))
+    except urllib3.exceptions.HTTPError:
         return False
-    return response.ok and response.text == "ok"
+    return response.status == 200 and response.data == b"ok"
+
+
+def node_env(cloud: Cloud, node_name: str, root: Path, redis_url: str, port: int) -> dict[str, str]:
+    """The environment of `node serve` for ``node_name`` on ``port``, its data under ``root``."""
+    return {
+        **cloud.env,
+        "EDGEWORKERS_NODE_NAME": node_name,
+        "EDGEWORKERS_NODE_PORT": str(port),
+        "EDGEWORKERS_DATA_DIR": str(root / "node"),
+        "EDGEWORKERS_REDIS_URL": redis_url,
+    }
 
 
 @contextmanager
@@ -215,13 +243,7 @@ def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> It
     Its bridge writes MetaManager and pod tasks into ``redis_url`` (the test session's database): never the agent's
     own Redis, where a running agent's workers would start the test's pods."""
     port = free_port()
-    env = {
-        **cloud.env,
-        "EDGEWORKERS_NODE_NAME": node_name,
-        "EDGEWORKERS_NODE_PORT": str(port),
-        "EDGEWORKERS_DATA_DIR": str(root / "node"),
-        "EDGEWORKERS_REDIS_URL": redis_url,
-    }
+    env = node_env(cloud, node_name, root, redis_url, port)
     log_path = root / "node.log"
     process = start_process([EDGEWORKERS, "node", "serve"], env, log_path)
     try:
@@ -231,8 +253,8 @@ def running_node(cloud: Cloud, node_name: str, root: Path, redis_url: str) -> It
             try:
                 node = cloud.api.get(f"/api/v1/nodes/{node_name}")
                 cloud.api.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node_name}")
-                healthy = node_healthz(cloud, port)
-            except (ApiError, CloudUnavailable, requests.RequestException):
+                healthy = node_healthz(cloud, port, node_name)
+            except (ApiError, CloudUnavailable):
                 return False
             conditions = (node.get("status") or {}).get("conditions") or []
             return healthy and any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)

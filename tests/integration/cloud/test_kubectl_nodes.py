@@ -108,7 +108,7 @@ def test_the_node_survives_the_cloud_going_away(own_cloud: Cloud, own_edge_node:
     own_cloud.wait_for(lambda: "node heartbeat failed" in own_edge_node.log_path.read_text(), timeout_s=20,
                        what="a failed heartbeat")
     assert own_edge_node.process.poll() is None
-    assert node_healthz(own_cloud, own_edge_node.port)
+    assert node_healthz(own_cloud, own_edge_node.port, own_edge_node.name)
 
     own_cloud.start()
     renewed = own_cloud.wait_for(

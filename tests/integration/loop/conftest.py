@@ -179,7 +179,7 @@ class Cluster:
         self.start_bridge()
 
     def bridge_healthy(self) -> bool:
-        return node_healthz(self.cloud, self.node_port)
+        return node_healthz(self.cloud, self.node_port, self.node)
 
     def heartbeat_since(self, since: datetime) -> bool:
         """The cloud shows the Node Ready and its Lease renewed at or after ``since`` (wall clock, UTC)."""

@@ -15,7 +15,7 @@ import requests
 from kubernetes.client import CoreV1Api
 from kubernetes.stream import stream
 
-from tests.integration.cloud.conftest import EDGEWORKERS
+from tests.integration.cloud.conftest import EDGEWORKERS, node_request
 from tests.integration.loop.conftest import Cluster, busybox_pod
 from tests.polling import wait_for
 
@@ -158,10 +158,8 @@ def test_exec_refusals_in_kubernetes_words(cluster: Cluster, tmp_path: Path) -> 
                        capture_output=True, check=False, timeout=30)
 
     # The node endpoint itself answers nobody but the cloud.
-    node_url = f"https://127.0.0.1:{cluster.node_port}/exec/default/pair/app"
-    bare = requests.get(node_url, params={"command": "true", "stdout": "1"}, timeout=10,
-                        verify=str(cluster.cloud.data_dir / "ca.crt"))
-    assert bare.status_code == 401
+    bare = node_request(cluster.cloud, cluster.node_port, cluster.node, "/exec/default/pair/app?command=true&stdout=1")
+    assert bare.status == 401
 
     # The node away: a clear error at once, not a hang.
     cluster.stop_bridge()

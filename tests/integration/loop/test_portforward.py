@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-import yaml
 from kubernetes.client import CoreV1Api
 from kubernetes.stream import portforward
 
 from edgeworkers.runtime import labels
-from tests.integration.cloud.conftest import free_port, stop_process
+from tests.credentials import kubeconfig_token
+from tests.integration.cloud.conftest import free_port, node_request, stop_process
 from tests.integration.loop.conftest import Cluster, busybox_pod, core_api
 from tests.polling import wait_for
 
@@ -133,7 +133,7 @@ def node_token(cluster: Cluster, node: str) -> str:
     path = cluster.cloud.data_dir / "nodes" / node / "kubeconfig"
     if not path.exists():
         path = cluster.cloud.issue_node_credentials(node)
-    return yaml.safe_load(path.read_text())["users"][0]["user"]["token"]
+    return kubeconfig_token(path)
 
 
 UPGRADE = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
@@ -152,9 +152,8 @@ def test_port_forward_refuses_anonymous_and_node_identities(web: Cluster) -> Non
 
 
 def test_node_endpoint_refuses_a_caller_without_the_clouds_certificate(web: Cluster) -> None:
-    url = f"https://127.0.0.1:{web.node_port}/portForward/default/web?port=80"
-    response = requests.get(url, headers=UPGRADE, verify=str(web.cloud.data_dir / "ca.crt"), timeout=10)
-    assert response.status_code == 401
+    response = node_request(web.cloud, web.node_port, web.node, "/portForward/default/web?port=80", headers=UPGRADE)
+    assert response.status == 401
 
 
 def established_on_port_80(cluster: Cluster) -> int:

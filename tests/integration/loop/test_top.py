@@ -6,8 +6,8 @@ import re
 
 import pytest
 import requests
-import yaml
 
+from tests.credentials import kubeconfig_token
 from tests.integration.loop.conftest import Cluster, busybox_pod
 from tests.polling import wait_for
 
@@ -60,7 +60,7 @@ def node_token(cluster: Cluster, node: str) -> str:
     path = cluster.cloud.data_dir / "nodes" / node / "kubeconfig"
     if not path.exists():
         path = cluster.cloud.issue_node_credentials(node)
-    return yaml.safe_load(path.read_text())["users"][0]["user"]["token"]
+    return kubeconfig_token(path)
 
 
 def test_only_a_node_itself_may_write_its_usage_and_no_one_anonymous_reads_it(cluster: Cluster) -> None:

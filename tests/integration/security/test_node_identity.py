@@ -12,6 +12,7 @@ import yaml
 
 from edgeworkers.config import Settings
 from edgeworkers.kubeclient import node_kubeconfig_path
+from tests.credentials import kubeconfig_token
 from tests.integration.cloud.conftest import EDGEWORKERS
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def test_the_bridge_talks_as_its_node_not_as_the_administrator(cloud: Cloud, edg
     assert stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     user = yaml.safe_load(kubeconfig.read_text())["users"][0]
     assert user["name"] == f"system:node:{edge_node.name}"
-    assert user["user"]["token"] != (cloud.data_dir / "token").read_text().strip()
+    assert kubeconfig_token(kubeconfig) != (cloud.data_dir / "token").read_text().strip()
     assert "issued this node's credentials" in edge_node.log_path.read_text()
     lease = json.loads(cloud.kubectl("get", "lease", "-n", "kube-node-lease", edge_node.name, "-o", "json").stdout)
     assert lease["spec"]["holderIdentity"] == edge_node.name

@@ -80,7 +80,8 @@ def test_a_first_start_against_the_embedded_cloud_issues_the_nodes_credentials(t
                    capture_output=True, env={**os.environ, "EDGEWORKERS_CLOUD_DATA_DIR": str(tmp_path / "cloud")})
     assert run.issue_own_credentials(config)
     access = run.access_from_settings(config)
-    assert access is not None and access.token and access.token != (tmp_path / "cloud" / "token").read_text()
+    assert access is not None and access.token_file
+    assert Path(access.token_file).read_text() != (tmp_path / "cloud" / "token").read_text()
 
 
 def test_stop_ends_a_watch_blocked_in_its_read(serve: Callable[[Handler], Server], tmp_path: Path, fake_redis,

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.store import Store
-from edgeworkers.cloud.tls import issue_node_credentials
+from edgeworkers.cloud.tls import issue_node_credentials, revoke_node_credentials
 
 pytestmark = pytest.mark.asyncio
 
@@ -546,6 +546,13 @@ def node_tls(settings, node="edge-1"):
     return ctx
 
 
+async def logs_endpoint(aiohttp_server, settings, container_logs, node_name="edge-1"):
+    """A node's endpoint serving ``container_logs`` with ``node_name``'s certificate."""
+    fake_node = web.Application()
+    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
+    return await aiohttp_server(fake_node, ssl=node_tls(settings, node_name))
+
+
 async def test_logs_are_proxied_to_the_nodes_endpoint(client, aiohttp_server, settings):
     seen = {}
 
@@ -553,9 +560,7 @@ async def test_logs_are_proxied_to_the_nodes_endpoint(client, aiohttp_server, se
         seen.update(path=request.path, query=dict(request.query))
         return web.Response(text="hello\nworld\n")
 
-    fake_node = web.Application()
-    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
+    server = await logs_endpoint(aiohttp_server, settings, container_logs)
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"container": "c", "tailLines": "2"})
@@ -568,13 +573,32 @@ async def test_logs_are_not_read_from_an_endpoint_with_another_nodes_certificate
     async def container_logs(request):
         return web.Response(text="not yours\n")
 
-    fake_node = web.Application()
-    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node, ssl=node_tls(settings, "edge-2"))
+    server = await logs_endpoint(aiohttp_server, settings, container_logs, "edge-2")
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"container": "c"})
     assert resp.status == 500 and "not yours" not in await resp.text()
+
+
+async def test_logs_are_not_read_from_a_revoked_or_replaced_certificate(client, aiohttp_server, settings):
+    async def container_logs(request):
+        return web.Response(text="hello\n")
+
+    server = await logs_endpoint(aiohttp_server, settings, container_logs)
+    await create(client, "/api/v1/nodes", node(port=server.port))
+    await create(client, PODS, pod(nodeName="edge-1"))
+    assert await (await client.get(f"{PODS}/web/log")).text() == "hello\n"
+    issue_node_credentials(settings, "edge-1")  # reissued: the certificate the endpoint still shows is replaced
+    replaced = await client.get(f"{PODS}/web/log")
+    assert replaced.status == 500 and "serving certificate is revoked, replaced or unknown" in await replaced.text()
+    server.close()
+    server = await logs_endpoint(aiohttp_server, settings, container_logs)
+    await client.patch("/api/v1/nodes/edge-1/status", json=node(port=server.port),
+                       headers={"Content-Type": "application/merge-patch+json"})
+    assert (await client.get(f"{PODS}/web/log")).status == 200
+    assert revoke_node_credentials(settings, "edge-1")
+    revoked = await client.get(f"{PODS}/web/log")  # from the next connection on
+    assert revoked.status == 500 and "hello" not in await revoked.text()
 
 
 async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_server, settings):
@@ -590,9 +614,7 @@ async def test_followed_logs_stream_until_the_node_ends_them(client, aiohttp_ser
         await response.write_eof()
         return response
 
-    fake_node = web.Application()
-    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
+    server = await logs_endpoint(aiohttp_server, settings, container_logs)
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"follow": "true"})
@@ -605,9 +627,7 @@ async def test_node_errors_come_back_as_statuses(client, aiohttp_server, setting
     async def container_logs(request):
         return web.Response(status=404, text='container "c" in pod "web" is not available')
 
-    fake_node = web.Application()
-    fake_node.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
-    server = await aiohttp_server(fake_node, ssl=node_tls(settings))
+    server = await logs_endpoint(aiohttp_server, settings, container_logs)
     await create(client, "/api/v1/nodes", node(port=server.port))
     await create(client, PODS, pod(nodeName="edge-1"))
     resp = await client.get(f"{PODS}/web/log", params={"container": "c"})

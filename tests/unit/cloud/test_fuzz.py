@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from edgeworkers.cloud.app import API_KEY, create_app
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.tls import issue_node_credentials
+from tests.credentials import kubeconfig_token
 
 REQUESTS_PER_EXAMPLE = 10
 EXAMPLES = 1000  # 10,000 requests
@@ -155,8 +156,7 @@ class Fuzzer:
     def __init__(self, settings_: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.settings = settings_
-        node_kubeconfig = yaml.safe_load(issue_node_credentials(settings_, "edge-1").read_text())
-        self.node_token = node_kubeconfig["users"][0]["user"]["token"]
+        self.node_token = kubeconfig_token(issue_node_credentials(settings_, "edge-1"))
         self.app = create_app(settings_, TOKEN, bookmark_interval=0.05)
 
         async def start() -> TestClient:

@@ -5,12 +5,12 @@ import stat
 
 import pytest
 import pytest_asyncio
-import yaml
 
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.auth import NodeTokens
 from edgeworkers.cloud.tls import issue_node_credentials, node_credentials_dir, revoke_node_credentials
 from edgeworkers.kubeclient import ApiClient, load_kubeconfig
+from tests.credentials import kubeconfig_token
 
 ADMIN = {"Authorization": "Bearer admin-token"}
 PODS = "/api/v1/namespaces/default/pods"
@@ -21,8 +21,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def node_token(settings, node: str) -> str:
-    kubeconfig = yaml.safe_load(issue_node_credentials(settings, node).read_text())
-    return kubeconfig["users"][0]["user"]["token"]
+    return kubeconfig_token(issue_node_credentials(settings, node))
 
 
 @pytest_asyncio.fixture
@@ -125,6 +124,6 @@ def test_the_node_kubeconfig_names_its_ca_file_so_its_client_copies_nothing(sett
     assert access.ca_file == str(kubeconfig.parent / "ca.crt") and access.ca_data is None
     api = ApiClient(access)
     try:
-        assert api._verify == access.ca_file and api._temp_dir is None
+        assert api._verify == access.ca_file and not api._memfds
     finally:
         api.close()

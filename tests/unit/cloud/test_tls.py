@@ -47,3 +47,32 @@ def test_concurrent_first_starts_agree_on_one_ca(tmp_path):
     cas = {r.ca_cert.read_bytes() for r in results}
     assert len(cas) == 1
     assert len({r.token for r in results}) == 1
+
+
+def serial(path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_the_clouds_own_certificates_are_renewed_past_80_percent_and_loaded_in_place(tmp_path):
+    from edgeworkers.cloud.tls import OwnCertificates
+    from tests.polling import wait_for
+
+    own = OwnCertificates(tmp_path, lifetime_s=2.0)
+    first = own.creds
+    server, client = serial(first.cert), serial(first.client_cert)
+    ca = first.ca_cert.read_bytes()
+    own.renew()  # not yet due: kept
+    assert (serial(first.cert), serial(first.client_cert)) == (server, client)
+    wait_for(lambda: own.renew() or serial(first.cert) != server, 10, "the serving certificate renewed")
+    assert serial(first.client_cert) != client and first.ca_cert.read_bytes() == ca
+    assert isinstance(own.server, ssl.SSLContext) and isinstance(own.to_nodes, ssl.SSLContext)
+
+
+def test_an_earlier_versions_ten_year_certificates_are_issued_again_within_the_lifetime(tmp_path):
+    import datetime as dt
+
+    ensure_credentials(tmp_path, lifetime_s=3650 * 86400.0)
+    creds = ensure_credentials(tmp_path, lifetime_s=365 * 86400.0)
+    for path in (creds.cert, creds.client_cert):
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc <= dt.timedelta(days=366)

@@ -38,16 +38,17 @@ async def test_the_cloud_with_its_client_certificate_is_served(endpoint, setting
     port, _ = endpoint
     cloud = node_client_context(ensure_credentials(settings.cloud_data_dir))
     async with aiohttp.ClientSession() as session:
-        resp = await session.get(f"https://127.0.0.1:{port}/healthz", ssl=cloud)
+        # The cloud dials the node by its name, which its certificate names (127.0.0.1 names every machine: not it).
+        resp = await session.get(f"https://127.0.0.1:{port}/healthz", ssl=cloud, server_hostname="edge-1")
         assert (resp.status, await resp.text()) == (200, "ok")
-        resp = await session.get(f"https://127.0.0.1:{port}{LOGS}", ssl=cloud)
+        resp = await session.get(f"https://127.0.0.1:{port}{LOGS}", ssl=cloud, server_hostname="edge-1")
         assert resp.status == 404  # served: the fake runtime has no such container
 
 
 @pytest.mark.asyncio
-async def test_any_other_caller_gets_401(endpoint) -> None:
+async def test_any_other_caller_gets_401(endpoint, settings) -> None:
     port, directory = endpoint
-    anonymous = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+    anonymous = ssl.create_default_context(cafile=str(settings.cloud_data_dir / "kubelet-serving-ca.crt"))
     anonymous.check_hostname = False
     async with aiohttp.ClientSession() as session:
         for path in ("/healthz", LOGS):
