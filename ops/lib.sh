@@ -31,9 +31,9 @@ wait_for() {
     done
 }
 
-# pid_alive PIDFILE: the process named in PIDFILE is running.
+# pid_alive PIDFILE: the process named in PIDFILE is running (a zombie not yet reaped is not).
 pid_alive() {
-    [[ -s $1 ]] && kill -0 "$(<"$1")" 2>/dev/null
+    [[ -s $1 ]] && kill -0 "$(<"$1")" 2>/dev/null && [[ $(ps -o stat= -p "$(<"$1")") != Z* ]]
 }
 
 redis_answers() {
