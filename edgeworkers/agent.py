@@ -25,6 +25,7 @@ from typing import Any
 import dramatiq
 import typer
 
+from edgeworkers import watchdog
 from edgeworkers.config import settings
 from edgeworkers.pods import cli as pods_cli
 from edgeworkers.tasks import sender
@@ -101,6 +102,7 @@ def agent(
         scheduler.start()
         workers = f"{threads or config.worker_threads} worker threads" if with_worker else "no worker (edgeworkers worker)"
         log.info("agent is ready: node %s, %s", config.node_name, workers)
+        watchdog.ready("pleg", "bridge")  # READY=1, then WATCHDOG=1 while the PLEG and the bridge's loop beat
         # From here a signal only sets ``stop``: raised while asyncio.run builds its loop, it would leave it half made.
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

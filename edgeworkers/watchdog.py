@@ -19,6 +19,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,12 @@ _started = threading.Event()
 def beat(name: str) -> None:
     """The loop ``name`` made progress (a dict write: cheap enough for every iteration of any loop)."""
     _beats[name] = time.monotonic()
+
+
+def beat_on(loop: asyncio.AbstractEventLoop, name: str, period_s: float = 1.0) -> None:
+    """Beat ``name`` every ``period_s`` from ``loop``'s own callbacks: it beats while that event loop turns."""
+    beat(name)
+    loop.call_later(period_s, beat_on, loop, name, period_s)
 
 
 def notify(state: str, environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
@@ -52,11 +62,6 @@ def interval_s(environ: os._Environ[str] | dict[str, str] = os.environ) -> float
     """The watchdog's interval that the supervisor set (``$WATCHDOG_USEC``), None when there is no watchdog."""
     usec = environ.get("WATCHDOG_USEC", "")
     return int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
-
-
-def all_fresh(beats: dict[str, float], now: float, max_age_s: float) -> bool:
-    """Whether every loop beat within ``max_age_s`` of ``now``."""
-    return all(now - last <= max_age_s for last in beats.values())
 
 
 def ready(*loops: str) -> None:

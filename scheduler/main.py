@@ -16,7 +16,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from edgeworkers import metrics, tasks
+from edgeworkers import metrics, tasks, watchdog
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings, settings
 from edgeworkers.events import EventRecorder
@@ -118,4 +118,5 @@ def run(config: Settings | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     log.info("scheduler starting for node %s", config.node_name)
+    watchdog.ready("pleg")
     scheduler.start()

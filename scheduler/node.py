@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import redis
 
-from edgeworkers import metrics
+from edgeworkers import metrics, watchdog
 from edgeworkers.config import Settings
 from edgeworkers.gc.containers import ContainerGC
 from edgeworkers.gc.images import ImageGC
@@ -101,6 +101,7 @@ class NodeJobs:
             self._redis.set(KEY_PLEG_LAST_RELIST, repr(self._clock()))
         finally:
             metrics.PLEG_HEALTHY.set(1 if self.pleg.healthy()[0] else 0)
+            watchdog.beat("pleg")  # the relist loop turns (a failed relist too: it is Docker's fault, not a hang)
         if not self.ready:
             self.ready = True
             log.info("scheduler is ready: first relist saw %d container(s)", len(self.pleg.containers))

@@ -14,6 +14,7 @@ import dramatiq
 import structlog
 import typer
 
+from edgeworkers import watchdog
 from edgeworkers.bridge.run import JOIN_TIMEOUT_S, Loop, run_bridge, wait_for_access
 from edgeworkers.config import Settings, settings
 from edgeworkers.kubeclient import ApiClient, access_from_settings, credentials_dir
@@ -71,6 +72,7 @@ async def _serve(config: Settings, broker: dramatiq.Broker | None = None, stop: 
     stop = stop or threading.Event()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    watchdog.beat_on(loop, "bridge")  # the supervisor's watchdog: this event loop turns
     for sig in (signal.SIGTERM, signal.SIGINT):  # from the start: a signal also ends the wait for credentials
         loop.add_signal_handler(sig, lambda: (stopping.set(), stop.set()))
     if stop.is_set():  # signalled before the handlers above existed
