@@ -26,6 +26,8 @@ COMMANDS = {
     "agent": ("edgeworkers.agent", "agent", "Run the whole edge in one process: bridge, scheduler's jobs, worker."),
     "orphans": ("edgeworkers.pods.cli", "orphans", "Remove containers of pods absent from the desired state."),
     "kubeconfig": ("edgeworkers.cloud.cli", "kubeconfig", "Print a kubeconfig for the cloud API."),
+    "node-shutdown": ("edgeworkers.pods.cli", "node_shutdown",
+                      "Stop every pod's containers as the machine shuts down (started again on the next boot)."),
 }
 
 

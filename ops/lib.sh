@@ -49,6 +49,22 @@ agent_redis_answers() {
         ! redis_answers "$AGENT_REDIS_PORT"
 }
 
+# ensure_redis_password: the agent Redis's password file (made once) and the config file carrying it, both 0600 in
+# 0700 directories. The password never appears on a command line (ps shows those to every user).
+ensure_redis_password() {
+    local dir
+    dir="$(dirname "$REDIS_PASSWORD_FILE")"
+    (umask 077 && mkdir -p "$dir")
+    chmod 700 "$dir"
+    if [[ ! -s $REDIS_PASSWORD_FILE ]]; then
+        log "making the agent Redis's password ($REDIS_PASSWORD_FILE)"
+        (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$REDIS_PASSWORD_FILE.new")
+        mv "$REDIS_PASSWORD_FILE.new" "$REDIS_PASSWORD_FILE"
+    fi
+    chmod 600 "$REDIS_PASSWORD_FILE"
+    (umask 077 && printf 'requirepass %s\n' "$(<"$REDIS_PASSWORD_FILE")" >"$dir/agent-redis.conf")
+}
+
 docker_answers() {
     docker info >/dev/null 2>&1
 }

@@ -212,6 +212,25 @@ def orphans() -> None:
         typer.echo(f"removed the containers of pod {key}")
 
 
+def node_shutdown(
+    grace_period: float = typer.Option(30.0, "--grace-period", help="Seconds each container gets to stop."),
+    if_shutting_down: bool = typer.Option(False, "--if-shutting-down",
+                                          help="Only while systemd shuts the machine down; else do nothing."),
+) -> None:
+    """Stop every pod's containers, keeping them and the desired state for the next boot (the systemd unit
+    edgeworkers-pods.service runs this when the machine shuts down: see edgeworkers/pods/shutdown.py)."""
+    from edgeworkers.pods.shutdown import shutting_down, stop_pods
+    from edgeworkers.runtime.docker import DockerRuntime
+
+    if if_shutting_down and not shutting_down():
+        typer.echo("the system is not shutting down: the pods keep running")
+        return
+    config = settings()
+    with _services():
+        stopped = stop_pods(DockerRuntime(config.node_name, config.docker_host, config.sandbox_image), grace_period)
+    typer.echo(f"stopped {len(stopped)} container(s) of {len({c.pod.key for c in stopped})} pod(s)")
+
+
 # --- kubectl's pod columns -----------------------------------------------------------------------------
 
 COLUMNS = ("NAME", "READY", "STATUS", "RESTARTS", "AGE")
