@@ -155,3 +155,25 @@ def test_restarting_every_edge_process_with_20_pods_running_restarts_no_containe
     hold_for(lambda: containers() == before, 15, "the same containers, running, with the same restart counts")
     assert restart_counts() == counts
     assert all(running_at_cloud(pod) for pod in cluster.cloud_pods().values())
+
+
+def test_a_node_shutdown_stops_the_pods_and_the_next_boot_runs_them_again(supervised: Supervised) -> None:
+    cluster = supervised.cluster
+    cluster.apply(*(busybox_pod(name, node=cluster.node) for name in ("a", "b")))
+    cluster.wait_running("a", "b")
+
+    # Not shutting down (an operator's stop of the unit): nothing happens.
+    assert "not shutting down" in cluster.edgeworkers("node-shutdown", "--if-shutting-down").stdout
+    assert cluster.running_pods() == {"a", "b"}
+
+    # The shutdown, in systemd's order: the edge's processes stop, the pods stop, (docker and Redis stop).
+    supervised.stop()
+    kept = {c.id for c in cluster.containers()}
+    stopped = cluster.edgeworkers("node-shutdown", "--grace-period", "1")
+    assert "stopped 4 container(s) of 2 pod(s)" in stopped.stdout
+    assert {c.status for c in cluster.containers()} == {"exited"} and {c.id for c in cluster.containers()} == kept
+
+    # The next boot: the agent and the worker start and run the desired pods again.
+    supervised.start()
+    cluster.wait_running("a", "b")
+    assert cluster.running_pods() == {"a", "b"}
