@@ -129,23 +129,27 @@ class Supervisor:
         stop_leftovers(self.run_dir, self.stop_timeout_s)
         wakeup_r, wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wakeup_w)
-        self.selector.register(wakeup_r, selectors.EVENT_READ, (None, "signal"))
+        self.selector.register(wakeup_r, selectors.EVENT_READ, (wakeup_r, "signal"))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the selector through the wakeup fd
         while not self.stopping:
-            for key, _events in self.selector.select(TICK_S):
-                child, kind = key.data
-                if kind == "signal":
-                    os.read(wakeup_r, 512)
-                elif kind == "notify":
-                    self._notified(child)
-                else:
-                    self._output(child)
+            self._pump()
             now = time.monotonic()
             for child in self.children:
                 self._check(child, now)
         self._stop_all()
+
+    def _pump(self) -> None:
+        """Wait up to ``TICK_S`` for output, notifications or a signal, and handle them."""
+        for key, _events in self.selector.select(TICK_S):
+            target, kind = key.data
+            if kind == "signal":
+                os.read(target, 512)
+            elif kind == "notify":
+                self._notified(target)
+            else:
+                self._output(target)
 
     def _stop(self, signum: int, _frame: object) -> None:
         log.info("supervisor: stopping (signal %d)", signum)
@@ -159,6 +163,7 @@ class Supervisor:
             log.error("%s: watchdog: no WATCHDOG=1 for %.0f s; killing pid %d", child.name, self.watchdog_s,
                       process.pid)
             signal_groups([process.pid], signal.SIGKILL)
+            child.ready = False  # killed once; its exit restarts it
         if child.process is None and child.restart_at is not None and now >= child.restart_at:
             self._start(child, now)
 
@@ -233,7 +238,7 @@ class Supervisor:
         terminate([p.pid for p in running])
         deadline = time.monotonic() + self.stop_timeout_s
         while any(p.poll() is None for p in running) and time.monotonic() < deadline:
-            time.sleep(TICK_S)
+            self._pump()  # their last words, and a full pipe never blocks one that is stopping
         for child in self.children:
             if child.process is not None:
                 self._output(child, final=child.process.poll() is not None)

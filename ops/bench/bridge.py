@@ -46,7 +46,7 @@ import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, teardown
+from benchkit import claim_database, print_command, teardown
 
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
@@ -398,8 +398,7 @@ def main() -> None:
     finally:
         teardown(edge, docker_client, client, root)
 
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    load = print_command()
     print(f"docker {docker_client.version()['Version']}, {os.cpu_count()} CPUs, load average now {load}; "
           f"worker {args.processes} process(es) x {args.threads} threads")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import statistics
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 import psutil
-from benchkit import wait_until
+from benchkit import print_command, wait_until
 
 VENV_BIN = Path(sys.executable).parent
 PROCESSES = ("cloud", "agent", "worker")
@@ -74,8 +73,7 @@ def main() -> None:
         results = {}
         for name, argv in launchers(Path(temp), procfile).items():
             results[name] = measure(argv, args.settle, args.samples, 0 if name.startswith("python") else 3)
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    load = print_command()
     print(f"{os.cpu_count()} CPUs, load average now {load}; a Procfile of {len(PROCESSES)} processes\n")
     print(f"  {'launcher':30} {'PSS MB':>8} {'/ honcho':>9}")
     for name, pss in results.items():
