@@ -37,7 +37,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from honcho.environ import parse as parse_env
@@ -84,7 +84,7 @@ class Child:
     restart_at: float | None = 0.0  # due now: started by the first round
     ready: bool = False
     last_ping: float = 0.0
-    partial: bytes = field(default=b"")
+    partial: bytes = b""
 
 
 def _die_with_parent() -> None:
@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env-file", type=Path, help="KEY=value settings for every process (honcho's format)")
     parser.add_argument("--run-dir", type=Path, required=True, help="state, notify sockets and (default) the log")
     parser.add_argument("--log", type=Path, help="the rotated log (default: RUN_DIR/edgeworkers.log)")
+    parser.add_argument("--log-bytes", type=int, default=LOG_BYTES, help="the log's size when it is rotated")
     parser.add_argument("--watchdog-s", type=float, default=WATCHDOG_S)
     parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT_S)
     parser.add_argument("--stop-leftovers", action="store_true",
@@ -302,8 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.procfile is None and not args.stop_leftovers:
         parser.error("--procfile is required")
-    handler = logging.handlers.RotatingFileHandler(args.log or args.run_dir / "edgeworkers.log", maxBytes=LOG_BYTES,
-                                                   backupCount=LOG_BACKUPS)
+    handler = logging.handlers.RotatingFileHandler(args.log or args.run_dir / "edgeworkers.log",
+                                                   maxBytes=args.log_bytes, backupCount=LOG_BACKUPS)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     if args.stop_leftovers:
