@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def beat_on(loop: asyncio.AbstractEventLoop, name: str, period_s: float = 1.0) -
     loop.call_later(period_s, beat_on, loop, name, period_s)
 
 
-def notify(state: str, environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+def notify(state: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Send ``state`` (e.g. ``READY=1``) to ``$NOTIFY_SOCKET``, as sd_notify(3) does; whether it was sent."""
     address = environ.get("NOTIFY_SOCKET")
     if not address:
@@ -58,7 +58,7 @@ def notify(state: str, environ: os._Environ[str] | dict[str, str] = os.environ) 
     return True
 
 
-def interval_s(environ: os._Environ[str] | dict[str, str] = os.environ) -> float | None:
+def interval_s(environ: Mapping[str, str] = os.environ) -> float | None:
     """The watchdog's interval that the supervisor set (``$WATCHDOG_USEC``), None when there is no watchdog."""
     usec = environ.get("WATCHDOG_USEC", "")
     return int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 else None
