@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,13 +101,15 @@ def test_a_killed_or_frozen_edge_process_comes_back_alone_and_pods_keep_running(
 
     for name in ("agent", "worker"):
         pids = supervised.pids()
-        os.kill(pids[name], signal.SIGKILL)
-        killed = time.monotonic()
-        cluster.apply(busybox_pod(f"during-{name}", node=cluster.node))  # kubectl while it is down
+        with ThreadPoolExecutor(1) as kubectl:
+            os.kill(pids[name], signal.SIGKILL)
+            killed = time.monotonic()
+            applied = kubectl.submit(cluster.apply, busybox_pod(f"during-{name}", node=cluster.node))  # meanwhile
 
-        now = supervised.restarted(name, pids, timeout_s=5)
+            now = supervised.restarted(name, pids, timeout_s=5)
 
-        assert time.monotonic() - killed <= 5
+            assert time.monotonic() - killed <= 5
+            applied.result()
         assert {n: p for n, p in now.items() if n != name} == {n: p for n, p in pids.items() if n != name}
         cluster.wait_running(f"during-{name}")
 
@@ -175,5 +178,5 @@ def test_a_node_shutdown_stops_the_pods_and_the_next_boot_runs_them_again(superv
 
     # The next boot: the agent and the worker start and run the desired pods again.
     supervised.start()
-    cluster.wait_running("a", "b")
-    assert cluster.running_pods() == {"a", "b"}
+    wait_for(lambda: cluster.running_pods() == {"a", "b"}, 60, "the pods running again in Docker")
+    cluster.wait_running("a", "b")  # (the cloud showed them Running all along: nobody told it otherwise)
