@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgeworkers import wiring
+from edgeworkers import watchdog, wiring
 from edgeworkers.config import Settings, settings
 
 log = logging.getLogger("edgeworkers.agent")
@@ -88,6 +88,7 @@ def agent(
         scheduler.start()
         workers = f"{threads or config.worker_threads} worker threads" if with_worker else "no worker (edgeworkers worker)"
         log.info("agent is ready: node %s, %s", config.node_name, workers)
+        watchdog.ready("pleg", "bridge")  # READY=1, then WATCHDOG=1 while the PLEG and the bridge's loop beat
         # From here a signal only sets ``stop``: raised while asyncio.run builds its loop, it would leave it half made.
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -161,6 +162,7 @@ def scheduler() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     log.info("scheduler starting for node %s", config.node_name)
+    watchdog.ready("pleg")
     jobs.start()
 
 
@@ -185,6 +187,27 @@ def node_serve(
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(f"cannot use kubeconfig {kubeconfig}: {exc}", param_hint="--kubeconfig") from exc
     wiring.run_node(_build(config))
+
+
+def node_shutdown(
+    grace_period: float = typer.Option(30.0, "--grace-period", help="Seconds each container gets to stop."),
+    if_shutting_down: bool = typer.Option(False, "--if-shutting-down",
+                                          help="Only while systemd shuts the machine down; else do nothing."),
+) -> None:
+    """Stop every pod's containers, keeping them and the desired state for the next boot (the systemd unit
+    edgeworkers-pods.service runs this when the machine shuts down: see edgeworkers/pods/shutdown.py)."""
+    from edgeworkers.pods.shutdown import shutting_down, stop_pods
+    from edgeworkers.runtime.errors import RuntimeFault
+
+    if if_shutting_down and not shutting_down():
+        typer.echo("the system is not shutting down: the pods keep running")
+        return
+    try:
+        stopped = stop_pods(_build(settings()).runtime, grace_period)
+    except RuntimeFault as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"stopped {len(stopped)} container(s) of {len({c.pod.key for c in stopped})} pod(s)")
 
 
 def orphans() -> None:

@@ -27,6 +27,8 @@ COMMANDS = {
     "agent": ("edgeworkers.agent", "agent", "Run the whole edge in one process: bridge, scheduler's jobs, worker."),
     "orphans": ("edgeworkers.agent", "orphans", "Remove containers of pods absent from the desired state."),
     "kubeconfig": ("edgeworkers.cloud.cli", "kubeconfig", "Print a kubeconfig for the cloud API."),
+    "node-shutdown": ("edgeworkers.agent", "node_shutdown",
+                      "Stop every pod's containers as the machine shuts down (started again on the next boot)."),
 }
 
 

@@ -40,6 +40,8 @@ from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
+from edgeworkers import watchdog
+
 log = logging.getLogger(__name__)
 
 # Tokens kept on a wake list: one per idle consumer to wake is enough; a token older than a consumer's wait is
@@ -63,6 +65,7 @@ class WakingRedisBroker(RedisBroker):
         self._consumers: weakref.WeakSet[WakingConsumer] = weakref.WeakSet()
         self._consumers_lock = threading.Lock()
         self.add_middleware(ReleaseOnShutdown())
+        self.add_middleware(ReadyOnBoot())
 
     @property
     def consumer_class(self) -> type[WakingConsumer]:
@@ -139,6 +142,14 @@ class ReleaseOnShutdown(Middleware):
         broker.release_waiting()
 
 
+class ReadyOnBoot(Middleware):
+    """A booted worker tells its supervisor it is ready (``READY=1``), then pings its watchdog while its consumers
+    turn (each ``__next__`` beats): the `dramatiq` command's worker processes as well as one run in-process."""
+
+    def after_worker_boot(self, broker: WakingRedisBroker, worker: Any) -> None:
+        watchdog.ready()
+
+
 class WakingConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, blocking on the queue's wake list where Dramatiq's would sleep.
 
@@ -159,6 +170,7 @@ class WakingConsumer(_RedisConsumer):
         broker._register(self)
 
     def __next__(self) -> Any:
+        watchdog.beat(f"consumer {self.queue_name}")  # every fetch or wait, at most wait_s apart
         try:
             if self.message_cache:
                 return self._take(self.message_cache.pop(0))

@@ -31,9 +31,9 @@ wait_for() {
     done
 }
 
-# pid_alive PIDFILE: the process named in PIDFILE is running.
+# pid_alive PIDFILE: the process named in PIDFILE is running (a zombie not yet reaped is not).
 pid_alive() {
-    [[ -s $1 ]] && kill -0 "$(<"$1")" 2>/dev/null
+    [[ -s $1 ]] && kill -0 "$(<"$1")" 2>/dev/null && [[ $(ps -o stat= -p "$(<"$1")") != Z* ]]
 }
 
 redis_answers() {
@@ -47,6 +47,22 @@ agent_redis_answers() {
         [[ $(REDISCLI_AUTH="$(<"$REDIS_PASSWORD_FILE")" redis-cli --no-auth-warning -h 127.0.0.1 \
             -p "$AGENT_REDIS_PORT" ping 2>/dev/null) == PONG ]] &&
         ! redis_answers "$AGENT_REDIS_PORT"
+}
+
+# ensure_redis_password: the agent Redis's password file (made once) and the config file carrying it, both 0600 in
+# 0700 directories. The password never appears on a command line (ps shows those to every user).
+ensure_redis_password() {
+    local dir
+    dir="$(dirname "$REDIS_PASSWORD_FILE")"
+    (umask 077 && mkdir -p "$dir")
+    chmod 700 "$dir"
+    if [[ ! -s $REDIS_PASSWORD_FILE ]]; then
+        log "making the agent Redis's password ($REDIS_PASSWORD_FILE)"
+        (umask 077 && head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$REDIS_PASSWORD_FILE.new")
+        mv "$REDIS_PASSWORD_FILE.new" "$REDIS_PASSWORD_FILE"
+    fi
+    chmod 600 "$REDIS_PASSWORD_FILE"
+    (umask 077 && printf 'requirepass %s\n' "$(<"$REDIS_PASSWORD_FILE")" >"$dir/agent-redis.conf")
 }
 
 docker_answers() {

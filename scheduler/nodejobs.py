@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgeworkers import metrics, tasks
+from edgeworkers import metrics, tasks, watchdog
 from edgeworkers.config import Settings
 from edgeworkers.constants import KEY_JOB_LAST_SUCCESS, KEY_PLEG_LAST_RELIST
 from edgeworkers.eviction.manager import EvictionManager
@@ -115,6 +115,7 @@ class NodeJobs:
             self._redis.set(KEY_PLEG_LAST_RELIST, repr(self._clock()))
         finally:
             metrics.PLEG_HEALTHY.set(1 if self.pleg.healthy()[0] else 0)
+            watchdog.beat("pleg")  # the relist loop turns (a failed relist too: it is Docker's fault, not a hang)
         if not self.ready:
             self.ready = True
             log.info("scheduler is ready: first relist saw %d container(s)", len(self.pleg.containers))

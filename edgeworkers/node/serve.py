@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import structlog
 
+from edgeworkers import watchdog
 from edgeworkers.bridge.run import JOIN_TIMEOUT_S, Loop, LoopFactory, run_bridge, wait_for_access
 from edgeworkers.config import Settings
 from edgeworkers.kubeclient import ApiClient, credentials_dir
@@ -37,6 +38,7 @@ async def serve(config: Settings, runtime: Runtime, loops: LoopFactory, stop: th
     stop = stop or threading.Event()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
+    watchdog.beat_on(loop, "bridge")  # the event loop turns: the supervisor's watchdog sees the process alive
     for sig in (signal.SIGTERM, signal.SIGINT):  # from the start: a signal also ends the wait for credentials
         loop.add_signal_handler(sig, lambda: (stopping.set(), stop.set()))
     if stop.is_set():  # signalled before the handlers above existed

@@ -6,6 +6,7 @@ Imported by the scripts beside it (``ops/bench/X.py`` runs with this folder on `
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -122,6 +123,12 @@ def total(name: str, results: list[Result]) -> Result:
     return Result(
         name, sum(r.pods for r in results), sum(r.seconds for r in results), [x for r in results for x in r.latencies]
     )
+
+
+def print_command() -> str:
+    """Print the command line that ran the benchmark (as BENCHMARKS.md quotes it); the load averages now, to print."""
+    print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.01) -> Any:

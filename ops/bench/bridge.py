@@ -45,7 +45,7 @@ import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, free_port, mb, teardown
+from benchkit import claim_database, free_port, mb, print_command, teardown
 
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
@@ -382,8 +382,7 @@ def main() -> None:
     finally:
         teardown(edge, docker_client, client, root)
 
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    load = print_command()
     print(f"docker {docker_client.version()['Version']}, {os.cpu_count()} CPUs, load average now {load}; "
           f"worker {args.processes} process(es) x {args.threads} threads")
 

@@ -24,14 +24,13 @@ import shlex
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import docker
 import redis
-from benchkit import claim_database, teardown
+from benchkit import claim_database, print_command, teardown
 from bridge import Edge, busybox_pod, quantile, running, wait_until
 
 from edgeworkers.runtime import labels
@@ -100,8 +99,7 @@ def main() -> None:
     finally:
         teardown(edge, docker_client, client, root)
 
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    load = print_command()
     print(f"docker {docker_client.version()['Version']} (the docker CLI), {os.cpu_count()} CPUs, load average now {load}")
     print(f"\n(i) latency of `... true`   {'n':>4} {'p50 ms':>8} {'p90 ms':>8}")
     for name, samples in latency.items():

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ import docker
 import psutil
 import redis
 import yaml
-from benchkit import claim_database, mb, teardown
+from benchkit import claim_database, mb, print_command, teardown
 from bridge import EDGEWORKERS, NAMESPACE, Edge, busybox_pod, running, wait_until
 
 from edgeworkers.broker import make_broker
@@ -217,8 +215,7 @@ def main() -> None:
     results = {name: run_mode(name, args, docker_client) for name in args.modes.split(",")}
 
     defaults = Settings()
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n$ {shlex.join([os.path.relpath(sys.executable), *sys.argv])}")
+    load = print_command()
     print(f"docker {docker_client.version()['Version']}, {os.cpu_count()} CPUs, load average now {load}; "
           f"full mode: worker {args.processes or defaults.worker_processes} process(es) x "
           f"{args.threads or defaults.worker_threads} threads; lite: {args.threads or defaults.worker_threads} threads")

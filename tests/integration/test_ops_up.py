@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -16,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.polling import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NODE = "ops-up-node"
@@ -53,8 +56,8 @@ def free_port() -> int:
 
 
 def make_root(root: Path, procfile: str) -> Path:
-    """A checkout-like tree: a copy of ops/, python and honcho from the venv, stand-in `pip` and `edgeworkers`,
-    the given Procfile."""
+    """A checkout-like tree: a copy of ops/, python and edgeworkers-supervisor from the venv, stand-in `pip` and
+    `edgeworkers`, the given Procfile."""
     shutil.copytree(REPO / "ops", root / "ops", ignore=shutil.ignore_patterns("bench"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     (root / "Procfile").write_text(procfile)
@@ -64,7 +67,7 @@ def make_root(root: Path, procfile: str) -> Path:
     (root / "cloud.py").write_text(FAKE_CLOUD)
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    for tool in ("python", "honcho"):
+    for tool in ("python", "edgeworkers-supervisor"):
         (bin_dir / tool).symlink_to(REPO / ".venv" / "bin" / tool)
     # ops/setup's pip install must not touch the real venv: here it is a no-op.
     for name, text in (("pip", "#!/bin/sh\nexit 0\n"), ("edgeworkers", FAKE_EDGEWORKERS)):
@@ -88,6 +91,10 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
+def children_of(pid: int) -> list[int]:
+    return [int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+
+
 def wait_gone(pids: list[int], seconds: float = 10) -> list[int]:
     deadline = time.monotonic() + seconds
     while (left := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
@@ -100,7 +107,7 @@ def root(tmp_path: Path):
     made = tmp_path / "checkout"
     made.mkdir()
     yield made
-    if (made / ".run" / "honcho.pid").exists():
+    if (made / ".run" / "supervisor.pid").exists():
         run(made, "down")
 
 
@@ -120,19 +127,19 @@ def test_up_starts_the_procfile_writes_the_kubeconfig_and_down_stops_every_proce
         ["kubectl", "--kubeconfig", kubeconfig, "get", "--raw", "/version"], capture_output=True, text=True, check=True
     )
     assert json.loads(version.stdout)["gitVersion"] == "v1.32.0"
-    honcho = int((root / ".run" / "honcho.pid").read_text())
-    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(honcho)], capture_output=True, text=True).stdout.split()]
+    supervisor = int((root / ".run" / "supervisor.pid").read_text())
+    children = children_of(supervisor)
     assert len(children) == 2
 
     again = run(root, "up")
     assert again.returncode == 0, again.stderr
-    assert "honcho already running" in again.stderr
-    assert int((root / ".run" / "honcho.pid").read_text()) == honcho
+    assert "edgeworkers-supervisor already running" in again.stderr
+    assert int((root / ".run" / "supervisor.pid").read_text()) == supervisor
 
     down = run(root, "down")
     assert down.returncode == 0, down.stderr
-    assert wait_gone([honcho, *children]) == []
-    assert not (root / ".run" / "honcho.pid").exists()
+    assert wait_gone([supervisor, *children]) == []
+    assert not (root / ".run" / "supervisor.pid").exists()
     assert run(root, "down").returncode == 0
 
 
@@ -143,9 +150,8 @@ def test_up_reports_a_process_that_fails_to_start_with_the_end_of_its_log(root: 
 
     assert up.returncode != 0
     assert "no such command: worker" in up.stderr
-    assert "stopped (rc=3)" in up.stderr
-    honcho = int((root / ".run" / "honcho.pid").read_text())
-    assert wait_gone([honcho]) == []
+    assert "worker stopped (rc=3)" in up.stderr
+    assert not (root / ".run" / "supervisor.pid").exists()  # stopped, not left restarting it for ever
 
 
 def test_up_gives_up_on_a_process_that_never_becomes_ready(root: Path) -> None:
@@ -176,3 +182,76 @@ def test_up_waits_for_the_bridge_to_renew_the_node_lease_not_for_a_lease_left_by
 
     assert fresh.returncode == 0, fresh.stderr
     assert "edgeworkers is up: cloud bridge" in fresh.stdout
+
+
+# A stand-in that speaks sd_notify as edgeworkers.watchdog does: READY=1, then WATCHDOG=1 every 0.2 s.
+NOTIFIER = (
+    "import os, socket, time\n"
+    "sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+    "sock.sendto(b'READY=1', os.environ['NOTIFY_SOCKET'])\n"
+    "print('Worker process is ready for action.', flush=True)\n"
+    "while True:\n"
+    "    sock.sendto(b'WATCHDOG=1', os.environ['NOTIFY_SOCKET'])\n"
+    "    time.sleep(0.2)\n"
+)
+AGENT = "agent: echo 'INFO edgeworkers.agent: agent is ready: node x'; exec sleep 600\n"
+
+
+def supervised(root: Path) -> dict[str, int]:
+    """The supervised processes by name, from the supervisor's state file."""
+    state = root / ".run" / "supervisor.state"
+    return {name: int(pid) for name, pid, _ in (line.split() for line in state.read_text().splitlines())}
+
+
+def test_a_killed_process_is_restarted_alone_within_5_s(root: Path) -> None:
+    make_root(root, "cloud: .venv/bin/python cloud.py\n" + AGENT + "worker: .venv/bin/python notifier.py\n")
+    (root / "notifier.py").write_text(NOTIFIER)
+    assert run(root, "up").returncode == 0
+
+    for name in ("cloud", "agent", "worker"):
+        before = supervised(root)
+        os.kill(before[name], signal.SIGKILL)
+
+        after = wait_for(lambda: (now := supervised(root)).get(name, before[name]) != before[name] and now, 5,
+                         f"{name} restarted")
+        assert {n: pid for n, pid in after.items() if n != name} == {n: pid for n, pid in before.items() if n != name}
+        assert alive(after[name])
+
+
+def test_a_hung_process_is_restarted_by_its_watchdog(root: Path) -> None:
+    make_root(root, "cloud: .venv/bin/python cloud.py\nworker: .venv/bin/python notifier.py\n")
+    (root / "notifier.py").write_text(NOTIFIER)
+    assert run(root, "up", env={"EDGEWORKERS_WATCHDOG_S": "2"}).returncode == 0
+    before = supervised(root)
+
+    os.kill(before["worker"], signal.SIGSTOP)
+
+    after = wait_for(lambda: (now := supervised(root)).get("worker", before["worker"]) != before["worker"] and now,
+                     10, "the stopped worker restarted")
+    assert after["cloud"] == before["cloud"]
+    assert wait_gone([before["worker"]]) == []
+    assert "worker: watchdog: no WATCHDOG=1 for 2 s" in (root / ".run" / "edgeworkers.log").read_text()
+
+
+def test_up_after_a_hard_killed_run_stops_what_it_left_and_runs_one_set(root: Path) -> None:
+    # This worker ignores SIGTERM (sleep inherits the ignored signal): it outlives its supervisor's death.
+    make_root(root, "cloud: .venv/bin/python cloud.py\n"
+                    "worker: trap '' TERM; echo Worker process is ready for action.; exec sleep 600\n")
+    env = {"EDGEWORKERS_STOP_TIMEOUT_S": "2"}
+    assert run(root, "up", env=env).returncode == 0
+    first = int((root / ".run" / "supervisor.pid").read_text())
+    left = supervised(root)
+    os.kill(first, signal.SIGKILL)
+    assert wait_gone([first]) == []
+    assert alive(left["worker"])
+
+    again = run(root, "up", env=env)
+
+    assert again.returncode == 0, again.stderr
+    assert wait_gone(list(left.values())) == []
+    second = int((root / ".run" / "supervisor.pid").read_text())
+    now = supervised(root)
+    assert sorted(now) == ["cloud", "worker"] and not set(now.values()) & set(left.values())
+    assert sorted(children_of(second)) == sorted(now.values())
+    assert f"worker: stopping pid {left['worker']}, left by an earlier run" in (
+        root / ".run" / "edgeworkers.log").read_text()

@@ -17,7 +17,22 @@ SCRIPTS = [REPO / ".ci" / "run", *(p for p in sorted((REPO / "ops").iterdir()) i
 
 
 def test_every_script_is_found() -> None:
-    assert {p.name for p in SCRIPTS} >= {"run", "setup", "services", "images", "up", "down", "test"}
+    assert {p.name for p in SCRIPTS} >= {"run", "setup", "services", "images", "up", "down", "test", "install"}
+
+
+@pytest.mark.skipif(Path("/run/systemd/system").is_dir(), reason="systemd is this machine's init: it would install")
+@pytest.mark.skipif(os.geteuid() != 0, reason="ops/install checks for root first")
+@pytest.mark.parametrize(("args", "error"), [
+    ((), "systemd is not this machine's init: ops/up runs edgeworkers without it"),
+    (("--uninstall",), "systemd is not this machine's init"),
+    (("--heavy",), "usage: ops/install [--lite]"),
+])
+def test_install_refuses_a_machine_without_systemd_and_an_unknown_flag_touching_nothing(args: tuple[str, ...],
+                                                                                        error: str) -> None:
+    result = subprocess.run([REPO / "ops" / "install", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert error in result.stderr
+    assert "installing" not in result.stderr
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

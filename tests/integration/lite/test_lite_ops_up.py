@@ -2,10 +2,9 @@
 tests/integration/test_ops_up.py; without the flag, `ops/up` still runs the Procfile."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from tests.integration.test_ops_up import make_root, root, run, wait_gone  # noqa: F401  (root: the fixture)
+from tests.integration.test_ops_up import children_of, make_root, root, run, wait_gone  # noqa: F401  (root: the fixture)
 
 FAKE_AGENT = "agent: echo 'INFO edgeworkers.agent: agent is ready: node x'; exec sleep 600\n"
 
@@ -18,11 +17,11 @@ def test_up_lite_starts_procfile_lite_waits_for_the_agent_and_down_stops_it(root
 
     assert up.returncode == 0, up.stderr
     assert "edgeworkers is up: cloud agent" in up.stdout
-    honcho = int((root / ".run" / "honcho.pid").read_text())
-    children = subprocess.run(["pgrep", "-P", str(honcho)], capture_output=True, text=True).stdout.split()
+    supervisor = int((root / ".run" / "supervisor.pid").read_text())
+    children = children_of(supervisor)
     assert len(children) == 2
     assert run(root, "down").returncode == 0
-    assert wait_gone([honcho, *map(int, children)]) == []
+    assert wait_gone([supervisor, *children]) == []
 
 
 def test_up_lite_waits_for_the_agent_to_say_it_is_ready(root: Path) -> None:  # noqa: F811
@@ -42,4 +41,4 @@ def test_up_refuses_an_unknown_flag(root: Path) -> None:  # noqa: F811
 
     assert up.returncode != 0
     assert "usage: ops/up [--lite]" in up.stderr
-    assert not (root / ".run" / "honcho.pid").exists()
+    assert not (root / ".run" / "supervisor.pid").exists()
