@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -30,6 +30,7 @@ class Job:
     interval_s: float
     misfire_grace_s: float | None = None  # None: one interval
     jitter_s: float | None = None  # each run up to this much later (APScheduler's jitter), so nodes and jobs spread
+    at_start: bool = True  # False: the first run comes one interval after the start
 
     def __post_init__(self) -> None:
         if self.interval_s <= 0:
@@ -92,7 +93,7 @@ def add_jobs(
             coalesce=True,
             misfire_grace_time=max(1, round(job.misfire_grace_s or job.interval_s)),
             jitter=job.jitter_s,
-            next_run_time=datetime.now(UTC),
+            next_run_time=datetime.now(UTC) + timedelta(seconds=0 if job.at_start else job.interval_s),
         )
     return guards
 

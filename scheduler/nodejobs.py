@@ -80,8 +80,9 @@ class NodeJobs:
         if self._workers is not None:
             jobs.append(Job("orphans", self.remove_orphans, config.orphan_cleanup_period_s))
         if self._workers is not None and self._workers.broker is not None:
+            # Not at start: the worker's start enqueues a sync of every desired pod already.
             jobs.append(Job("pod-sync", self.sync_desired, config.sync_frequency_s,
-                            jitter_s=config.sync_frequency_s / 10))
+                            jitter_s=config.sync_frequency_s / 10, at_start=False))
         if self.container_gc is not None:
             jobs.append(Job("container-gc", self.container_gc.collect, config.container_gc_period_s))
         if self.image_gc is not None:

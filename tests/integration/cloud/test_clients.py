@@ -18,6 +18,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.authentication_v1 import SelfSubjectReview
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Pod, Secret
 
+from tests.credentials import kubeconfig_token
+
 if TYPE_CHECKING:
     from conftest import Cloud
 
@@ -146,7 +148,7 @@ def test_kubectl_whoami_as_a_node_and_token_reviews(cloud: Cloud, tmp_path: Path
     whoami = json.loads(cloud.kubectl(*as_node, "auth", "whoami", "-o", "json").stdout)
     assert whoami["status"]["userInfo"] == {"username": "system:node:whoami-node",
                                             "groups": ["system:nodes", "system:authenticated"]}
-    node_token = yaml.safe_load(node_kubeconfig.read_text())["users"][0]["user"]["token"]
+    node_token = kubeconfig_token(node_kubeconfig)
     review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                          "spec": {"token": node_token}})
     # `--raw`: kubectl's client-side validation of a kind without a PATCH needs /openapi/v2, which is not served

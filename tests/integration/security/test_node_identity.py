@@ -108,7 +108,7 @@ def test_a_node_may_not_exec_attach_or_port_forward_whatever_the_transport(cloud
     """kube requires create on pods/exec, pods/attach and pods/portforward, for a WebSocket GET as for SPDY's POST;
     a node has none of them, not even into a pod bound to itself. The administrator keeps them."""
     kubeconfig = cloud.issue_node_credentials("edge-s", tmp_path / "edge-s")
-    token = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]["token"]
+    token = kubeconfig_token(kubeconfig)
     cloud.kubectl("apply", "-f", "-", input=pod_manifest("on-s", "edge-s"))
     base = f"https://127.0.0.1:{cloud.port}/api/v1/namespaces/default/pods/on-s"
     ca = str(cloud.data_dir / "ca.crt")
