@@ -18,6 +18,7 @@ from edgeworkers.config import Settings
 from edgeworkers.kubeclient import ApiClient, ClusterAccess
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import MetaStore
+from edgeworkers.privatefiles import write_private
 from edgeworkers.status.manager import StatusManager
 from tests.polling import wait_for
 from tests.unit.fakehttp import Handler, Server, reply, servers, stream
@@ -62,10 +63,11 @@ def test_waits_for_the_nodes_credentials(tmp_path: Path, monkeypatch: pytest.Mon
     wait_for(lambda: len(attempts) >= 2, what="bootstrap attempts")
     node_dir = tmp_path / "nodes" / "edge-1"
     node_dir.mkdir(parents=True)
-    (node_dir / "kubeconfig").write_text(yaml.safe_dump({
+    # Whole or not at all, as the cloud writes it (write_private): a half-written file would be read as malformed.
+    write_private(node_dir / "kubeconfig", yaml.safe_dump({
         "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}}],
         "users": [{"name": "u", "user": {"token": "tok"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}], "current-context": "x"}))
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}], "current-context": "x"}).encode())
     waiter.join(timeout=5)
     assert found == [ClusterAccess("https://127.0.0.1:6443", "tok")]
     (node_dir / "kubeconfig").unlink()
