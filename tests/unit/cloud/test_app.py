@@ -591,7 +591,7 @@ async def test_logs_are_not_read_from_a_revoked_or_replaced_certificate(client, 
     issue_node_credentials(settings, "edge-1")  # reissued: the certificate the endpoint still shows is replaced
     replaced = await client.get(f"{PODS}/web/log")
     assert replaced.status == 500 and "serving certificate is revoked, replaced or unknown" in await replaced.text()
-    server.close()
+    await server.close()
     server = await logs_endpoint(aiohttp_server, settings, container_logs)
     await client.patch("/api/v1/nodes/edge-1/status", json=node(port=server.port),
                        headers={"Content-Type": "application/merge-patch+json"})
