@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from multidict import MultiMapping
 
 from edgeworkers.config import Settings, settings
@@ -239,6 +239,16 @@ async def _serve(request: web.Request, exec_: bool) -> web.StreamResponse:
         streams.active -= 1
 
 
+def frame_bytes(message: WSMessage) -> bytes:
+    """A frame's bytes: binary frames as they are, text frames in UTF-8 (the official Python client sends a ``str``'s
+    stdin as text; kube-apiserver reads both alike). Anything else (pings, closes) has none."""
+    if message.type == WSMsgType.BINARY:
+        return bytes(message.data)
+    if message.type == WSMsgType.TEXT:
+        return message.data.encode()
+    return b""
+
+
 async def _pump(ws: web.WebSocketResponse, session: StreamSession, options: StreamOptions, protocol: str,
                 streams: _Streams, idle: float, exec_: bool) -> str:
     """Relay until the process's output ends (then send its Status), the client leaves, or the stream idles."""
@@ -264,10 +274,11 @@ async def _pump(ws: web.WebSocketResponse, session: StreamSession, options: Stre
     async def input_() -> None:
         stdin_open = options.stdin
         async for message in ws:
-            if message.type != WSMsgType.BINARY or not message.data:
+            data = frame_bytes(message)
+            if not data:
                 continue
             last[0] = loop.time()
-            channel, payload = message.data[0], message.data[1:]
+            channel, payload = data[0], data[1:]
             try:
                 if channel == STDIN and stdin_open and payload:
                     await loop.sock_sendall(sock, payload)

@@ -89,6 +89,15 @@ def test_exec_streams_stdout_stderr_exit_code_stdin_tty_and_cp(cluster: Cluster,
     done = stream(core.connect_get_namespaced_pod_exec, "shell", "default", command=["echo", "fine"], stderr=True,
                   stdin=False, stdout=True, tty=False)
     assert done == "fine\n"
+    # Its stdin given a str goes in WebSocket text frames, which kube-apiserver reads as it reads binary ones.
+    shell = stream(core.connect_post_namespaced_pod_exec, "shell", "default", command=["sh"], stderr=True,
+                   stdin=True, stdout=True, tty=False, _preload_content=False)
+    try:
+        shell.write_stdin("echo typed\n")
+        assert shell.readline_stdout(timeout=30) == "typed"
+    finally:
+        shell.write_stdin("exit\n")
+        shell.close()
 
 
 def test_a_client_killed_mid_stream_leaves_no_exec_and_no_thread(cluster: Cluster) -> None:

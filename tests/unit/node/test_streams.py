@@ -159,7 +159,8 @@ async def test_exec_sends_stdout_stderr_and_the_exit_status(aiohttp_client: Clie
 
 
 @pytest.mark.asyncio
-async def test_stdin_is_relayed_and_v5_closes_it(aiohttp_client: Client, runtime: FakeRuntime) -> None:
+@pytest.mark.parametrize("text", [False, True], ids=["binary frames", "text frames (the Python client's str)"])
+async def test_stdin_is_relayed_and_v5_closes_it(aiohttp_client: Client, runtime: FakeRuntime, text: bool) -> None:
     start_app(runtime)
 
     def cat(_c: Container, _command: list[str], sock: socket.socket, _tty: bool) -> int:
@@ -171,9 +172,9 @@ async def test_stdin_is_relayed_and_v5_closes_it(aiohttp_client: Client, runtime
     client = await connect(aiohttp_client, runtime)
     params = [("command", "cat"), ("stdin", "true"), ("stdout", "true")]
     async with client.ws_connect(EXEC, params=params, protocols=("v5.channel.k8s.io",)) as ws:
-        await ws.send_bytes(b"\x00hello ")
-        await ws.send_bytes(b"\x00world")
-        await ws.send_bytes(b"\xff\x00")  # close stdin
+        for message in ("\x00hello ", "\x00world"):
+            await (ws.send_str(message) if text else ws.send_bytes(message.encode()))
+        await ws.send_bytes(b"\xff\x00")  # close stdin (channel 255 is not a one-byte character in UTF-8)
         received = read_all_frames(await drain(ws))
     assert received[1] == b"hello world"
     assert orjson.loads(received[3]) == {"metadata": {}, "status": "Success"}
