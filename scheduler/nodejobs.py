@@ -28,6 +28,7 @@ from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.status.manager import StatusManager
 from scheduler.jobs import Job
+from scheduler.usage import TICK_S as USAGE_TICK_S
 from scheduler.usage import UsageReporter
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,8 @@ class NodeJobs:
             jobs.append(Job("container-gc", self.container_gc.collect, config.container_gc_period_s))
         if self.image_gc is not None:
             jobs.append(Job("image-gc", self.image_gc.collect, config.image_gc_period_s))
-        if self.usage is not None:  # a report at most every usage_period_s, checked thrice as often
-            jobs.append(Job("usage", self.usage.report, max(1.0, config.usage_period_s / 3)))
+        if self.usage is not None:  # a report every usage_period_s, and soon after a container starts
+            jobs.append(Job("usage", self.usage.report, min(USAGE_TICK_S, config.usage_period_s)))
         if self.eviction is not None:
             jobs.append(Job("eviction", self.eviction.synchronize, config.eviction_period_s))
         return jobs

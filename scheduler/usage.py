@@ -2,9 +2,11 @@
 
 As kubelet's summary API feeds metrics-server: per container, the CPU rate between two samples (Docker's cumulative
 CPU time) and the memory working set; for the node, psutil's CPU times and memory in use (total less available).
-A report goes into the status outbox (one pending item per node, the latest winning) at most every
-``min_interval_s`` (metrics-server's resolution, 15 s), and only once a second sample gives every rate. Pods are
-named as the cloud shows them (a static pod's containers carry its mirror pod's name).
+A report goes into the status outbox (one pending item per node, the latest winning) every ``min_interval_s``
+(metrics-server's resolution, 15 s), and at once when a container has started since the last one: its rate is then
+its CPU time over its life so far (its counter began at its start), so ``kubectl top pod`` shows a new pod within
+seconds instead of answering "not found" for a quarter minute. Each pod carries its own window. Pods are named as the
+cloud shows them (a static pod's containers carry its mirror pod's name).
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import ContainerID, ContainerState, ContainerUsage
 
 MIN_INTERVAL_S = 15.0
+TICK_S = 2.0  # how often the job looks for containers started since the last report (a list call, no sampling)
+MIN_LIFE_S = 1.0  # a container younger has too short a life for a rate: it waits for the next tick
 
 
 @dataclass(frozen=True)
@@ -74,36 +78,46 @@ class UsageReporter:
         self._last_report: float | None = None
 
     def report(self) -> bool:
-        """Sample the node and its running app containers; queue a report if the last is ``min_interval_s`` old.
-        True when one was queued."""
-        at = self._monotonic()
-        if self._last_report is not None and at - self._last_report < self._min_interval_s:
-            return False
+        """Queue a report when one is due or a running app container is new since the last; True when queued."""
+        at, wall = self._monotonic(), self._now()
         containers = [c for c in self._runtime.list_containers()
                       if not c.is_sandbox and not c.is_init and c.state == ContainerState.RUNNING]
-        usage = self._runtime.usage([c.id for c in containers])
+        previous = self._previous
+        known = previous.containers if previous is not None else {}
+        # A container too young for a rate, or whose start is unknown, waits: it is not in this sample either.
+        lives = {c.id: life for c in containers if c.id not in known
+                 and (life := _life_s(c.started_at, wall)) is not None and life >= MIN_LIFE_S}
+        sampled = [c for c in containers if c.id in known or c.id in lives]
+        due = self._last_report is None or at - self._last_report >= self._min_interval_s
+        if previous is not None and not due and not lives:
+            return False
+        usage = self._runtime.usage([c.id for c in sampled])
         node = self._sample_node()
-        previous, self._previous = self._previous, _Previous(at, node, usage)
+        self._previous = _Previous(at, node, usage)
         if previous is None:
-            return False  # a rate needs two samples
+            return False  # the node's rate needs two samples
         window = at - previous.at
-        pods: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for container in containers:
+        pods: dict[tuple[str, str], list[tuple[dict[str, Any], float]]] = {}
+        for container in sampled:
             now, before = usage.get(container.id), previous.containers.get(container.id)
-            if now is None or before is None:
-                continue  # started since the last sample: in the next report
-            pods.setdefault((container.pod.namespace, container.pod.name), []).append({
-                "name": container.name,
-                "cpu": rate(now.cpu_usage_ns / 1e9, before.cpu_usage_ns / 1e9, window),
-                "memory": now.memory_working_set_bytes,
-            })
+            if now is None:
+                continue
+            seconds = lives.get(container.id, window)
+            cpu = rate(now.cpu_usage_ns / 1e9, before.cpu_usage_ns / 1e9 if before else 0.0, seconds)
+            pods.setdefault((container.pod.namespace, container.pod.name), []).append(
+                ({"name": container.name, "cpu": cpu, "memory": now.memory_working_set_bytes}, seconds))
         self._outbox.node_metrics(self._node, {
-            "timestamp": format_time(self._now()),
+            "timestamp": format_time(wall),
             "windowSeconds": round(window, 3),
             "node": {"cpu": rate(node.cpu_busy_s, previous.node.cpu_busy_s, window),
                      "memory": node.memory_working_set_bytes},
-            "pods": [{"namespace": ns, "name": name, "containers": sorted(cs, key=lambda c: c["name"])}
+            "pods": [{"namespace": ns, "name": name, "windowSeconds": round(max(s for _, s in cs), 3),
+                      "containers": sorted((c for c, _ in cs), key=lambda c: c["name"])}
                      for (ns, name), cs in sorted(pods.items())],
         })
         self._last_report = at
         return True
+
+
+def _life_s(started_at: datetime | None, now: datetime) -> float | None:
+    return None if started_at is None else (now - started_at).total_seconds()

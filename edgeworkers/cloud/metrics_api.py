@@ -76,7 +76,8 @@ class MetricsApi:
                 "timestamp": str(report["timestamp"]),
                 "window": window(float(report["windowSeconds"])),
                 "node": {"cpu": cpu(report["node"]["cpu"]), "memory": memory(report["node"]["memory"])},
-                "pods": [{"namespace": p["namespace"], "name": p["name"], "containers": [
+                "pods": [{"namespace": p["namespace"], "name": p["name"],
+                          "window": window(float(p.get("windowSeconds", report["windowSeconds"]))), "containers": [
                     {"name": str(c["name"]), "usage": {"cpu": cpu(c["cpu"]), "memory": memory(c["memory"])}}
                     for c in p["containers"]]} for p in pods],
             }
@@ -107,7 +108,7 @@ class MetricsApi:
                 pod = self._store.find("pods", entry["namespace"], entry["name"])
                 if pod is not None:
                     items.append({"metadata": _meta(pod), "timestamp": report["timestamp"],
-                                  "window": report["window"], "containers": entry["containers"]})
+                                  "window": entry["window"], "containers": entry["containers"]})
         return sorted(items, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
 
     # -- HTTP -----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ async def client(aiohttp_client: Any, settings: Any) -> Any:
         resp = await client.post("/api/v1/nodes", json={"apiVersion": "v1", "kind": "Node",
                                                          "metadata": {"name": name, "labels": {"zone": name}}})
         assert resp.status == 201
-    for name, node in (("web", "edge-1"), ("other", "edge-2")):
+    for name, node in (("web", "edge-1"), ("other", "edge-2"), ("young", "edge-1")):
         resp = await client.post("/api/v1/namespaces/default/pods", json={
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
             "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]}})
@@ -70,7 +70,9 @@ async def test_discovery_lists_the_group_at_v1beta1(client: Any) -> None:
 
 async def test_a_report_is_served_as_node_and_pod_metrics(client: Any) -> None:
     # edge-1 reports its pod and, wrongly, edge-2's: only what is bound to edge-1 is kept.
-    resp = await client.put(f"{BASE}/nodes/edge-1", json=report([pod_usage("web"), pod_usage("other")]))
+    young = {**pod_usage("young"), "windowSeconds": 2.5}  # started since the last report: its life is its window
+    resp = await client.put(f"{BASE}/nodes/edge-1",
+                            json=report([pod_usage("web"), pod_usage("other"), young]))
     assert resp.status == 200, await resp.text()
 
     node = await (await client.get(f"{BASE}/nodes/edge-1")).json()
@@ -83,8 +85,9 @@ async def test_a_report_is_served_as_node_and_pod_metrics(client: Any) -> None:
 
     pods = await (await client.get(f"{BASE}/namespaces/default/pods")).json()
     assert pods["kind"] == "PodMetricsList"
-    (web,) = pods["items"]
-    assert (web["metadata"]["name"], web["metadata"]["namespace"]) == ("web", "default")
+    web, young = sorted(pods["items"], key=lambda p: p["metadata"]["name"])
+    assert (web["metadata"]["name"], web["metadata"]["namespace"], web["window"]) == ("web", "default", "15.002s")
+    assert (young["metadata"]["name"], young["window"]) == ("young", "2.5s")
     assert web["containers"] == [{"name": "app", "usage": {"cpu": "1234567n", "memory": "3456Ki"}}]
     assert (await client.get(f"{BASE}/namespaces/default/pods/web")).status == 200
     missing = await client.get(f"{BASE}/namespaces/default/pods/other")

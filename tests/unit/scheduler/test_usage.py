@@ -15,7 +15,7 @@ from edgeworkers.runtime.types import ContainerConfig, ContainerID, ContainerUsa
 from scheduler.usage import NodeSample, UsageReporter, rate
 from tests.unit.clock import Clock
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+START = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 
 
 def running_pod(runtime: FakeRuntime, name: str) -> ContainerID:
@@ -34,56 +34,71 @@ class Node:
         return self.sample
 
 
-def reporter(runtime: FakeRuntime, outbox: Outbox, clock: Clock, node: Node) -> UsageReporter:
-    return UsageReporter(runtime, outbox, "edge-1", min_interval_s=15, monotonic=clock, now=lambda: NOW,
-                         sample_node=node)
+def setup() -> tuple[FakeRuntime, Outbox, Clock, Node, UsageReporter]:
+    """One clock for the runtime's start times, the reporter's monotonic time and its wall time."""
+    clock, node = Clock(START), Node()
+    runtime, outbox = FakeRuntime(clock=clock), Outbox(fakeredis.FakeRedis())
+    usage = UsageReporter(runtime, outbox, "edge-1", min_interval_s=15, monotonic=clock,
+                          now=lambda: datetime.fromtimestamp(clock.now, UTC), sample_node=node)
+    return runtime, outbox, clock, node, usage
 
 
-def test_rates_need_two_samples_and_reports_come_at_most_every_interval() -> None:
-    runtime, outbox, clock, node = FakeRuntime(), Outbox(fakeredis.FakeRedis()), Clock(100.0), Node()
+def report(outbox: Outbox) -> dict[str, Any]:
+    return outbox.peek()[0].payload["report"]
+
+
+def test_rates_need_two_samples_and_reports_come_every_interval() -> None:
+    runtime, outbox, clock, node, usage = setup()
     app = running_pod(runtime, "web")
     runtime.usages[app] = ContainerUsage(cpu_usage_ns=5_000_000_000, memory_working_set_bytes=3456 * 1024)
-    usage = reporter(runtime, outbox, clock, node)
+    clock.advance(50)
 
-    assert usage.report() is False  # the first sample: no rate yet
+    assert usage.report() is False  # the first sample: no rate for the node yet
     assert len(outbox) == 0
-    clock.now += 15
+    clock.advance(15)
     runtime.usages[app] = ContainerUsage(cpu_usage_ns=5_300_000_000, memory_working_set_bytes=4096 * 1024)
     node.sample = NodeSample(cpu_busy_s=1003.0, memory_working_set_bytes=3 << 30)
     assert usage.report() is True
     (item,) = outbox.peek()
     assert item.key == "metrics:edge-1"
     assert item.payload == {"op": NODE_METRICS, "node": "edge-1", "report": {
-        "timestamp": "2026-01-01T00:00:00Z", "windowSeconds": 15.0,
+        "timestamp": "2026-01-01T00:01:05Z", "windowSeconds": 15.0,
         "node": {"cpu": 200_000_000, "memory": 3 << 30},  # 3 CPU-seconds in 15 s: 200m
-        "pods": [{"namespace": "default", "name": "web",
+        "pods": [{"namespace": "default", "name": "web", "windowSeconds": 15.0,
                   "containers": [{"name": "app", "cpu": 20_000_000, "memory": 4096 * 1024}]}],  # 0.3 s / 15 s: 20m
     }}
 
-    clock.now += 14.9  # too soon: nothing sampled, nothing queued
-    calls = len(runtime.calls)
+    clock.advance(14.9)  # too soon, and no container is new: listed, not sampled, nothing queued
     assert usage.report() is False
-    assert len(runtime.calls) == calls
-    clock.now += 0.1
+    assert len(runtime.calls_named("usage")) == 2
+    clock.advance(0.1)
     assert usage.report() is True
     assert len(outbox) == 1  # the newer report replaced the pending one
-    assert outbox.peek()[0].payload["report"]["windowSeconds"] == 15.0
+    assert report(outbox)["windowSeconds"] == 15.0
 
 
-def test_a_container_new_since_the_last_sample_waits_for_the_next_report() -> None:
-    runtime, outbox, clock, node = FakeRuntime(), Outbox(fakeredis.FakeRedis()), Clock(100.0), Node()
-    usage = reporter(runtime, outbox, clock, node)
+def test_a_container_started_since_the_last_report_is_reported_at_once_over_its_life() -> None:
+    runtime, outbox, clock, _node, usage = setup()
     usage.report()
-    clock.now += 15
+    clock.advance(15)
+    assert usage.report() is True and report(outbox)["pods"] == []
+    clock.advance(1)
     app = running_pod(runtime, "late")
-    runtime.usages[app] = ContainerUsage(1_000, 1024)
-    usage.report()
-    assert outbox.peek()[0].payload["report"]["pods"] == []
-    clock.now += 15
-    runtime.usages[app] = ContainerUsage(1_000 + 15_000, 2048)
-    usage.report()
-    (pod,) = outbox.peek()[0].payload["report"]["pods"]
-    assert pod["containers"] == [{"name": "app", "cpu": 1000, "memory": 2048}]
+    runtime.usages[app] = ContainerUsage(100_000_000, 1024)
+    clock.advance(0.5)
+    assert usage.report() is False  # half a second of life is too short for a rate
+    clock.advance(1.5)
+    runtime.usages[app] = ContainerUsage(100_000_000, 2048)
+    assert usage.report() is True  # 3 s after the last report, not 15
+    (pod,) = report(outbox)["pods"]
+    assert pod["windowSeconds"] == 2.0 and report(outbox)["windowSeconds"] == 3.0
+    assert pod["containers"] == [{"name": "app", "cpu": 50_000_000, "memory": 2048}]  # 0.1 s over its 2 s: 50m
+    clock.advance(2)
+    assert usage.report() is False  # known now: the next report comes with the interval
+    clock.advance(13)
+    runtime.usages[app] = ContainerUsage(100_000_000 + 1_500_000_000, 2048)
+    assert usage.report() is True
+    assert report(outbox)["pods"][0]["containers"][0]["cpu"] == 100_000_000  # 1.5 s over 15 s
 
 
 def test_a_counter_going_back_is_a_restart_not_a_negative_rate() -> None:
