@@ -104,6 +104,12 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
             raise route_not_found()
         return json_response(doc)
 
+    async def openapi_v2(request: web.Request) -> web.Response:
+        """JSON, or gnostic's protobuf when asked (kubectl asks for it to validate a `kind: List`)."""
+        if "protobuf" in request.headers.get("Accept", ""):
+            return web.Response(body=openapi.openapi_v2_protobuf(), content_type=openapi.V2_PROTOBUF)
+        return web.Response(body=openapi.openapi_v2_json(), content_type="application/json")
+
     async def healthy(_request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -116,6 +122,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router.add_get("/apis/{group}" + SLASH, api_group)
     for served in discovery.SERVED:
         router.add_get(f"/{served.path}{SLASH}", document(functools.partial(discovery.resource_list, served.path)))
+    router.add_get("/openapi/v2" + SLASH, openapi_v2)
     router.add_get("/openapi/v3" + SLASH, document(openapi.openapi_v3_root))
     router.add_get("/openapi/v3/{gv:.+}", openapi_doc)
     router.add_route("*", "/api/v1/{path:.+}", core)

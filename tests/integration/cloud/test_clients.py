@@ -81,6 +81,24 @@ def test_kubectl(cloud: Cloud) -> None:
     cloud.kubectl("delete", "pod", "kubectl-pod", "--wait=false")
 
 
+def test_kubectl_applies_what_it_printed_as_a_list_and_explains(cloud: Cloud) -> None:
+    """`kubectl get -o yaml` prints a `kind: List`; applying it back validates it against /openapi/v2."""
+    for name in ("listed-a", "listed-b"):
+        cloud.kubectl("create", "configmap", name, f"--from-literal=k={name}")
+    printed = yaml.safe_load(cloud.kubectl("get", "configmaps", "listed-a", "listed-b", "-o", "yaml").stdout)
+    assert printed["kind"] == "List"
+    for item in printed["items"]:
+        item["data"]["k"] += "-changed"
+    cloud.kubectl("apply", "-f", "-", input=yaml.safe_dump(printed))
+    assert cloud.kubectl("get", "configmap", "listed-b", "-o", "jsonpath={.data.k}").stdout == "listed-b-changed"
+    printed["items"][0]["unknownField"] = 1
+    refused = cloud.kubectl("apply", "-f", "-", input=yaml.safe_dump(printed), check=False)
+    assert refused.returncode != 0 and 'unknown field "unknownField" in io.k8s.api.core.v1.ConfigMap' in refused.stderr
+    explained = cloud.kubectl("explain", "pods.spec.containers.livenessProbe.httpGet.port").stdout
+    assert "FIELD: port <" in explained and "Name or number of the port to access on the container" in explained
+    cloud.kubectl("delete", "configmap", "listed-a", "listed-b")
+
+
 def test_official_python_client(cloud: Cloud) -> None:
     configuration = kubernetes.client.Configuration()
     kubernetes.config.load_kube_config(config_file=str(cloud.kubeconfig), client_configuration=configuration)
@@ -151,7 +169,7 @@ def test_kubectl_whoami_as_a_node_and_token_reviews(cloud: Cloud, tmp_path: Path
     node_token = kubeconfig_token(node_kubeconfig)
     review = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                          "spec": {"token": node_token}})
-    # `--raw`: kubectl's client-side validation of a kind without a PATCH needs /openapi/v2, which is not served
+    # `--raw`: kubectl's client-side validation of a kind without a PATCH looks for CRDs, which are not served
     raw = ("create", "--raw", "/apis/authentication.k8s.io/v1/tokenreviews", "-f", "-")
     refused = cloud.kubectl(*as_node, *raw, input=review, check=False)
     assert refused.returncode != 0

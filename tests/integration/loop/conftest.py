@@ -69,8 +69,7 @@ def busybox_pod(
 
 
 def manifest(*objects: dict[str, Any]) -> str:
-    """One kubectl manifest holding ``objects``, as YAML documents. (Not a ``kind: List``: kubectl validates a List
-    against ``/openapi/v2``, which the cloud does not serve.)"""
+    """One kubectl manifest holding ``objects``, as YAML documents."""
     return yaml.safe_dump_all(objects)
 
 

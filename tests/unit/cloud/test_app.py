@@ -9,6 +9,7 @@ import pytest_asyncio
 import structlog
 from aiohttp import web
 
+from edgeworkers.cloud import openapi
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.tls import issue_node_credentials, revoke_node_credentials
@@ -69,6 +70,7 @@ async def test_requests_without_the_token_are_unauthorized(aiohttp_client, setti
     wrong = await raw.get(PODS, headers={"Authorization": "Bearer nope"})
     assert wrong.status == 401
     assert (await raw.get("/healthz")).status == 401  # nothing answers an anonymous caller
+    assert (await raw.get("/openapi/v2")).status == 401
     assert (await raw.get("/healthz", headers=AUTH)).status == 200
 
 
@@ -79,7 +81,11 @@ async def test_discovery_documents(client):
     assert {"pods", "pods/status", "pods/log"} <= {r["name"] for r in resources["resources"]}
     assert (await client.get("/apis/coordination.k8s.io/v1")).status == 200
     assert (await client.get("/openapi/v3")).status == 200
-    missing = await client.get("/openapi/v2")
+    v2 = await client.get("/openapi/v2")
+    assert v2.content_type == "application/json" and (await v2.json())["swagger"] == "2.0"
+    v2 = await client.get("/openapi/v2", headers={"Accept": openapi.V2_PROTOBUF_ASKED})
+    assert v2.content_type == openapi.V2_PROTOBUF and await v2.read() == openapi.openapi_v2_protobuf()
+    missing = await client.get("/openapi/v3/apis/apps/v1")
     assert missing.status == 404 and (await missing.json())["reason"] == "NotFound"
 
 

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import runpy
 import shutil
 import subprocess
 import threading
@@ -59,6 +61,64 @@ def test_unknown_group_version_is_none():
     assert openapi_v3_doc("apis/apps/v1") is None
 
 
+def test_the_generated_definitions_are_those_of_the_served_kinds():
+    """``ops/gen-openapi`` was run since the served kinds or the client's models last changed."""
+    generator = runpy.run_path(str(Path(__file__).parents[3] / "ops" / "gen-openapi"))
+    assert json.loads(gzip.decompress(openapi.DEFINITIONS_FILE.read_bytes())) == generator["build"](), \
+        "run ops/gen-openapi"
+
+
+def test_the_schemas_are_kubernetes_own_in_v2_and_v3():
+    v2 = openapi.openapi_v2()
+    assert v2["swagger"] == "2.0" and "/api/v1/namespaces/{namespace}/pods/{name}" in v2["paths"]
+    spec = v2["definitions"]["io.k8s.api.core.v1.PodSpec"]
+    assert spec["required"] == ["containers"]
+    assert spec["properties"]["containers"] == {
+        "type": "array", "items": {"$ref": "#/definitions/io.k8s.api.core.v1.Container"},
+        "description": spec["properties"]["containers"]["description"]}
+    port = v2["definitions"]["io.k8s.api.core.v1.HTTPGetAction"]["properties"]["port"]
+    assert port["$ref"] == "#/definitions/io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+    int_or_string = v2["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
+    assert (int_or_string["type"], int_or_string["format"]) == ("string", "int-or-string")
+    meta = v2["definitions"]["io.k8s.api.core.v1.Pod"]["properties"]["metadata"]
+    assert meta["$ref"] == "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    for served in discovery.SERVED:  # every served kind, by its group-version-kind
+        kinds = {gvk["kind"] for d in v2["definitions"].values() for gvk in d.get("x-kubernetes-group-version-kind", [])
+                 if (gvk["group"], gvk["version"]) == (served.group, served.version)}
+        assert {r.kind for r in served.resources if "/" not in r.name} <= kinds
+
+    v3 = openapi_v3_doc("api/v1")["components"]["schemas"]
+    assert v3["io.k8s.api.core.v1.Pod"]["properties"]["metadata"] == {
+        "$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+    assert openapi._v3_schema({"$ref": "#/definitions/x", "description": "d"}) == {
+        "description": "d", "allOf": [{"$ref": "#/components/schemas/x"}]}
+    assert v3["io.k8s.api.core.v1.HTTPGetAction"]["properties"]["port"]["allOf"] == [
+        {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr.IntOrString"}]
+    assert "io.k8s.api.coordination.v1.Lease" not in v3  # each group-version's document holds its own
+
+
+def _message(data: bytes) -> dict[int, list]:
+    fields: dict[int, list] = {}
+    for number, _wire, value in protobuf._fields(data):
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def test_the_v2_protobuf_is_gnostics_document():
+    doc = _message(openapi.openapi_v2_protobuf())
+    assert doc[1] == [b"2.0"] and _message(doc[2][0])[1] == [b"Kubernetes"]
+    named = {_message(entry)[1][0].decode(): _message(entry)[2][0] for entry in _message(doc[9][0])[1]}
+    assert set(named) == set(openapi.definitions())
+    pod = _message(named["io.k8s.api.core.v1.Pod"])
+    (extension,) = [_message(e) for e in pod[31]]
+    assert extension[1] == [b"x-kubernetes-group-version-kind"]
+    assert yaml.safe_load(_message(extension[2][0])[2][0]) == [{"group": "", "kind": "Pod", "version": "v1"}]
+    properties = {_message(e)[1][0].decode() for e in _message(pod[25][0])[1]}
+    assert properties == {"apiVersion", "kind", "metadata", "spec", "status"}
+    paths = {_message(e)[1][0].decode() for e in _message(doc[8][0])[2]}
+    assert paths == set(openapi.openapi_v2()["paths"])
+
+
 # --- the real kubectl against a throwaway server built from these codecs ---
 
 POD_YAML = """apiVersion: v1
@@ -91,6 +151,9 @@ class Recorder:
             return web.json_response(documents[path]())
         if path.startswith("/openapi/v3/") and (doc := openapi.openapi_v3_doc(path[len("/openapi/v3/"):])):
             return web.json_response(doc)
+        if path == "/openapi/v2":
+            assert openapi.V2_PROTOBUF_ASKED in request.headers["Accept"]
+            return web.Response(body=openapi.openapi_v2_protobuf(), content_type=openapi.V2_PROTOBUF)
         prefix = "/api/v1/namespaces/default/"
         resource, _, name = path[len(prefix):].partition("/") if path.startswith(prefix) else ("", "", "")
         if request.method != "GET":
@@ -209,3 +272,33 @@ def test_kubectl_server_side_apply_reports_the_conflict_and_forces(kubectl):
     assert set(managers) == {"kubectl", "kubectl-last-applied"}
     assert managers["kubectl"]["operation"] == "Apply"
     assert "f:command" in managers["kubectl"]["fieldsV1"]["f:spec"]["f:containers"]['k:{"name":"bb"}']
+
+
+LIST_YAML = """apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: one}, data: {a: "1"}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: two}
+  spec:
+    containers:
+    - name: c
+      image: busybox
+      resources: {limits: {cpu: 1, memory: 10Mi}}
+      livenessProbe: {httpGet: {port: 80, path: /}}%s
+"""
+
+
+def test_kubectl_applies_a_list_validated_against_openapi_v2(kubectl):
+    recorder, run = kubectl
+    refused = run("apply", "-f", "-", stdin=LIST_YAML % "\n      bogus: 1", fails=True)
+    assert 'unknown field "bogus" in io.k8s.api.core.v1.Container' in refused and not recorder.writes
+    run("apply", "-f", "-", stdin=LIST_YAML % "")
+    assert {"one", "two"} <= set(recorder.objects)
+
+
+def test_kubectl_explain_describes_each_field(kubectl):
+    _recorder, run = kubectl
+    out = run("explain", "pod.spec.containers.ports")
+    assert "FIELD: ports <[]ContainerPort>" in out and "containerPort\t<integer> -required-" in out
