@@ -1,4 +1,6 @@
-"""The cloud's binder, a minimal kube-scheduler: bind each unbound pod to a Ready node matching its nodeSelector.
+"""The cloud's binder, a minimal kube-scheduler: bind each unbound pod to a node that passes kube-scheduler's filters
+(``placement.py``: nodeSelector and required node affinity, resource requests against allocatable; taints and
+tolerations, a node that is not Ready counting as tainted ``not-ready`` or ``unreachable`` as kube taints it).
 
 Among fitting nodes the one running the fewest pods wins (ties by name). A pod that fits nowhere
 stays Pending with ``PodScheduled=False``/``Unschedulable`` and kube-scheduler's usual message; it is
@@ -8,24 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
 import structlog
 
+from edgeworkers.cloud.placement import SELECTOR_MISMATCH, insufficient, matches_node
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.taints import untolerated_message, untolerated_taint
+from edgeworkers.cloud.tolerations import NOT_READY, UNREACHABLE
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
 
 log = structlog.get_logger(__name__)
 
 SCHEDULER_NAME = "default-scheduler"
-NOT_READY = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
 UNSCHEDULABLE = "node(s) were unschedulable"
-SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 
 
 @dataclass(frozen=True)
@@ -39,25 +41,36 @@ def node_ready(node: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def choose_node(pod: dict, nodes: list[dict], pod_counts: Mapping[str, int]) -> Decision:
-    """Where ``pod`` goes, or why it can go nowhere."""
-    selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+def _readiness_taint(node: dict) -> dict | None:
+    """The taint kube's node lifecycle puts on a node that is not Ready (Unknown: unreachable), if any."""
+    if node_ready(node):
+        return None
+    conditions = (node.get("status") or {}).get("conditions") or []
+    unknown = any(c.get("type") == "Ready" and c.get("status") == "Unknown" for c in conditions)
+    return {"key": UNREACHABLE if unknown else NOT_READY, "effect": "NoSchedule"}
+
+
+def choose_node(pod: dict, nodes: list[dict], placed: Mapping[str, Sequence[dict]]) -> Decision:
+    """Where ``pod`` goes, or why it can go nowhere; ``placed`` holds each node's pods that still run."""
     reasons: Counter[str] = Counter()
     fitting: list[str] = []
     for node in nodes:
-        labels = node["metadata"].get("labels") or {}
+        name = node["metadata"]["name"]
+        readiness = _readiness_taint(node)
+        tainted = {"metadata": node["metadata"], "spec": {**(node.get("spec") or {}), "taints": [
+            *((node.get("spec") or {}).get("taints") or []), *([readiness] if readiness else [])]}}
         if (node.get("spec") or {}).get("unschedulable"):
             reasons[UNSCHEDULABLE] += 1
-        elif not node_ready(node):
-            reasons[NOT_READY] += 1
-        elif (taint := untolerated_taint(pod, node)) is not None:  # pressure taints (cloud/taints.py)
+        elif (taint := untolerated_taint(pod, tainted)) is not None:  # pressure, readiness and the node's own
             reasons[untolerated_message(taint)] += 1
-        elif any(labels.get(k) != v for k, v in selector.items()):
+        elif not matches_node(pod, node):
             reasons[SELECTOR_MISMATCH] += 1
+        elif short := insufficient(pod, node, placed.get(name, ())):
+            reasons.update(short)
         else:
-            fitting.append(node["metadata"]["name"])
+            fitting.append(name)
     if fitting:
-        return Decision(min(fitting, key=lambda n: (pod_counts.get(n, 0), n)))
+        return Decision(min(fitting, key=lambda n: (len(placed.get(n, ())), n)))
     if not nodes:
         return Decision(None, "no nodes available to schedule pods")
     detail = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
@@ -151,9 +164,13 @@ class Binder:
     def _done(self, pod: dict) -> None:
         self._dirty.discard((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
-    def _pod_counts(self) -> Counter[str]:
-        return Counter(p["spec"]["nodeName"] for p in self._store.list("pods") if p.get("spec", {}).get("nodeName")
-                       and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+    def _placed(self) -> defaultdict[str, list[dict]]:
+        placed: defaultdict[str, list[dict]] = defaultdict(list)
+        for pod in self._store.list("pods"):
+            if (node := pod.get("spec", {}).get("nodeName")) and (
+                    pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                placed[node].append(pod)
+        return placed
 
     def bind_pending(self) -> int:
         """One pass over the pods that may have become schedulable; returns how many were bound.
@@ -167,15 +184,15 @@ class Binder:
             self._everything = self._everything and not everything
             return 0
         nodes = self._store.list("nodes")
-        counts = self._pod_counts() if any(node_ready(n) for n in nodes) else Counter()
+        placed = self._placed()
         when = self._clock()
         now = format_time(when)
         bound_count = 0
         for pod in pending:
-            decision = choose_node(pod, nodes, counts)
+            decision = choose_node(pod, nodes, placed)
             meta = pod["metadata"]
             if decision.node:
-                counts[decision.node] += 1
+                placed[decision.node].append(pod)
                 bound_count += 1
                 self._write(bound(pod, decision.node, now), scheduling_event(
                     pod, "Normal", "Scheduled",

@@ -68,6 +68,35 @@ def test_an_unbound_pod_is_scheduled_to_the_node(cloud: Cloud, edge_node: EdgeNo
     assert row[6] == edge_node.name
 
 
+def test_placement_by_affinity_and_requests_and_failed_scheduling(cloud: Cloud, edge_node: EdgeNode) -> None:
+    """kube-scheduler's filters: required node affinity on the node's name, requests against its allocatable; a pod
+    that fits nowhere stays Pending with FailedScheduling and kube's message."""
+    def pod(name: str, node_value: str, cpu: str) -> dict:
+        affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node_value]}]}]}}}
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"affinity": affinity, "containers": [{"name": "bb", "image": "busybox",
+                                                               "resources": {"requests": {"cpu": cpu}}}]}}
+
+    cloud.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([
+        pod("affine", edge_node.name, "10m"), pod("elsewhere", "no-such-node", "10m"),
+        pod("too-big", edge_node.name, "100000")]))
+    assert cloud.wait_for(lambda: (cloud.pod("affine") or {}).get("spec", {}).get("nodeName"),
+                          what="binding") == edge_node.name
+
+    def failed(name: str) -> str | None:
+        events = json.loads(cloud.kubectl("get", "events", "--field-selector", f"involvedObject.name={name}",
+                                          "-o", "json").stdout)["items"]
+        return next((e["message"] for e in events if e["reason"] == "FailedScheduling"), None)
+
+    assert "didn't match Pod's node affinity/selector" in cloud.wait_for(lambda: failed("elsewhere"),
+                                                                          what="FailedScheduling")
+    assert "Insufficient cpu" in cloud.wait_for(lambda: failed("too-big"), what="FailedScheduling")
+    for name in ("elsewhere", "too-big"):
+        assert (cloud.pod(name) or {})["status"]["phase"] == "Pending" and not cloud.pod(name)["spec"].get("nodeName")
+    cloud.kubectl("delete", "pod", "affine", "elsewhere", "too-big", "--wait=false")
+
+
 def test_logs_come_from_the_nodes_container(
     cloud: Cloud, edge_node: EdgeNode, docker_client: docker.DockerClient
 ) -> None:

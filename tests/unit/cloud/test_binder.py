@@ -1,8 +1,10 @@
 import asyncio
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 
+from edgeworkers.cloud import placement
 from edgeworkers.cloud.binder import Binder, bound, choose_node, unschedulable
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.watch import Hub
@@ -38,8 +40,77 @@ def pod(name="p", selector=None, node_name=""):
     ([], {}, None, (None, "no nodes available to schedule pods")),
 ])
 def test_choose_node(nodes, counts, selector, want):
-    decision = choose_node(pod(selector=selector), nodes, counts)
+    placed = {name: [pod(f"{name}-{i}", node_name=name) for i in range(count)] for name, count in counts.items()}
+    decision = choose_node(pod(selector=selector), nodes, placed)
     assert (decision.node, decision.message) == want
+
+
+def test_a_node_that_is_not_ready_takes_only_pods_tolerating_its_taint():
+    silent = node("a")
+    silent["status"]["conditions"][0]["status"] = "Unknown"
+    refused = choose_node(pod(), [silent], {})
+    assert refused.message == ("0/1 nodes are available: 1 node(s) had untolerated taint "
+                               "{node.kubernetes.io/unreachable: }.")
+    tolerant = pod()
+    tolerant["spec"]["tolerations"] = [{"key": "node.kubernetes.io/unreachable", "operator": "Exists"}]
+    assert choose_node(tolerant, [silent], {}).node == "a"
+
+
+def affine(*terms):
+    placed = pod()
+    placed["spec"]["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": list(terms)}}}
+    return placed
+
+
+@pytest.mark.parametrize("term, fits", [
+    ({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["x", "y"]}]}, ["a"]),
+    ({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["x"]}]}, ["b", "c"]),
+    ({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, ["a", "b"]),
+    ({"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}, ["c"]),
+    ({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]}, ["b"]),
+    ({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]}, ["a"]),
+    ({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["c"]}]}, ["c"]),
+    ({"matchExpressions": [{"key": "zone", "operator": "Exists"}, {"key": "cores", "operator": "Gt",
+                                                                     "values": ["2"]}]}, ["b"]),
+    ({}, []),  # an empty term matches nothing
+])
+def test_required_node_affinity(term, fits):
+    nodes = [node("a", labels={"zone": "x", "cores": "2"}), node("b", labels={"zone": "z", "cores": "8"}), node("c")]
+    assert [n["metadata"]["name"] for n in nodes if placement.matches_node(affine(term), n)] == fits
+    either = affine({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["c"]}]}, term)
+    assert placement.matches_node(either, nodes[2])  # terms are ORed
+
+
+def sized(name, cpu="", memory="", node_name=""):
+    placed = pod(name, node_name=node_name)
+    requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v}
+    placed["spec"]["containers"][0]["resources"] = {"requests": requests}
+    return placed
+
+
+def test_requests_fit_what_the_node_has_left():
+    small = {**node("small"), "status": {**node("small")["status"],
+                                         "allocatable": {"cpu": "2", "memory": "1Gi", "pods": "3"}}}
+    big = {**node("big"), "status": {**node("big")["status"], "allocatable": {"cpu": "8", "memory": "8Gi",
+                                                                               "pods": "110"}}}
+    busy = {"small": [sized("s1", cpu="1500m", node_name="small")]}
+    assert choose_node(sized("p", cpu="500m"), [small], busy).node == "small"
+    too_much = choose_node(sized("p", cpu="600m", memory="2Gi"), [small], busy)
+    assert too_much.message == "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."
+    assert choose_node(sized("p", cpu="600m"), [small, big], busy).node == "big"
+    full = {"small": [pod(f"s{i}", node_name="small") for i in range(3)]}
+    assert choose_node(pod(), [small], full).message == "0/1 nodes are available: 1 Too many pods."
+
+
+def test_a_pods_requests_are_kubes():
+    spec = {"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}},
+                           {"name": "b", "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "1"}}}],
+            "overhead": {"memory": "1Mi"}}
+    asked = placement.pod_requests({"spec": spec}).amounts
+    assert asked == {"cpu": Decimal(1), "memory": Decimal(65 * 1024 * 1024)}
+    assert placement.pod_requests({"spec": {"containers": [{"resources": {"requests": {"cpu": "x"}}}]}}).amounts == {}
 
 
 def test_bound_sets_the_node_and_a_true_pod_scheduled_condition():

@@ -51,7 +51,8 @@ def test_untolerated_taint_ignores_prefer_no_schedule_and_tolerated_taints():
 
 def test_the_binder_places_no_pod_on_a_node_under_pressure():
     pressured = {**ready_node("a"), "spec": {"taints": [DISK]}}
-    decision = choose_node(pod(), [pressured, ready_node("b")], {"b": 9})
+    busy = [{"metadata": {"name": f"b{i}"}, "spec": {"nodeName": "b"}} for i in range(9)]
+    decision = choose_node(pod(), [pressured, ready_node("b")], {"b": busy})
     assert decision.node == "b"
     decision = choose_node(pod(), [pressured], {})
     assert (decision.node, decision.message) == (
