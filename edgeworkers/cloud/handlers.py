@@ -382,6 +382,7 @@ class Api:
         with self.store.atomic():
             for obj in [o for o in self.store.list(t.resource.name, t.namespace) if matches(o)]:
                 items.append(self._delete(replace(t, name=obj["metadata"]["name"]), obj, grace, policy, preconditions))
+        await self.store.flushed()  # the list's resourceVersion is the committed one, its deletions included
         return wire.json_response({"kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
                                    "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": items})
 

@@ -153,6 +153,8 @@ class Store:
     def flush(self) -> None:
         """Block until every write so far is committed; 500 (and nothing of them applied) if the commit failed."""
         target = self._writer.submitted
+        if target <= self._settled:
+            return
         self._writer.wait(target)
         self._settle()
         if self._writer.committed < target:
