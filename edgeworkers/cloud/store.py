@@ -27,6 +27,7 @@ import secrets
 import sqlite3
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ class Store:
         self._depth = 0  # of nested ``atomic`` blocks
         self._staged: list[_Change] = []
         self._statements: list[Statement] = []
-        self._inflight: list[tuple[int, list[_Change]]] = []  # submitted, not yet settled, oldest first
+        self._inflight: deque[tuple[int, list[_Change]]] = deque()  # submitted, not yet settled, oldest first
         self._settled = 0  # every submission up to this one is committed or undone
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,7 +184,7 @@ class Store:
         committed, failure = self._writer.outcome()
         events: list[Event] = []
         while self._inflight and self._inflight[0][0] <= committed:
-            _seq, changes = self._inflight.pop(0)
+            _seq, changes = self._inflight.popleft()
             for change in changes:
                 items = self._visible[change.resource]
                 if change.after is None:
