@@ -2,6 +2,7 @@
 once committed, a failed one is undone whole with what queued behind it and answers a clean 500, the next write
 commits, and no resourceVersion anyone saw is handed out again, across a restart too."""
 import asyncio
+import contextlib
 import sqlite3
 import threading
 
@@ -45,9 +46,8 @@ def configmap(name: str, **data: str) -> dict:
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "objects.db")
-    yield s
-    s.close()
+    with contextlib.closing(Store(tmp_path / "objects.db")) as opened:
+        yield opened
 
 
 @pytest.fixture
