@@ -3,6 +3,7 @@ once committed, a failed one is undone whole with what queued behind it and answ
 commits, and no resourceVersion anyone saw is handed out again, across a restart too."""
 import asyncio
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 
@@ -11,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from edgeworkers.cloud.app import API_KEY, create_app
+from edgeworkers.cloud.binder import Binder
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.watch import Hub, Matcher
 from edgeworkers.k8s.status import APIError
@@ -171,3 +173,23 @@ async def test_a_read_during_a_commit_answers_what_is_committed(client, monkeypa
     created = await (await writing).json()
     got = await (await client.get(f"{CONFIGMAPS}/slow")).json()
     assert got["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+def test_a_binding_a_failed_commit_undid_is_made_again(store, disk):
+    """The binder decided and wrote; the commit failed: it looks at every unbound pod again, not only at new events."""
+    hub = Hub(store)
+    binder = Binder(store, hub, lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    hub.publish(store.create("nodes", {"metadata": {"name": "edge-1"},
+                                       "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
+    hub.publish(store.create("pods", {"metadata": {"name": "web", "namespace": "default"},
+                                      "spec": {"containers": [{"name": "c", "image": "busybox"}]}}))
+    store.flush()
+    disk.full = True
+    assert binder.bind_pending() == 1
+    with pytest.raises(APIError):
+        store.flush()
+    assert not store.get("pods", "default", "web")["spec"].get("nodeName")
+    disk.full = False
+    assert binder.bind_pending() == 1  # the undo marked every pod for another look
+    store.flush()
+    assert store.get_visible("pods", "default", "web")["spec"]["nodeName"] == "edge-1"
