@@ -54,6 +54,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     service_accounts = ServiceAccounts(store, hub, api.terminating)
     api.seed()
     service_accounts.sync()
+    store.flush()  # served from here on: what the seed wrote is committed (a disk that fails now stops the start)
     app[API_KEY] = api
     app[BINDER_KEY] = Binder(store, hub, clock)
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,

@@ -142,6 +142,12 @@ class Binder:
         self._dirty: set[tuple[str, str]] = set()
         self._everything = True
         hub.add_listener(self._on_event)
+        store.on_rollback(self._retry_all)
+
+    def _retry_all(self) -> None:
+        """A failed commit undid writes, bindings among them perhaps: look at every unbound pod again."""
+        self._everything = True
+        self._wake.set()
 
     def _on_event(self, event: Event) -> None:
         if event.resource == "nodes":

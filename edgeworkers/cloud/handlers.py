@@ -2,8 +2,9 @@
 
 One catch-all route per group-version hands the path to ``parse_target``; ``Api.dispatch`` picks the
 verb. Writes follow the API server's order: decode, field validation, defaulting, validation, store,
-then the event goes to the watch hub (and so, at once, to the controllers listening to it: the binder, the service
-account controller).
+then the event goes to the watch hub's controllers at once (the binder, the service account controller), and to
+watchers once the store has committed it; the request answers after that commit (a failed one answers 500 and
+nothing of it is applied).
 """
 from __future__ import annotations
 
@@ -152,7 +153,7 @@ class Api:
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, request: web.Request, t: Target) -> web.Response:
-        obj = self.store.get(t.resource.name, t.namespace or "", t.name or "")
+        obj = self.store.get_visible(t.resource.name, t.namespace or "", t.name or "")
         if wire.wants_table(request):
             return wire.json_response(
                 printers.to_table(t.resource.name, [obj], obj["metadata"]["resourceVersion"], self.clock()))
@@ -174,7 +175,7 @@ class Api:
         token = request.query.get("continue")
         if token and request.query.get("resourceVersion"):
             raise status.bad_request("specifying resource version is not allowed when using continue")
-        items = [o for o in self.store.list(t.resource.name, t.namespace) if matches(o)]
+        items = [o for o in self.store.list_visible(t.resource.name, t.namespace) if matches(o)]
         page = paginate(items, self.store.resource_version, wire.query_int(request, "limit"), token,
                         namespaced=t.resource.namespaced, selected=matches.labels is not None or
                         matches.fields is not None)
@@ -381,6 +382,7 @@ class Api:
         with self.store.atomic():
             for obj in [o for o in self.store.list(t.resource.name, t.namespace) if matches(o)]:
                 items.append(self._delete(replace(t, name=obj["metadata"]["name"]), obj, grace, policy, preconditions))
+        await self.store.flushed()  # the list's resourceVersion is the committed one, its deletions included
         return wire.json_response({"kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
                                    "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": items})
 

@@ -122,6 +122,7 @@ class NodeLifecycle:
         self._grace_s, self._period_s = grace_period_s, period_s
         self._probes: dict[str, Probe] = {}
         self._marked: set[str] = set()  # silent nodes already marked: not again until they beat again
+        store.on_rollback(self._marked.clear)  # a marking a failed commit undid is made again at the next pass
 
     def monitor(self) -> None:
         """One pass over every node."""

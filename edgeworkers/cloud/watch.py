@@ -1,6 +1,7 @@
 """Watches: an in-process hub fanning store events out to subscribers, and the HTTP event stream.
 
-The hub keeps a ring buffer of recent events so that a watch can resume from a resourceVersion; one
+The hub gets each event from the store once its write is committed (``Store.on_commit``), so no watcher sees a write
+that a failed commit undid. It keeps a ring buffer of recent events so that a watch can resume from a resourceVersion; one
 older than the buffer is refused with 410 Gone (Expired), as the API server's watch cache does. A watch from
 resourceVersion 0 (or none) starts with synthetic ADDED events of the current objects. Selectors are
 applied to the object before and after a change, so an object leaving the selection is sent as
@@ -102,14 +103,21 @@ class Hub:
         self._floor = store.resource_version
         self._watchers: dict[str, set[Watcher]] = {r: set() for r in RESOURCES}
         self._listeners: list[Callable[[Event], None]] = []
+        store.on_commit(self._deliver)
 
     def add_listener(self, listener: Callable[[Event], None]) -> None:
         """Call ``listener`` with every published event (the binder reacts to pods and nodes)."""
         self._listeners.append(listener)
 
     def publish(self, event: Event | None) -> None:
+        """Tell the in-process controllers of a write at once (the writes they make in turn join its commit);
+        watchers get it from the store, once it is committed."""
         if event is None:
             return
+        for listener in self._listeners:
+            listener(event)
+
+    def _deliver(self, event: Event) -> None:
         if len(self._buffer) == self._buffer.maxlen:
             self._floor = self._buffer[0].rv
         self._buffer.append(event)
@@ -117,14 +125,12 @@ class Hub:
         for watcher in overflowed:
             log.warning("closing a watcher that fell behind", resource=event.resource, limit=watcher.limit)
             self.unsubscribe(watcher)
-        for listener in self._listeners:
-            listener(event)
 
     def subscribe(self, resource: str, matches: Matcher, since: int | None) -> Watcher:
         """A watcher primed with the events after ``since`` (or, for 0/None, the current objects)."""
         watcher = Watcher(resource, matches, limit=self.watcher_limit)
         if not since:
-            for obj in self._store.list(resource, matches.namespace):
+            for obj in self._store.list_visible(resource, matches.namespace):
                 if matches(obj):
                     watcher.queue.put_nowait(WatchEvent(ADDED, obj))
         else:

@@ -21,6 +21,7 @@ def pod(name="web", namespace="default", **spec):
 
 def test_create_fills_identity_and_returns_its_added_event(store):
     event = store.create("pods", pod())
+    store.flush()
     meta = event.object["metadata"]
     assert event.type == ADDED and event.rv == int(meta["resourceVersion"]) == store.resource_version
     assert meta["uid"] and meta["creationTimestamp"] == "2026-01-02T03:04:05Z" and meta["generation"] == 1
@@ -98,6 +99,7 @@ def test_begin_deletion_sets_the_deadline_and_only_shortens_it(store):
 def test_objects_and_counter_survive_a_restart(tmp_path):
     first = Store(tmp_path / "objects.db")
     first.create("pods", pod())
+    first.flush()
     rv = first.resource_version
     first.close()
     second = Store(tmp_path / "objects.db")

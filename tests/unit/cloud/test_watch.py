@@ -34,6 +34,7 @@ def drain(watcher):
 def write(store, hub, fn, *args):
     event = fn(*args)
     hub.publish(event)
+    store.flush()  # watchers get what is committed
     return event
 
 
