@@ -99,7 +99,7 @@ class StatusManager:
         not be replaced. True when queued."""
         namespace, name, uid = _identity(cloud_pod)
         key = f"{namespace}/{name}"
-        local = self.get(key)
+        local = self.get(key, uid)
         if local is None or cloud_pod["metadata"].get("deletionTimestamp"):
             return False
         if not status_differs(cloud_pod.get("status"), local):
@@ -127,7 +127,7 @@ class StatusManager:
                 continue
             if self._outbox.pending(pod_item_key(namespace, name)):
                 continue
-            local = self.get(f"{namespace}/{name}")
+            local = self.get(f"{namespace}/{name}", uid)
             if local is None or not status_differs(pod.get("status"), local):
                 continue
             self._outbox.pod_status(namespace, name, uid, local, mirror=False)

@@ -120,3 +120,13 @@ def test_a_status_stored_by_an_older_version_is_read_and_not_sent_again(parts, f
     assert status.get("default/web", "uid-web") == {"phase": "Running"}
     assert status.set("default/web", cloud_pod("web", {}), {"phase": "Running"}) is False
     assert outbox.peek() == []
+
+
+def test_the_resync_never_sends_a_status_of_an_earlier_pod_of_the_same_name(parts) -> None:
+    store, outbox, status = parts
+    status.set("default/job", cloud_pod("job", {}), RUNNING)
+    for item in outbox.peek():  # sent
+        outbox.ack(item)
+    store.put(POD, cloud_pod("job", NOT_READY, uid="uid-of-the-new-job"))  # created again; not synced yet
+    assert status.resync() == []
+    assert status.reassert(cloud_pod("job", NOT_READY, uid="uid-of-the-new-job")) is False
