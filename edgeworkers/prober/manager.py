@@ -207,6 +207,7 @@ class ProbeManager:
         with self._lock:
             changed = record(state, config, ok)
             success = state.result == Result.SUCCESS
+            current = self._states.get((container.id.id, kind)) is state  # not forgotten (its container gone)
         if not ok:  # kubelet records every failed run; the events aggregate (count) at the cloud
             self._record_event(pod, "Unhealthy", f"{_TITLE[kind]} probe failed: {_short(message)}".strip(), "Warning")
         if changed is not None:
@@ -215,7 +216,7 @@ class ProbeManager:
             if changed is not None and kills(kind, changed):
                 self._kill(pod, container, spec, kind, probe, state)
                 self._sync(pod.key)
-            elif kind != LIVENESS and self._results.set(container.id.id, kind, success):  # every run: idempotent
+            elif kind != LIVENESS and current and self._results.set(container.id.id, kind, success):  # every run
                 self._sync(pod.key)
         except Exception as exc:  # noqa: BLE001
             log.warning("pod %s container %s: acting on its %s probe failed: %s", pod.key, spec.name, kind, exc)

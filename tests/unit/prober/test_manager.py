@@ -319,3 +319,20 @@ def test_a_container_whose_stop_failed_is_probed_and_killed_again(closing) -> No
     h.settle()
     assert len(h.runtime.calls_named("stop_container")) == 2
     assert [e[1] for e in h.events].count("Killing") == 2
+
+
+def test_a_run_ending_after_its_container_went_writes_no_result(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    release = threading.Event()
+
+    def slow(container, command):
+        release.wait(5)
+        return ExecResult(0, b"")
+
+    h.runtime.exec_handler = slow
+    h.tick()
+    h.manager.tick([])  # the container goes while its run is in flight: its results forgotten
+    release.set()
+    h.settle()
+    assert h.results.results == {}
