@@ -133,7 +133,9 @@ class EvictionManager:
         candidates = []
         for raw in self._workers.store.each(POD):
             pod = _decoded(raw)
-            if pod is None or pod.metadata.deletion_timestamp or is_evicted(self._workers.status.get(pod.key)):
+            if pod is None or pod.metadata.deletion_timestamp:
+                continue
+            if is_evicted(self._workers.status.get(pod.key, pod.metadata.uid)):
                 continue
             ours = [c for c in containers.get(pod.key, []) if c.pod.uid == pod.metadata.uid]
             priority = pod.spec.priority or 0
@@ -155,7 +157,7 @@ class EvictionManager:
                     return False
                 ours = [c for c in self._runtime.list_containers(key) if c.pod.uid == pod.metadata.uid]
                 stop_containers(self._runtime, ours, 0)
-                status = evicted_status(workers.status.get(key), message, format_time(self._clock()))
+                status = evicted_status(workers.status.get(key, pod.metadata.uid), message, format_time(self._clock()))
                 workers.status.set(key, raw, status)
         except PodBusy:
             log.info("eviction: pod %s is being synced: not evicted now", key)

@@ -71,7 +71,8 @@ def reconcile(workers: PodWorkers, key: str) -> float | None:
                     log.warning("pod %s is invalid and will not be run: %s", key, error)
                     workers.status.set(key, desired, {"phase": "Failed", "reason": "Invalid", "message": str(error)})
                     raise InvalidPod(f"pod {key} is invalid: {error}") from error
-        result = workers.syncer.sync(key, pod, workers.status.get(key), pulled=pulled)
+        uid = desired["metadata"].get("uid") if desired else None
+        result = workers.syncer.sync(key, pod, workers.status.get(key, uid), pulled=pulled)
         if result.status is not None:
             workers.status.set(key, desired, result.status)
             return result.requeue_after
@@ -105,7 +106,7 @@ def _prefetch_images(workers: PodWorkers, key: str) -> tuple[dict[tuple, Pod], d
         return {}, {}
     decoded = {_version(desired): pod}
     try:
-        return decoded, workers.syncer.prefetch_images(key, pod)
+        return decoded, workers.syncer.prefetch_images(key, pod, workers.status.get(key, pod.metadata.uid))
     except ContainerRuntimeError as exc:  # the engine refused a look at the images: the sync under the lock will see
         log.info("pod %s: images not pulled before its lock: %s", key, exc)
         return decoded, {}

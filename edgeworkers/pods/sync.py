@@ -26,7 +26,6 @@ from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
-from edgeworkers.pods.evicted import is_evicted
 from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
@@ -39,6 +38,7 @@ from edgeworkers.pods.policy import (
     compute_pod_actions,
     latest_instances,
 )
+from edgeworkers.pods.remembered import is_terminal, remembered_containers
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerID, ContainerState
@@ -129,7 +129,8 @@ class PodSyncer:
             grace = self._settings.default_grace_period_s if pod is None else _grace_period(pod)
             done = self.kill_pod(key, grace, uid=pod.metadata.uid if pod is not None else None)
             return SyncResult(None, None if done else self._policy.initial_s, gone=done)
-        if is_evicted(previous_status):  # terminal: kubelet never runs an evicted pod again (pods/evicted.py)
+        previous_status = previous_status or _as_dict(pod.status)  # the node's memory, else the cloud's copy
+        if is_terminal(previous_status):  # kubelet never runs a Succeeded or Failed (or evicted) pod again
             ours = [c for c in self._containers_of(key) if c.pod.uid == pod.metadata.uid]
             stopped = stop_containers(self._runtime, ours, 0)
             return SyncResult(previous_status, None if stopped else self._policy.initial_s)
@@ -141,7 +142,7 @@ class PodSyncer:
             reason, message, event = ports_refusal
             return self._refuse(key, pod, reason, message, previous_status, event)
         containers = self._containers_of(key)
-        actions = compute_pod_actions(pod, containers, self._clock(), self._backoff, self._policy)
+        actions = self._plan(pod, containers, previous_status)
         outcome = _Outcome(actions, pulled)
         for name, (reason, _) in actions.waiting.items():
             if reason == CRASH_LOOP_BACK_OFF:
@@ -173,12 +174,14 @@ class PodSyncer:
         ensure_held()
         return SyncResult(self._status(pod, outcome, previous_status), outcome.requeue_after)
 
-    def prefetch_images(self, key: str, pod: Pod) -> dict[str, Pulled]:
+    def prefetch_images(self, key: str, pod: Pod, previous_status: dict[str, Any] | None = None) -> dict[str, Pulled]:
         """Pull, without the pod's lock, the images of the containers a sync of ``pod`` would create now (as far as
-        the runtime's containers tell without the lock); the outcomes by image, for ``sync(..., pulled=)``."""
-        if pod.metadata.deletion_timestamp or admit(pod, self._admission) is not None:
+        the runtime's containers and its last status tell without the lock); the outcomes by image, for
+        ``sync(..., pulled=)``."""
+        previous_status = previous_status or _as_dict(pod.status)
+        if pod.metadata.deletion_timestamp or is_terminal(previous_status) or admit(pod, self._admission) is not None:
             return {}
-        actions = compute_pod_actions(pod, self._containers_of(key), self._clock(), self._backoff, self._policy)
+        actions = self._plan(pod, self._containers_of(key), previous_status)
         return self._images.prefetch(pod, [_spec(pod, start) for start in actions.start if start.reuse is None])
 
     def orphans(self, desired_keys: set[str]) -> list[str]:
@@ -199,6 +202,11 @@ class PodSyncer:
 
     def _containers_of(self, key: str) -> list[Container]:
         return self._runtime.list_containers(key)
+
+    def _plan(self, pod: Pod, containers: list[Container], previous_status: dict[str, Any] | None) -> PodActions:
+        """The actions for ``containers``, with the containers that the last status remembers and Docker lost."""
+        remembered = remembered_containers(pod, containers, previous_status)
+        return compute_pod_actions(pod, containers + remembered, self._clock(), self._backoff, self._policy)
 
     def _forget(self, uids: set[str]) -> bool:
         """Drop what the agent kept for pods whose containers are gone: back-off state, volumes (unmounted, then

@@ -19,7 +19,7 @@ at the head of a later run's output, as it would in a terminal; only the status 
 - A run not answered within its timeout fails (``ExecTimeout``); its session is discarded, its shell killed with the
   hanging command (``StreamSession.close``), and the next run opens a new one.
 - An image without ``/bin/sh`` (the shell's exec ends before answering the handshake, exit code 126 or 127): that
-  container's runs use a plain exec each, as before.
+  container's runs use a plain exec each (``Runtime.exec``: killed at its timeout, its output bounded).
 - A session that breaks (its container stopped, the shell killed) fails the run and is dropped. ``retain`` closes the
   sessions of containers no longer probed (stopped, restarted, removed): the prober calls it on every tick.
 """
@@ -28,14 +28,13 @@ from __future__ import annotations
 import logging
 import secrets
 import shlex
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 
 from edgeworkers.prober.handlers import MAX_OUTPUT
 from edgeworkers.runtime.errors import ContainerRuntimeError, ExecTimeout
-from edgeworkers.runtime.protocol import Runtime, StreamSession
+from edgeworkers.runtime.protocol import Runtime, StreamSession, split_frames
 from edgeworkers.runtime.types import ContainerID, ExecResult
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ SHELL = ["/bin/sh"]
 NO_SHELL_EXIT_CODES = (126, 127)  # the engine could not start /bin/sh
 EXIT_WAIT_S = 0.5  # how long to wait for the engine to record the end of a shell that did not start
 IDLE_PER_CONTAINER = 3  # one per probe kind: liveness, readiness, startup
-_HEADER = struct.Struct(">BxxxI")  # Docker's multiplexed stream: stream type, 3 bytes padding, payload size
 
 
 class SessionEnded(ContainerRuntimeError):
@@ -120,12 +118,8 @@ class Session:
     def _payload(self, deadline: float) -> bytes:
         """The next frame's payload (stdout or stderr alike), waiting until ``deadline`` at most."""
         while True:
-            if len(self._frames) >= _HEADER.size:
-                _, size = _HEADER.unpack_from(self._frames)
-                if len(self._frames) >= _HEADER.size + size:
-                    payload = bytes(self._frames[_HEADER.size : _HEADER.size + size])
-                    del self._frames[: _HEADER.size + size]
-                    return payload
+            for payload in split_frames(self._frames):
+                return payload
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ExecTimeout(f"the probe session in {self.container} did not answer in time")

@@ -17,10 +17,11 @@ import urllib3
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Probe
 from edgeworkers.runtime.errors import ContainerRuntimeError, ExecTimeout
+from edgeworkers.runtime.protocol import EXEC_OUTPUT_MAX
 from edgeworkers.runtime.types import ContainerID, ExecResult
 
 LOOPBACK = "127.0.0.1"
-MAX_OUTPUT = 10 * 1024  # kubelet keeps the first 10 KiB of a probe's output
+MAX_OUTPUT = EXEC_OUTPUT_MAX  # kubelet keeps the first 10 KiB of a probe's output
 MAX_BODY = 10 * 1024  # and reads at most 10 KiB of an HTTP probe's body
 # kubelet's prober's own headers (a probe's httpHeaders override them).
 PROBE_HEADERS = {"User-Agent": "kube-probe/1.32", "Accept": "*/*"}

@@ -4,20 +4,23 @@ bounded thread pool; keep each probe's state, publish result changes, act on liv
 - Due probes are found from the PLEG's last relist (no extra runtime call) and the desired pods; a probe whose run
   is still in flight is not started again, so a hanging probe (bounded by its own timeout anyway) never delays
   another, as long as the pool has threads to spare.
-- Results are kept per container instance and published only on change: readiness and startup to the probe results
-  store (``status.proberesults``, which the pod status reads), then a ``sync`` of the pod so its status shows the
-  change within a second.
+- Results are kept per container instance and published on every run (idempotent: a write that failed is made good
+  by the next run): readiness and startup to the probe results store (``status.proberesults``, which the pod status
+  reads); when the stored result changed, a ``sync`` of the pod shows the change within a second. A container first
+  seen (every container, after the prober restarted) starts from the result stored for it, if any
+  (``policy.ProbeState.new``): no ready pod flaps on a restart, and a failing probe turns it as it would have.
 - Exec probes run through per-container shell sessions (``execsession``): a run is one fork in the container rather
   than a Docker exec; the sessions of containers no longer probed are closed on the tick.
 - A liveness (or startup) probe that turns to failure records ``Unhealthy`` and ``Killing`` events and stops the
-  container; the PLEG then sees it die and the pod's restart policy restarts it.
+  container; the PLEG then sees it die and the pod's restart policy restarts it. A stop that failed leaves the probe
+  running, and its next failed run kills again.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from edgeworkers import metrics
@@ -34,6 +37,7 @@ from edgeworkers.prober.policy import (
     Result,
     gated,
     is_due,
+    kill_failed,
     kills,
     record,
     start_run,
@@ -41,7 +45,7 @@ from edgeworkers.prober.policy import (
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerState
-from edgeworkers.status.proberesults import ProbeResultsStore
+from edgeworkers.status.proberesults import ProbeResults, ProbeResultsStore
 
 log = logging.getLogger(__name__)
 
@@ -101,22 +105,26 @@ class ProbeManager:
         now = self._clock()
         pods = {pod.metadata.uid: pod for pod in self._pods()}
         sandboxes = {c.pod.uid: c for c in containers if c.is_sandbox and c.state == ContainerState.RUNNING}
-        live: set[tuple[str, str]] = set()
-        started = 0
+        probed = []
         for container in containers:
             pod = pods.get(container.pod.uid)
             if container.is_sandbox or container.is_init or container.state != ContainerState.RUNNING or pod is None:
                 continue
             spec = next((s for s in pod.spec.containers if s.name == container.name), None)
-            if spec is None:
-                continue
+            if spec is not None:
+                probed.append((container, pod, spec))
+        seeds = self._seeds(probed)
+        live: set[tuple[str, str]] = set()
+        started = 0
+        for container, pod, spec in probed:
             begun = (container.started_at or container.created_at).timestamp() if (
                 container.started_at or container.created_at) else now
+            stored = seeds.get(container.id.id, {})
             with self._lock:
-                startup = self._state(container, spec, STARTUP, live)
+                startup = self._state(container, spec, STARTUP, live, stored)
                 deleting = pod.metadata.deletion_timestamp is not None
                 for kind in (STARTUP, LIVENESS, READINESS):
-                    state = self._state(container, spec, kind, live)
+                    state = self._state(container, spec, kind, live, stored)
                     probe = _probe_of(spec, kind)
                     if state is None or probe is None or gated(kind, startup):
                         continue
@@ -136,12 +144,31 @@ class ProbeManager:
         self._addresses = {ident: ip for ident, ip in self._addresses.items() if ident in alive}
         return started
 
-    def _state(self, container: Container, spec: SpecContainer, kind: str, live: set) -> ProbeState | None:
+    def _seeds(self, probed: list[tuple[Container, Pod, SpecContainer]]) -> ProbeResults:
+        """The stored results of the containers this prober has no state of yet (new ones, or all of them after the
+        prober restarted), to seed their readiness and startup states from: one read of the store."""
+        with self._lock:
+            known = {ident for ident, _ in self._states}
+        fresh = [container.id.id for container, _, spec in probed
+                 if container.id.id not in known and (spec.readiness_probe or spec.startup_probe)]  # fmt: skip
+        if not fresh:
+            return {}
+        try:
+            return self._results.get(fresh)
+        except Exception as exc:  # noqa: BLE001 - the store away: the probes start from their initial results
+            log.info("cannot read the stored probe results: %s", exc)
+            return {}
+
+    def _state(
+        self, container: Container, spec: SpecContainer, kind: str, live: set, stored: Mapping[str, bool]
+    ) -> ProbeState | None:
         if _probe_of(spec, kind) is None:
             return None
         key = (container.id.id, kind)
         live.add(key)
-        return self._states.setdefault(key, ProbeState.new(kind))
+        if key not in self._states:
+            self._states[key] = ProbeState.new(kind, stored.get(kind))
+        return self._states[key]
 
     def _forget(self, live: set[tuple[str, str]]) -> None:
         with self._lock:
@@ -179,17 +206,18 @@ class ProbeManager:
         metrics.PROBE_RESULTS.labels(kind, "successful" if ok else "failed").inc()
         with self._lock:
             changed = record(state, config, ok)
+            success = state.result == Result.SUCCESS
+            current = self._states.get((container.id.id, kind)) is state  # not forgotten (its container gone)
         if not ok:  # kubelet records every failed run; the events aggregate (count) at the cloud
             self._record_event(pod, "Unhealthy", f"{_TITLE[kind]} probe failed: {_short(message)}".strip(), "Warning")
-        if changed is None:
-            return
-        log.info("pod %s container %s: %s probe %s", pod.key, spec.name, kind, changed.value)
+        if changed is not None:
+            log.info("pod %s container %s: %s probe %s", pod.key, spec.name, kind, changed.value)
         try:
-            if kills(kind, changed):
+            if changed is not None and kills(kind, changed):
                 self._kill(pod, container, spec, kind, probe, state)
-            else:
-                self._results.set(container.id.id, kind, changed == Result.SUCCESS)
-            self._sync(pod.key)
+                self._sync(pod.key)
+            elif kind != LIVENESS and current and self._results.set(container.id.id, kind, success):  # every run
+                self._sync(pod.key)
         except Exception as exc:  # noqa: BLE001
             log.warning("pod %s container %s: acting on its %s probe failed: %s", pod.key, spec.name, kind, exc)
 
@@ -202,4 +230,9 @@ class ProbeManager:
         grace = probe.termination_grace_period_seconds
         if grace is None:
             grace = pod.spec.termination_grace_period_seconds
-        self._runtime.stop_container(container.id, float(grace or 0))
+        try:
+            self._runtime.stop_container(container.id, float(grace or 0))
+        except Exception:
+            with self._lock:
+                kill_failed(state)  # still there: probed again, and killed again by the next failed run
+            raise

@@ -61,8 +61,16 @@ class ProbeState:
     done: bool = False  # a startup probe that succeeded, or a liveness/startup probe that killed its container
 
     @classmethod
-    def new(cls, kind: str) -> ProbeState:
-        return cls(kind, initial_result(kind))
+    def new(cls, kind: str, stored: bool | None = None) -> ProbeState:
+        """A probe's state when the prober first sees its container: the initial result, or ``stored``, the result
+        the probe results store holds for this container instance (a prober restarted while it ran). So a restart
+        neither flaps a ready container nor probes a started one's startup again; a failing probe still turns the
+        seeded result after ``failureThreshold`` runs."""
+        if stored is None or kind == LIVENESS:
+            return cls(kind, initial_result(kind))
+        state = cls(kind, Result.SUCCESS if stored else Result.FAILURE)
+        state.done = kind == STARTUP and stored
+        return state
 
 
 def due_at(state: ProbeState, config: ProbeConfig, started_at: float) -> float:
@@ -105,6 +113,13 @@ def record(state: ProbeState, config: ProbeConfig, ok: bool) -> Result | None:
         return None
     state.result = flipped
     return flipped
+
+
+def kill_failed(state: ProbeState) -> None:
+    """The container a failed probe was to kill is still there (its stop failed): probe it again, and let the next
+    failed run (its failure count is kept at the threshold) kill it again."""
+    state.done = False
+    state.result = initial_result(state.kind)
 
 
 def kills(kind: str, result: Result) -> bool:

@@ -18,7 +18,6 @@ import logging
 import math
 import re
 import socket
-import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -50,7 +49,7 @@ from edgeworkers.runtime.errors import (
     RuntimeFault,
     RuntimeUnavailable,
 )
-from edgeworkers.runtime.protocol import StreamSession
+from edgeworkers.runtime.protocol import EXEC_OUTPUT_MAX, StreamSession, split_frames
 from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
@@ -167,17 +166,6 @@ class _OnePoolAdapter(UnixHTTPAdapter):
 
     def get_connection(self, url: str, proxies: Any = None) -> Any:
         return super().get_connection("http+docker://localhost", proxies)
-
-
-def demultiplex(raw: bytes) -> bytes:
-    """Join the payloads of Docker's multiplexed stream (8-byte frame headers) in arrival order."""
-    out = bytearray()
-    offset = 0
-    while offset + 8 <= len(raw):
-        (size,) = struct.unpack(">I", raw[offset + 4 : offset + 8])
-        out += raw[offset + 8 : offset + 8 + size]
-        offset += 8 + size
-    return bytes(out)
 
 
 # kubelet's containerLogMaxSize and containerLogMaxFiles.
@@ -383,27 +371,21 @@ class DockerRuntime:
                     raise
 
     def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult:
-        """Run ``command`` in the container; ExecTimeout when it is not done within ``timeout_s``.
-
-        The output is read from the hijacked socket under a deadline, so a hung command never blocks a
-        probe worker (the process itself is left running, as Docker offers no way to kill an exec).
-        """
+        """Run ``command`` in the container, as CRI's ExecSync: ExecTimeout when it is not done within ``timeout_s``,
+        and its process killed then with its children (Docker has no call to stop an exec: ``docker_stream``); of its
+        output, read to the end, the first ``EXEC_OUTPUT_MAX`` bytes are kept."""
         deadline = time.monotonic() + timeout_s
-        api = self._api()
-        with self._engine(f"exec in {container}"):
-            try:
-                exec_id = api.exec_create(container.id, command, stdout=True, stderr=True)["Id"]
-                sock = api.exec_start(exec_id, socket=True)
-            except docker.errors.NotFound as exc:
-                raise ContainerNotFound(_explain(exc)) from exc
-            raw = _read_until(getattr(sock, "_sock", sock), deadline, f"exec {command} in {container}")
-            while True:
-                state = api.exec_inspect(exec_id)
-                if not state["Running"]:
-                    return ExecResult(state["ExitCode"], demultiplex(raw))
-                if time.monotonic() >= deadline:
-                    raise ExecTimeout(f"exec {command} in {container} timed out after {timeout_s:g}s")
-                time.sleep(0.005)
+        what = f"exec {command} in {container}"
+        session = self.exec_stream(container, command, stdin=False, tty=False)
+        try:
+            with self._engine(what):
+                output = _read_output(session.sock, deadline, what)
+                code = session.exit_code(max(0.0, deadline - time.monotonic()))
+            if code is None:
+                raise ExecTimeout(f"{what} timed out after {timeout_s:g}s")
+            return ExecResult(code, output)
+        finally:
+            session.close()  # kills what still runs
 
     def exec_stream(self, container: ContainerID, command: list[str], *, stdin: bool, tty: bool) -> StreamSession:
         api = self._api()
@@ -736,9 +718,10 @@ class DockerRuntime:
             self._seen.pop(container.id, None)
 
 
-def _read_until(sock: socket.socket, deadline: float, what: str) -> bytes:
-    """Read ``sock`` to EOF, raising ExecTimeout at the deadline; the socket is closed either way."""
-    chunks = []
+def _read_output(sock: socket.socket, deadline: float, what: str) -> bytes:
+    """An exec's output (its multiplexed stream) read to the end by ``deadline`` (ExecTimeout past it): the first
+    ``EXEC_OUTPUT_MAX`` bytes of it, the rest read and dropped (a flood of output costs no memory)."""
+    output, frames = bytearray(), bytearray()
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -747,12 +730,12 @@ def _read_until(sock: socket.socket, deadline: float, what: str) -> bytes:
             sock.settimeout(remaining)
             chunk = sock.recv(65536)
             if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+                return bytes(output)
+            frames += chunk
+            for payload in split_frames(frames):
+                output += payload[: max(0, EXEC_OUTPUT_MAX - len(output))]
     except TimeoutError as exc:
         raise ExecTimeout(f"{what} timed out") from exc
-    finally:
-        sock.close()
 
 
 def _explain(exc: docker.errors.APIError) -> str:
@@ -760,4 +743,4 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
-__all__ = ["DockerRuntime", "demultiplex", "exit_reason", "parse_docker_time", "pod_hostname", "port_bindings"]
+__all__ = ["DockerRuntime", "exit_reason", "parse_docker_time", "pod_hostname", "port_bindings"]

@@ -35,7 +35,7 @@ from edgeworkers.runtime.errors import (
     ImagePullError,
     RuntimeUnavailable,
 )
-from edgeworkers.runtime.protocol import StreamSession
+from edgeworkers.runtime.protocol import EXEC_OUTPUT_MAX, StreamSession
 from edgeworkers.runtime.types import (
     ANY_IP,
     Container,
@@ -309,7 +309,8 @@ class FakeRuntime:
             if record.state != ContainerState.RUNNING:
                 raise ContainerRuntimeError(f"container {container} is not running")
             view = record.view()
-        return self.exec_handler(view, command)
+        result = self.exec_handler(view, command)
+        return ExecResult(result.exit_code, result.output[:EXEC_OUTPUT_MAX])
 
     def exec_stream(self, container: ContainerID, command: list[str], *, stdin: bool, tty: bool) -> StreamSession:
         """Call: ``("exec_stream", "docker://<id>", *command)``; the process is ``stream_handler`` on a thread."""

@@ -6,6 +6,7 @@ never cross it: only the types in ``runtime.types``.
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
@@ -20,6 +21,25 @@ from edgeworkers.runtime.types import (
     PodRef,
     SandboxConfig,
 )
+
+# What ``Runtime.exec`` keeps of a command's output: the first 10 KiB, as kubelet keeps of a probe's.
+EXEC_OUTPUT_MAX = 10 * 1024
+# A StreamSession without a tty carries Docker's multiplexed stream: frames of a header (stream type, 3 bytes of
+# padding, payload size) and a payload.
+FRAME_HEADER = struct.Struct(">BxxxI")
+
+
+def split_frames(buffer: bytearray) -> Iterator[bytes]:
+    """Take each whole frame's payload off the front of ``buffer`` (Docker's multiplexed stream, without a tty), in
+    order; a partial frame stays in it for the bytes that complete it."""
+    while len(buffer) >= FRAME_HEADER.size:
+        _, size = FRAME_HEADER.unpack_from(buffer)
+        end = FRAME_HEADER.size + size
+        if len(buffer) < end:
+            return
+        payload = bytes(buffer[FRAME_HEADER.size : end])
+        del buffer[:end]
+        yield payload
 
 
 class StreamSession(Protocol):
@@ -93,7 +113,8 @@ class Runtime(Protocol):
         """Remove the image and all its tags; ImageInUse while a container uses it; missing is no error."""
 
     def exec(self, container: ContainerID, command: list[str], timeout_s: float) -> ExecResult:
-        """Run ``command`` in a running container; ExecTimeout when it takes longer than ``timeout_s``."""
+        """Run ``command`` in a running container; ExecTimeout when it takes longer than ``timeout_s``, the command
+        killed then. The output holds its first ``EXEC_OUTPUT_MAX`` bytes."""
 
     def container_ip(self, container: ContainerID) -> str | None:
         """The pod IP held by a sandbox container (None for host network, or a sandbox without an address)."""

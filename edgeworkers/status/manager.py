@@ -1,8 +1,12 @@
 """The status manager (kubelet's ``status_manager.go``): the node's last status of each pod, kept in Redis, and its way
 to the cloud through the outbox.
 
-- ``set`` stores the status a sync generated (``status.podstatus``) and, when it changed, queues it for the cloud (a
-  static pod's through its mirror pod); ``confirm_deleted`` queues the confirmation that a pod's containers are gone.
+- ``set`` stores the status a sync generated (``status.podstatus``) with the pod's uid and, when it changed, queues it
+  for the cloud (a static pod's through its mirror pod); ``confirm_deleted`` queues the confirmation that a pod's
+  containers are gone.
+- ``get(key, uid)`` is the node's memory of a pod, as kubelet's status manager is: what Docker no longer shows (dead
+  containers pruned or collected, a terminal phase) the sync reads here (``pods.remembered``). A status stored for
+  another uid (a pod deleted and created again under its name) is not this pod's.
 - ``reassert`` and the periodic ``resync`` (kubelet's ``syncBatch``, every 10 s) queue the node's status again for a
   cloud pod whose status at the cloud, as the watch last showed it, differs from it (``status.digest``). The outbox
   already sends every change; this catches what it could not: an item the cloud refused for a passing reason, a status
@@ -36,6 +40,14 @@ def status_key(key: str) -> str:
     return f"{constants.KEY_POD_STATUS}:{key}"
 
 
+def _decode(raw: bytes) -> tuple[str | None, dict[str, Any]]:
+    """A stored status and its pod's uid (None: stored by a version that kept no uid)."""
+    stored = json.loads(raw)
+    if "status" in stored and "uid" in stored:
+        return stored["uid"], stored["status"]
+    return None, stored
+
+
 def _identity(pod: dict[str, Any]) -> tuple[str, str, str]:
     meta = pod["metadata"]
     return meta.get("namespace") or "default", meta["name"], meta.get("uid") or ""
@@ -50,16 +62,22 @@ class StatusManager:
 
     # --- the node's last status ------------------------------------------------------------------
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, uid: str | None = None) -> dict[str, Any] | None:
+        """Pod ``key``'s last status; with ``uid``, None when it was stored for another pod of that name."""
         raw = self._redis.get(status_key(key))
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        stored_uid, status = _decode(raw)
+        return None if uid and stored_uid and stored_uid != uid else status
 
     def set(self, key: str, pod: dict[str, Any] | None, status: dict[str, Any]) -> bool:
         """Store ``status`` as pod ``key``'s; when it differs from the one stored before, queue it for the cloud
         (``pod``: the desired pod, None for one no longer desired). True when it changed."""
-        encoded = json.dumps(status, separators=(",", ":"), sort_keys=True)
+        uid = _identity(pod)[2] if pod is not None else None
+        encoded = json.dumps({"uid": uid, "status": status}, separators=(",", ":"), sort_keys=True)
         previous = self._redis.set(status_key(key), encoded, get=True)
-        changed = previous is None or previous.decode() != encoded
+        before_uid, before = _decode(previous) if previous is not None else (None, None)
+        changed = before != status or before_uid not in (None, uid)  # a status of an older version: no uid
         if changed and pod is not None:
             namespace, name, uid = _identity(pod)
             self._outbox.pod_status(namespace, name, uid, status, mirror=is_static(pod))
@@ -81,7 +99,7 @@ class StatusManager:
         not be replaced. True when queued."""
         namespace, name, uid = _identity(cloud_pod)
         key = f"{namespace}/{name}"
-        local = self.get(key)
+        local = self.get(key, uid)
         if local is None or cloud_pod["metadata"].get("deletionTimestamp"):
             return False
         if not status_differs(cloud_pod.get("status"), local):
@@ -109,7 +127,7 @@ class StatusManager:
                 continue
             if self._outbox.pending(pod_item_key(namespace, name)):
                 continue
-            local = self.get(f"{namespace}/{name}")
+            local = self.get(f"{namespace}/{name}", uid)
             if local is None or not status_differs(pod.get("status"), local):
                 continue
             self._outbox.pod_status(namespace, name, uid, local, mirror=False)

@@ -3,7 +3,8 @@
 Pure: the sync passes the containers, the waiting reasons it met (image pulls, back-off, config errors),
 the time, the IPs and the probe results (``edgeworkers.prober``): a container with a startup probe is started once
 it succeeded, one with a readiness probe ready once that succeeded (and it is started); without probes, running is
-both.
+both. A container of which the runtime has no instance left takes what the pod's last status shows of it
+(``last_termination``), as kubelet's does from its status manager.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from edgeworkers.runtime.types import Container, ContainerState
 from edgeworkers.status.proberesults import ProbeResults
 
 Waiting = dict[str, tuple[str, str]]
+# kubelet's words for a container that was running and that the runtime no longer knows.
+STATUS_UNKNOWN = "ContainerStatusUnknown"
+STATUS_UNKNOWN_EXIT_CODE = 137
+STATUS_UNKNOWN_MESSAGE = "The container could not be located when the pod was terminated"
 
 
 def _terminated(container: Container) -> dict[str, Any]:
@@ -42,6 +47,48 @@ def _instances(containers: list[Container], name: str, is_init: bool) -> list[Co
     return sorted(mine, key=Container.instance_order, reverse=True)
 
 
+def last_termination(status: dict[str, Any]) -> dict[str, Any] | None:
+    """How a container's last instance ended, as its ContainerStatus tells: its state (terminated), its last state
+    while it waits to restart, or kubelet's unknown end of one last seen running; None if it never ran."""
+    state = status.get("state") or {}
+    if "terminated" in state:
+        return state["terminated"]
+    if "waiting" in state:
+        return (status.get("lastState") or {}).get("terminated")
+    if "running" in state:
+        return {"exitCode": STATUS_UNKNOWN_EXIT_CODE, "reason": STATUS_UNKNOWN, "message": STATUS_UNKNOWN_MESSAGE,
+                "startedAt": state["running"].get("startedAt"), "containerID": status.get("containerID")}  # fmt: skip
+    return None
+
+
+def _remembered(
+    spec: SpecContainer, old: dict[str, Any], ended: dict[str, Any], waiting: tuple[str, str] | None, is_init: bool
+) -> dict[str, Any]:
+    """The ContainerStatus of a container that ran (``old``, its last status) and of which the runtime has no
+    instance left (pruned, collected): kubelet's convertToAPIContainerStatuses keeps an ended one as it was, shows one
+    last seen running as ended unknown, and one waiting to restart with its last termination."""
+    state = old.get("state") or {}
+    if waiting is not None:
+        now, last = _waiting(*waiting), {"terminated": ended}
+    elif "terminated" in state or "running" in state:
+        now, last = {"terminated": ended}, old.get("lastState") or {}
+    else:  # it waited to restart and will not
+        now, last = {"terminated": ended}, {}
+    status: dict[str, Any] = {
+        "name": spec.name,
+        "state": now,
+        "lastState": last,
+        "ready": is_init and "terminated" in now and ended.get("exitCode") == 0,
+        "restartCount": old.get("restartCount") or 0,
+        "image": spec.image or "",
+        "imageID": old.get("imageID") or "",
+        "started": False,
+    }
+    if old.get("containerID"):
+        status["containerID"] = old["containerID"]
+    return status
+
+
 def container_status(
     spec: SpecContainer,
     containers: list[Container],
@@ -49,9 +96,14 @@ def container_status(
     is_init: bool,
     initializing: bool,
     probes: ProbeResults | None = None,
+    old: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ContainerStatus of ``spec``; ``initializing``: the pod's init containers have not all succeeded."""
+    """The ContainerStatus of ``spec``; ``initializing``: the pod's init containers have not all succeeded; ``old``:
+    its ContainerStatus in the pod's last status, for a container the runtime no longer has."""
     latest, *older = _instances(containers, spec.name, is_init) or [None]
+    ended = last_termination(old) if latest is None and old is not None else None
+    if ended is not None:
+        return _remembered(spec, old, ended, waiting.get(spec.name), is_init)
     previous = next((c for c in older if c is not None and c.state == ContainerState.EXITED), None)
     exited = latest is not None and latest.state == ContainerState.EXITED
     last = previous
@@ -162,9 +214,13 @@ def compute_pod_status(
     transition times and startTime are kept."""
     previous = previous or {}
     restart_policy = pod.spec.restart_policy or ALWAYS
-    inits = [container_status(c, containers, waiting, True, True) for c in pod.spec.init_containers or []]
+    old_inits = {s.get("name"): s for s in previous.get("initContainerStatuses") or []}
+    old_apps = {s.get("name"): s for s in previous.get("containerStatuses") or []}
+    inits = [container_status(c, containers, waiting, True, True, old=old_inits.get(c.name))
+             for c in pod.spec.init_containers or []]  # fmt: skip
     incomplete = [s["name"] for s in inits if not s["ready"]]
-    apps = [container_status(c, containers, waiting, False, bool(incomplete), probes) for c in pod.spec.containers]
+    apps = [container_status(c, containers, waiting, False, bool(incomplete), probes, old_apps.get(c.name))
+            for c in pod.spec.containers]  # fmt: skip
     unready = [s["name"] for s in apps if not s["ready"]]
     phase = pod_phase(restart_policy, inits, apps)
     not_ready = "PodCompleted" if phase == "Succeeded" else "ContainersNotReady"

@@ -45,6 +45,7 @@ from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.types import ContainerConfig, PodRef, SandboxConfig
+from edgeworkers.status.proberesults import RedisProbeResults
 
 WARM_UP_TICKS = 10  # the first ticks open the exec sessions (a Docker exec per container: seconds under load)
 
@@ -161,7 +162,7 @@ def probe_run(runtime: DockerRuntime, client: redis.Redis, pods: list[Pod], seco
             durations.append(time.perf_counter() - t0)
 
     manager_module.run_probe = run_timed
-    prober = ProbeManager(runtime, client, lambda: pods, lambda key: None, workers=workers, exec_sessions=sessions)
+    prober = ProbeManager(runtime, RedisProbeResults(client), lambda: pods, lambda key: None, workers=workers, exec_sessions=sessions)
     load = os.getloadavg()[0]
     engine = engine_processes({c.id.id for c in runtime.list_containers()})
     next_tick = time.monotonic()

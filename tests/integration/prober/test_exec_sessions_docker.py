@@ -11,16 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import fakeredis
 import psutil
 import pytest
 
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.prober.execsession import ExecSessions
-from edgeworkers.prober.handlers import run_exec
+from edgeworkers.prober.handlers import MAX_OUTPUT, run_exec
 from edgeworkers.prober.manager import ProbeManager
 from edgeworkers.runtime.docker import DockerRuntime
 from edgeworkers.runtime.types import ContainerConfig, ContainerID, PodRef, SandboxConfig
+from edgeworkers.status.proberesults import MemoryProbeResults
 from tests.polling import wait_for
 
 
@@ -115,8 +115,24 @@ def test_an_image_without_a_shell_gets_plain_execs(runtime, engine_execs, sessio
     for _ in range(3):
         result = sessions.exec(app, ["/bin/busybox", "echo", "plain"], 5)
         assert (result.exit_code, result.output) == (0, b"plain\n")
-    assert engine_execs == {"exec_stream": 1, "exec": 3}  # the shell that could not start, then one exec per run
+    # The shell that could not start, then one plain exec per run (itself a stream the runtime can kill).
+    assert engine_execs == {"exec_stream": 1 + 3, "exec": 3}
     assert sessions.open_sessions() == 0
+
+
+def test_a_plain_exec_that_hangs_is_killed_at_its_timeout_and_its_output_bounded(
+    runtime, sessions, shell_less_image, docker_client
+) -> None:
+    app = start_app(runtime, shell_less_image, ["/bin/busybox", "sleep", "300"])
+    assert sessions.exec(app, ["/bin/busybox", "true"], 5).exit_code == 0  # the container is known shell-less now
+    started = time.monotonic()
+    assert run_exec(sessions, app, ["/bin/busybox", "sleep", "30"], 1) == (False, 'command "/bin/busybox sleep 30" timed out')
+    assert time.monotonic() - started < 3.5
+    wait_for(lambda: processes(docker_client, app) == ["/bin/busybox sleep 300"], 5, "the hanging command killed")
+
+    flood = ["/bin/busybox", "dd", "if=/dev/zero", "bs=1024", "count=1024"]  # 1 MiB of output (and dd's report)
+    result = runtime.exec(app, flood, 10)
+    assert result.exit_code == 0 and len(result.output) == MAX_OUTPUT == 10 * 1024
 
 
 def open_files() -> set[str]:
@@ -143,7 +159,7 @@ def test_nothing_stays_open_once_the_pod_is_gone(runtime, docker_client) -> None
     runtime.start_container(app)
     me = psutil.Process()
     pods = [pod_of("gone", ref.uid)]
-    prober = ProbeManager(runtime, fakeredis.FakeRedis(), lambda: pods, lambda key: None, workers=2)
+    prober = ProbeManager(runtime, MemoryProbeResults(), lambda: pods, lambda key: None, workers=2)
     try:
         prober.tick(runtime.list_containers())
         wait_for(lambda: any("/bin/sh" in line for line in processes(docker_client, app)), 10, "the session's shell")

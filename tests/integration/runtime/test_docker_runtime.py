@@ -25,6 +25,7 @@ from edgeworkers.runtime.types import (
     PodRef,
     SandboxConfig,
 )
+from tests.polling import wait_for
 
 MI = 1024 * 1024
 
@@ -184,6 +185,9 @@ def test_exec_timeout(runtime: DockerRuntime, pod: PodRef) -> None:
     with pytest.raises(ExecTimeout):
         runtime.exec(sandbox_id, ["sleep", "30"], timeout_s=0.5)
     assert time.monotonic() - began < 3
+    # Killed, as CRI's ExecSync kills: not left running in the container.
+    count = ["sh", "-c", "ps -o args | grep -c '^sleep 30'"]
+    wait_for(lambda: runtime.exec(sandbox_id, count, timeout_s=5).output == b"0\n", 5, "the timed-out exec killed")
 
 
 def test_exec_in_a_stopped_container_is_a_runtime_error(runtime: DockerRuntime, pod: PodRef) -> None:

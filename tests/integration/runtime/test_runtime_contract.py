@@ -24,7 +24,7 @@ from edgeworkers.runtime.errors import (
     RuntimeUnavailable,
 )
 from edgeworkers.runtime.fake import FakeRuntime
-from edgeworkers.runtime.protocol import Runtime
+from edgeworkers.runtime.protocol import EXEC_OUTPUT_MAX, Runtime
 from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
@@ -257,6 +257,15 @@ def test_exec_returns_exit_code_and_output(driver: Driver, pod: PodRef) -> None:
     result = driver.runtime.exec(app_id, ["sh", "-c", "echo out; echo err >&2; exit 2"], timeout_s=5)
     assert result.exit_code == 2
     assert sorted(result.output.splitlines()) == [b"err", b"out"]  # stdout and stderr interleave freely
+
+
+def test_exec_keeps_the_first_10_kib_of_output(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod))
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300"))
+    driver.runtime.start_container(app_id)
+    driver.answers_exec(ExecResult(0, b"x" * 100_000))
+    result = driver.runtime.exec(app_id, ["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x"], timeout_s=5)
+    assert (result.exit_code, result.output) == (0, b"x" * EXEC_OUTPUT_MAX)
 
 
 def test_logs_tail_and_timestamps(driver: Driver, pod: PodRef) -> None:

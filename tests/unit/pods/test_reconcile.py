@@ -27,7 +27,7 @@ class FakeSyncer:
         self.calls.append((key, pod))
         return self.result
 
-    def prefetch_images(self, key: str, pod: Pod) -> dict:
+    def prefetch_images(self, key: str, pod: Pod, previous_status: dict | None = None) -> dict:
         return {}
 
 
@@ -71,7 +71,7 @@ def test_a_task_decodes_its_pod_once_and_again_only_when_it_changed_before_the_l
     assert decoded == ["2"]  # before the lock, for the image prefetch; the sync under it reuses that decode
 
     class Reapply(FakeSyncer):
-        def prefetch_images(self, key, pod_):
+        def prefetch_images(self, key, pod_, previous_status=None):
             workers.store.put(POD, pod(image="busybox:1.36", rv="3"))  # a new version lands before the lock
             return {}
 

@@ -11,8 +11,9 @@ import pytest
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.prober.handlers import ProbeRefused, probe_target, resolve_port
 from edgeworkers.prober.manager import ProbeManager
+from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.fake import FakeRuntime
-from edgeworkers.runtime.types import ContainerConfig, ExecResult, PodRef, SandboxConfig
+from edgeworkers.runtime.types import ContainerConfig, ContainerState, ExecResult, PodRef, SandboxConfig
 from edgeworkers.status.proberesults import MemoryProbeResults
 from tests.polling import wait_for
 from tests.unit.clock import Clock
@@ -47,14 +48,23 @@ class Harness:
             self.runtime.start_container(app)
             self.apps[pod.metadata.name] = app
         self.clock.now = time.time() + 0.01  # the fake runtime stamps containers with the real time
+        self._finishing = threading.Lock()
+        self.start_manager()
+
+    def start_manager(self) -> None:
+        """A new prober on the same runtime and results store (the agent started, or started again)."""
         self.manager = ProbeManager(
             self.runtime, self.results, lambda: self.pods, self.synced.append,
             lambda pod, reason, message, kind: self.events.append((pod.metadata.name, reason, kind)),
             clock=self.clock, workers=4,
         )  # fmt: skip
         self.finished = 0  # runs ended (a run is the pool's call of the manager's _run)
-        self._finishing = threading.Lock()
         self.manager._run = self._count_finished(self.manager._run)
+
+    def restart(self) -> None:
+        self.settle()
+        self.manager.close()
+        self.start_manager()
 
     def tick(self) -> int:
         return self.manager.tick(self.runtime.list_containers())
@@ -213,3 +223,116 @@ def test_a_failed_probes_event_carries_a_short_message(closing) -> None:
     h.settle()
     [(reason, message), *_] = messages
     assert reason == "Unhealthy" and len(message) < EVENT_MESSAGE_MAX + 64 and message.endswith("(truncated)")
+
+
+def answers(*codes: int):
+    """An exec handler answering each run with the next exit code, the last one for good."""
+    queue = list(codes)
+    return lambda container, command: ExecResult(queue.pop(0) if len(queue) > 1 else queue[0], b"")
+
+
+def test_a_restarted_prober_turns_a_ready_container_whose_probe_fails_not_ready(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    app = h.apps["web"].id
+    h.runtime.exec_handler = answers(0)
+    h.tick()
+    h.settle()
+    assert h.results.results[app] == {"readiness": True}
+    h.restart()  # the agent restarts; meanwhile the probe started failing
+    closing(h.manager)
+    h.runtime.exec_handler = answers(1)
+    h.synced.clear()
+    h.tick()
+    h.settle()
+    assert h.results.results[app] == {"readiness": False} and h.synced == ["default/web"]
+
+
+def test_a_restarted_prober_keeps_a_ready_container_ready_until_its_probe_fails(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready", successThreshold=2, failureThreshold=2))])
+    closing(h.manager)
+    app = h.apps["web"].id
+    h.results.set(app, "readiness", True)  # stored before the restart
+    h.runtime.exec_handler = answers(1, 0)  # one failure, then successes: under both thresholds
+    for _ in range(3):
+        h.tick()
+        h.settle()
+        h.clock.now += 1
+    assert h.results.results[app] == {"readiness": True} and h.synced == []  # seeded: no flap
+
+
+def test_a_started_container_is_not_probed_for_startup_again_after_a_restart(closing) -> None:
+    h = Harness([make_pod("slow", "u1", startupProbe=exec_probe("started"), readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    h.results.set(h.apps["slow"].id, "startup", True)
+    h.runtime.exec_handler = answers(0)
+    h.tick()
+    h.settle()
+    assert h.shell.runs == [["ready"]]
+
+
+class FlakyResults(MemoryProbeResults):
+    """A store whose next ``set`` fails (Redis away for a moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next = False
+
+    def set(self, container_id: str, kind: str, success: bool) -> bool:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("Redis is away")
+        return super().set(container_id, kind, success)
+
+
+def test_a_result_whose_write_failed_is_written_by_the_next_run(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    h.results = h.manager._results = FlakyResults()
+    app = h.apps["web"].id
+    h.runtime.exec_handler = answers(0, 1)
+    h.tick()
+    h.settle()
+    assert h.results.results[app] == {"readiness": True}
+    h.results.fail_next = True
+    h.clock.now += 1
+    h.tick()  # turns to failure; its write fails
+    h.settle()
+    assert h.results.results[app] == {"readiness": True}
+    h.clock.now += 1
+    h.tick()  # the result unchanged, written again
+    h.settle()
+    assert h.results.results[app] == {"readiness": False} and h.synced[-1] == "default/web"
+
+
+def test_a_container_whose_stop_failed_is_probed_and_killed_again(closing) -> None:
+    h = Harness([make_pod("live", "u1", livenessProbe=exec_probe("alive"))])
+    closing(h.manager)
+    h.runtime.exec_handler = answers(1)
+    h.runtime.fail("stop_container", ContainerRuntimeError("the engine refused the stop"))
+    h.tick()
+    h.settle()
+    app = next(c for c in h.runtime.list_containers() if c.id == h.apps["live"])
+    assert h.runtime.calls_named("stop_container") and app.state == ContainerState.RUNNING  # the stop failed
+    h.clock.now += 1
+    h.tick()
+    h.settle()
+    assert len(h.runtime.calls_named("stop_container")) == 2
+    assert [e[1] for e in h.events].count("Killing") == 2
+
+
+def test_a_run_ending_after_its_container_went_writes_no_result(closing) -> None:
+    h = Harness([make_pod("web", "u1", readinessProbe=exec_probe("ready"))])
+    closing(h.manager)
+    release = threading.Event()
+
+    def slow(container, command):
+        release.wait(5)
+        return ExecResult(0, b"")
+
+    h.runtime.exec_handler = slow
+    h.tick()
+    h.manager.tick([])  # the container goes while its run is in flight: its results forgotten
+    release.set()
+    h.settle()
+    assert h.results.results == {}

@@ -14,6 +14,7 @@ from edgeworkers.prober.policy import (
     gated,
     initial_result,
     is_due,
+    kill_failed,
     kills,
     record,
     start_run,
@@ -136,3 +137,26 @@ def test_a_startup_probe_holds_the_others(kind, startup, is_gated) -> None:
 )
 def test_what_kills(kind, result, kill) -> None:
     assert kills(kind, result) is kill
+
+
+@pytest.mark.parametrize(
+    ("kind", "stored", "result", "done"),
+    [
+        (READINESS, None, F, False), (READINESS, True, S, False), (READINESS, False, F, False),
+        (STARTUP, None, U, False), (STARTUP, True, S, True), (STARTUP, False, F, False),
+        (LIVENESS, None, S, False), (LIVENESS, False, S, False),  # liveness is never stored
+    ],
+)  # fmt: skip
+def test_a_state_is_seeded_from_the_stored_result(kind: str, stored: bool | None, result: Result, done: bool) -> None:
+    state = ProbeState.new(kind, stored)
+    assert (state.result, state.done) == (result, done)
+
+
+def test_after_a_failed_kill_the_next_failed_run_kills_again() -> None:
+    config = ProbeConfig(failure_threshold=3)
+    state = ProbeState.new(LIVENESS)
+    assert [record(state, config, False) for _ in range(3)] == [None, None, F]
+    state.done = True  # the kill began
+    kill_failed(state)
+    assert not state.done and state.result == S
+    assert record(state, config, False) == F and kills(LIVENESS, F)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import struct
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +11,6 @@ from edgeworkers.runtime import labels
 from edgeworkers.runtime.docker import (
     LIST_FIELDS,
     _OnePoolAdapter,
-    demultiplex,
     exit_reason,
     list_entries,
     log_config,
@@ -21,6 +19,8 @@ from edgeworkers.runtime.docker import (
     pod_hostname,
     port_bindings,
 )
+from edgeworkers.runtime.fake import frame
+from edgeworkers.runtime.protocol import split_frames
 from edgeworkers.runtime.types import PodRef, PortMapping
 
 
@@ -47,13 +47,12 @@ def test_exit_reason(code: int, oom: bool, reason: str) -> None:
     assert exit_reason(code, oom) == reason
 
 
-def frame(stream: int, payload: bytes) -> bytes:
-    return struct.pack(">BxxxI", stream, len(payload)) + payload
-
-
-def test_demultiplex_joins_stdout_and_stderr_frames_in_order() -> None:
-    assert demultiplex(frame(1, b"out\n") + frame(2, b"err\n") + frame(1, b"")) == b"out\nerr\n"
-    assert demultiplex(b"") == b""
+def test_frames_are_split_in_order_and_a_partial_one_waits_for_its_bytes() -> None:
+    stream = frame(1, b"out\n") + frame(2, b"err\n") + frame(1, b"") + frame(1, b"partial")
+    buffer = bytearray(stream[:-3])
+    assert list(split_frames(buffer)) == [b"out\n", b"err\n", b""]
+    buffer += stream[-3:]
+    assert list(split_frames(buffer)) == [b"partial"] and buffer == bytearray()
 
 
 def test_labels_round_trip_and_docker_name() -> None:

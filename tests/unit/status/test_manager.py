@@ -101,3 +101,32 @@ def test_a_new_mirror_gets_the_static_pods_last_status(parts) -> None:
     status.resend_mirror("default/web-edge", static)
     [item] = outbox.peek()
     assert item.payload["mirror"] is True and item.payload["status"] == RUNNING
+
+
+def test_a_status_belongs_to_its_pods_uid_not_to_a_pod_created_again_under_its_name(parts, fake_redis) -> None:
+    _, outbox, status = parts
+    done = {"phase": "Succeeded"}
+    status.set("default/job", cloud_pod("job", {}), done)
+    assert status.get("default/job") == done and status.get("default/job", "uid-job") == done
+    assert status.get("default/job", "uid-of-the-new-job") is None  # deleted and created again: not its memory
+    again = cloud_pod("job", {}, uid="uid-of-the-new-job")
+    assert status.set("default/job", again, done) is True  # another pod's status, though equal: sent for it
+    assert [item.payload["uid"] for item in outbox.peek()] == ["uid-of-the-new-job"]
+
+
+def test_a_status_stored_by_an_older_version_is_read_and_not_sent_again(parts, fake_redis) -> None:
+    _, outbox, status = parts
+    fake_redis.set(f"{constants.KEY_POD_STATUS}:default/web", '{"phase":"Running"}')  # no uid kept with it
+    assert status.get("default/web", "uid-web") == {"phase": "Running"}
+    assert status.set("default/web", cloud_pod("web", {}), {"phase": "Running"}) is False
+    assert outbox.peek() == []
+
+
+def test_the_resync_never_sends_a_status_of_an_earlier_pod_of_the_same_name(parts) -> None:
+    store, outbox, status = parts
+    status.set("default/job", cloud_pod("job", {}), RUNNING)
+    for item in outbox.peek():  # sent
+        outbox.ack(item)
+    store.put(POD, cloud_pod("job", NOT_READY, uid="uid-of-the-new-job"))  # created again; not synced yet
+    assert status.resync() == []
+    assert status.reassert(cloud_pod("job", NOT_READY, uid="uid-of-the-new-job")) is False
