@@ -6,7 +6,7 @@ endpoint. ``edgeworkers.agent`` and the CLI only choose which roles a process ru
 No role builds a client of its own: this module (and the tests) alone imports ``redisconn`` and ``runtime.docker``
 (the import-linter contracts in pyproject.toml keep it so). One runtime serves every role: its followed logs read
 with a timeout of their own (``LOG_FOLLOW_TIMEOUT_S``), so a hung engine still fails every other call within
-``DOCKER_TIMEOUT_S``. Each role's code is imported when the role is built: a process loads only what it runs (a
+``DOCKER_TIMEOUT_S``, and the engine's status (what the node's heartbeat asks) within ``runtime_status_timeout_s``. Each role's code is imported when the role is built: a process loads only what it runs (a
 bridge alone never loads the pod models, about 8 MiB).
 """
 from __future__ import annotations
@@ -87,7 +87,8 @@ def build(settings: Settings) -> Services:
     client = redis_client(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
     runtime = DockerRuntime(
         settings.node_name, settings.docker_host, settings.sandbox_image, DOCKER_TIMEOUT_S,
-        follow_timeout_s=LOG_FOLLOW_TIMEOUT_S, **log_rotation(settings),
+        follow_timeout_s=LOG_FOLLOW_TIMEOUT_S, status_timeout_s=settings.runtime_status_timeout_s,
+        **log_rotation(settings),
     )  # fmt: skip
     store = MetaStore(client, node_cipher(settings.data_dir))
     outbox = Outbox(client)
