@@ -258,6 +258,7 @@ def bridge_loops(services: Services) -> Any:
     from edgeworkers.bridge.mirror import MirrorPods
     from edgeworkers.bridge.uplink import Uplink
     from edgeworkers.bridge.watcher import PodWatcher
+    from edgeworkers.metamanager.epoch import Epoch
     from edgeworkers.node.registration import NodeRegistrar
     from edgeworkers.node.status import gather_facts
     from edgeworkers.pleg import recorded_health_error
@@ -269,7 +270,8 @@ def bridge_loops(services: Services) -> Any:
 
     def loops(api: Any) -> dict[str, Any]:
         mirrors = MirrorPods(api, store, status, settings.node_name)
-        watcher = PodWatcher(api, store, send, settings.node_name, mirrors, status)
+        watcher = PodWatcher(api, store, send, settings.node_name, mirrors, status,
+                             epoch=Epoch(services.redis, settings.data_dir))
         registrar = NodeRegistrar(
             api, lambda: gather_facts(settings, services.runtime.version, pleg_error, services.runtime.data_root),
             interval_s=settings.node_status_update_frequency_s,
@@ -277,6 +279,7 @@ def bridge_loops(services: Services) -> Any:
         return {
             "node-heartbeat": registrar.run,
             "pod-watcher": watcher.run,
+            "redis-epoch": watcher.run_epoch_check,
             "uplink": Uplink(api, services.outbox, mirrors).run,
             "mirror-pods": mirrors.run,
             "config-refresher": ConfigRefresher(api, store, send, pods_listed=watcher.listed.is_set).run,
