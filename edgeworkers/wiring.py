@@ -231,6 +231,7 @@ def periodic_jobs(services: Services, scheduler_class: type | None = None) -> tu
 def serve_metrics(services: Services) -> None:
     """The node's metrics on 127.0.0.1:``metrics_port`` (0: none); a port in use is logged, the jobs run on."""
     from edgeworkers import metrics
+    from edgeworkers.metamanager.memory import gauges as redis_memory
     from scheduler.nodejobs import node_gauges
 
     port = services.settings.metrics_port
@@ -241,6 +242,7 @@ def serve_metrics(services: Services) -> None:
 
     metrics.REGISTRY.register(metrics.CallbackCollector(
         lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters)))
+    metrics.REGISTRY.register(metrics.CallbackCollector(lambda: redis_memory(services.redis)))
     try:
         metrics.serve(port)
         log.info("metrics on http://%s:%d/metrics", metrics.LOOPBACK, port)
