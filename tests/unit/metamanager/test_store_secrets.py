@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from edgeworkers.metamanager.crypto import KEY_FILE, Cipher, SecretUnreadable, load_key, node_cipher
 from edgeworkers.metamanager.client import MetaClient, NotAvailable
+from edgeworkers.metamanager.crypto import KEY_FILE, Cipher, SecretUnreadable, load_key, node_cipher
 from edgeworkers.metamanager.outbox import Outbox
 from edgeworkers.metamanager.store import SECRET, MetaStore, Put, object_key
 
