@@ -15,6 +15,7 @@ from dramatiq.middleware import CurrentMessage
 
 from edgeworkers import tasks
 from edgeworkers.broker import TRANSIENT, TransientFault
+from edgeworkers.metamanager.memory import explain
 from edgeworkers.pods.reconcile import InvalidPod, PodWorkers, run_task
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,9 @@ def run(workers: PodWorkers, key: str, message: dict[str, Any], follow_up: bool 
         current_message = CurrentMessage.get_current_message()
         retries = current_message.options.get("retries", 0) if current_message else 0
         if retries < workers.settings.task_max_retries:
-            log.warning("pod %s: %s: %s; retrying with back-off", key, type(exc).__name__, exc)
+            log.warning("pod %s: %s; retrying with back-off", key, explain(exc))
         else:
-            log.error("pod %s: %s: %s; giving up after %d retries", key, type(exc).__name__, exc, retries)
+            log.error("pod %s: %s; giving up after %d retries", key, explain(exc), retries)
         raise TransientFault(f"pod {key}: {exc}") from exc
 
 

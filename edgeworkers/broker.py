@@ -26,13 +26,14 @@ from dramatiq.middleware import AgeLimit, Callbacks, CurrentMessage, Middleware,
 
 from edgeworkers import constants
 from edgeworkers.config import Settings
+from edgeworkers.metamanager.memory import StoreFull, explain
 from edgeworkers.runtime.errors import RuntimeUnavailable
 from edgeworkers.wakeup import WakingRedisBroker
 
-# Transient faults: worth a retry with back-off.
-TRANSIENT = (RuntimeUnavailable, redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
-# Redis away: what a re-enqueue may meet (see DurableRetries).
-REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError)
+# Redis away, or full (at its memory cap: metamanager.memory): what a re-enqueue may meet (see DurableRetries).
+REDIS_AWAY = (redis.ConnectionError, redis.TimeoutError, dramatiq.errors.BrokerConnectionError, StoreFull)
+# Transient faults: worth a retry with back-off, logged in one line.
+TRANSIENT = (RuntimeUnavailable, *REDIS_AWAY)
 # How often DurableRetries tries again to re-enqueue a task while Redis is away.
 REENQUEUE_EVERY_S = 2.0
 
@@ -81,8 +82,8 @@ class DeadLetters(Middleware):
 class DurableRetries(Retries):
     """Dramatiq's Retries, whose re-enqueue of a task outlasts a Redis outage.
 
-    Stock Retries enqueues the retry once; when Redis is away at that moment (the very fault that failed the task,
-    often) the enqueue fails, Dramatiq logs it, and once Redis is back the worker acks the original: the task is
+    Stock Retries enqueues the retry once; when Redis is away or full at that moment (the very fault that failed the
+    task, often) the enqueue fails, Dramatiq logs it, and once Redis is back the worker acks the original: the task is
     lost. Here the re-enqueue is tried again every ``every_s`` until Redis answers, as Dramatiq itself retries the
     ack, holding the worker thread meanwhile (no task can be fetched from an absent Redis anyway).
     """
@@ -97,7 +98,7 @@ class DurableRetries(Retries):
             try:
                 return super().after_process_message(broker, message, result=result, exception=exception)
             except REDIS_AWAY as exc:
-                log.warning("cannot re-enqueue %s (%s); trying again in %gs", message, exc, self.every_s)
+                log.warning("cannot re-enqueue %s (%s); trying again in %gs", message, explain(exc), self.every_s)
                 message.options.clear()
                 message.options.update(copy.deepcopy(before))  # as before the attempt: count the retry once
                 time.sleep(self.every_s)

@@ -84,6 +84,10 @@ class Settings(BaseModel):
     # Read by edgeworkers/redisconn.py, which builds every Redis client: the password never goes into a URL or a log.
     redis_password_file: str = "/var/lib/edgeworkers/secrets/redis-password"
     docker_host: str = "unix:///var/run/docker.sock"
+    # The node's heartbeat asks the container engine's status (version, data root) with this timeout: a hung dockerd
+    # (it accepts connections, never answers) makes the node Ready=False within seconds, as kubelet's runtime status
+    # check does, rather than silent until the cloud marks it Unknown. Other calls keep their long timeouts.
+    runtime_status_timeout_s: float = Field(default=5.0, gt=0)
     data_dir: Path = Path("/var/lib/edgeworkers")
 
     # Dramatiq workers: one process (run in place, without the `dramatiq` master) with 8 threads, as fast on a small

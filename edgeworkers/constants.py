@@ -44,6 +44,9 @@ KEY_IMAGE_LOCK = f"{KEY_PREFIX}:lock:image"
 KEY_IMAGE_PULLED = f"{KEY_PREFIX}:image-pulled"
 # Pod tasks given up (dead-lettered), by every worker process of the node: a counter.
 KEY_DEAD_LETTERS = f"{KEY_PREFIX}:dead-letters"
+# MetaManager's epoch (metamanager.epoch): a random token written once the bridge has stored a complete list of the
+# node's pods; absent after the Redis lost its data, until the bridge has listed again.
+KEY_EPOCH = f"{KEY_PREFIX}:meta-epoch"
 
 # Where a pod came from, as kubelet annotates it: "file" for a node-local (static) pod from `edgeworkers pod apply`,
 # "api" for a pod from the cloud. The cloud bridge shows static pods at the cloud as mirror pods.

@@ -46,6 +46,10 @@ PERIODIC_SYNCS = Counter(
     "edgeworkers_periodic_pod_syncs", "Pod syncs enqueued by the periodic sync of every desired pod.",
     registry=REGISTRY,
 )
+REDIS_DATA_LOSSES = Counter(
+    "edgeworkers_redis_data_losses", "Times the agent's Redis was found without its data (MetaManager's epoch gone): "
+    "the bridge listed the node's pods again.", registry=REGISTRY,
+)
 ORPHANS_REMOVED = Counter(
     "edgeworkers_orphan_pods_removed", "Pods absent from the desired state whose containers were removed.",
     registry=REGISTRY,

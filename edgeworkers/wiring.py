@@ -6,7 +6,7 @@ endpoint. ``edgeworkers.agent`` and the CLI only choose which roles a process ru
 No role builds a client of its own: this module (and the tests) alone imports ``redisconn`` and ``runtime.docker``
 (the import-linter contracts in pyproject.toml keep it so). One runtime serves every role: its followed logs read
 with a timeout of their own (``LOG_FOLLOW_TIMEOUT_S``), so a hung engine still fails every other call within
-``DOCKER_TIMEOUT_S``. Each role's code is imported when the role is built: a process loads only what it runs (a
+``DOCKER_TIMEOUT_S``, and the engine's status (what the node's heartbeat asks) within ``runtime_status_timeout_s``. Each role's code is imported when the role is built: a process loads only what it runs (a
 bridge alone never loads the pod models, about 8 MiB).
 """
 from __future__ import annotations
@@ -87,7 +87,8 @@ def build(settings: Settings) -> Services:
     client = redis_client(settings, socket_timeout=timeout, socket_connect_timeout=timeout)
     runtime = DockerRuntime(
         settings.node_name, settings.docker_host, settings.sandbox_image, DOCKER_TIMEOUT_S,
-        follow_timeout_s=LOG_FOLLOW_TIMEOUT_S, **log_rotation(settings),
+        follow_timeout_s=LOG_FOLLOW_TIMEOUT_S, status_timeout_s=settings.runtime_status_timeout_s,
+        **log_rotation(settings),
     )  # fmt: skip
     store = MetaStore(client, node_cipher(settings.data_dir))
     outbox = Outbox(client)
@@ -230,6 +231,7 @@ def periodic_jobs(services: Services, scheduler_class: type | None = None) -> tu
 def serve_metrics(services: Services) -> None:
     """The node's metrics on 127.0.0.1:``metrics_port`` (0: none); a port in use is logged, the jobs run on."""
     from edgeworkers import metrics
+    from edgeworkers.metamanager.memory import gauges as redis_memory
     from scheduler.nodejobs import node_gauges
 
     port = services.settings.metrics_port
@@ -240,6 +242,7 @@ def serve_metrics(services: Services) -> None:
 
     metrics.REGISTRY.register(metrics.CallbackCollector(
         lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters)))
+    metrics.REGISTRY.register(metrics.CallbackCollector(lambda: redis_memory(services.redis)))
     try:
         metrics.serve(port)
         log.info("metrics on http://%s:%d/metrics", metrics.LOOPBACK, port)
@@ -257,6 +260,7 @@ def bridge_loops(services: Services) -> Any:
     from edgeworkers.bridge.mirror import MirrorPods
     from edgeworkers.bridge.uplink import Uplink
     from edgeworkers.bridge.watcher import PodWatcher
+    from edgeworkers.metamanager.epoch import Epoch
     from edgeworkers.node.registration import NodeRegistrar
     from edgeworkers.node.status import gather_facts
     from edgeworkers.pleg import recorded_health_error
@@ -268,7 +272,8 @@ def bridge_loops(services: Services) -> Any:
 
     def loops(api: Any) -> dict[str, Any]:
         mirrors = MirrorPods(api, store, status, settings.node_name)
-        watcher = PodWatcher(api, store, send, settings.node_name, mirrors, status)
+        watcher = PodWatcher(api, store, send, settings.node_name, mirrors, status,
+                             epoch=Epoch(services.redis, settings.data_dir))
         registrar = NodeRegistrar(
             api, lambda: gather_facts(settings, services.runtime.version, pleg_error, services.runtime.data_root),
             interval_s=settings.node_status_update_frequency_s,
@@ -276,6 +281,7 @@ def bridge_loops(services: Services) -> Any:
         return {
             "node-heartbeat": registrar.run,
             "pod-watcher": watcher.run,
+            "redis-epoch": watcher.run_epoch_check,
             "uplink": Uplink(api, services.outbox, mirrors).run,
             "mirror-pods": mirrors.run,
             "config-refresher": ConfigRefresher(api, store, send, pods_listed=watcher.listed.is_set).run,

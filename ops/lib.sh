@@ -9,6 +9,8 @@ STATE_DIR="${EDGEWORKERS_STATE_DIR:-/var/lib/edgeworkers}"
 ENV_FILE="$ROOT/ops/edgeworkers.env"        # EDGEWORKERS_* settings for the Procfile's processes
 AGENT_REDIS_PORT="${EDGEWORKERS_AGENT_REDIS_PORT:-6379}"   # must match EDGEWORKERS_REDIS_URL
 TEST_REDIS_PORT="${EDGEWORKERS_TEST_REDIS_PORT:-6399}"     # must match tests/conftest.py
+# The agent Redis's memory cap (Redis's maxmemory, policy noeviction: full, it refuses writes and never drops a key).
+AGENT_REDIS_MAXMEMORY="${EDGEWORKERS_AGENT_REDIS_MAXMEMORY:-256mb}"
 # The agent Redis's password (requirepass): 0600 in a 0700 directory, made by ops/services on its first start.
 REDIS_PASSWORD_FILE="${EDGEWORKERS_REDIS_PASSWORD_FILE:-$STATE_DIR/secrets/redis-password}"
 

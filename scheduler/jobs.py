@@ -19,6 +19,7 @@ from typing import Any
 from apscheduler.schedulers.base import BaseScheduler
 
 from edgeworkers import metrics
+from edgeworkers.metamanager.memory import explain
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class Guarded:
         except Exception as exc:  # noqa: BLE001 - a job must never take the scheduler down
             self.failures += 1
             metrics.JOB_FAILURES.labels(self.job.id).inc()
-            log.warning("job %s failed: %s: %s", self.job.id, type(exc).__name__, exc)
+            log.warning("job %s failed: %s", self.job.id, explain(exc))
             return False
         self.last_success = self._clock()
         metrics.JOB_LAST_SUCCESS.labels(self.job.id).set(self.last_success)
@@ -66,7 +67,7 @@ class Guarded:
             try:
                 self._on_success(self.job.id, self.last_success)
             except Exception as exc:  # noqa: BLE001
-                log.warning("job %s: cannot record its success: %s: %s", self.job.id, type(exc).__name__, exc)
+                log.warning("job %s: cannot record its success: %s", self.job.id, explain(exc))
         return True
 
 

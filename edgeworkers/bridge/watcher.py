@@ -9,6 +9,11 @@ What reaches the workers is what changes what runs: a pod's spec, labels, annota
 status-only change (the echo of the node's own status patches) sends no task, and a pod unchanged after hours away
 is left alone (no restart). When the cloud's status of a pod disagrees with the node's (its node lifecycle controller
 marked it NotReady while the node was away), the node's own status is queued again for the uplink.
+
+A complete list establishes MetaManager's epoch (``metamanager.epoch``). ``run_epoch_check`` looks for it every
+``EPOCH_CHECK_S``: gone, the agent's Redis lost its data, and the pods are listed again at once (beside a watch blocked
+in its read: a lock keeps the list and the handling of events apart). Pods that run stay untouched: each comes back into
+MetaManager as it is, and its sync finds its containers as they should be.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from edgeworkers import metrics
 from edgeworkers.bridge.mirror import is_mirror
 from edgeworkers.bridge.uplink import backoff_delay
 from edgeworkers.constants import ANNOTATION_SOURCE, SOURCE_API
@@ -28,6 +34,7 @@ from edgeworkers.k8s.status import APIError
 from edgeworkers.kubeclient import ApiError, CloudUnavailable, WatchExpired
 from edgeworkers.messages import Message, Operation, Send
 from edgeworkers.metamanager.client import is_static
+from edgeworkers.metamanager.epoch import Epoch
 from edgeworkers.metamanager.store import POD, MetaStore, Put, StoreError, version_number
 from edgeworkers.pods import deletion
 from edgeworkers.status.manager import StatusManager
@@ -48,6 +55,8 @@ BACKOFF_RESET_S = 120.0
 DROPPED_MEMORY = 1024
 # The metadata whose change reaches the workers (besides the spec); the rest is the cloud's bookkeeping.
 SPEC_METADATA = ("uid", "labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds")
+# How often the watcher looks for MetaManager's epoch (a Redis that lost its data has none).
+EPOCH_CHECK_S = 2.0
 
 
 class ListWatch(Protocol):
@@ -141,8 +150,11 @@ class PodWatcher:
         *,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
+        epoch: Epoch | None = None,
     ) -> None:
         self._api = api
+        self._epoch = epoch
+        self._lock = threading.Lock()  # a list (of the watcher or of the epoch check) and an event: one at a time
         self._store = store
         self._send = send
         self._node_name = node_name
@@ -173,7 +185,8 @@ class PodWatcher:
         step: 0, or a back-off after a failure. Never raises."""
         try:
             if self.resource_version is None:
-                self._list()
+                with self._lock:
+                    self._list()
             else:
                 self._watch()
         except WatchExpired as exc:
@@ -211,9 +224,34 @@ class PodWatcher:
 
     # --- list and watch ------------------------------------------------------------------------
 
+    def run_epoch_check(self, stop: threading.Event) -> None:
+        """``check_epoch`` every ``EPOCH_CHECK_S`` until ``stop`` is set; a failure is logged, never raised."""
+        while not stop.wait(EPOCH_CHECK_S):
+            try:
+                self.check_epoch()
+            except (CloudUnavailable, ApiError, StoreError) as exc:
+                log.warning("pods not listed again after the agent's Redis lost its data; trying again",
+                            error=str(exc), retry_in_s=EPOCH_CHECK_S)
+
+    def check_epoch(self) -> bool:
+        """List the pods again if MetaManager's epoch is gone since the last list (its Redis lost its data); True then.
+        Raises what the list raises."""
+        if self._epoch is None or not self.listed.is_set() or self._epoch.current() is not None:
+            return False
+        with self._lock:
+            if self._epoch.current() is None:  # else the watcher listed meanwhile
+                self._list()
+        return True
+
     def _list(self) -> None:
         """Make MetaManager hold exactly the listed pods of the API source: put each (unchanged ones stay as they
-        are), delete those the cloud no longer has (deleted while the node was away)."""
+        are), delete those the cloud no longer has (deleted while the node was away). Then establish the epoch."""
+        if self._epoch is not None and self._epoch.current() is None and (
+            self.listed.is_set() or self._epoch.recorded() is not None
+        ):
+            metrics.REDIS_DATA_LOSSES.inc()
+            log.warning("the agent's Redis lost its data (MetaManager's epoch is gone): listing the node's pods again "
+                        "from the cloud; orphan cleanup waits for that list", recorded_epoch=self._epoch.recorded())
         result = self._api.list(PODS, self._params)
         version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         listed: dict[str, str | None] = {}
@@ -234,6 +272,8 @@ class PodWatcher:
             if listed.get(_key(stored), "") != meta.get("uid"):
                 self._delete(stored, version, None)
         self._mirrors.reconcile(mirrors)
+        if self._epoch is not None:
+            self._epoch.establish()
         self.resource_version = version or None
         self.listed.set()
         log.info("pods listed", pods=len(listed), mirror_pods=len(mirrors), resource_version=version)
@@ -245,7 +285,8 @@ class PodWatcher:
         try:
             for event_type, obj in events:
                 received += 1
-                self._handle(event_type, obj)
+                with self._lock:
+                    self._handle(event_type, obj)
                 if self._stop.is_set():
                     return
         finally:

@@ -24,16 +24,20 @@ class Cipher:
     """Encrypts and decrypts bytes with the node's key; a wrong key or a damaged value is ``SecretUnreadable``.
 
     ``cryptography`` (about 7 MB) is imported on the first secret, not before: most edge processes never see one; a
-    key given as a function is read then too (a command that reads no secret never touches the key file)."""
+    key given as a function is read then too (a command that reads no secret never touches the key file), and read
+    again when a value does not decrypt: a key file replaced under a running process is then used from that moment,
+    so the processes of the node never keep writing with a key the others no longer hold."""
 
     def __init__(self, key: bytes | Callable[[], bytes]) -> None:
         self._key = key
+        self._loaded: bytes | None = None
 
     @cached_property
     def _fernet(self) -> Fernet:
         from cryptography.fernet import Fernet
 
-        return Fernet(self._key if isinstance(self._key, bytes) else self._key())
+        self._loaded = self._key if isinstance(self._key, bytes) else self._key()
+        return Fernet(self._loaded)
 
     def encrypt(self, data: bytes) -> bytes:
         return self._fernet.encrypt(data)
@@ -41,10 +45,20 @@ class Cipher:
     def decrypt(self, token: bytes) -> bytes:
         from cryptography.fernet import InvalidToken
 
-        try:
-            return self._fernet.decrypt(token)
-        except InvalidToken:
-            raise SecretUnreadable("a stored secret cannot be decrypted with this node's key") from None
+        for attempt in range(2):
+            try:
+                return self._fernet.decrypt(token)
+            except InvalidToken:
+                if attempt or not self._reloaded():
+                    break
+        raise SecretUnreadable("a stored secret cannot be decrypted with this node's key")
+
+    def _reloaded(self) -> bool:
+        """Whether the key, read again, changed (then it is used from now on)."""
+        if isinstance(self._key, bytes) or self._key() == self._loaded:
+            return False
+        del self._fernet  # the cached property: read again on next use
+        return True
 
 
 class SecretUnreadable(Exception):

@@ -12,21 +12,27 @@ Writes are ordered and idempotent:
 - ``put(..., expect=...)`` is a compare-and-set on the stored version (``Conflict`` when another writer came first).
 Each check and its write are one optimistic transaction (WATCH/MULTI).
 
-Secrets are encrypted at rest with the node's key (``metamanager.crypto``); nothing else is.
+Secrets are encrypted at rest with the node's key (``metamanager.crypto``); nothing else is. A secret that does not
+decrypt (the node's key replaced while Redis kept its data) is treated as absent: ``get`` removes it (no tombstone), so
+MetaClient fetches it again from the cloud, a write replaces it, and its pods show the miss meanwhile.
 """
 from __future__ import annotations
 
 import enum
 import json
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import redis
 
 from edgeworkers import constants
+from edgeworkers.metamanager.crypto import SecretUnreadable
 
 if TYPE_CHECKING:
     from edgeworkers.metamanager.crypto import Cipher
+
+log = logging.getLogger(__name__)
 
 POD = "pod"
 CONFIGMAP = "configmap"
@@ -112,9 +118,13 @@ class MetaStore:
         return self._need_cipher(kind).encrypt(raw) if kind == SECRET else raw
 
     def _decode(self, kind: str, raw: bytes | None) -> dict[str, Any] | None:
+        """The stored object; None when absent or undecryptable (a secret under another key: see ``_unreadable``)."""
         if raw is None:
             return None
-        return json.loads(self._plain(kind, raw))
+        try:
+            return json.loads(self._plain(kind, raw))
+        except SecretUnreadable:
+            return None
 
     def _plain(self, kind: str, raw: bytes) -> bytes:
         return self._need_cipher(kind).decrypt(raw) if kind == SECRET else raw
@@ -161,7 +171,28 @@ class MetaStore:
         return outcome
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._decode(kind, self._redis.get(object_key(kind, namespace, name)))
+        key = object_key(kind, namespace, name)
+        raw = self._redis.get(key)
+        obj = self._decode(kind, raw)
+        if obj is None and raw is not None:
+            self._unreadable(kind, namespace, name, raw)
+        return obj
+
+    def _unreadable(self, kind: str, namespace: str, name: str, raw: bytes) -> None:
+        """Remove a value that does not decrypt, with its index entry, unless rewritten meanwhile (no tombstone: the cloud's
+        copy, whatever its version, is stored again). Logged by name, never by value."""
+        key = object_key(kind, namespace, name)
+
+        def remove(pipe: redis.client.Pipeline) -> None:
+            if pipe.get(key) != raw:
+                return
+            pipe.multi()
+            pipe.delete(key)
+            pipe.srem(index_key(kind), f"{namespace}/{name}")
+
+        self._redis.transaction(remove, key)
+        log.warning("%s %s/%s cannot be decrypted with this node's key (was the key replaced?): treated as absent, "
+                    "fetched again from the cloud", kind, namespace, name)  # fmt: skip
 
     def delete(
         self,
@@ -219,7 +250,14 @@ class MetaStore:
         raws = self._redis.mget([object_key(kind, *member.split("/", 1)) for member in members])
         for index, raw in enumerate(raws):
             raws[index] = None  # each raw object is let go once decoded
-            if raw is not None and containing in (plain := self._plain(kind, raw)):
+            if raw is None:
+                continue
+            try:
+                plain = self._plain(kind, raw)
+            except SecretUnreadable:
+                self._unreadable(kind, *members[index].split("/", 1), raw)
+                continue
+            if containing in plain:
                 yield json.loads(plain)
 
 

@@ -190,7 +190,9 @@ def gather_facts(
         version, runtime_error = "", str(exc) or "unreachable"
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage(str(existing_parent(settings.data_dir)))
-    pressure = node_pressure(thresholds_met(thresholds_from(settings), observe(settings.data_dir, image_root)))
+    # An engine that did not answer is not asked again for its data root: one status timeout per heartbeat at most.
+    observed = observe(settings.data_dir, None if runtime_error else image_root)
+    pressure = node_pressure(thresholds_met(thresholds_from(settings), observed))
     return NodeFacts(
         name=settings.node_name,
         hostname=socket.gethostname(),

@@ -20,6 +20,7 @@ from edgeworkers import constants, tasks
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.status import APIError
+from edgeworkers.metamanager.epoch import Epoch
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.desired import decode_pod
 from edgeworkers.pods.images import Pulled
@@ -50,6 +51,11 @@ class PodWorkers:
     broker: dramatiq.Broker | None
     settings: Settings
 
+    @property
+    def epoch(self) -> Epoch:
+        """MetaManager's epoch: a pod absent from it is killed only while an epoch stands (``metamanager.epoch``)."""
+        return Epoch(self.redis)
+
 
 def reconcile(workers: PodWorkers, key: str) -> float | None:
     """Sync pod ``key`` to its desired state under its lock; return the delay of the follow-up sync, if any.
@@ -61,6 +67,12 @@ def reconcile(workers: PodWorkers, key: str) -> float | None:
     decoded, pulled = _prefetch_images(workers, key)
     with pod_lock(workers.redis, key, lease_s=workers.settings.pod_lock_lease_s):
         desired = workers.store.get(POD, namespace, name)
+        if desired is None:
+            desired, known = workers.epoch.known(lambda: workers.store.get(POD, namespace, name))
+            if desired is None and not known:
+                log.info("pod %s is not in MetaManager, which the bridge has not filled since the agent's Redis lost its "
+                         "data: left as it is until it has", key)  # fmt: skip
+                return None
         deleting = bool(desired and desired["metadata"].get("deletionTimestamp"))
         pod = None
         if desired is not None:
@@ -116,16 +128,21 @@ def remove_orphans(workers: PodWorkers) -> list[str]:
     """Remove the containers of pods absent from the desired state; return their keys.
 
     Each pod is killed under its lock after checking again that it is not desired, so a pod added between
-    reading the desired keys and listing Docker is left alone (as is a pod being synced right now).
+    reading the desired keys and listing Docker is left alone (as is a pod being synced right now). Nothing is killed
+    while MetaManager has no epoch (its Redis lost its data; the bridge lists the node's pods again): an absence counts
+    only when one epoch stood around the read (``metamanager.epoch``).
     """
+    if workers.epoch.current() is None:
+        log.info("orphan cleanup waits: the bridge has not listed the node's pods since the agent's Redis began "
+                 "(or lost its data)")  # fmt: skip
+        return []
     removed = []
     for key in workers.syncer.orphans(workers.store.keys(POD)):
         namespace, name = key.split("/", 1)
         try:
             with pod_lock(workers.redis, key, lease_s=workers.settings.pod_lock_lease_s):
-                if workers.store.get(POD, namespace, name) is None and workers.syncer.kill_pod(
-                    key, workers.settings.default_grace_period_s
-                ):
+                absent, known = workers.epoch.known(lambda: workers.store.get(POD, namespace, name) is None)
+                if absent and known and workers.syncer.kill_pod(key, workers.settings.default_grace_period_s):
                     removed.append(key)
         except PodBusy:
             log.info("pod %s is being synced: not an orphan now", key)

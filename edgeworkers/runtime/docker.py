@@ -216,12 +216,17 @@ class DockerRuntime:
         timeout_s: float = 60,
         *,
         follow_timeout_s: float | None = None,
+        status_timeout_s: float | None = None,
         log_max_size_bytes: int = DEFAULT_LOG_MAX_SIZE,
         log_max_files: int = DEFAULT_LOG_MAX_FILES,
     ) -> None:
         self.node_name = node_name
         # A followed log's reads wait this long (a quiet container sends nothing); every other call ``timeout_s``.
         self._follow_timeout_s = follow_timeout_s or timeout_s
+        # The engine's status (``version``, ``data_root``: what the node's heartbeat asks) waits this long only, so a
+        # hung engine makes the node not Ready within seconds instead of silencing its heartbeat.
+        self._status_timeout_s = status_timeout_s or timeout_s
+        self._timeout_s = timeout_s
         self.sandbox_image = sandbox_image
         self._log_config = log_config(log_max_size_bytes, log_max_files)
         # Connections kept to the engine (one pool for all requests, ``_OnePoolAdapter``): enough for the node
@@ -229,7 +234,7 @@ class DockerRuntime:
         # default, 10, makes every request beyond it open and drop a connection of its own). Only the connections
         # once used at the same time are kept.
         self._client_args: dict[str, Any] = {
-            **kwargs_from_env(), "timeout": timeout_s, "version": "auto", "max_pool_size": MAX_POOL_SIZE,
+            **kwargs_from_env(), "timeout": self._status_timeout_s, "version": "auto", "max_pool_size": MAX_POOL_SIZE,
         }
         if docker_host:
             self._client_args["base_url"] = docker_host
@@ -254,12 +259,12 @@ class DockerRuntime:
 
     def version(self) -> str:
         with self._engine("version"):
-            return f"docker://{self._api().version()['Version']}"
+            return f"docker://{self._status('/version')['Version']}"
 
     def data_root(self) -> str:
         """Docker's data root (``DockerRootDir``): image GC measures the filesystem holding it."""
         with self._engine("info"):
-            return self._api().info()["DockerRootDir"]
+            return self._status("/info")["DockerRootDir"]
 
     def list_containers(self, pod_key: str | None = None, all_nodes: bool = False) -> list[Container]:
         wanted = [labels.NODE if all_nodes else f"{labels.NODE}={self.node_name}"]
@@ -546,17 +551,23 @@ class DockerRuntime:
     def _api(self) -> docker.APIClient:
         with self._lock:
             if self._client is None:
-                try:
+                try:  # its API version is asked with the status timeout: a hung engine holds the lock that long only
                     client = docker.APIClient(**self._client_args)
                 except docker.errors.DockerException as exc:
                     raise RuntimeUnavailable(f"Docker engine unavailable: {exc}") from exc
+                client.timeout = self._timeout_s
                 adapter = client.adapters.get("http+docker://")
                 if type(adapter) is UnixHTTPAdapter:
-                    one_pool = _OnePoolAdapter(adapter.socket_path, adapter.timeout, max_pool_size=adapter.max_pool_size)
+                    one_pool = _OnePoolAdapter(adapter.socket_path, self._timeout_s, max_pool_size=adapter.max_pool_size)
                     client.mount("http+docker://", one_pool)
                     adapter.close()
                 self._client = client
             return self._client
+
+    def _status(self, path: str) -> dict[str, Any]:
+        """GET one of the engine's status documents, waiting ``status_timeout_s`` at most."""
+        api = self._api()
+        return api._result(api._get(api._url(path), timeout=self._status_timeout_s), json=True)
 
     def _list(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
         """``APIClient.containers(all=True, filters=filters)``, each entry cut to ``LIST_FIELDS`` as it is parsed."""

@@ -64,6 +64,10 @@ def test_services_start_both_redis_servers_once_and_down_all_stops_only_those(ch
 
     agent, test = client(env, "AGENT"), client(env, "TEST")
     assert agent.config_get("appendonly") == {"appendonly": "yes"}
+    # A memory cap that refuses writes when reached, never evicting the node's desired state.
+    assert agent.config_get("maxmemory*") == {"maxmemory": str(256 * 1024 * 1024), "maxmemory-policy": "noeviction",
+                                              "maxmemory-samples": "5", "maxmemory-eviction-tenacity": "10",
+                                              "maxmemory-clients": "0"}
     assert agent.config_get("dir") == {"dir": str(Path(env["EDGEWORKERS_STATE_DIR"]) / "redis")}
     assert test.config_get("databases") == {"databases": "256"}
     assert test.config_get("save") == {"save": ""}

@@ -23,6 +23,7 @@ from edgeworkers.wakeup import WakingRedisBroker
         (5, RuntimeUnavailable("dockerd down"), False),  # max_retries reached
         (0, ValueError("a bug"), True),  # an unknown error: retried with back-off, not dead-lettered at once
         (4, redis.ResponseError("MISCONF Redis is configured to save RDB snapshots"), True),
+        (4, redis.exceptions.OutOfMemoryError("OOM command not allowed"), True),  # the agent's Redis at its cap
         (5, ValueError("a bug"), False),
         (0, ContainerCreateError("bad"), True),
         (100, PodBusy("busy", delay=500), True),  # waiting for a pod is not a failure
@@ -51,11 +52,15 @@ def test_make_broker_uses_settings_and_becomes_the_global_broker(settings):
     assert (retries.min_backoff, retries.max_backoff) == (config.task_min_backoff_ms, config.task_max_backoff_ms)
 
 
-class FlakyBroker:
-    """Enough of a broker for Retries: its Redis is away for the first ``away`` enqueues."""
+AWAY = redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+FULL = redis.exceptions.OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
 
-    def __init__(self, away: int) -> None:
-        self.away, self.enqueued = away, []
+
+class FlakyBroker:
+    """Enough of a broker for Retries: its Redis fails the first ``away`` enqueues with ``fault``."""
+
+    def __init__(self, away: int, fault: Exception = AWAY) -> None:
+        self.away, self.fault, self.enqueued = away, fault, []
         self.actor = SimpleNamespace(options={})
 
     def get_actor(self, name):
@@ -64,20 +69,23 @@ class FlakyBroker:
     def enqueue(self, message, delay=None):
         if self.away:
             self.away -= 1
-            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+            raise self.fault
         self.enqueued.append((message, delay))
 
 
-def test_a_retry_is_re_enqueued_once_redis_is_back_not_lost_and_counted_once():
-    broker = FlakyBroker(away=3)
+@pytest.mark.parametrize("fault", [AWAY, FULL], ids=["away", "full"])
+def test_a_retry_is_re_enqueued_once_redis_is_back_not_lost_and_counted_once(fault, caplog):
+    broker = FlakyBroker(away=3, fault=fault)
     message = dramatiq.Message(queue_name="pod_add", actor_name="add_pod", args=("default/web", {}), kwargs={}, options={})
     retries = DurableRetries(every_s=0.01, max_retries=5, retry_when=retry_policy(5))
     try:
         raise TransientFault("pod default/web: Redis away")
-    except TransientFault as fault:
-        retries.after_process_message(broker, message, exception=fault)
+    except TransientFault as failed:
+        retries.after_process_message(broker, message, exception=failed)
     [(requeued, delay)] = broker.enqueued
     assert requeued.options["retries"] == 1 and delay is not None
+    assert caplog.text.count("cannot re-enqueue") == 3
+    assert ("the agent's Redis is full (its maxmemory reached" in caplog.text) is (fault is FULL)
 
 
 def test_the_queues_prometheus_exposition_is_only_ever_on_loopback(settings, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -109,3 +110,42 @@ def running_names(containers: list[Any]) -> set[str]:
 def queues_drained(client: redis.Redis, queues: tuple[str, ...] = QUEUES[:3]) -> bool:
     """No message waiting, delayed or in flight on ``queues``."""
     return all(client.hlen(f"dramatiq:{q}.msgs") == 0 and client.hlen(f"dramatiq:{q}.DQ.msgs") == 0 for q in queues)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A private redis-server keeping its data in ``directory`` across a stop and a start; ``options``: more of its
+    command line (``--maxmemory 16mb`` ...)."""
+
+    def __init__(self, directory: Path, *options: str) -> None:
+        self.directory, self.port, self.options = directory, free_port(), options
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                "--appendonly", "yes", "--save", "", *self.options]  # fmt: skip
+        with (self.directory / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _answers(client), 10, "the private Redis to answer", interval_s=0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # a clean shutdown writes the append-only file
+            self.process.wait(10)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False

@@ -18,6 +18,7 @@ from queuekit import (
     worker_env,
 )
 
+from edgeworkers.metamanager.epoch import Epoch
 from edgeworkers.runtime import labels
 
 EDGEWORKERS = str(Path(sys.executable).with_name("edgeworkers"))
@@ -169,13 +170,15 @@ def test_an_unreachable_redis_is_one_clear_error_line(cli, args):
     assert "Traceback" not in result.stderr
 
 
-def test_orphans_with_the_engine_away_is_one_clear_error_line(cli, tmp_path):
+def test_orphans_with_the_engine_away_is_one_clear_error_line(cli, tmp_path, real_redis):
+    Epoch(real_redis).establish()  # as the bridge's first list does: the cleanup then asks the engine
     result = cli("orphans", env={"EDGEWORKERS_DOCKER_HOST": f"unix://{tmp_path}/docker.sock"})
     assert result.returncode == 1
     assert result.stderr.startswith("error: Docker engine unavailable") and "Traceback" not in result.stderr
 
 
-def test_orphans_removes_containers_of_pods_not_desired(cli, docker_client, node_name):
+def test_orphans_removes_containers_of_pods_not_desired(cli, docker_client, node_name, real_redis):
+    Epoch(real_redis).establish()  # as the bridge's first list does: MetaManager holds what the cloud wants
     stray = docker_client.containers.run(
         "busybox",
         ["sleep", "3600"],

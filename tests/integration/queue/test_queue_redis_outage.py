@@ -1,19 +1,16 @@
 """Redis restarted under a busy worker: the task that met the outage is retried once Redis is back, not lost.
 
-The test runs a Redis server of its own (append-only, on a free port), stopped and started again by its PID,
-so the shared test Redis is never touched.
+The test runs a Redis server of its own (``queuekit.RedisServer``: append-only, on a free port), stopped and started
+again by its PID, so the shared test Redis is never touched.
 """
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from queuekit import Worker, busybox_pod, node_containers, queues_drained, wait_for
+from queuekit import RedisServer, Worker, busybox_pod, node_containers, queues_drained, wait_for
 
 from edgeworkers import tasks
 from edgeworkers.broker import make_broker
@@ -22,44 +19,6 @@ from edgeworkers.metamanager.store import MetaStore
 from edgeworkers.pods import desired
 from edgeworkers.redisconn import redis_client
 from tests.integration.statuses import pod_status
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A private redis-server keeping its data in ``directory`` across a stop and a start."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory, self.port = directory, free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                "--appendonly", "yes", "--save", ""]  # fmt: skip
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _answers(client), 10, "the private Redis to answer", interval_s=0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # a clean shutdown writes the append-only file
-            self.process.wait(10)
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
 
 
 @pytest.fixture

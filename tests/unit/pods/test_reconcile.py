@@ -2,7 +2,7 @@
 confirm a deletion, schedule the next sync, remove orphans."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dramatiq
 import pytest
@@ -47,9 +47,13 @@ def pod(name: str = "web", image: str = "busybox", rv: str = "1", source: str | 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
 
 
-def make_workers(client, syncer, settings, broker=None) -> PodWorkers:
+def make_workers(client, syncer, settings, broker=None, *, listed: bool = True) -> PodWorkers:
+    """Pod workers on ``client``; ``listed``: the bridge has filled MetaManager (its epoch stands)."""
     store = MetaStore(client)
-    return PodWorkers(client, store, StatusManager(store, Outbox(client)), syncer, broker, settings)
+    workers = PodWorkers(client, store, StatusManager(store, Outbox(client)), syncer, broker, settings)
+    if listed:
+        workers.epoch.establish()
+    return workers
 
 
 @pytest.fixture
@@ -95,6 +99,12 @@ def test_reconcile_of_a_pod_no_longer_desired_syncs_none_and_forgets_its_status(
     reconcile(workers, "default/web")
     assert workers.syncer.calls == [("default/web", None)]
     assert workers.status.get("default/web") is None
+
+
+def test_a_pod_absent_from_a_metamanager_without_epoch_is_left_alone(fake_redis, settings):
+    lost = make_workers(fake_redis, FakeSyncer(), settings, RecordingBroker(), listed=False)  # its Redis lost its data
+    assert reconcile(lost, "default/web") is None
+    assert lost.syncer.calls == []
 
 
 def test_a_deleted_pod_leaves_the_desired_state_once_its_containers_are_gone(workers):
@@ -252,7 +262,7 @@ class RacySyncer:
         return self.syncer.kill_pod(key, grace_period_s)
 
 
-def orphan_agent(fake_redis, settings, stale: list[str]):
+def orphan_agent(fake_redis, settings, stale: list[str], listed: bool = True):
     from edgeworkers.pods.backoff import MemoryBackoffStore
     from edgeworkers.pods.sync import PodSyncer
     from edgeworkers.runtime.fake import FakeRuntime
@@ -263,7 +273,7 @@ def orphan_agent(fake_redis, settings, stale: list[str]):
         ref = PodRef(f"uid-{name}", "default", name)
         runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
     syncer = RacySyncer(PodSyncer(runtime, MemoryBackoffStore(), settings), stale)
-    return make_workers(fake_redis, syncer, settings), runtime
+    return make_workers(fake_redis, syncer, settings, listed=listed), runtime
 
 
 def test_a_follow_up_whose_enqueue_fails_leaves_no_pending_marker_so_the_retry_schedules_it(
@@ -286,6 +296,30 @@ def test_orphans_are_removed_but_a_pod_desired_again_is_kept(fake_redis, setting
     current.store.put(POD, pod("web"))  # added after the orphan list was read
     assert remove_orphans(current) == ["default/orphan"]
     assert {c.pod.key for c in runtime.list_containers()} == {"default/web"}
+
+
+def test_orphan_cleanup_waits_for_the_bridges_list_after_a_redis_data_loss(fake_redis, settings):
+    current, runtime = orphan_agent(fake_redis, settings, stale=["default/orphan", "default/web"], listed=False)
+    assert remove_orphans(current) == []
+    assert {c.pod.key for c in runtime.list_containers()} == {"default/orphan", "default/web"}
+
+    current.store.put(POD, pod("web"))
+    current.epoch.establish()  # the bridge's list is complete
+    assert remove_orphans(current) == ["default/orphan"]
+
+
+def test_an_absence_read_across_a_data_loss_and_relist_kills_nothing(fake_redis, settings):
+    current, runtime = orphan_agent(fake_redis, settings, stale=["default/web"])
+
+    class LostMeanwhile(MetaStore):
+        def get(self, kind, namespace, name):  # the Redis loses its data and the bridge lists again during the read
+            fake_redis.flushdb()
+            current.epoch.establish()
+            return None
+
+    racing = replace(current, store=LostMeanwhile(fake_redis))
+    assert remove_orphans(racing) == []
+    assert {c.pod.key for c in runtime.list_containers()} == {"default/orphan", "default/web"}
 
 
 def test_an_orphan_being_synced_is_left_for_the_next_cleanup(fake_redis, settings):
