@@ -143,7 +143,8 @@ def read_localhost_profile(root: Path, name: str) -> str:
         with os.fdopen(file_fd, encoding="utf-8") as profile:
             return profile.read()
     except OSError as exc:
-        why = "it goes through a symlink" if exc.errno == errno.ELOOP else exc.strerror
+        why = "it goes through a symlink or something not a directory" if exc.errno in (errno.ELOOP, errno.ENOTDIR) \
+            else exc.strerror
         raise SecurityError(f"cannot load seccomp profile {name!r} from {root}: {why}") from None
     except UnicodeDecodeError:
         raise SecurityError(f"cannot load seccomp profile {name!r} from {root}: not UTF-8 text") from None

@@ -154,7 +154,7 @@ class FakeRuntime:
         self._containers: dict[ContainerID, _Record] = {}
         self.usages: dict[ContainerID, ContainerUsage] = {}  # what usage() answers, set by tests
         self.disk_usages: dict[ContainerID, int] = {}  # what disk_usage() answers, set by tests
-        self.image_users: dict[str, str] = {}  # each image's USER (by normalized ref), set by tests; default ""
+        self.image_users: dict[str, str] = {}  # each image's USER by ref, set by tests; default "" (root)
         self._failures: dict[str, list[Exception]] = {}
         self._ids = itertools.count(1)
         self._hosts = itertools.count(1)  # pod IPs 10.88.x.y, one per non-host-network sandbox
@@ -283,7 +283,7 @@ class FakeRuntime:
         ref = normalize_image(image)
         if ref not in self._images:
             raise ImageNotPresent(f"No such image: {image}")
-        return self.image_users.get(ref, "")
+        return next((user for image_ref, user in self.image_users.items() if normalize_image(image_ref) == ref), "")
 
     def pull_image(self, image: str) -> None:
         self._enter("pull_image", image)
