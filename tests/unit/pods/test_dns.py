@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from edgeworkers.pods.dns import DNSConfig, parse_resolv_conf, pod_dns
-from edgeworkers.pods.hosts import hostname_and_domain, host_network_hosts, managed_hosts
+from edgeworkers.pods.hosts import host_network_hosts, hostname_and_domain, managed_hosts
 from tests.unit.pods.podkit import make_pod
 
 NODE = parse_resolv_conf("# the node's\nnameserver 10.0.0.2\nnameserver 10.0.0.3 ; a comment\n"
