@@ -99,11 +99,6 @@ def groups_of(pod: Pod) -> tuple[int, ...]:
     return (*(() if ctx.fs_group is None else (ctx.fs_group,)), *(ctx.supplemental_groups or ()))
 
 
-def needs_image_user(pod: Pod, container: Container) -> bool:
-    """Whether ``runAsNonRoot`` can only be checked against the image's user (no ``runAsUser`` says who runs)."""
-    return bool(_field(pod, container, "run_as_non_root")) and _field(pod, container, "run_as_user") is None
-
-
 def verify_non_root(pod: Pod, container: Container, image_user: Callable[[], str]) -> None:
     """kubelet's verifyRunAsNonRoot: SecurityError when ``runAsNonRoot`` holds and the container would run as root
     (or as a user name that cannot be checked). ``image_user``: the image's ``USER`` ("" for none, which is root)."""
@@ -292,4 +287,4 @@ def sysctl_refusal(pod: Pod, allowed_unsafe: frozenset[str]) -> tuple[str, str] 
 
 
 __all__ = ["SecurityError", "apparmor_enabled", "apparmor_refusal", "check_unsafe_sysctls", "container_security",
-           "needs_image_user", "pod_sysctls", "profile_refusals", "sysctl_refusal"]
+           "pod_sysctls", "profile_refusals", "sysctl_refusal"]
