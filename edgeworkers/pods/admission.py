@@ -10,7 +10,8 @@ checks itself, with safe defaults that ``EDGEWORKERS_ADMISSION_*`` settings open
 - no ``privileged`` container, no added capability outside the allowed list;
 - no host network, PID or IPC namespace;
 - no seccomp or AppArmor profile ``Unconfined``, no sysctl outside kube's safe set (``SysctlForbidden``), no AppArmor
-  profile on a host without AppArmor (``AppArmor``), unless allowed (``pods.securitycontext``);
+  profile on a host without AppArmor (``AppArmor``), unless allowed (``pods.securitycontext``); nothing Docker cannot
+  give one pod (a user namespace, an unmasked /proc, Strict supplemental groups, an FQDN hostname);
 - no hostPort another pod of the node holds (kubelet's NodePorts predicate, ``admit_host_ports``), judged once, before
   the pod's first container: a pod refused stays refused (kubelet never admits a rejected pod again), and a pod
   admitted keeps its ports.
@@ -33,6 +34,7 @@ from edgeworkers.pods.securitycontext import (
     check_unsafe_sysctls,
     profile_refusals,
     sysctl_refusal,
+    unsupported_refusals,
 )
 from edgeworkers.runtime.types import Container
 from edgeworkers.volumes.errors import UnsafePath
@@ -113,6 +115,7 @@ def admit(pod: Pod, policy: AdmissionPolicy) -> tuple[str, str] | None:
             refusals.append(f'container "{container.name}": capabilities {", ".join(extra)} are not allowed '
                             "(EDGEWORKERS_ADMISSION_ALLOWED_CAPABILITIES)")
     refusals += profile_refusals(pod, policy.allow_unconfined_seccomp, policy.allow_unconfined_apparmor)
+    refusals += unsupported_refusals(pod)
     if refusals:
         return REASON_FORBIDDEN, "Pod refused by the node's admission: " + "; ".join(refusals)
     return sysctl_refusal(pod, policy.allowed_unsafe_sysctls) or apparmor_refusal(pod, policy.apparmor_enabled)

@@ -203,6 +203,23 @@ def profile_refusals(pod: Pod, allow_unconfined_seccomp: bool, allow_unconfined_
     return refusals
 
 
+def unsupported_refusals(pod: Pod) -> list[str]:
+    """What a pod asks that Docker cannot give per pod, refused rather than ignored: a user namespace, an unmasked
+    /proc, the Strict supplemental groups policy (Docker always merges the image's groups), an FQDN hostname."""
+    refusals = []
+    ctx = pod.spec.security_context
+    if pod.spec.host_users is False:
+        refusals.append("hostUsers: false (a user namespace per pod) is not supported on this node")
+    if ctx is not None and ctx.supplemental_groups_policy == "Strict":
+        refusals.append("supplementalGroupsPolicy: Strict is not supported on this node (the image's groups are merged)")
+    if pod.spec.set_hostname_as_fqdn and pod.spec.subdomain:
+        refusals.append("setHostnameAsFQDN is not supported on this node")
+    for container in pod.spec.all_containers:
+        if container.security_context is not None and container.security_context.proc_mount == "Unmasked":
+            refusals.append(f'container "{container.name}": procMount: Unmasked is not supported on this node')
+    return refusals
+
+
 def _plain_profile_name(name: str, kind: str) -> bool:
     if not name.strip():
         return False
@@ -287,4 +304,4 @@ def sysctl_refusal(pod: Pod, allowed_unsafe: frozenset[str]) -> tuple[str, str] 
 
 
 __all__ = ["SecurityError", "apparmor_enabled", "apparmor_refusal", "check_unsafe_sysctls", "container_security",
-           "pod_sysctls", "profile_refusals", "sysctl_refusal"]
+           "pod_sysctls", "profile_refusals", "sysctl_refusal", "unsupported_refusals"]

@@ -17,6 +17,7 @@ from edgeworkers.pods.securitycontext import (
     profile_refusals,
     read_localhost_profile,
     sysctl_refusal,
+    unsupported_refusals,
     verify_non_root,
 )
 from edgeworkers.runtime.docker import security_options
@@ -194,3 +195,17 @@ def test_the_allowed_unsafe_sysctls_must_be_namespaced() -> None:
 def test_normalize_sysctl_names() -> None:
     assert normalize_sysctl("net/ipv4/conf/eno2.100/rp_filter") == "net.ipv4.conf.eno2/100.rp_filter"
     assert normalize_sysctl("net.ipv4.tcp_syncookies") == "net.ipv4.tcp_syncookies"
+
+
+def test_what_docker_cannot_give_one_pod_is_refused_not_ignored() -> None:
+    pod, _ = secured({"supplementalGroupsPolicy": "Strict"}, {"procMount": "Unmasked"}, hostUsers=False,
+                     setHostnameAsFQDN=True, subdomain="backend")
+    assert unsupported_refusals(pod) == [
+        "hostUsers: false (a user namespace per pod) is not supported on this node",
+        "supplementalGroupsPolicy: Strict is not supported on this node (the image's groups are merged)",
+        "setHostnameAsFQDN is not supported on this node",
+        'container "app": procMount: Unmasked is not supported on this node',
+    ]
+    pod, _ = secured({"supplementalGroupsPolicy": "Merge"}, {"procMount": "Default"}, hostUsers=True,
+                     setHostnameAsFQDN=True)
+    assert unsupported_refusals(pod) == []
