@@ -11,12 +11,13 @@ from tests.integration.loop.conftest import Cluster, busybox_pod
 from tests.integration.volumes.test_volumes_kubectl import logs, waiting_message
 from tests.polling import wait_for
 
+# Each script sends stderr to stdout: the log's two streams may interleave in any order.
 DENY_MKDIR = {"defaultAction": "SCMP_ACT_ALLOW",
               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}  # fmt: skip
 
 
 def test_users_groups_fs_group_read_only_root_no_new_privs_and_seccomp(cluster: Cluster) -> None:
-    ids = busybox_pod("ids", "id; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; touch /rootfile; "
+    ids = busybox_pod("ids", "id; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; touch /rootfile 2>&1; "
                              "stat -c 'data %g %a' /data; touch /data/f && stat -c 'file %g' /data/f; "
                              "stat -L -c 'info %g %a' /info/labels; echo done; sleep 3600", node=cluster.node)
     ids["spec"]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 3000, "fsGroup": 2000,
@@ -32,7 +33,7 @@ def test_users_groups_fs_group_read_only_root_no_new_privs_and_seccomp(cluster: 
     profiles = cluster.config.data_dir / "seccomp"
     profiles.mkdir(parents=True, exist_ok=True)
     (profiles / "deny-mkdir.json").write_text(json.dumps(DENY_MKDIR))
-    local = busybox_pod("local-seccomp", "mkdir /tmp/x; grep -E '^Seccomp:' /proc/self/status; echo done; sleep 3600",
+    local = busybox_pod("local-seccomp", "mkdir /tmp/x 2>&1; grep -E '^Seccomp:' /proc/self/status; echo done; sleep 3600",
                         node=cluster.node)
     local["spec"]["containers"][0]["securityContext"] = {
         "seccompProfile": {"type": "Localhost", "localhostProfile": "deny-mkdir.json"}}
