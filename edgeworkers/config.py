@@ -156,6 +156,17 @@ class Settings(BaseModel):
     admission_allow_host_network: bool = False
     admission_allow_host_pid: bool = False
     admission_allow_host_ipc: bool = False
+    # Security profiles and sysctls (pods/securitycontext.py): a seccomp or AppArmor profile of type Unconfined is
+    # refused unless allowed; sysctls outside kube's safe set only as kubelet's --allowed-unsafe-sysctls (JSON list of
+    # names or prefixes ending in "*", each namespaced: "net.core.somaxconn", "kernel.msg*").
+    admission_allow_unconfined_seccomp: bool = False
+    admission_allow_unconfined_apparmor: bool = False
+    admission_allowed_unsafe_sysctls: list[str] = Field(default_factory=list)
+    # DNS (pods/dns.py, kubelet's --resolv-conf, --cluster-dns, --cluster-domain): no cluster DNS server yet, so
+    # ClusterFirst pods get the node's resolv.conf with a MissingClusterDNS warning, as kubelet without one.
+    resolv_conf: str = "/etc/resolv.conf"
+    cluster_dns: list[str] = Field(default_factory=list)
+    cluster_domain: str = "cluster.local"
 
     # Periodic jobs (process `scheduler`), with kubelet's defaults.
     pleg_relist_period_s: float = 1.0

@@ -9,6 +9,7 @@ from typing import Any
 from edgeworkers.k8s import naming
 from edgeworkers.k8s.metavalidation import as_dict, as_int, as_list, invalid_each, items, nonnegative
 from edgeworkers.k8s.quantity import canonical_quantity, parse_quantity
+from edgeworkers.k8s.securityvalidation import validate_apparmor_profile, validate_seccomp_profile, validate_sysctls
 from edgeworkers.k8s.status import (
     FieldError,
     duplicate,
@@ -311,7 +312,12 @@ def _security_context(context: dict[str, Any], path: str) -> list[FieldError]:
         if "CAP_SYS_ADMIN" in as_list(as_dict(context.get("capabilities")).get("add")):
             detail = "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN"
             errs.append(invalid_value(path, context, detail))
-    return errs
+    return errs + _profiles(context, path)
+
+
+def _profiles(context: dict[str, Any], path: str) -> list[FieldError]:
+    return validate_seccomp_profile(context.get("seccompProfile"), f"{path}.seccompProfile") + \
+        validate_apparmor_profile(context.get("appArmorProfile"), f"{path}.appArmorProfile")
 
 
 def validate_pod_security_context(context: dict[str, Any], path: str) -> list[FieldError]:
@@ -321,7 +327,7 @@ def validate_pod_security_context(context: dict[str, Any], path: str) -> list[Fi
     errs += _id_range(f"{path}.fsGroup", context.get("fsGroup"))
     for i, group in enumerate(as_list(context.get("supplementalGroups"))):
         errs += _id_range(f"{path}.supplementalGroups[{i}]", group)
-    return errs
+    return errs + _profiles(context, path) + validate_sysctls(context.get("sysctls"), f"{path}.sysctls")
 
 
 def _container_common(container: dict[str, Any], path: str, volumes: set[str]) -> list[FieldError]:

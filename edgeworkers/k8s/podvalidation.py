@@ -27,6 +27,7 @@ from edgeworkers.k8s.metavalidation import (
     validate_object_meta,
     validate_object_meta_update,
 )
+from edgeworkers.k8s.securityvalidation import validate_host_aliases
 from edgeworkers.k8s.status import FieldError, duplicate, forbidden_field, invalid_value, not_supported, required
 from edgeworkers.k8s.volumevalidation import validate_volumes
 
@@ -163,6 +164,7 @@ def validate_pod_spec(spec: dict[str, Any]) -> list[FieldError]:
     errs += validate_labels(spec.get("nodeSelector"), "spec.nodeSelector")
     errs += validate_pod_security_context(as_dict(spec.get("securityContext")), "spec.securityContext")
     errs += _dns_config(spec)
+    errs += validate_host_aliases(spec.get("hostAliases"), "spec.hostAliases")
     errs += _named_gates(spec.get("readinessGates"), "spec.readinessGates", "conditionType", unique=False)
     errs += _named_gates(spec.get("schedulingGates"), "spec.schedulingGates", "name", unique=True)
     for key in ("serviceAccountName", "nodeName"):

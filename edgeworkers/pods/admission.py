@@ -9,6 +9,9 @@ checks itself, with safe defaults that ``EDGEWORKERS_ADMISSION_*`` settings open
   path (``volumes.hostpath``: the allowlist, empty by default, and the floor beneath it);
 - no ``privileged`` container, no added capability outside the allowed list;
 - no host network, PID or IPC namespace;
+- no seccomp or AppArmor profile ``Unconfined``, no sysctl outside kube's safe set (``SysctlForbidden``), no AppArmor
+  profile on a host without AppArmor (``AppArmor``), unless allowed (``pods.securitycontext``); nothing Docker cannot
+  give one pod (a user namespace, an unmasked /proc, Strict supplemental groups, an FQDN hostname);
 - no hostPort another pod of the node holds (kubelet's NodePorts predicate, ``admit_host_ports``), judged once, before
   the pod's first container: a pod refused stays refused (kubelet never admits a rejected pod again), and a pod
   admitted keeps its ports.
@@ -25,6 +28,14 @@ from typing import Any
 from edgeworkers.config import Settings
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.hostports import conflict, describe, held_ports, pod_port_mappings
+from edgeworkers.pods.securitycontext import (
+    apparmor_enabled,
+    apparmor_refusal,
+    check_unsafe_sysctls,
+    profile_refusals,
+    sysctl_refusal,
+    unsupported_refusals,
+)
 from edgeworkers.runtime.types import Container
 from edgeworkers.volumes.errors import UnsafePath
 from edgeworkers.volumes.hostpath import ALLOWED_SETTING, HostPathPolicy
@@ -45,6 +56,10 @@ class AdmissionPolicy:
     allow_host_network: bool = False
     allow_host_pid: bool = False
     allow_host_ipc: bool = False
+    allow_unconfined_seccomp: bool = False
+    allow_unconfined_apparmor: bool = False
+    allowed_unsafe_sysctls: frozenset[str] = frozenset()
+    apparmor_enabled: bool = False  # whether the host enforces AppArmor
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AdmissionPolicy:
@@ -56,6 +71,10 @@ class AdmissionPolicy:
             allow_host_network=settings.admission_allow_host_network,
             allow_host_pid=settings.admission_allow_host_pid,
             allow_host_ipc=settings.admission_allow_host_ipc,
+            allow_unconfined_seccomp=settings.admission_allow_unconfined_seccomp,
+            allow_unconfined_apparmor=settings.admission_allow_unconfined_apparmor,
+            allowed_unsafe_sysctls=check_unsafe_sysctls(settings.admission_allowed_unsafe_sysctls),
+            apparmor_enabled=apparmor_enabled(),
         )
 
 
@@ -95,9 +114,11 @@ def admit(pod: Pod, policy: AdmissionPolicy) -> tuple[str, str] | None:
         if extra:
             refusals.append(f'container "{container.name}": capabilities {", ".join(extra)} are not allowed '
                             "(EDGEWORKERS_ADMISSION_ALLOWED_CAPABILITIES)")
+    refusals += profile_refusals(pod, policy.allow_unconfined_seccomp, policy.allow_unconfined_apparmor)
+    refusals += unsupported_refusals(pod)
     if refusals:
         return REASON_FORBIDDEN, "Pod refused by the node's admission: " + "; ".join(refusals)
-    return None
+    return sysctl_refusal(pod, policy.allowed_unsafe_sysctls) or apparmor_refusal(pod, policy.apparmor_enabled)
 
 
 def admit_host_ports(

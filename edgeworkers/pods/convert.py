@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from edgeworkers.k8s.pod import Container, KeySelector, Pod
 from edgeworkers.k8s.quantity import cpu_to_millicores, cpu_to_nanocpus, to_bytes
 from edgeworkers.pods import qos
 from edgeworkers.pods.hostports import pod_port_mappings
+from edgeworkers.pods.securitycontext import SecurityError, container_security, pod_sysctls
 from edgeworkers.runtime.types import ContainerConfig, Mount, PodRef, SandboxConfig
 from edgeworkers.volumes.builders import CONFIGMAP, SECRET, NoSources, Sources, configmap_values, fetch, secret_values
 from edgeworkers.volumes.downward import FieldError, PodFacts, field_value, resource_value
@@ -79,7 +80,7 @@ def sandbox_hash(pod: Pod) -> str:
     of a pod without hostPorts is what it was before they were published)."""
     ports = [[m.container_port, m.host_port, m.protocol, m.host_ip] for m in pod_port_mappings(pod)]
     return _digest({"hostNetwork": bool(pod.spec.host_network), "hostIPC": bool(pod.spec.host_ipc) or None,
-                    "hostname": _hostname(pod), "hostPorts": ports})
+                    "hostname": _hostname(pod), "hostPorts": ports, "sysctls": pod_sysctls(pod)})
 
 
 def _hostname(pod: Pod) -> str:
@@ -96,6 +97,7 @@ def sandbox_config(pod: Pod) -> SandboxConfig:
         spec_hash=sandbox_hash(pod),
         port_mappings=pod_port_mappings(pod),
         oom_score_adj=qos.SANDBOX,
+        sysctls=pod_sysctls(pod),
     )
 
 
@@ -260,6 +262,9 @@ def container_config(
     bind_subpath: SubPathBinder | None = None,
     warn: Callable[[str, str], None] | None = None,
     pids_limit: int | None = None,
+    image_user: Callable[[], str] | None = None,
+    etc_files: Sequence[Mount] = (),
+    apparmor: bool = False,
 ) -> ContainerConfig:
     """The runtime config of one container; raises ConfigError for what cannot be had now.
 
@@ -267,7 +272,10 @@ def container_config(
     would be, nothing else); ``bind_subpath``: how a subPath or a hostPath becomes the host path given to Docker
     (default: a lexical join); ``warn(reason, message)``: records what was skipped (kubelet's events); ``pids_limit``:
     the node's PID limit (None: none). Its ``oom_score_adj`` is kubelet's (``pods.qos``) for the node's memory in
-    ``facts``.
+    ``facts``. Its ``security`` comes from ``pods.securitycontext``: ``image_user`` gives the image's USER when
+    ``runAsNonRoot`` needs it (default: unknown, refused as root), ``apparmor`` whether the host enforces AppArmor.
+    ``etc_files``: the pod's resolv.conf and hosts mounts (``pods.etcfiles``), unless the container mounts a volume
+    there.
     """
     resources = container.resources
     limits = (resources.limits if resources else None) or {}
@@ -285,8 +293,11 @@ def container_config(
         if volumes is None:
             volumes = lexical_volumes(pod, data_dir)
         mounts = _mounts(pod, container, volumes, env, bind_subpath or _lexical_subpath)
-    except ConfigSourceError as exc:
+        security = container_security(pod, container, data_dir, image_user or str, apparmor)
+    except (ConfigSourceError, SecurityError) as exc:
         raise ConfigError(str(exc)) from None
+    taken = {mount.container_path for mount in mounts}
+    mounts += [mount for mount in etc_files if mount.container_path not in taken]
     return ContainerConfig(
         name=container.name,
         image=container.image or "",
@@ -307,6 +318,7 @@ def container_config(
         oom_score_adj=qos.oom_score_adj(pod, container, facts.node_memory_bytes if facts else 0),
         pids_limit=pids_limit,
         mounts=mounts,
+        security=security,
         tty=bool(container.tty),
         stdin=bool(container.stdin),
         restart_count=restart_count,

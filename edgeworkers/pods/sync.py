@@ -26,6 +26,7 @@ from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.etcfiles import NodeDNS, write_etc_files
 from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
@@ -41,7 +42,7 @@ from edgeworkers.pods.policy import (
 from edgeworkers.pods.remembered import is_terminal, remembered_containers
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
-from edgeworkers.runtime.types import Container, ContainerID, ContainerState
+from edgeworkers.runtime.types import Container, ContainerID, ContainerState, Mount
 from edgeworkers.status.podstatus import compute_pod_status
 from edgeworkers.status.proberesults import ProbeResults
 from edgeworkers.volumes.builders import NoSources, Sources
@@ -111,6 +112,7 @@ class PodSyncer:
         self._volumes = volumes or VolumeManager(settings.data_dir, meta or NoSources(), clock=clock,
                                                  host_paths=self._admission.host_paths)
         self._node = PodFacts(host_ip=settings.node_host)
+        self._dns = NodeDNS.from_settings(settings)
         self._pids_limit = settings.pod_pids_limit if settings.pod_pids_limit > 0 else None
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
@@ -168,9 +170,10 @@ class PodSyncer:
         sandbox = self._sandbox(pod, ours, actions, outcome) if volumes is not None else None
         if sandbox is not None and volumes is not None and actions.start:
             facts = self._facts(pod, sandbox)
-            for start in actions.start:
+            etc = self._etc_files(pod, sandbox, actions, outcome)
+            for start in actions.start if etc is not None else []:
                 ensure_held()
-                self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome, volumes, facts)
+                self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome, volumes, facts, etc)
         ensure_held()
         return SyncResult(self._status(pod, outcome, previous_status), outcome.requeue_after)
 
@@ -268,13 +271,32 @@ class PodSyncer:
         if not any(var.value_from and var.value_from.field_ref and var.value_from.field_ref.field_path in wanted
                    for container in pod.spec.all_containers for var in container.env or []):
             return self._node
-        ip = self._settings.node_host if pod.spec.host_network else None
-        if ip is None:
-            try:
-                ip = self._runtime.container_ip(sandbox)
-            except ContainerRuntimeError as exc:
-                log.warning("pod %s: cannot read its IP: %s", pod.key, exc)
+        ip = self._pod_ip(pod, sandbox)
         return replace(self._node, pod_ips=(ip,) if ip else ())
+
+    def _pod_ip(self, pod: Pod, sandbox: ContainerID) -> str | None:
+        if pod.spec.host_network:
+            return self._settings.node_host
+        try:
+            return self._runtime.container_ip(sandbox)
+        except ContainerRuntimeError as exc:
+            log.warning("pod %s: cannot read its IP: %s", pod.key, exc)
+            return None
+
+    def _etc_files(self, pod: Pod, sandbox: ContainerID, actions: PodActions, outcome: _Outcome) -> list[Mount] | None:
+        """The mounts of the pod's resolv.conf and hosts files (``pods.etcfiles``), written now; its DNS warnings
+        recorded when its sandbox is new (as kubelet's, once per sandbox). None, the containers to start waiting on
+        the reason, when the files cannot be written."""
+        try:
+            mounts, warnings = write_etc_files(self._volumes.pod_dir(pod), pod, self._pod_ip(pod, sandbox), self._dns)
+        except (OSError, VolumeError) as exc:
+            message = f"cannot write the pod's resolv.conf and hosts files: {getattr(exc, 'strerror', None) or exc}"
+            for start in actions.start:
+                outcome.wait(start.name, CREATE_CONTAINER_CONFIG_ERROR, message, self._policy.initial_s)
+            return None
+        for reason, message in warnings if actions.create_sandbox else []:
+            self._warn(pod, reason, message)
+        return mounts
 
     def _sandbox(self, pod: Pod, ours: list[Container], actions: PodActions, outcome: _Outcome) -> ContainerID | None:
         """The running sandbox's id, creating it when the actions say so (None when it cannot be had)."""
@@ -293,7 +315,7 @@ class PodSyncer:
 
     def _start(
         self, pod: Pod, sandbox: ContainerID, start: StartAction, backoff: BackoffEntry | None, outcome: _Outcome,
-        volumes: dict[str, ReadyVolume] | None = None, facts: PodFacts | None = None,
+        volumes: dict[str, ReadyVolume] | None = None, facts: PodFacts | None = None, etc: list[Mount] | None = None,
     ) -> None:
         """Create and start one container; a failure becomes its waiting reason."""
         spec = _spec(pod, start)
@@ -309,7 +331,9 @@ class PodSyncer:
                 config = container_config(
                     pod, spec, self._settings.data_dir, start.restart_count, start.is_init, sources=self._meta,
                     facts=facts or self._node, volumes=volumes, bind_subpath=partial(self._volumes.bind, pod),
-                    warn=partial(self._warn, pod), pids_limit=self._pids_limit,
+                    warn=partial(self._warn, pod), pids_limit=self._pids_limit, etc_files=etc or (),
+                    image_user=partial(self._runtime.image_user, spec.image or ""),
+                    apparmor=self._admission.apparmor_enabled,
                 )
                 ident = self._runtime.create_container(sandbox, pod_ref(pod), config)
                 self._note(pod, "Created", f"Created container {spec.name}")

@@ -54,6 +54,7 @@ from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
     ContainerID,
+    ContainerSecurity,
     ContainerState,
     ContainerUsage,
     ExecResult,
@@ -113,6 +114,18 @@ def port_bindings(mappings: tuple[PortMapping, ...]) -> dict[str, list[Any]]:
         binding = (m.host_ip, m.host_port) if m.host_ip else m.host_port
         bindings.setdefault(f"{m.container_port}/{m.protocol.lower()}", []).append(binding)
     return bindings
+
+
+def security_options(security: ContainerSecurity) -> dict[str, Any]:
+    """Docker's host config options (the SDK's names) confining a container: ``group_add``, ``read_only`` and the
+    ``security_opt`` entries (a seccomp profile goes as its JSON text: the engine's API reads no file)."""
+    options = [f"seccomp={security.seccomp}"] if security.seccomp is not None else []
+    if security.apparmor is not None:
+        options.append(f"apparmor={security.apparmor}")
+    if security.no_new_privileges:
+        options.append("no-new-privileges")
+    return {"group_add": [str(group) for group in security.groups] or None, "read_only": security.read_only_root,
+            "security_opt": options or None}
 
 
 def exit_reason(exit_code: int, oom_killed: bool) -> str:
@@ -287,6 +300,7 @@ class DockerRuntime:
             init=False,
             port_bindings=port_bindings(published) or None,
             oom_score_adj=self._oom_score_adj(config.oom_score_adj),
+            sysctls=config.sysctls or None,
         )
         container_labels = {
             **config.labels,
@@ -315,7 +329,7 @@ class DockerRuntime:
         host_config = self._host_config(
             network_mode=joined,
             ipc_mode="host" if config.host_ipc else joined,  # the host's IPC namespace cannot be joined through another
-            pid_mode="host" if config.host_pid else None,
+            pid_mode="host" if config.host_pid else (joined if config.security.share_pid else None),
             cap_add=config.cap_add or None,
             cap_drop=config.cap_drop or None,
             nano_cpus=config.cpu_limit_nano,
@@ -327,6 +341,7 @@ class DockerRuntime:
             oom_score_adj=self._oom_score_adj(config.oom_score_adj),
             pids_limit=config.pids_limit,
             binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in config.mounts],
+            **security_options(config.security),
         )
         kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
         return self._create(
@@ -503,6 +518,13 @@ class DockerRuntime:
             except docker.errors.ImageNotFound:
                 return False
         return True
+
+    def image_user(self, image: str) -> str:
+        with self._engine(f"inspect image {image}"):
+            try:
+                return self._api().inspect_image(image)["Config"].get("User") or ""
+            except docker.errors.ImageNotFound as exc:
+                raise ImageNotPresent(_explain(exc)) from exc
 
     def pull_image(self, image: str) -> None:
         with self._engine(f"pull {image}"):
@@ -754,4 +776,4 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
-__all__ = ["DockerRuntime", "exit_reason", "parse_docker_time", "pod_hostname", "port_bindings"]
+__all__ = ["DockerRuntime", "exit_reason", "parse_docker_time", "pod_hostname", "port_bindings", "security_options"]

@@ -154,6 +154,7 @@ class FakeRuntime:
         self._containers: dict[ContainerID, _Record] = {}
         self.usages: dict[ContainerID, ContainerUsage] = {}  # what usage() answers, set by tests
         self.disk_usages: dict[ContainerID, int] = {}  # what disk_usage() answers, set by tests
+        self.image_users: dict[str, str] = {}  # each image's USER by ref, set by tests; default "" (root)
         self._failures: dict[str, list[Exception]] = {}
         self._ids = itertools.count(1)
         self._hosts = itertools.count(1)  # pod IPs 10.88.x.y, one per non-host-network sandbox
@@ -276,6 +277,13 @@ class FakeRuntime:
     def image_present(self, image: str) -> bool:
         self._enter("image_present", image)
         return normalize_image(image) in self._images
+
+    def image_user(self, image: str) -> str:
+        self._enter("image_user", image)
+        ref = normalize_image(image)
+        if ref not in self._images:
+            raise ImageNotPresent(f"No such image: {image}")
+        return next((user for image_ref, user in self.image_users.items() if normalize_image(image_ref) == ref), "")
 
     def pull_image(self, image: str) -> None:
         self._enter("pull_image", image)

@@ -104,6 +104,10 @@ class Runtime(Protocol):
 
     def image_present(self, image: str) -> bool: ...
 
+    def image_user(self, image: str) -> str:
+        """The user a present image runs as (its ``USER``: "1000", "1000:1000", "nobody"; "" for none, root);
+        ImageNotPresent when it is not here."""
+
     def pull_image(self, image: str) -> None:
         """Pull ``image``; raise ImagePullError on failure."""
 

@@ -92,6 +92,18 @@ class Container:
 
 
 @dataclass(frozen=True)
+class ContainerSecurity:
+    """How a container is confined beyond its user (``pods.securitycontext`` makes it from the pod's spec)."""
+
+    groups: tuple[int, ...] = ()  # supplementary groups: fsGroup and supplementalGroups
+    read_only_root: bool = False  # readOnlyRootFilesystem
+    no_new_privileges: bool = False  # allowPrivilegeEscalation: false
+    seccomp: str | None = None  # None: the engine's default profile; "unconfined"; else a profile's JSON text
+    apparmor: str | None = None  # None: the engine's default; "unconfined"; else a loaded profile's name
+    share_pid: bool = False  # shareProcessNamespace: join the sandbox's PID namespace
+
+
+@dataclass(frozen=True)
 class ContainerConfig:
     """What the runtime needs to create one app or init container of a pod."""
 
@@ -114,6 +126,7 @@ class ContainerConfig:
     oom_score_adj: int | None = None  # as kubelet's QoS policy sets it; None: the engine's default
     pids_limit: int | None = None  # processes (and threads) the container may hold at once; None: no limit
     mounts: list[Mount] = field(default_factory=list)
+    security: ContainerSecurity = ContainerSecurity()
     tty: bool = False
     stdin: bool = False
     restart_count: int = 0
@@ -141,6 +154,7 @@ class SandboxConfig:
     # The pod's hostPorts: published on the node unless ``host_network`` (then only recorded, for the node's checks).
     port_mappings: tuple[PortMapping, ...] = ()
     oom_score_adj: int | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)  # the pod's sysctls (node admission allowed them)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Layout under ``<data_dir>/pods/<uid>/`` (mode 0700: no other user of the host re
   the payload plus 1 MiB so an update fits beside the old copy; a secret never touches the node's disk). These
   four are written by the atomic writer on every sync (unchanged content writes nothing), so a configmap or secret
   changed at the cloud, or a label a downwardAPI file shows, reaches running containers, and are mounted read-only.
+  With the pod's ``fsGroup``, each is given to that group (``volumes.ownership``) after each write, an emptyDir once.
 - ``volume-subpaths/<volume>/<container>/<n>``: the bind mount of a container's n-th mount's ``subPath``, or of a
   hostPath (with or without a subPath), made from a descriptor opened without following symlinks
   (``paths.open_within``, ``hostpath.open_host_path``) just before the container is created, so a symlink a container
@@ -37,6 +38,7 @@ from edgeworkers.volumes.downward import PodFacts
 from edgeworkers.volumes.errors import ConfigSourceError, UnsafePath, VolumeError
 from edgeworkers.volumes.hostpath import HostPathPolicy, open_host_path, prepare
 from edgeworkers.volumes.mounter import HostMounter, Mounter, MountError
+from edgeworkers.volumes.ownership import needs_ownership, set_volume_ownership
 from edgeworkers.volumes.paths import (
     open_within,
     pod_dir,
@@ -71,6 +73,11 @@ def tmpfs_size(payload_bytes: int) -> int:
     return 2 * payload_bytes + MIB
 
 
+def _chmod(path: Path, mode: int) -> None:
+    """Set a volume's mode, keeping the setgid bit an fsGroup gave it (``volumes.ownership``)."""
+    os.chmod(path, mode | (os.stat(path).st_mode & stat.S_ISGID))
+
+
 class VolumeManager:
     def __init__(
         self, data_dir: Path, sources: Sources, mounter: Mounter | None = None, clock: Callable[[], float] = time.time,
@@ -87,11 +94,16 @@ class VolumeManager:
     def setup(self, pod: Pod, facts: PodFacts) -> dict[str, ReadyVolume]:
         """Make every volume of ``pod`` ready (files current); raise VolumeError (ConfigSourceError: a missing
         configmap, secret or key, an unsafe path) naming the first that is not."""
-        uid = pod.metadata.uid or ""
-        root = pod_dir(self._data_dir, uid)
         volumes = pod.spec.volumes or []
         if not volumes:
             return {}
+        root = self.pod_dir(pod)
+        mounted = set(self._mounter.mounts_under(root))
+        return {volume.name: self._setup_one(pod, volume, facts, mounted) for volume in volumes}
+
+    def pod_dir(self, pod: Pod) -> Path:
+        """The pod's directory, made (mode 0700, with its key file) if missing; VolumeError when it cannot be."""
+        root = pod_dir(self._data_dir, pod.metadata.uid or "")
         try:
             root.mkdir(mode=POD_DIR_MODE, parents=True, exist_ok=True)
             os.chmod(root, POD_DIR_MODE)
@@ -99,8 +111,7 @@ class VolumeManager:
                 (root / KEY_FILE).write_text(pod.key)
         except OSError as exc:
             raise VolumeError(f"cannot make the pod's directory: {exc.strerror}") from None
-        mounted = set(self._mounter.mounts_under(root))
-        return {volume.name: self._setup_one(pod, volume, facts, mounted) for volume in volumes}
+        return root
 
     def _setup_one(self, pod: Pod, volume: Volume, facts: PodFacts, mounted: set[Path]) -> ReadyVolume:
         if volume.host_path is not None:  # a missing subPath in it is made, as kubelet does (never outside it)
@@ -113,16 +124,19 @@ class VolumeManager:
                     limit = volume.empty_dir.size_limit
                     self._mounter.mount_tmpfs(path, to_bytes(limit) if limit else None, EMPTY_DIR_MODE)
                 else:
-                    os.chmod(path, EMPTY_DIR_MODE)
+                    _chmod(path, EMPTY_DIR_MODE)
+                self._own(pod, path, read_only=False, changed=False)
                 return ReadyVolume(path, creatable=True)
             if volume.sources and volume.sources[0] in ("configMap", "secret", "downwardAPI", "projected"):
                 payload = volume_payload(pod, volume, self._sources, facts)
                 path.mkdir(parents=True, exist_ok=True)
                 if holds_secrets(volume):
                     self._ensure_tmpfs(path, tmpfs_size(payload_size(payload)), path in mounted)
-                os.chmod(path, PROJECTED_ROOT_MODE)
-                if AtomicWriter(path, self._clock).write(payload):
+                _chmod(path, PROJECTED_ROOT_MODE)
+                written = AtomicWriter(path, self._clock).write(payload)
+                if written:
                     log.info("pod %s: volume %s written (%d files)", pod.key, volume.name, len(payload))
+                self._own(pod, path, read_only=True, changed=written)
                 return ReadyVolume(path, read_only=True)
         except MountError as exc:
             raise VolumeError(f'volume "{volume.name}": {exc}') from None
@@ -130,6 +144,13 @@ class VolumeManager:
             raise VolumeError(f'volume "{volume.name}": {exc.strerror or exc}') from None
         kinds = ", ".join(volume.sources) or "its source"
         raise ConfigSourceError(f'volume "{volume.name}": {kinds} volumes are not supported on this node')
+
+    @staticmethod
+    def _own(pod: Pod, path: Path, read_only: bool, changed: bool) -> None:
+        """Give the volume to the pod's fsGroup (``volumes.ownership``): after each write of its files, else once."""
+        ctx = pod.spec.security_context
+        if ctx is not None and ctx.fs_group is not None and (changed or needs_ownership(path, ctx.fs_group, read_only)):
+            set_volume_ownership(path, ctx.fs_group, read_only)
 
     def _ensure_tmpfs(self, path: Path, size: int, is_mounted: bool) -> None:
         if not is_mounted:

@@ -60,7 +60,8 @@ def workers(real_settings: Settings, real_redis: redis.Redis, node_name: str) ->
     runtime = DockerRuntime(node_name)
     syncer = PodSyncer(
         runtime, RedisBackoffStore(real_redis), real_settings, image_locks=real_redis,
-        events=lambda pod, reason, message, kind: events.append((reason, message)),
+        events=lambda pod, reason, message, kind: reason == "MissingClusterDNS"  # every pod's: no cluster DNS here
+        or events.append((reason, message)),
     )  # fmt: skip
     store = MetaStore(real_redis)
     yield PodWorkers(real_redis, store, StatusManager(store, Outbox(real_redis)), syncer, None, real_settings), events

@@ -29,6 +29,7 @@ from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
     ContainerID,
+    ContainerSecurity,
     ContainerState,
     ContainerUsage,
     ExecResult,
@@ -366,3 +367,21 @@ def test_a_containers_oom_score_and_pid_limit_reach_the_engine(driver: Driver, p
     best = driver.runtime.create_container(sandbox_id, pod, sh("best", "sleep 300", oom_score_adj=1000))
     driver.runtime.start_container(best)
     assert driver.runtime.exec(best, ["sh", "-c", read], timeout_s=5).output.split()[0] == b"1000"
+
+
+def test_an_images_user(driver: Driver) -> None:
+    assert driver.runtime.image_user("busybox") == ""  # no USER: root
+    with pytest.raises(ImageNotPresent):
+        driver.runtime.image_user("edgeworkers/absent:1")
+
+
+def test_a_containers_confinement_and_sysctls_reach_the_engine(driver: Driver, pod: PodRef) -> None:
+    sandbox_id = driver.runtime.create_sandbox(SandboxConfig(pod, sysctls={"kernel.shm_rmid_forced": "1"}))
+    security = ContainerSecurity(groups=(2000, 4000), read_only_root=True, no_new_privileges=True, share_pid=True)
+    app_id = driver.runtime.create_container(sandbox_id, pod, sh("app", "sleep 300", user="1000", security=security))
+    driver.runtime.start_container(app_id)
+    driver.answers_from_config(lambda config: "1000 0 2000 4000 trap 1 1\n")
+    read = ("echo $(id -u) $(id -G) $(grep -o trap /proc/1/cmdline) $(grep NoNewPrivs /proc/self/status | cut -f2) "
+            "$(cat /proc/sys/kernel/shm_rmid_forced); touch /x 2>/dev/null && echo writable")
+    # PID 1 is the sandbox's process (shared PID namespace); the root filesystem is read-only.
+    assert driver.runtime.exec(app_id, ["sh", "-c", read], timeout_s=5).output == b"1000 0 2000 4000 trap 1 1\n"

@@ -630,3 +630,46 @@ def test_host_network_pods_default_host_ports_to_container_ports() -> None:
     defaulted = default_pod(raw)
     assert defaulted["spec"]["containers"][0]["ports"][0]["hostPort"] == 80
     assert validate_pod(defaulted) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (_set("spec.securityContext", {"seccompProfile": {"type": "Localhost"}}),
+         ["spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is "
+          "Localhost"]),
+        (_set("spec.securityContext", {"seccompProfile": {"type": "Localhost", "localhostProfile": "/x/../y.json"}}),
+         ['spec.securityContext.seccompProfile.localhostProfile: Invalid value: "/x/../y.json": must be a relative '
+          "path",
+          'spec.securityContext.seccompProfile.localhostProfile: Invalid value: "/x/../y.json": must not contain '
+          "'..'"]),
+        (_set(f"{C0}.securityContext", {"seccompProfile": {"type": "Strict"}}),
+         ['spec.containers[0].securityContext.seccompProfile.type: Unsupported value: "Strict": supported values: '
+          '"Localhost", "RuntimeDefault", "Unconfined"']),
+        (_set(f"{C0}.securityContext", {"appArmorProfile": {}}),
+         ["spec.containers[0].securityContext.appArmorProfile.type: Required value: type is required when "
+          "appArmorProfile is set"]),
+        (_set("spec.securityContext", {"appArmorProfile": {"type": "RuntimeDefault", "localhostProfile": "x"}}),
+         ['spec.securityContext.appArmorProfile.localhostProfile: Invalid value: "x": can only be set when AppArmor '
+          "type is Localhost"]),
+        (_set("spec.securityContext", {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"},
+                                                   {"name": "Kernel!", "value": "1"},
+                                                   {"name": "kernel.shm_rmid_forced", "value": "0"}]}),
+         ['spec.securityContext.sysctls[1].name: Invalid value: "Kernel!": must have at most 253 characters and match '
+          r"regex ([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?",
+          'spec.securityContext.sysctls[2].name: Duplicate value: "kernel.shm_rmid_forced"']),
+        (_set("spec.hostAliases", [{"ip": "10.0.0.x", "hostnames": ["ok.example", "Bad\nName"]}]),
+         ['spec.hostAliases[0].ip: Invalid value: "10.0.0.x": must be a valid IP address, (e.g. 10.9.8.7 or '
+          "2001:db8::ffff)",
+          'spec.hostAliases[0].hostnames[1]: Invalid value: "Bad\\nName": a lowercase RFC 1123 subdomain must consist '
+          "of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character "
+          "(e.g. 'example.com', regex used for validation is "
+          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"]),
+    ],
+)  # fmt: skip
+def test_security_profiles_sysctls_and_host_aliases_match_kubernetes(
+    change: Callable[[dict[str, Any]], None], expected: list[str]
+) -> None:
+    obj = pod()
+    change(obj)
+    assert messages(validate_pod(obj)) == expected

