@@ -70,14 +70,20 @@ def format_pod(pod: PodRef) -> str:
     return f"{pod.name}_{pod.namespace}({pod.uid})"
 
 
-def resolve_port(port: int | str, spec: SpecContainer) -> int:
-    """An httpGet hook's port: a number, or the name of one of the container's ports (kubelet's resolvePort)."""
+def port_number(port: int | str, spec: SpecContainer) -> int | None:
+    """A hook's or probe's port: a number, or the name of one of the container's ports (kubelet's resolvePort);
+    None for a name the container does not declare."""
     if isinstance(port, int) or str(port).isdigit():
         return int(port)
-    for declared in spec.ports or []:
-        if declared.name == port:
-            return declared.container_port
-    raise HookRefused(f"couldn't find port: {port} in container {spec.name}")
+    return next((declared.container_port for declared in spec.ports or [] if declared.name == port), None)
+
+
+def resolve_port(port: int | str, spec: SpecContainer) -> int:
+    """An httpGet hook's port (``port_number``); HookRefused for an unknown name."""
+    number = port_number(port, spec)
+    if number is None:
+        raise HookRefused(f"couldn't find port: {port} in container {spec.name}")
+    return number
 
 
 def pre_stop_labels(spec: SpecContainer) -> dict[str, str]:
