@@ -27,6 +27,7 @@ from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports,
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
 from edgeworkers.pods.etcfiles import NodeDNS, write_etc_files
+from edgeworkers.pods.hooks import HookRunner, pre_stop_labels
 from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.images import ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
@@ -40,6 +41,7 @@ from edgeworkers.pods.policy import (
     latest_instances,
 )
 from edgeworkers.pods.remembered import is_terminal, remembered_containers
+from edgeworkers.pods.termination import BadMessagePath, TerminationMessages, with_message_file
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.protocol import Runtime
 from edgeworkers.runtime.types import Container, ContainerID, ContainerState, Mount
@@ -57,6 +59,8 @@ CREATE_CONTAINER_ERROR = "CreateContainerError"
 RUN_CONTAINER_ERROR = "RunContainerError"
 CONTAINER_CREATING = "ContainerCreating"
 MAX_PARALLEL_STOPS = 16
+# Runs a container's preStop hook before its stop: (container, grace period) -> the grace period left.
+PreStop = Callable[[Container, float], float]
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ class PodSyncer:
         self._events = events
         # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
         self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks)
+        # Lifecycle hooks (postStart after a start, preStop before each stop) and termination messages.
+        self._hooks = HookRunner(runtime, settings.data_dir, events)
+        self._messages = TerminationMessages(settings.data_dir, runtime.logs)
 
     def sync(
         self, key: str, pod: Pod | None, previous_status: dict[str, Any] | None = None,
@@ -155,8 +162,9 @@ class PodSyncer:
                 self._note(pod, "Killing", f"Stopping container {container.name}")
         grace = float(pod.spec.termination_grace_period_seconds)
         ensure_held()  # before each step: a sync whose pod lock was lost stops here (pods.lock)
-        stopped = stop_containers(self._runtime, actions.stop, grace)
-        removed = remove_containers(self._runtime, actions.remove, grace)
+        pre_stop = partial(self._hooks.pre_stop, pod=pod)
+        stopped = stop_containers(self._runtime, actions.stop, grace, pre_stop)
+        removed = remove_containers(self._runtime, actions.remove, grace, pre_stop)
         if not (stopped and removed):
             outcome.look_again(self._policy.initial_s)
         if removed and (actions.remove or not self._volumes.has_dir(pod.metadata.uid or "")):
@@ -174,6 +182,10 @@ class PodSyncer:
             for start in actions.start if etc is not None else []:
                 ensure_held()
                 self._start(pod, sandbox, start, actions.backoff.get(start.name), outcome, volumes, facts, etc)
+        for spec, container in self._hooks.interrupted(pod, [c for c in ours if c not in actions.stop]):
+            ensure_held()  # a postStart a dead worker left unfinished runs again (delivery is at least once)
+            if self._hooks.post_start(pod, spec, container.id, container.pod, container.restart_count) is not None:
+                outcome.look_again(self._policy.initial_s)
         ensure_held()
         return SyncResult(self._status(pod, outcome, previous_status), outcome.requeue_after)
 
@@ -196,7 +208,7 @@ class PodSyncer:
         them, then forget the pods' back-off state and volumes (of ``uid`` too, which may have volumes and no
         container yet). False if a container or a volume mount remained: nothing of the volumes is removed then."""
         containers = self._containers_of(key)
-        if not remove_containers(self._runtime, containers, grace_period_s):
+        if not remove_containers(self._runtime, containers, grace_period_s, self._hooks.pre_stop):
             return False
         uids = {c.pod.uid for c in containers} | self._volumes.uids_of(key) | ({uid} if uid else set())
         return self._forget(uids)
@@ -335,9 +347,11 @@ class PodSyncer:
                     image_user=partial(self._runtime.image_user, spec.image or ""),
                     apparmor=self._admission.apparmor_enabled,
                 )
+                config = with_message_file(replace(config, labels={**config.labels, **pre_stop_labels(spec)}),
+                                           self._settings.data_dir, pod_ref(pod), spec, start.restart_count)
                 ident = self._runtime.create_container(sandbox, pod_ref(pod), config)
                 self._note(pod, "Created", f"Created container {spec.name}")
-        except ConfigError as exc:
+        except (ConfigError, BadMessagePath) as exc:
             outcome.wait(spec.name, CREATE_CONTAINER_CONFIG_ERROR, str(exc), retry)
             return
         except VolumeError as exc:
@@ -358,6 +372,8 @@ class PodSyncer:
         self._note(pod, "Started", f"Started container {spec.name}")
         if backoff is not None:
             self._backoff.put(pod.metadata.uid or "", spec.name, backoff)
+        if self._hooks.post_start(pod, spec, ident, pod_ref(pod), start.restart_count) is not None:
+            outcome.look_again(retry)  # killed: the status says PostStartHookError (``hooks.waiting``)
 
     def _ensure_image(self, pod: Pod, spec: SpecContainer, outcome: _Outcome) -> bool:
         """Make the container's image present per its pull policy (``images``); False (and a waiting reason) if not."""
@@ -385,7 +401,9 @@ class PodSyncer:
             previous = pod.status.to_dict()
         running = [c.id.id for c in containers if not c.is_sandbox and c.state == ContainerState.RUNNING]
         probes = self._probe_results(running) if self._probe_results and running else None
-        return compute_pod_status(pod, containers, outcome.waiting, self._clock(), pod_ip, host_ip, previous, probes)
+        waiting = {**self._hooks.waiting(pod, containers), **outcome.waiting}
+        messages = self._messages.of(containers, pod)
+        return compute_pod_status(pod, containers, waiting, self._clock(), pod_ip, host_ip, previous, probes, messages)
 
 
 def _spec(pod: Pod, start: StartAction) -> SpecContainer:
@@ -413,19 +431,29 @@ def _tolerant(method: Callable[..., None], container: Container, *args: Any) -> 
     return True
 
 
-def stop_containers(runtime: Runtime, containers: list[Container], grace_period_s: float) -> bool:
-    """SIGTERM then SIGKILL after the grace period: app and init containers in parallel, then the sandboxes.
-    False when the engine refused one (logged; the caller looks again later)."""
+def stop_containers(
+    runtime: Runtime, containers: list[Container], grace_period_s: float, pre_stop: PreStop | None = None
+) -> bool:
+    """SIGTERM then SIGKILL after the grace period: app and init containers in parallel, then the sandboxes; each
+    after its ``pre_stop`` hook (``hooks.HookRunner.pre_stop``), which gives the grace left. False when the engine
+    refused one (logged; the caller looks again later)."""
     running = [c for c in containers if c.state in (ContainerState.RUNNING, ContainerState.UNKNOWN)]
+
+    def stop(container: Container) -> bool:
+        grace = pre_stop(container, grace_period_s) if pre_stop is not None else grace_period_s
+        return _tolerant(runtime.stop_container, container, grace)
+
     done = []
     for group in ([c for c in running if not c.is_sandbox], [c for c in running if c.is_sandbox]):
         if group:
             with ThreadPoolExecutor(max_workers=min(len(group), MAX_PARALLEL_STOPS)) as pool:
-                done += pool.map(lambda c: _tolerant(runtime.stop_container, c, grace_period_s), group)
+                done += pool.map(stop, group)
     return all(done)
 
 
-def remove_containers(runtime: Runtime, containers: list[Container], grace_period_s: float) -> bool:
+def remove_containers(
+    runtime: Runtime, containers: list[Container], grace_period_s: float, pre_stop: PreStop | None = None
+) -> bool:
     """Stop (as ``stop_containers``), then remove, every one of ``containers``."""
-    stopped = stop_containers(runtime, containers, grace_period_s)
+    stopped = stop_containers(runtime, containers, grace_period_s, pre_stop)
     return all([stopped, *(_tolerant(runtime.remove_container, c) for c in containers)])

@@ -16,6 +16,7 @@ import urllib3
 
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Probe
+from edgeworkers.pods.hooks import port_number
 from edgeworkers.runtime.errors import ContainerRuntimeError, ExecTimeout
 from edgeworkers.runtime.protocol import EXEC_OUTPUT_MAX
 from edgeworkers.runtime.types import ContainerID, ExecResult
@@ -41,12 +42,10 @@ class ProbeRefused(ValueError):
 
 def resolve_port(port: int | str, spec: SpecContainer) -> int:
     """A probe's port: a number, or the name of one of the container's ports."""
-    if isinstance(port, int) or str(port).isdigit():
-        return int(port)
-    for declared in spec.ports or []:
-        if declared.name == port:
-            return declared.container_port
-    raise ProbeRefused(f"port {port!r} is not a named port of container {spec.name}")
+    number = port_number(port, spec)
+    if number is None:
+        raise ProbeRefused(f"port {port!r} is not a named port of container {spec.name}")
+    return number
 
 
 def probe_target(host: str | None, pod_address: str) -> str:

@@ -12,8 +12,8 @@ bounded thread pool; keep each probe's state, publish result changes, act on liv
 - Exec probes run through per-container shell sessions (``execsession``): a run is one fork in the container rather
   than a Docker exec; the sessions of containers no longer probed are closed on the tick.
 - A liveness (or startup) probe that turns to failure records ``Unhealthy`` and ``Killing`` events and stops the
-  container; the PLEG then sees it die and the pod's restart policy restarts it. A stop that failed leaves the probe
-  running, and its next failed run kills again.
+  container, after its preStop hook (``pods.hooks``); the PLEG then sees it die and the pod's restart policy
+  restarts it. A stop that failed leaves the probe running, and its next failed run kills again.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from edgeworkers import metrics
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod, Probe
+from edgeworkers.pods.hooks import HookRunner
 from edgeworkers.prober.execsession import ExecSessions
 from edgeworkers.prober.handlers import LOOPBACK, Executor, run_probe
 from edgeworkers.prober.policy import (
@@ -86,6 +87,7 @@ class ProbeManager:
         self._pods = pods
         self._sync = sync
         self._record_event = record_event or (lambda pod, reason, message, kind: None)
+        self._hooks = HookRunner(runtime, events=self._record_event)  # preStop before a liveness kill
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe")
         self._lock = threading.Lock()
@@ -231,7 +233,7 @@ class ProbeManager:
         if grace is None:
             grace = pod.spec.termination_grace_period_seconds
         try:
-            self._runtime.stop_container(container.id, float(grace or 0))
+            self._runtime.stop_container(container.id, self._hooks.pre_stop(container, float(grace or 0), pod))
         except Exception:
             with self._lock:
                 kill_failed(state)  # still there: probed again, and killed again by the next failed run

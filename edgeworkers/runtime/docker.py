@@ -355,9 +355,10 @@ class DockerRuntime:
             user=config.user or None,
             tty=config.tty,
             stdin_open=config.stdin,
-            labels=labels.for_container(
-                self.node_name, pod, config.name, kind, config.restart_count, config.spec_hash
-            ),
+            labels={
+                **config.labels,
+                **labels.for_container(self.node_name, pod, config.name, kind, config.restart_count, config.spec_hash),
+            },
             host_config=host_config,
         )
 

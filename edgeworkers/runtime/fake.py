@@ -450,7 +450,8 @@ class FakeRuntime:
             image=image,
             image_id=local.id,
             kind=kind,
-            labels=labels.for_container(self.node_name, pod, name, kind, restart_count, spec_hash),
+            labels={**(config.labels if isinstance(config, ContainerConfig) else {}),
+                    **labels.for_container(self.node_name, pod, name, kind, restart_count, spec_hash)},
             created_at=self._now(),
             config=config,
         )

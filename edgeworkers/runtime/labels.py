@@ -17,6 +17,9 @@ SPEC_HASH = f"{PREFIX}.container.hash"
 # A sandbox's host ports, [[containerPort, hostPort, protocol, hostIP], ...] in JSON: what its pod holds on the node,
 # host-network pods included (Docker publishes nothing for those, so its own port bindings cannot tell).
 HOST_PORTS = f"{PREFIX}.pod.hostPorts"
+# An app container's preStop hook in JSON (its port a number), as kubelet keeps it in an annotation: the hook runs
+# from the container alone, when its pod is gone from the desired state or from this process's memory.
+PRE_STOP = f"{PREFIX}.container.preStop"
 
 SANDBOX_NAME = "POD"
 TYPE_SANDBOX = "sandbox"

@@ -132,6 +132,7 @@ class ContainerConfig:
     restart_count: int = 0
     spec_hash: str = ""
     is_init: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # more labels (``runtime.labels``: the preStop hook ...)
 
 
 @dataclass(frozen=True)

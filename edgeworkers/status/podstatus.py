@@ -1,7 +1,8 @@
 """A pod's core/v1 PodStatus from its containers as the runtime sees them (kubelet's generateAPIPodStatus).
 
 Pure: the sync passes the containers, the waiting reasons it met (image pulls, back-off, config errors),
-the time, the IPs and the probe results (``edgeworkers.prober``): a container with a startup probe is started once
+the time, the IPs, the termination messages of exited containers (``pods.termination``) and the probe results
+(``edgeworkers.prober``): a container with a startup probe is started once
 it succeeded, one with a readiness probe ready once that succeeded (and it is started); without probes, running is
 both. A container of which the runtime has no instance left takes what the pod's last status shows of it
 (``last_termination``), as kubelet's does from its status manager.
@@ -23,12 +24,16 @@ Waiting = dict[str, tuple[str, str]]
 STATUS_UNKNOWN = "ContainerStatusUnknown"
 STATUS_UNKNOWN_EXIT_CODE = 137
 STATUS_UNKNOWN_MESSAGE = "The container could not be located when the pod was terminated"
+Messages = dict[str, str]  # container id -> its termination message (``pods.termination``)
 
 
-def _terminated(container: Container) -> dict[str, Any]:
+def _terminated(container: Container, messages: Messages | None = None) -> dict[str, Any]:
     state: dict[str, Any] = {"exitCode": container.exit_code if container.exit_code is not None else 0}
     if container.reason:
         state["reason"] = container.reason
+    message = (messages or {}).get(container.id.id)
+    if message:
+        state["message"] = message
     if container.started_at:
         state["startedAt"] = format_time(container.started_at)
     if container.finished_at:
@@ -97,6 +102,7 @@ def container_status(
     initializing: bool,
     probes: ProbeResults | None = None,
     old: dict[str, Any] | None = None,
+    messages: Messages | None = None,
 ) -> dict[str, Any]:
     """The ContainerStatus of ``spec``; ``initializing``: the pod's init containers have not all succeeded; ``old``:
     its ContainerStatus in the pod's last status, for a container the runtime no longer has."""
@@ -115,12 +121,12 @@ def container_status(
     elif latest.state == ContainerState.RUNNING:
         state = {"running": {"startedAt": format_time(latest.started_at or latest.created_at or 0)}}
     elif exited:
-        state = _terminated(latest)
+        state = _terminated(latest, messages)
     elif latest.state == ContainerState.CREATED:
         state = _waiting("ContainerCreating")
     else:
         state = _waiting("ContainerStatusUnknown", "The container's state could not be read from the runtime")
-    last_state = _terminated(last) if last is not None else {}
+    last_state = _terminated(last, messages) if last is not None else {}
     running = "running" in state
     succeeded = "terminated" in state and state["terminated"]["exitCode"] == 0
     results = (probes or {}).get(latest.id.id, {}) if latest is not None else {}
@@ -208,6 +214,7 @@ def compute_pod_status(
     host_ip: str | None,
     previous: dict[str, Any] | None = None,
     probes: ProbeResults | None = None,
+    messages: Messages | None = None,
 ) -> dict[str, Any]:
     """The pod's core/v1 PodStatus. ``containers``: the runtime's containers of this pod (this uid);
     ``waiting``: container name -> (reason, message) met by the sync; ``previous``: the last status, whose
@@ -216,10 +223,12 @@ def compute_pod_status(
     restart_policy = pod.spec.restart_policy or ALWAYS
     old_inits = {s.get("name"): s for s in previous.get("initContainerStatuses") or []}
     old_apps = {s.get("name"): s for s in previous.get("containerStatuses") or []}
-    inits = [container_status(c, containers, waiting, True, True, old=old_inits.get(c.name))
+    inits = [container_status(c, containers, waiting, True, True, old=old_inits.get(c.name),
+                              messages=messages)
              for c in pod.spec.init_containers or []]  # fmt: skip
     incomplete = [s["name"] for s in inits if not s["ready"]]
-    apps = [container_status(c, containers, waiting, False, bool(incomplete), probes, old_apps.get(c.name))
+    apps = [container_status(c, containers, waiting, False, bool(incomplete), probes, old_apps.get(c.name),
+                              messages)
             for c in pod.spec.containers]  # fmt: skip
     unready = [s["name"] for s in apps if not s["ready"]]
     phase = pod_phase(restart_policy, inits, apps)
