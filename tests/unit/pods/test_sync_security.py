@@ -60,7 +60,7 @@ def test_the_containers_are_confined_as_asked(runtime, tmp_path) -> None:
     assert app.user == "1000:3000"
     assert app.security == ContainerSecurity(groups=(2000, 4000), read_only_root=True, no_new_privileges=True,
                                              share_pid=True)
-    assert [m.container_path for m in app.mounts] == ["/etc/resolv.conf", "/etc/hosts"]
+    assert [m.container_path for m in app.mounts] == ["/etc/resolv.conf", "/etc/hosts", "/dev/termination-log"]
     hosts = (tmp_path / "pods" / "uid-1" / "etc-hosts").read_text()
     assert hosts.startswith("# Kubernetes-managed hosts file.\n") and hosts.endswith("\tweb\n")
 
