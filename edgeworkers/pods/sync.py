@@ -115,7 +115,7 @@ class PodSyncer:
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
         # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
-        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks)
+        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks, secrets=meta)
 
     def sync(
         self, key: str, pod: Pod | None, previous_status: dict[str, Any] | None = None,

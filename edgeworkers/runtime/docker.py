@@ -35,6 +35,7 @@ from docker.transport import UnixHTTPAdapter
 from docker.utils import convert_filters, kwargs_from_env
 
 from edgeworkers.config import Settings
+from edgeworkers.k8s.keyring import RegistryAuth
 from edgeworkers.k8s.quantity import to_bytes
 from edgeworkers.process import OOM_SCORE_ADJ_MIN, node_oom_score_floor
 from edgeworkers.runtime import cgroups, labels
@@ -517,14 +518,18 @@ class DockerRuntime:
                 return False
         return True
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, auth: RegistryAuth | None = None) -> None:
+        def failed(message: str) -> ImagePullError:
+            return ImagePullError(f"pulling {image}: {auth.redact(message) if auth else message}")
+
         with self._engine(f"pull {image}"):
             try:
-                for event in self._api().pull(image, stream=True, decode=True):
+                for event in self._api().pull(image, stream=True, decode=True,
+                                              auth_config=auth.docker() if auth else None):
                     if "error" in event:
-                        raise ImagePullError(f"pulling {image}: {event['error']}")
+                        raise failed(str(event["error"]))
             except docker.errors.APIError as exc:
-                raise ImagePullError(f"pulling {image}: {_explain(exc)}") from exc
+                raise failed(_explain(exc)) from None
 
     def list_images(self) -> list[Image]:
         with self._engine("list images"):

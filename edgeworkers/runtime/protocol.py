@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
 
+from edgeworkers.k8s.keyring import RegistryAuth
 from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
@@ -84,8 +85,9 @@ class Runtime(Protocol):
 
     def image_present(self, image: str) -> bool: ...
 
-    def pull_image(self, image: str) -> None:
-        """Pull ``image``; raise ImagePullError on failure."""
+    def pull_image(self, image: str, auth: RegistryAuth | None = None) -> None:
+        """Pull ``image`` (with the registry credential ``auth``, if any); raise ImagePullError on failure, whose
+        message holds none of the credential's secrets."""
 
     def list_images(self) -> list[Image]: ...
 
