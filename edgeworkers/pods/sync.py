@@ -25,7 +25,7 @@ from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
-from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.convert import ConfigError, container_config, ephemeral_config, pod_ref, sandbox_config
 from edgeworkers.pods.evicted import is_evicted
 from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.images import ImagePuller, Pulled
@@ -303,6 +303,8 @@ class PodSyncer:
                     facts=facts or self._node, volumes=volumes, bind_subpath=partial(self._volumes.bind, pod),
                     warn=partial(self._warn, pod), pids_limit=self._pids_limit,
                 )
+                if start.is_ephemeral:
+                    config = ephemeral_config(config, spec, self._containers_of(pod.key))
                 ident = self._runtime.create_container(sandbox, pod_ref(pod), config)
                 self._note(pod, "Created", f"Created container {spec.name}")
         except ConfigError as exc:
@@ -358,6 +360,8 @@ class PodSyncer:
 
 def _spec(pod: Pod, start: StartAction) -> SpecContainer:
     specs = pod.spec.init_containers if start.is_init else pod.spec.containers
+    if start.is_ephemeral:
+        specs = pod.spec.ephemeral_containers
     return next(spec for spec in specs or [] if spec.name == start.name)
 
 

@@ -323,7 +323,7 @@ class DockerRuntime:
         host_config = self._host_config(
             network_mode=joined,
             ipc_mode="host" if config.host_ipc else joined,  # the host's IPC namespace cannot be joined through another
-            pid_mode="host" if config.host_pid else None,
+            pid_mode="host" if config.host_pid else (f"container:{config.pid_target.id}" if config.pid_target else None),
             cap_add=config.cap_add or None,
             cap_drop=config.cap_drop or None,
             nano_cpus=config.cpu_limit_nano,
@@ -336,7 +336,7 @@ class DockerRuntime:
             pids_limit=config.pids_limit,
             binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in config.mounts],
         )
-        kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
+        kind = labels.TYPE_INIT if config.is_init else labels.TYPE_EPHEMERAL if config.is_ephemeral else labels.TYPE_APP
         return self._create(
             labels.docker_name(pod, config.name, config.restart_count),
             image=config.image,
@@ -673,6 +673,7 @@ class DockerRuntime:
             spec_hash=entry_labels.get(labels.SPEC_HASH, ""),
             is_sandbox=kind == labels.TYPE_SANDBOX,
             is_init=kind == labels.TYPE_INIT,
+            is_ephemeral=kind == labels.TYPE_EPHEMERAL,
             created_at=details.created_at if details else datetime.fromtimestamp(entry["Created"], UTC),
             started_at=details.started_at if details else None,
             finished_at=details.finished_at if details else None,

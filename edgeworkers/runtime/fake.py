@@ -111,6 +111,7 @@ class _Record:
             spec_hash=self.labels[labels.SPEC_HASH],
             is_sandbox=self.kind == labels.TYPE_SANDBOX,
             is_init=self.kind == labels.TYPE_INIT,
+            is_ephemeral=self.kind == labels.TYPE_EPHEMERAL,
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -250,7 +251,8 @@ class FakeRuntime:
         with self._lock:
             if sandbox not in self._containers:
                 raise ContainerCreateError(f"sandbox {sandbox} of pod {pod.key} does not exist")
-            kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
+            kind = labels.TYPE_INIT if config.is_init else labels.TYPE_EPHEMERAL if config.is_ephemeral else \
+                labels.TYPE_APP
             record = self._create(
                 pod, config.name, config.image, kind, config.restart_count, config.spec_hash, config
             )

@@ -78,6 +78,7 @@ class Container:
     spec_hash: str = ""
     is_sandbox: bool = False
     is_init: bool = False
+    is_ephemeral: bool = False
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -119,6 +120,8 @@ class ContainerConfig:
     restart_count: int = 0
     spec_hash: str = ""
     is_init: bool = False
+    is_ephemeral: bool = False
+    pid_target: ContainerID | None = None  # an ephemeral container's targetContainerName: its PID namespace is joined
 
 
 @dataclass(frozen=True)
