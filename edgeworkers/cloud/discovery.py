@@ -53,6 +53,7 @@ CORE_V1: tuple[Resource, ...] = (
     Resource("pods", "Pod", True, tuple(_NAMESPACED), "pod", ("po",), ("all",)),
     Resource("pods/attach", "PodAttachOptions", True, ("create", "get")),
     Resource("pods/binding", "Binding", True, ("create",)),
+    Resource("pods/ephemeralcontainers", "Pod", True, ("get", "patch", "update")),
     Resource("pods/exec", "PodExecOptions", True, ("create", "get")),
     Resource("pods/log", "Pod", True, ("get",)),
     Resource("pods/portforward", "PodPortForwardOptions", True, ("create", "get")),

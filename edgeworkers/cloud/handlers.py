@@ -24,6 +24,7 @@ from edgeworkers.cloud.pagination import paginate
 from edgeworkers.cloud.portforward import pod_port_forward
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
+from edgeworkers.cloud.serviceaccounts import with_account_pull_secrets
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.tolerations import default_toleration_seconds
 from edgeworkers.cloud.watch import Hub, Matcher, stream
@@ -35,6 +36,7 @@ from edgeworkers.k8s.timefmt import format_time
 # The API server ends a watch after a while (its --min-request-timeout of 1800 s, randomised); clients rewatch.
 DEFAULT_WATCH_TIMEOUT = 1800.0
 UNSUPPORTED_SUBRESOURCES = ("exec", "attach", "portforward")
+EPHEMERAL = "ephemeralcontainers"  # pods/ephemeralcontainers: GET, PUT and PATCH change only spec.ephemeralContainers
 
 
 @dataclass(frozen=True)
@@ -140,14 +142,14 @@ class Api:
             return await logs_proxy.pod_logs(request, self.store, self.session, t.namespace or "", t.name or "")
         if resource.name == "pods" and t.sub == "binding" and method == "POST":
             return await self.bind(request, t)
-        if t.sub == "status" and resource.has_status:
+        if (t.sub == "status" and resource.has_status) or (resource.name == "pods" and t.sub == EPHEMERAL):
             if method == "GET":
                 return self.get(request, t)
             if method == "PUT":
                 return await self.replace(request, t)
             if method == "PATCH":
                 return await self.patch(request, t)
-            raise status.method_not_allowed(f"{resource.name}/status", method, resource.group)
+            raise status.method_not_allowed(f"{resource.name}/{t.sub}", method, resource.group)
         raise route_not_found()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -227,6 +229,8 @@ class Api:
         if t.resource.namespaced and self.store.find("namespaces", "", meta["namespace"]) is None:
             raise status.not_found("namespaces", meta["namespace"])
         obj = _prepare_create(t.resource, obj)
+        if t.resource.name == "pods":
+            obj = with_account_pull_secrets(self.store, obj)
         if manager is not None:
             obj = managedfields.record_update(None, obj, manager, "Update", format_time(self.clock()))
         if t.user is not None:
@@ -271,11 +275,18 @@ class Api:
         return wire.json_response(self._update(t, old, obj, field_manager(request)), 200, warnings)
 
     def _update(self, t: Target, old: dict, new: dict, manager: str | None) -> dict:
-        if t.sub == "status":
-            # /status changes only the status; the caller's resourceVersion is a precondition, and a uid is
+        if t.sub in ("status", EPHEMERAL):
+            # /status changes only the status, /ephemeralcontainers only spec.ephemeralContainers (kube's
+            # dropNonEphemeralContainerUpdates); the caller's resourceVersion is a precondition, and a uid is
             # kept for validation, which refuses a different one (a write meant for a deleted namesake).
             given = {k: v for k, v in new["metadata"].items() if k in ("resourceVersion", "uid") and v}
-            new = {**_copy(old), "status": new.get("status", {})}
+            changed, new = new, _copy(old)
+            if t.sub == "status":
+                new["status"] = changed.get("status", {})
+            elif ephemeral := (changed.get("spec") or {}).get("ephemeralContainers"):
+                new["spec"]["ephemeralContainers"] = ephemeral
+            else:
+                new["spec"].pop("ephemeralContainers", None)  # validation refuses the removal of any there
             new["metadata"].update(given)
         elif t.resource.has_status:
             if "status" in old:
@@ -287,7 +298,7 @@ class Api:
             new = managedfields.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
         if t.user is not None:
             admit(t.user, t.attributes(), new, old)
-        _validate(t.resource, new, old)
+        _validate(t.resource, new, old, t.sub)
         if t.dry_run:
             return new
         if new["metadata"].get("resourceVersion") in (None, "", old["metadata"]["resourceVersion"]) \
@@ -513,9 +524,11 @@ def _prepare_update(resource: Resource, obj: dict, sub: str | None) -> dict:
     return obj
 
 
-def _validate(resource: Resource, obj: dict, old: dict | None) -> None:
+def _validate(resource: Resource, obj: dict, old: dict | None, sub: str | None = None) -> None:
     name = (obj.get("metadata") or {}).get("name") or ""
-    if resource.name == "pods":
+    if resource.name == "pods" and old is not None and sub == EPHEMERAL:
+        errors = validation.validate_pod_ephemeral_containers_update(old, obj)
+    elif resource.name == "pods":
         errors = validation.validate_pod(obj) if old is None else validation.validate_pod_update(old, obj)
     elif resource.name == "configmaps":
         errors = validation.validate_configmap(obj) if old is None else validation.validate_configmap_update(old, obj)

@@ -25,7 +25,7 @@ FORWARDED = ("follow", "previous", "timestamps", "tailLines", "sinceSeconds", "s
 def container_name(pod: dict, requested: str | None) -> str:
     """The container a log request means: the one named, or the pod's only one."""
     spec = pod.get("spec") or {}
-    names = [c["name"] for key in ("initContainers", "containers") for c in spec.get(key) or []]
+    names = [c["name"] for key in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(key) or []]
     name = pod["metadata"]["name"]
     if requested:
         if requested not in names:
@@ -41,7 +41,7 @@ def container_name(pod: dict, requested: str | None) -> str:
 def waiting_reason(pod: dict, container: str) -> str:
     """Why ``container`` has no logs yet, from the pod's status (kubelet's ContainerCreating by default)."""
     pod_status = pod.get("status") or {}
-    for key in ("initContainerStatuses", "containerStatuses"):
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for cs in pod_status.get(key) or []:
             if cs.get("name") == container:
                 return ((cs.get("state") or {}).get("waiting") or {}).get("reason") or "ContainerCreating"

@@ -2,7 +2,8 @@
 
 As kube-controller-manager's serviceaccounts controller: a namespace gets its ``default`` ServiceAccount when it is
 created (clients such as kubectl wait for it before they create pods), and one deleted comes back, but not in a
-namespace being deleted. Service account tokens are not issued.
+namespace being deleted. Service account tokens are not issued. ``with_account_pull_secrets`` is the
+ServiceAccount admission plugin's part a node needs: a pod gets its account's image pull secrets.
 
 Unlike kube's, it reacts to each event as the watch hub publishes it, inside the request that made it: a namespace
 is answered to its creator with its account already there, and a namespace's deletion (one transaction here) never
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeworkers.cloud.authorizer import MIRROR_ANNOTATION
 from edgeworkers.cloud.store import ADDED, DELETED, Event, Store
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.serviceaccount import DEFAULT
@@ -44,3 +46,16 @@ class ServiceAccounts:
         elif event.resource == "serviceaccounts" and event.type == DELETED and meta["name"] == DEFAULT and \
                 not self._terminating(meta["namespace"]):
             self.ensure(meta["namespace"])  # as kube's controller: it comes back
+
+
+def with_account_pull_secrets(store: Store, pod: dict) -> dict:
+    """kube's ServiceAccount admission, its image pull secrets half: a new pod naming no ``imagePullSecrets`` gets
+    those of its service account (``default`` when it names none); a mirror pod, or an account missing, none."""
+    spec, meta = pod.get("spec"), pod.get("metadata") or {}
+    if not isinstance(spec, dict) or spec.get("imagePullSecrets") or MIRROR_ANNOTATION in (meta.get("annotations") or {}):
+        return pod
+    account = store.find("serviceaccounts", meta.get("namespace") or "", spec.get("serviceAccountName") or DEFAULT)
+    secrets = (account or {}).get("imagePullSecrets")
+    if secrets:
+        spec["imagePullSecrets"] = [{"name": ref.get("name")} for ref in secrets if isinstance(ref, dict)]
+    return pod

@@ -8,7 +8,8 @@ kubelet's semantics, over the containers of this node's pods:
 - then, while more than ``max_containers`` remain (``MaxContainers``; negative: no limit), each unit is cut to its
   fair share (``max_containers`` / units, at least 1), and then the oldest go across all units.
 Never removed: a running, created or unknown container; a desired pod's sandbox; the latest instance of a desired
-pod's init container (the pod's sync needs it to know the init container succeeded).
+pod's init container (the pod's sync needs it to know the init container succeeded) or ephemeral container (it
+tells the sync that one ran: an ephemeral container is never started again).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def select_containers(
     protected = set()
     for instances in units.values():
         instances.sort(key=_created, reverse=True)  # newest first
-        if instances[0].is_init:
+        if instances[0].is_init or instances[0].is_ephemeral:
             protected.add(instances[0].id)
     keep = {unit: [c for c in instances if c.id not in protected] for unit, instances in units.items()}
 

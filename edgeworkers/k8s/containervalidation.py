@@ -418,3 +418,35 @@ def validate_init_containers(spec: dict[str, Any], volumes: set[str], grace: int
                 invalid_value(f"{at}.resizePolicy", container["resizePolicy"], "must not be set for init containers")
             )
     return errs
+
+
+# Fields an ephemeral container may not set, in the order of kube's EphemeralContainerCommon (its
+# allowedEphemeralContainerFields): it must not be relied upon for the pod's own service.
+EPHEMERAL_FORBIDDEN_FIELDS = ("ports", "resources", "resizePolicy", "restartPolicy", "livenessProbe",
+                              "readinessProbe", "startupProbe", "lifecycle")  # fmt: skip
+EPHEMERAL_FORBIDS = "cannot be set for an Ephemeral Container"
+
+
+def validate_ephemeral_containers(spec: dict[str, Any], volumes: set[str]) -> list[FieldError]:
+    """kube's ``validateEphemeralContainers``: common container rules, names unique across every kind of container,
+    ``targetContainerName`` naming a regular or init container, no field of the pod's own service, no subPath."""
+    errs: list[FieldError] = []
+    others = {c.get("name") or "" for key in ("containers", "initContainers") for c in items(spec.get(key))}
+    names = set(others)
+    for i, container in enumerate(items(spec.get("ephemeralContainers"))):
+        at = f"spec.ephemeralContainers[{i}]"
+        errs += _container_common(container, at, volumes)
+        name = container.get("name") or ""
+        if name in names:
+            errs.append(duplicate(f"{at}.name", name))
+        else:
+            names.add(name)
+        target = container.get("targetContainerName") or ""
+        if target and target not in others:
+            errs.append(not_found_value(f"{at}.targetContainerName", target))
+        errs += [forbidden_field(f"{at}.{field}", EPHEMERAL_FORBIDS) for field in EPHEMERAL_FORBIDDEN_FIELDS
+                 if container.get(field) not in (None, {}, [], "")]
+        for j, mount in enumerate(items(container.get("volumeMounts"))):
+            errs += [forbidden_field(f"{at}.volumeMounts[{j}].{field}", EPHEMERAL_FORBIDS)
+                     for field in ("subPath", "subPathExpr") if mount.get(field)]
+    return errs

@@ -248,6 +248,12 @@ class Container(K8sModel):
         return self.image_pull_policy or default_pull_policy(self.image or "")
 
 
+class EphemeralContainer(Container):
+    """A container added to a running pod (``kubectl debug``), in the PID namespace of ``targetContainerName``."""
+
+    target_container_name: str | None = None
+
+
 # --- volumes -----------------------------------------------------------------------------------------
 
 
@@ -397,7 +403,7 @@ class PodSpec(K8sModel):
     eviction_responders: list[Any] | None = None
     hostname_override: str | None = None
     scheduling_group: Any = None
-    ephemeral_containers: list[Any] | None = None
+    ephemeral_containers: list[EphemeralContainer] | None = None
     restart_policy: str = "Always"
     termination_grace_period_seconds: int = 30
     active_deadline_seconds: int | None = None
@@ -632,7 +638,7 @@ def default_pod(obj: dict[str, Any]) -> dict[str, Any]:
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("enableServiceLinks", True)
-    for key in ("initContainers", "containers"):
+    for key in ("initContainers", "containers", "ephemeralContainers"):
         for container in spec.get(key) or []:
             if isinstance(container, dict):
                 _default_container(container, host_network=spec.get("hostNetwork") is True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from edgeworkers.constants import ANNOTATION_MIRROR
 from edgeworkers.k8s import naming
 from edgeworkers.k8s.containervalidation import (
     validate_containers,
+    validate_ephemeral_containers,
     validate_init_containers,
     validate_pod_security_context,
 )
@@ -151,6 +153,7 @@ def validate_pod_spec(spec: dict[str, Any]) -> list[FieldError]:
     errs += volume_errs
     errs += validate_containers(spec, volumes, grace)
     errs += validate_init_containers(spec, volumes, grace)
+    errs += validate_ephemeral_containers(spec, volumes)
     errs += _host_network_ports(spec)
     restart, dns = spec.get("restartPolicy"), spec.get("dnsPolicy")
     if restart == "":
@@ -248,4 +251,24 @@ def validate_pod_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldE
         errs.append(forbidden_field("spec.tolerations", detail))
     if _spec_without_mutable_fields(new_spec, old_spec) != old_spec:
         errs.append(forbidden_field("spec", POD_UPDATE_FORBIDDEN))
+    return errs
+
+
+
+def validate_pod_ephemeral_containers_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """kube's ``ValidatePodEphemeralContainersUpdate`` (the ``ephemeralcontainers`` subresource): the new pod is valid,
+    and ephemeral containers are only added, never removed or changed; a static (mirror) pod takes none."""
+    old, new = as_dict(old), as_dict(new)
+    errs = validate_object_meta_update(as_dict(old.get("metadata")), as_dict(new.get("metadata"))) + validate_pod(new)
+    if ANNOTATION_MIRROR in as_dict(as_dict(old.get("metadata")).get("annotations")):
+        return [forbidden_field("", "static pods do not support ephemeral containers")]
+    added = {str(c.get("name")): c for c in items(as_dict(new.get("spec")).get("ephemeralContainers"))}
+    for container in items(as_dict(old.get("spec")).get("ephemeralContainers")):
+        name = str(container.get("name"))
+        if name not in added:
+            errs.append(forbidden_field("spec.ephemeralContainers",
+                                        f'existing ephemeral containers "{name}" may not be removed'))
+        elif added[name] != container:
+            errs.append(forbidden_field(f"spec.ephemeralContainers[{name}]",
+                                        f'existing ephemeral containers "{name}" may not be changed'))
     return errs

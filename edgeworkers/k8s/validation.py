@@ -20,7 +20,12 @@ from edgeworkers.k8s.metavalidation import (
     validate_object_meta,
     validate_object_meta_update,
 )
-from edgeworkers.k8s.podvalidation import TAINT_EFFECTS, validate_pod, validate_pod_update
+from edgeworkers.k8s.podvalidation import (
+    TAINT_EFFECTS,
+    validate_pod,
+    validate_pod_ephemeral_containers_update,
+    validate_pod_update,
+)
 from edgeworkers.k8s.schema import unknown_fields
 from edgeworkers.k8s.status import FieldError, forbidden_field, invalid_value, not_supported, required, too_long
 from edgeworkers.k8s.volumevalidation import validate_quantity
@@ -34,6 +39,7 @@ __all__ = [
     "validate_object_meta",
     "validate_pod",
     "validate_pod_update",
+    "validate_pod_ephemeral_containers_update",
     "validate_secret",
     "validate_secret_update",
 ]

@@ -15,15 +15,17 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgeworkers.k8s.pod import Container, KeySelector, Pod
+from edgeworkers.k8s.pod import Container, EphemeralContainer, KeySelector, Pod
 from edgeworkers.k8s.quantity import cpu_to_millicores, cpu_to_nanocpus, to_bytes
 from edgeworkers.pods import qos
 from edgeworkers.pods.hostports import pod_port_mappings
 from edgeworkers.pods.securitycontext import SecurityError, container_security, pod_sysctls
-from edgeworkers.runtime.types import ContainerConfig, Mount, PodRef, SandboxConfig
+from edgeworkers.runtime.types import Container as RuntimeContainer
+from edgeworkers.runtime.types import ContainerConfig, ContainerState, Mount, PodRef, SandboxConfig
 from edgeworkers.volumes.builders import CONFIGMAP, SECRET, NoSources, Sources, configmap_values, fetch, secret_values
 from edgeworkers.volumes.downward import FieldError, PodFacts, field_value, resource_value
 from edgeworkers.volumes.errors import ConfigSourceError
@@ -325,3 +327,17 @@ def container_config(
         spec_hash=container_hash(container),
         is_init=is_init,
     )
+
+
+def ephemeral_config(config: ContainerConfig, spec: EphemeralContainer,
+                     containers: list[RuntimeContainer]) -> ContainerConfig:
+    """An ephemeral container's config: labelled as one, in the PID namespace of its ``targetContainerName`` (the
+    running instance among the pod's ``containers``) when it names one; ConfigError when that one is not running."""
+    target = spec.target_container_name
+    if not target:
+        return replace(config, is_ephemeral=True)
+    running = [c for c in containers if c.name == target and not c.is_sandbox and not c.is_ephemeral
+               and c.state == ContainerState.RUNNING]
+    if not running:
+        raise ConfigError(f"unable to find target container {target}")
+    return replace(config, is_ephemeral=True, pid_target=running[0].id)

@@ -12,6 +12,12 @@ it failed with no local copy, ``BackOff`` while its back-off lasts.
 
 No registry may be reachable at the edge: under ``Always`` a failed pull falls back to a local copy (and is not tried
 again before its back-off expires).
+
+Private registries: a pull uses the pod's ``imagePullSecrets`` (``kubernetes.io/dockerconfigjson`` and the legacy
+``kubernetes.io/dockercfg``), through the MetaClient, as kubelet's keyring does (``k8s.keyring``): every credential
+whose registry location matches the image is tried in turn, the most specific first, until one pulls; with none
+matching the pull goes without credentials. A secret the node cannot have is a ``FailedToRetrieveImagePullSecret``
+event, and the pull goes on without it. Messages and logs name secrets and registries, never a credential.
 """
 from __future__ import annotations
 
@@ -25,12 +31,15 @@ import redis
 from redis.exceptions import LockError
 
 from edgeworkers import constants
+from edgeworkers.k8s.keyring import KeyringError, RegistryAuth, lookup, secret_entries
 from edgeworkers.k8s.pod import Container as SpecContainer
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.pods.backoff import PULL_SCOPE, BackoffEntry, BackoffStore, pull_key
 from edgeworkers.pods.policy import BackoffPolicy, backoff_delay
 from edgeworkers.runtime.errors import ImagePullError
 from edgeworkers.runtime.protocol import Runtime
+from edgeworkers.volumes.builders import SECRET, Sources, fetch
+from edgeworkers.volumes.errors import ConfigSourceError
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +68,10 @@ class ImagePuller:
 
     def __init__(
         self, runtime: Runtime, backoff: BackoffStore, policy: BackoffPolicy, clock: Callable[[], float],
-        note: Note, client: redis.Redis | None = None,
+        note: Note, client: redis.Redis | None = None, secrets: Sources | None = None,
     ) -> None:  # fmt: skip
         self._runtime = runtime
+        self._secrets = secrets  # where pull secrets come from (the MetaClient); None: pulls go without credentials
         self._backoff = backoff
         self._policy = policy
         self._clock = clock
@@ -134,18 +144,50 @@ class ImagePuller:
                 return None
             entry = self._backoff.get(PULL_SCOPE, pull_key(image))
             self._note(pod, "Pulling", f'Pulling image "{image}"', "Normal")
-            try:
-                self._runtime.pull_image(image)
-            except ImagePullError as exc:
+            error = self._pull_with_credentials(pod, image)
+            if error is not None:
                 delay = backoff_delay(entry.delay if entry else None, 0.0, self._policy)
                 self._backoff.put(PULL_SCOPE, pull_key(image), BackoffEntry(delay=delay, since=self._clock()))
-                return Pulled(str(exc), delay)
+                return Pulled(error, delay)
             self._note(pod, "Pulled", f'Successfully pulled image "{image}"', "Normal")
             if entry is not None:
                 self._backoff.delete(PULL_SCOPE, pull_key(image))
             if self._redis is not None:
                 self._redis.set(f"{constants.KEY_IMAGE_PULLED}:{image}", 1, px=int(FRESH_S * 1000))
             return Pulled()
+
+    def _pull_with_credentials(self, pod: Pod, image: str) -> str | None:
+        """Pull with each matching credential in turn until one succeeds (kubelet's ``PullImage``); None on success,
+        else the errors, as Go's ``NewAggregate`` prints them."""
+        errors = []
+        for auth in lookup(self._pull_credentials(pod), image) or [None]:
+            try:
+                self._runtime.pull_image(image, auth)
+                return None
+            except ImagePullError as exc:
+                errors.append(str(exc))
+        return errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"
+
+    def _pull_credentials(self, pod: Pod) -> list[RegistryAuth]:
+        """The registry credentials of the pod's pull secrets; those the node cannot have are named in a
+        ``FailedToRetrieveImagePullSecret`` event (kubelet's ``getPullSecretsForPod``)."""
+        credentials: list[RegistryAuth] = []
+        failed = []
+        for ref in pod.spec.image_pull_secrets or []:
+            name = (ref or {}).get("name") if isinstance(ref, dict) else None
+            if not name or self._secrets is None:
+                continue
+            try:
+                secret = fetch(self._secrets, SECRET, pod.metadata.namespace or "default", name, optional=False)
+                credentials += secret_entries(secret or {})
+            except (ConfigSourceError, KeyringError) as exc:
+                log.info("pod %s: unable to retrieve pull secret %s, the image pull may not succeed: %s",
+                         pod.key, name, exc)
+                failed.append(name)
+        if failed:
+            self._note(pod, "FailedToRetrieveImagePullSecret", f"Unable to retrieve some image pull secrets "
+                       f"({', '.join(failed)}); attempting to pull the image may not succeed.", "Warning")
+        return credentials
 
     def _pulled_lately(self, image: str) -> bool:
         return self._redis is not None and bool(self._redis.exists(f"{constants.KEY_IMAGE_PULLED}:{image}"))

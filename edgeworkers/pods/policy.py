@@ -76,6 +76,7 @@ class StartAction:
     restart_count: int
     is_init: bool = False
     reuse: Container | None = None
+    is_ephemeral: bool = False
 
 
 @dataclass
@@ -205,6 +206,17 @@ class _Planner:
             elif _exited(instance) and should_restart(self.restart_policy, instance.exit_code or 0):
                 self.restart_with_backoff(spec, instance, is_init=False)
 
+    def start_ephemeral(self, debug: dict[str, Container]) -> None:
+        """Start each ephemeral container never started (kube's EphemeralContainersToStart): one that ran, or runs, is
+        never started again; a created, never started one is started, unless the sandbox is new."""
+        for spec in self.pod.spec.ephemeral_containers or []:
+            instance = debug.get(spec.name)
+            if instance is None:
+                self.actions.start.append(StartAction(spec.name, 0, is_ephemeral=True))
+            elif instance.state == ContainerState.CREATED and not self.actions.create_sandbox:
+                self.actions.start.append(StartAction(spec.name, instance.restart_count, reuse=instance,
+                                                      is_ephemeral=True))
+
     def pod_done(self, latest: dict[str, Container]) -> bool:
         """Nothing runs, nothing is to start or waits to restart: the pod Succeeded or Failed."""
         apps = [latest.get(spec.name) for spec in self.pod.spec.containers]
@@ -264,19 +276,31 @@ def compute_pod_actions(
 
     wanted = {spec.name: True for spec in pod.spec.init_containers or []}
     wanted.update({spec.name: False for spec in pod.spec.containers})
-    known = [c for c in ours if not c.is_sandbox and wanted.get(c.name) == c.is_init]
-    actions.remove += [c for c in ours if not c.is_sandbox and wanted.get(c.name) != c.is_init]
+    workload = [c for c in ours if not c.is_sandbox and not c.is_ephemeral]
+    known = [c for c in workload if wanted.get(c.name) == c.is_init]
+    actions.remove += [c for c in workload if wanted.get(c.name) != c.is_init]
     latest, extra = latest_instances(known)
     actions.remove += extra
+    ephemeral = {spec.name for spec in pod.spec.ephemeral_containers or []}
+    actions.remove += [c for c in ours if c.is_ephemeral and c.name not in ephemeral]
+    debug, extra = latest_instances([c for c in ours if c.is_ephemeral and c.name in ephemeral])
+    actions.remove += extra
+    debugging = [c for c in debug.values() if c.state == ContainerState.RUNNING]
 
     if sandbox is None or sandbox.state != ContainerState.RUNNING or sandbox.spec_hash != sandbox_hash(pod):
+        actions.stop += debugging  # not started again in the new sandbox: an ephemeral container runs once
         planner.recreate_sandbox(sandbox, latest)
+        if actions.create_sandbox:
+            planner.start_ephemeral(debug)  # after the first containers: a target runs by then
         return actions
-    if not planner.init_done(latest, sandbox):
+    done = planner.init_done(latest, sandbox)
+    if done or not planner.failed:
+        planner.start_ephemeral(debug)  # also while init containers run, as kubelet does
+    if not done:
         if planner.failed:  # the pod is Failed: stop all of it
-            actions.stop += [c for c in [*latest.values(), sandbox] if c.state == ContainerState.RUNNING]
+            actions.stop += [c for c in [*latest.values(), *debugging, sandbox] if c.state == ContainerState.RUNNING]
         return actions
     planner.sync_apps(latest)
     if planner.pod_done(latest):
-        actions.stop.append(sandbox)
+        actions.stop += [*debugging, sandbox]
     return actions

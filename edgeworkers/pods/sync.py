@@ -25,7 +25,7 @@ from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.timefmt import format_time
 from edgeworkers.pods.admission import AdmissionPolicy, admit, admit_host_ports, refused_status
 from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
-from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
+from edgeworkers.pods.convert import ConfigError, container_config, ephemeral_config, pod_ref, sandbox_config
 from edgeworkers.pods.etcfiles import NodeDNS, write_etc_files
 from edgeworkers.pods.hooks import HookRunner, pre_stop_labels
 from edgeworkers.pods.hostports import pod_port_mappings
@@ -121,7 +121,7 @@ class PodSyncer:
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
         # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
-        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks)
+        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks, secrets=meta)
         # Lifecycle hooks (postStart after a start, preStop before each stop) and termination messages.
         self._hooks = HookRunner(runtime, settings.data_dir, events)
         self._messages = TerminationMessages(settings.data_dir, runtime.logs)
@@ -349,6 +349,8 @@ class PodSyncer:
                 )
                 config = with_message_file(replace(config, labels={**config.labels, **pre_stop_labels(spec)}),
                                            self._settings.data_dir, pod_ref(pod), spec, start.restart_count)
+                if start.is_ephemeral:
+                    config = ephemeral_config(config, spec, self._containers_of(pod.key))
                 ident = self._runtime.create_container(sandbox, pod_ref(pod), config)
                 self._note(pod, "Created", f"Created container {spec.name}")
         except (ConfigError, BadMessagePath) as exc:
@@ -408,6 +410,8 @@ class PodSyncer:
 
 def _spec(pod: Pod, start: StartAction) -> SpecContainer:
     specs = pod.spec.init_containers if start.is_init else pod.spec.containers
+    if start.is_ephemeral:
+        specs = pod.spec.ephemeral_containers
     return next(spec for spec in specs or [] if spec.name == start.name)
 
 

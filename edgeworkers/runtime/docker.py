@@ -34,6 +34,7 @@ from docker.transport import UnixHTTPAdapter
 from docker.utils import convert_filters, kwargs_from_env
 
 from edgeworkers.config import Settings
+from edgeworkers.k8s.keyring import RegistryAuth
 from edgeworkers.k8s.quantity import to_bytes
 from edgeworkers.process import OOM_SCORE_ADJ_MIN, node_oom_score_floor
 from edgeworkers.runtime import cgroups, labels
@@ -326,10 +327,12 @@ class DockerRuntime:
 
     def create_container(self, sandbox: ContainerID, pod: PodRef, config: ContainerConfig) -> ContainerID:
         joined = f"container:{sandbox.id}"
+        pid_mode = "host" if config.host_pid else f"container:{config.pid_target.id}" if config.pid_target else (
+            joined if config.security.share_pid else None)  # an ephemeral container's target's, or the pod's shared one
         host_config = self._host_config(
             network_mode=joined,
             ipc_mode="host" if config.host_ipc else joined,  # the host's IPC namespace cannot be joined through another
-            pid_mode="host" if config.host_pid else (joined if config.security.share_pid else None),
+            pid_mode=pid_mode,
             cap_add=config.cap_add or None,
             cap_drop=config.cap_drop or None,
             nano_cpus=config.cpu_limit_nano,
@@ -343,7 +346,7 @@ class DockerRuntime:
             binds=[f"{m.host_path}:{m.container_path}:{'ro' if m.read_only else 'rw'}" for m in config.mounts],
             **security_options(config.security),
         )
-        kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
+        kind = labels.TYPE_INIT if config.is_init else labels.TYPE_EPHEMERAL if config.is_ephemeral else labels.TYPE_APP
         return self._create(
             labels.docker_name(pod, config.name, config.restart_count),
             image=config.image,
@@ -527,14 +530,18 @@ class DockerRuntime:
             except docker.errors.ImageNotFound as exc:
                 raise ImageNotPresent(_explain(exc)) from exc
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, auth: RegistryAuth | None = None) -> None:
+        def failed(message: str) -> ImagePullError:
+            return ImagePullError(f"pulling {image}: {auth.redact(message) if auth else message}")
+
         with self._engine(f"pull {image}"):
             try:
-                for event in self._api().pull(image, stream=True, decode=True):
+                for event in self._api().pull(image, stream=True, decode=True,
+                                              auth_config=auth.docker() if auth else None):
                     if "error" in event:
-                        raise ImagePullError(f"pulling {image}: {event['error']}")
+                        raise failed(str(event["error"]))
             except docker.errors.APIError as exc:
-                raise ImagePullError(f"pulling {image}: {_explain(exc)}") from exc
+                raise failed(_explain(exc)) from None
 
     def list_images(self) -> list[Image]:
         with self._engine("list images"):
@@ -684,6 +691,7 @@ class DockerRuntime:
             spec_hash=entry_labels.get(labels.SPEC_HASH, ""),
             is_sandbox=kind == labels.TYPE_SANDBOX,
             is_init=kind == labels.TYPE_INIT,
+            is_ephemeral=kind == labels.TYPE_EPHEMERAL,
             created_at=details.created_at if details else datetime.fromtimestamp(entry["Created"], UTC),
             started_at=details.started_at if details else None,
             finished_at=details.finished_at if details else None,

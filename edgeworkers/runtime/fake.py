@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from edgeworkers.k8s.keyring import RegistryAuth
 from edgeworkers.runtime import labels
 from edgeworkers.runtime.errors import (
     ContainerCreateError,
@@ -110,6 +111,7 @@ class _Record:
             spec_hash=self.labels[labels.SPEC_HASH],
             is_sandbox=self.kind == labels.TYPE_SANDBOX,
             is_init=self.kind == labels.TYPE_INIT,
+            is_ephemeral=self.kind == labels.TYPE_EPHEMERAL,
             created_at=self.created_at,
             started_at=self.started_at,
             finished_at=self.finished_at,
@@ -151,6 +153,8 @@ class FakeRuntime:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._images: dict[str, Image] = {}
         self._registry = {normalize_image(ref) for ref in registry}  # what pull_image can fetch
+        self._logins: dict[str, tuple[str, str]] = {}  # private images of the registry: the login they need
+        self.pull_registries: list[str | None] = []  # the location of the credential each pull used (None: none)
         self._containers: dict[ContainerID, _Record] = {}
         self.usages: dict[ContainerID, ContainerUsage] = {}  # what usage() answers, set by tests
         self.disk_usages: dict[ContainerID, int] = {}  # what disk_usage() answers, set by tests
@@ -171,9 +175,11 @@ class FakeRuntime:
         self._images[ref] = image
         return image
 
-    def add_to_registry(self, ref: str) -> None:
-        """Let ``pull_image(ref)`` succeed."""
+    def add_to_registry(self, ref: str, login: tuple[str, str] | None = None) -> None:
+        """Let ``pull_image(ref)`` succeed (only with the credential ``login``, (username, password), if given)."""
         self._registry.add(normalize_image(ref))
+        if login is not None:
+            self._logins[normalize_image(ref)] = login
 
     def fail(self, method: str, error: Exception) -> None:
         """Make the next call of ``method`` raise ``error`` (queue several for several calls)."""
@@ -246,7 +252,8 @@ class FakeRuntime:
         with self._lock:
             if sandbox not in self._containers:
                 raise ContainerCreateError(f"sandbox {sandbox} of pod {pod.key} does not exist")
-            kind = labels.TYPE_INIT if config.is_init else labels.TYPE_APP
+            kind = labels.TYPE_INIT if config.is_init else labels.TYPE_EPHEMERAL if config.is_ephemeral else \
+                labels.TYPE_APP
             record = self._create(
                 pod, config.name, config.image, kind, config.restart_count, config.spec_hash, config
             )
@@ -285,11 +292,15 @@ class FakeRuntime:
             raise ImageNotPresent(f"No such image: {image}")
         return next((user for image_ref, user in self.image_users.items() if normalize_image(image_ref) == ref), "")
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, auth: RegistryAuth | None = None) -> None:
         self._enter("pull_image", image)
+        self.pull_registries.append(auth.registry if auth else None)
         ref = normalize_image(image)
         if ref not in self._registry:
             raise ImagePullError(f"pull access denied for {image}: repository does not exist")
+        login = self._logins.get(ref)
+        if login is not None and (auth is None or (auth.username, auth.password) != login):
+            raise ImagePullError(f"pulling {image}: unauthorized: authentication required")
         self.add_image(ref)
 
     def list_images(self) -> list[Image]:

@@ -11,7 +11,7 @@ POD_UID = f"{PREFIX}.pod.uid"
 POD_NAMESPACE = f"{PREFIX}.pod.namespace"
 POD_NAME = f"{PREFIX}.pod.name"
 CONTAINER_NAME = f"{PREFIX}.container.name"
-CONTAINER_TYPE = f"{PREFIX}.container.type"  # "sandbox" | "init" | "app"
+CONTAINER_TYPE = f"{PREFIX}.container.type"  # "sandbox" | "init" | "app" | "ephemeral"
 RESTART_COUNT = f"{PREFIX}.container.restartCount"
 SPEC_HASH = f"{PREFIX}.container.hash"
 # A sandbox's host ports, [[containerPort, hostPort, protocol, hostIP], ...] in JSON: what its pod holds on the node,
@@ -25,6 +25,7 @@ SANDBOX_NAME = "POD"
 TYPE_SANDBOX = "sandbox"
 TYPE_INIT = "init"
 TYPE_APP = "app"
+TYPE_EPHEMERAL = "ephemeral"  # added to a running pod (kubectl debug): never restarted
 
 
 def for_container(

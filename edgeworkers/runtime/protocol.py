@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
 
+from edgeworkers.k8s.keyring import RegistryAuth
 from edgeworkers.runtime.types import (
     Container,
     ContainerConfig,
@@ -108,8 +109,9 @@ class Runtime(Protocol):
         """The user a present image runs as (its ``USER``: "1000", "1000:1000", "nobody"; "" for none, root);
         ImageNotPresent when it is not here."""
 
-    def pull_image(self, image: str) -> None:
-        """Pull ``image``; raise ImagePullError on failure."""
+    def pull_image(self, image: str, auth: RegistryAuth | None = None) -> None:
+        """Pull ``image`` (with the registry credential ``auth``, if any); raise ImagePullError on failure, whose
+        message holds none of the credential's secrets."""
 
     def list_images(self) -> list[Image]: ...
 

@@ -78,6 +78,7 @@ class Container:
     spec_hash: str = ""
     is_sandbox: bool = False
     is_init: bool = False
+    is_ephemeral: bool = False
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -133,6 +134,8 @@ class ContainerConfig:
     spec_hash: str = ""
     is_init: bool = False
     labels: dict[str, str] = field(default_factory=dict)  # more labels (``runtime.labels``: the preStop hook ...)
+    is_ephemeral: bool = False
+    pid_target: ContainerID | None = None  # an ephemeral container's targetContainerName: its PID namespace is joined
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,14 @@ def container_status(
     return status
 
 
+def ephemeral_status(spec: SpecContainer, containers: list[Container], waiting: Waiting) -> dict[str, Any]:
+    """An ephemeral container's status: as another container's, but never ready, and without ``started`` (kubelet's
+    prober sets both only for regular and init containers)."""
+    status = container_status(spec, containers, waiting, False, False)
+    status.pop("started")
+    return {**status, "ready": False}
+
+
 def pod_phase(restart_policy: str, init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> str:
     """kubelet's getPhase over the container statuses."""
     pending_init = failed_init = 0
@@ -256,6 +264,8 @@ def compute_pod_status(
         "startTime": previous.get("startTime") or (format_time(sandboxes[0]) if sandboxes else stamp),
         "initContainerStatuses": inits or None,
         "containerStatuses": apps,
+        "ephemeralContainerStatuses": [ephemeral_status(c, containers, waiting)
+                                       for c in pod.spec.ephemeral_containers or []] or None,
         "qosClass": qos_class(pod),
     }
     return {key: value for key, value in status.items() if value is not None}

@@ -126,7 +126,7 @@ class SlowPull(DockerRuntime):
         self.swap = swap
         self.pulls = 0
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, auth: Any = None) -> None:
         self.pulls += 1
         if self.pulls == 1:
             self.swap()

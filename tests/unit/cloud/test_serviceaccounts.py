@@ -3,7 +3,7 @@ import datetime as dt
 
 import pytest
 
-from edgeworkers.cloud.serviceaccounts import ServiceAccounts
+from edgeworkers.cloud.serviceaccounts import ServiceAccounts, with_account_pull_secrets
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.watch import Hub
 
@@ -62,3 +62,20 @@ def test_sync_makes_the_accounts_missing_at_start(tmp_path):
         assert accounts(store) == [("a", "default"), ("b", "default")]
     finally:
         store.close()
+
+
+def test_a_pod_without_pull_secrets_gets_its_accounts_as_kubes_admission_gives_them(cluster):
+    store, hub, _controller, _terminating = cluster
+    hub.publish(store.create("namespaces", {"metadata": {"name": "team"}}))
+    hub.publish(store.create("serviceaccounts", {"metadata": {"name": "puller", "namespace": "team"},
+                                                 "imagePullSecrets": [{"name": "regcred"}]}))
+
+    def admitted(spec: dict, annotations: dict | None = None) -> list | None:
+        pod = {"metadata": {"name": "p", "namespace": "team", "annotations": annotations or {}}, "spec": spec}
+        return with_account_pull_secrets(store, pod)["spec"].get("imagePullSecrets")
+
+    assert admitted({"serviceAccountName": "puller"}) == [{"name": "regcred"}]
+    assert admitted({"serviceAccountName": "puller", "imagePullSecrets": [{"name": "own"}]}) == [{"name": "own"}]
+    assert admitted({}) is None  # the default account has none
+    assert admitted({"serviceAccountName": "missing"}) is None
+    assert admitted({"serviceAccountName": "puller"}, {"kubernetes.io/config.mirror": "x"}) is None

@@ -13,10 +13,12 @@ NOW = 10_000.0
 R, E, C = ContainerState.RUNNING, ContainerState.EXITED, ContainerState.CREATED
 
 
-def c(ident: str, pod: str, name: str, state: ContainerState, created: float, *, sandbox=False, init=False):
+def c(ident: str, pod: str, name: str, state: ContainerState, created: float, *, sandbox=False, init=False,
+      ephemeral=False):
     """A container; ``pod`` is its uid (and name), ``created`` seconds before NOW."""
     return Container(ContainerID("docker", ident), PodRef(pod, "default", pod), name, "busybox", "sha256:b", state,
-                     is_sandbox=sandbox, is_init=init, created_at=datetime.fromtimestamp(NOW - created, UTC))  # fmt: skip
+                     is_sandbox=sandbox, is_init=init, is_ephemeral=ephemeral,
+                     created_at=datetime.fromtimestamp(NOW - created, UTC))  # fmt: skip
 
 
 CASES = [
@@ -48,6 +50,8 @@ CASES = [
      (0, 0, 0), []),
     ("a desired pod's latest init container is kept (it says the init succeeded)",
      [c("1", "p", "init", E, 300, init=True), c("2", "p", "init", E, 200, init=True)], {"p"}, (0, 0, -1), ["1"]),
+    ("a desired pod's ephemeral container that ran is kept (it is never started again)",
+     [c("1", "p", "debugger", E, 300, ephemeral=True)], {"p"}, (0, 0, 0), []),
     ("created (not yet started) containers are not dead", [c("1", "p", "app", C, 300)], {"p"}, (0, 0, 0), []),
     ("a replaced pod's containers (another uid) are a deleted pod's", [c("1", "old", "app", E, 300)], {"new"},
      (0, -1, -1), ["1"]),

@@ -28,10 +28,10 @@ class SlowRegistry(FakeRuntime):
         self.pulling = threading.Event()
         self.release = threading.Event()
 
-    def pull_image(self, image: str) -> None:
+    def pull_image(self, image: str, auth=None) -> None:
         self.pulling.set()
         assert self.release.wait(10), "the test never released the pull"
-        super().pull_image(image)
+        super().pull_image(image, auth)
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ from edgeworkers.metamanager.client import NotFound
 
 class FakeSources:
     def __init__(self, configmaps: dict[str, dict[str, str]] | None = None,
-                 secrets: dict[str, dict[str, bytes]] | None = None) -> None:
+                 secrets: dict[str, dict[str, bytes]] | None = None, types: dict[str, str] | None = None) -> None:
         self.configmaps = dict(configmaps or {})
         self.secrets = dict(secrets or {})
+        self.types = dict(types or {})  # secret name -> type (default: none, as Opaque)
         self.asked: list[tuple[str, str, str]] = []
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
@@ -25,4 +26,5 @@ class FakeSources:
         if name not in self.secrets:
             raise NotFound("secret", namespace, name)
         data = {key: base64.b64encode(value).decode() for key, value in self.secrets[name].items()}
-        return {"metadata": {"name": name, "namespace": namespace}, "data": data}
+        secret = {"metadata": {"name": name, "namespace": namespace}, "data": data}
+        return {**secret, "type": self.types[name]} if name in self.types else secret
