@@ -294,11 +294,15 @@ def _make_ca(ca_path: Path, ca_key_path: Path, common_name: str) -> None:
     ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 def _due(cert_path: Path, lifetime: dt.timedelta) -> bool:
     """Whether the certificate is past 80 % of its lifetime, or longer-lived than ``lifetime`` allows."""
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
-    return dt.datetime.now(dt.UTC) >= start + (end - start) * 0.8 or end - start > lifetime * 1.1
+    return _now() >= start + (end - start) * 0.8 or end - start > lifetime * 1.1
 
 
 def _issue(ca_path: Path, ca_key_path: Path, cert_path: Path, key_path: Path, subject: x509.Name,

@@ -53,17 +53,21 @@ def serial(path) -> int:
     return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
 
 
-def test_the_clouds_own_certificates_are_renewed_past_80_percent_and_loaded_in_place(tmp_path):
-    from edgeworkers.cloud.tls import OwnCertificates
-    from tests.polling import wait_for
+def test_the_clouds_own_certificates_are_renewed_past_80_percent_and_loaded_in_place(tmp_path, monkeypatch):
+    from edgeworkers.cloud import tls
 
-    own = OwnCertificates(tmp_path, lifetime_s=2.0)
+    own = tls.OwnCertificates(tmp_path, lifetime_s=3600.0)
     first = own.creds
     server, client = serial(first.cert), serial(first.client_cert)
     ca = first.ca_cert.read_bytes()
+    cert = x509.load_pem_x509_certificate(first.cert.read_bytes())
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    monkeypatch.setattr(tls, "_now", lambda: start + (end - start) * 0.79)
     own.renew()  # not yet due: kept
     assert (serial(first.cert), serial(first.client_cert)) == (server, client)
-    wait_for(lambda: own.renew() or serial(first.cert) != server, 10, "the serving certificate renewed")
+    monkeypatch.setattr(tls, "_now", lambda: start + (end - start) * 0.81)
+    own.renew()
+    assert serial(first.cert) != server
     assert serial(first.client_cert) != client and first.ca_cert.read_bytes() == ca
     assert isinstance(own.server, ssl.SSLContext) and isinstance(own.to_nodes, ssl.SSLContext)
 
