@@ -25,7 +25,7 @@ import redis
 from edgeworkers import constants, tasks
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
-from edgeworkers.events import EventRecorder
+from edgeworkers.events.recorder import EventRecorder
 from edgeworkers.messages import Send
 from edgeworkers.metamanager.client import MetaClient
 from edgeworkers.metamanager.crypto import node_cipher
@@ -90,7 +90,7 @@ def build(settings: Settings) -> Services:
         follow_timeout_s=LOG_FOLLOW_TIMEOUT_S, **log_rotation(settings),
     )  # fmt: skip
     store = MetaStore(client, node_cipher(settings.data_dir))
-    outbox = Outbox(client)
+    outbox = Outbox(client, max_events=settings.outbox_max_events)
     return Services(
         settings=settings,
         redis=client,
@@ -239,7 +239,8 @@ def serve_metrics(services: Services) -> None:
         return int(services.redis.get(constants.KEY_DEAD_LETTERS) or 0)
 
     metrics.REGISTRY.register(metrics.CallbackCollector(
-        lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters)))
+        lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters,
+                            services.outbox.events_dropped)))
     try:
         metrics.serve(port)
         log.info("metrics on http://%s:%d/metrics", metrics.LOOPBACK, port)

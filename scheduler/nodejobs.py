@@ -192,6 +192,7 @@ def desired_uids(store: MetaStore) -> set[str]:
 
 def node_gauges(
     store: MetaStore, status: StatusManager, outbox_length: Callable[[], int], dead_letters: Callable[[], int] = int,
+    events_dropped: Callable[[], int] = int,
 ) -> dict:
     """What the metrics endpoint reads at scrape time: pods by phase, container restarts, the outbox's length."""
     phases: dict[tuple[str, ...], float] = {}
@@ -213,4 +214,6 @@ def node_gauges(
         "edgeworkers_outbox_length": ("Items waiting in the status outbox.", {(): float(outbox_length())}, []),
         "edgeworkers_tasks_dead_lettered": ("Pod tasks given up by the node's workers (logged with their pod).",
                                             {(): float(dead_letters())}, []),  # fmt: skip
+        "edgeworkers_outbox_events_dropped": ("Events dropped from the outbox past its cap, the oldest first.",
+                                              {(): float(events_dropped())}, []),  # fmt: skip
     }
