@@ -48,6 +48,8 @@ KEY_JOB_LAST_SUCCESS = f"{KEY_PREFIX}:scheduler:last-success"
 # f"{KEY_IMAGE_LOCK}:{image}": held while the image is pulled; f"{KEY_IMAGE_PULLED}:{image}": pulled lately.
 KEY_IMAGE_LOCK = f"{KEY_PREFIX}:lock:image"
 KEY_IMAGE_PULLED = f"{KEY_PREFIX}:image-pulled"
+# f"{KEY_IMAGE_WAITERS}:{image}": the keys of the pods waiting for another task's pull of the image (a set).
+KEY_IMAGE_WAITERS = f"{KEY_PREFIX}:image-waiters"
 # Pod tasks given up (dead-lettered), by every worker process of the node: a counter.
 KEY_DEAD_LETTERS = f"{KEY_PREFIX}:dead-letters"
 

@@ -115,9 +115,13 @@ def pod_workers(services: Services, *, follow_ups: bool = True) -> PodWorkers:
     from edgeworkers.pods.sync import PodSyncer
 
     settings, client = services.settings, services.redis
+
+    def wake(key: str) -> None:  # a pod that waited for another task's pull of its image: the pull is over
+        tasks.send_sync(services.broker, key, tasks.sync_message(key, "imagepuller"))
+
     syncer = PodSyncer(
         services.runtime, RedisBackoffStore(client), settings, meta=services.meta, probe_results=services.probes.get,
-        events=services.events, image_locks=client,
+        events=services.events, image_locks=client, wake=wake if follow_ups else None,
     )  # fmt: skip
     return PodWorkers(client, services.store, services.status, syncer, services.broker if follow_ups else None,
                       settings)  # fmt: skip

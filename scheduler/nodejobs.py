@@ -19,7 +19,6 @@ from edgeworkers.gc.containers import ContainerGC
 from edgeworkers.gc.images import ImageGC
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.status import APIError
-from edgeworkers.messages import Message, Route, resource
 from edgeworkers.metamanager.store import POD, MetaStore, Redis
 from edgeworkers.pleg import GenericPLEG, pods_with_events
 from edgeworkers.pods.desired import decode_pod, resync_all
@@ -35,9 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def pleg_message(key: str) -> dict[str, Any]:
-    """The message a PLEG-triggered ``sync_pod`` carries (the worker reconciles to the desired state anyway)."""
-    namespace, name = key.split("/", 1)
-    return Message(route=Route(source="pleg", resource=resource(namespace, "pod", name), operation="update")).to_dict()
+    """The message a PLEG-triggered ``sync_pod`` carries."""
+    return tasks.sync_message(key, "pleg")
 
 
 class NodeJobs:

@@ -28,7 +28,7 @@ from edgeworkers.pods.backoff import BackoffEntry, BackoffStore
 from edgeworkers.pods.convert import ConfigError, container_config, pod_ref, sandbox_config
 from edgeworkers.pods.evicted import is_evicted
 from edgeworkers.pods.hostports import pod_port_mappings
-from edgeworkers.pods.images import ImagePuller, Pulled
+from edgeworkers.pods.images import CONTAINER_CREATING, ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
 from edgeworkers.pods.policy import (
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
 RUN_CONTAINER_ERROR = "RunContainerError"
-CONTAINER_CREATING = "ContainerCreating"
 MAX_PARALLEL_STOPS = 16
 
 
@@ -97,6 +96,7 @@ class PodSyncer:
         probe_results: Callable[[list[str]], ProbeResults] | None = None,
         events: Callable[..., None] | None = None,
         image_locks: redis.Redis | None = None,
+        wake: Callable[[str], None] | None = None,
     ) -> None:
         self._runtime = runtime
         # The prober's results by container id (readiness, startup), for the status; None: no prober.
@@ -114,8 +114,9 @@ class PodSyncer:
         self._pids_limit = settings.pod_pids_limit if settings.pod_pids_limit > 0 else None
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
-        # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
-        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks)
+        # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once, ``wake`` syncs a
+        # pod (by key) that waited for another task's pull.
+        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks, wake)
 
     def sync(
         self, key: str, pod: Pod | None, previous_status: dict[str, Any] | None = None,
