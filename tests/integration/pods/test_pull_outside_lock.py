@@ -87,13 +87,20 @@ def waiting(workers: PodWorkers, name: str) -> dict:
     return workers.status.get(f"default/{name}")["containerStatuses"][0]["state"]["waiting"]
 
 
-def test_a_hanging_pull_leaves_the_pod_lock_free(workers, registry) -> None:
-    workers, events = workers
+def start_hanging_pull(workers: PodWorkers, registry: SilentRegistry) -> tuple[str, threading.Thread]:
+    """Pod "slow" of an image of ``registry``, reconciled in a thread until dockerd is connected and waits; its image
+    and the thread."""
     image = f"127.0.0.1:{registry.port}/edgeworkers-test/app:1"
     workers.store.put(POD, pod("slow", image))
     task = threading.Thread(target=reconcile, args=(workers, "default/slow"), daemon=True)
     task.start()
     wait_for(lambda: registry.accepted, 20, "dockerd connecting to the registry")
+    return image, task
+
+
+def test_a_hanging_pull_leaves_the_pod_lock_free(workers, registry) -> None:
+    workers, events = workers
+    image, task = start_hanging_pull(workers, registry)
 
     with pod_lock(workers.redis, "default/slow"):  # another task of the pod: not kept waiting by the pull
         assert task.is_alive()
@@ -107,11 +114,7 @@ def test_a_hanging_pull_leaves_the_pod_lock_free(workers, registry) -> None:
 
 def test_another_pod_of_a_hanging_pulls_image_is_synced_at_once_and_woken_when_it_ends(workers, registry, woken) -> None:
     workers, events = workers
-    image = f"127.0.0.1:{registry.port}/edgeworkers-test/app:1"
-    workers.store.put(POD, pod("slow", image))
-    task = threading.Thread(target=reconcile, args=(workers, "default/slow"), daemon=True)
-    task.start()
-    wait_for(lambda: registry.accepted, 20, "dockerd connecting to the registry")
+    image, task = start_hanging_pull(workers, registry)
 
     workers.store.put(POD, pod("second", image))
     started = time.monotonic()
