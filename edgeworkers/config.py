@@ -186,6 +186,8 @@ class Settings(BaseModel):
     image_gc_min_age_s: float = 120.0
     # The node's usage (kubectl top) goes to the cloud at most this often (metrics-server's resolution).
     usage_period_s: float = 15.0
+    # Events waiting for the cloud, at most (client-go's maxQueuedEvents): past it the oldest are dropped, and counted.
+    outbox_max_events: int = Field(default=1000, ge=1)
     # Container logs (kubelet's containerLogMaxSize, containerLogMaxFiles): every container is created with Docker's
     # json-file driver rotating its log at this size and keeping this many files; "0" keeps everything (no rotation).
     container_log_max_size: str = "10Mi"

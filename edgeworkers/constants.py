@@ -20,6 +20,11 @@ KEY_META_TOMBSTONE = f"{KEY_PREFIX}:meta-tombstone"
 KEY_OUTBOX_ITEMS = f"{KEY_PREFIX}:outbox:items"
 KEY_OUTBOX_ORDER = f"{KEY_PREFIX}:outbox:order"
 KEY_OUTBOX_SEQ = f"{KEY_PREFIX}:outbox:seq"
+# Events wait in an order of their own, behind the statuses; past the cap the oldest go, counted here; the flag is
+# set while a burst of drops lasts (logged once).
+KEY_OUTBOX_EVENTS = f"{KEY_PREFIX}:outbox:events"
+KEY_OUTBOX_EVENTS_DROPPED = f"{KEY_PREFIX}:outbox:events-dropped"
+KEY_OUTBOX_EVENTS_DROPPING = f"{KEY_PREFIX}:outbox:events-dropping"
 # Per-pod operation lock: f"{KEY_POD_LOCK}:{namespace}/{name}".
 KEY_POD_LOCK = f"{KEY_PREFIX}:lock:pod"
 # Per-container restart back-off state: f"{KEY_BACKOFF}:{pod uid}/{container}" -> JSON.
@@ -33,7 +38,8 @@ KEY_POD_STATUS = f"{KEY_PREFIX}:podstatus"
 KEY_PROBE = f"{KEY_PREFIX}:probe"
 # The PLEG's last successful relist (unix time), read by the node status: a silent PLEG makes the node not Ready.
 KEY_PLEG_LAST_RELIST = f"{KEY_PREFIX}:pleg:last-relist"
-# Event aggregation (edgeworkers.events): f"{KEY_EVENTS}:{namespace}/{event name}" -> hash {count, first}.
+# Event correlation (edgeworkers.events): f"{KEY_EVENTS}:{kind}/{namespace}/{name}/{uid}" -> the object's state
+# (token bucket, aggregation records, counted events) as JSON, expiring once it would be a fresh object's.
 KEY_EVENTS = f"{KEY_PREFIX}:events"
 # Image GC's memory of images: hash image id -> {"first": unix time, "last": unix time}.
 KEY_IMAGES = f"{KEY_PREFIX}:images"
@@ -42,6 +48,8 @@ KEY_JOB_LAST_SUCCESS = f"{KEY_PREFIX}:scheduler:last-success"
 # f"{KEY_IMAGE_LOCK}:{image}": held while the image is pulled; f"{KEY_IMAGE_PULLED}:{image}": pulled lately.
 KEY_IMAGE_LOCK = f"{KEY_PREFIX}:lock:image"
 KEY_IMAGE_PULLED = f"{KEY_PREFIX}:image-pulled"
+# f"{KEY_IMAGE_WAITERS}:{image}": the keys of the pods waiting for another task's pull of the image (a set).
+KEY_IMAGE_WAITERS = f"{KEY_PREFIX}:image-waiters"
 # Pod tasks given up (dead-lettered), by every worker process of the node: a counter.
 KEY_DEAD_LETTERS = f"{KEY_PREFIX}:dead-letters"
 # MetaManager's epoch (metamanager.epoch): a random token written once the bridge has stored a complete list of the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dramatiq
 
 from edgeworkers import constants
-from edgeworkers.messages import Message, Send
+from edgeworkers.messages import Message, Route, Send, resource
 
 ADD_POD, UPDATE_POD, DELETE_POD, SYNC_POD = "add_pod", "update_pod", "delete_pod", "sync_pod"
 QUEUE_OF = {
@@ -43,3 +43,10 @@ def sender(broker: dramatiq.Broker) -> Send:
 def send_sync(broker: dramatiq.Broker, key: str, message: Message | dict, delay_ms: int = 0) -> None:
     """Enqueue ``sync_pod`` of ``key`` after ``delay_ms``."""
     broker.enqueue(task(SYNC_POD, key, message), delay=delay_ms or None)
+
+
+def sync_message(key: str, source: str) -> dict:
+    """The message of a ``sync_pod`` that no change of the pod caused (the PLEG's events, a pull it waited for ...):
+    the worker reconciles to the desired state anyway."""
+    namespace, name = key.split("/", 1)
+    return Message(route=Route(source=source, resource=resource(namespace, "pod", name), operation="update")).to_dict()

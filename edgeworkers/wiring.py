@@ -25,7 +25,7 @@ import redis
 from edgeworkers import constants, tasks
 from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
-from edgeworkers.events import EventRecorder
+from edgeworkers.events.recorder import EventRecorder
 from edgeworkers.messages import Send
 from edgeworkers.metamanager.client import MetaClient
 from edgeworkers.metamanager.crypto import node_cipher
@@ -91,7 +91,7 @@ def build(settings: Settings) -> Services:
         **log_rotation(settings),
     )  # fmt: skip
     store = MetaStore(client, node_cipher(settings.data_dir))
-    outbox = Outbox(client)
+    outbox = Outbox(client, max_events=settings.outbox_max_events)
     return Services(
         settings=settings,
         redis=client,
@@ -116,9 +116,13 @@ def pod_workers(services: Services, *, follow_ups: bool = True) -> PodWorkers:
     from edgeworkers.pods.sync import PodSyncer
 
     settings, client = services.settings, services.redis
+
+    def wake(key: str) -> None:  # a pod that waited for another task's pull of its image: the pull is over
+        tasks.send_sync(services.broker, key, tasks.sync_message(key, "imagepuller"))
+
     syncer = PodSyncer(
         services.runtime, RedisBackoffStore(client), settings, meta=services.meta, probe_results=services.probes.get,
-        events=services.events, image_locks=client,
+        events=services.events, image_locks=client, wake=wake if follow_ups else None,
     )  # fmt: skip
     return PodWorkers(client, services.store, services.status, syncer, services.broker if follow_ups else None,
                       settings)  # fmt: skip
@@ -241,7 +245,8 @@ def serve_metrics(services: Services) -> None:
         return int(services.redis.get(constants.KEY_DEAD_LETTERS) or 0)
 
     metrics.REGISTRY.register(metrics.CallbackCollector(
-        lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters)))
+        lambda: node_gauges(services.store, services.status, services.outbox.__len__, dead_letters,
+                            services.outbox.events_dropped)))
     metrics.REGISTRY.register(metrics.CallbackCollector(lambda: redis_memory(services.redis)))
     try:
         metrics.serve(port)

@@ -19,7 +19,6 @@ from edgeworkers.gc.containers import ContainerGC
 from edgeworkers.gc.images import ImageGC
 from edgeworkers.k8s.pod import Pod
 from edgeworkers.k8s.status import APIError
-from edgeworkers.messages import Message, Route, resource
 from edgeworkers.metamanager.store import POD, MetaStore, Redis
 from edgeworkers.pleg import GenericPLEG, pods_with_events
 from edgeworkers.pods.desired import decode_pod, resync_all
@@ -36,9 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def pleg_message(key: str) -> dict[str, Any]:
-    """The message a PLEG-triggered ``sync_pod`` carries (the worker reconciles to the desired state anyway)."""
-    namespace, name = key.split("/", 1)
-    return Message(route=Route(source="pleg", resource=resource(namespace, "pod", name), operation="update")).to_dict()
+    """The message a PLEG-triggered ``sync_pod`` carries."""
+    return tasks.sync_message(key, "pleg")
 
 
 class NodeJobs:
@@ -193,6 +191,7 @@ def desired_uids(store: MetaStore) -> set[str]:
 
 def node_gauges(
     store: MetaStore, status: StatusManager, outbox_length: Callable[[], int], dead_letters: Callable[[], int] = int,
+    events_dropped: Callable[[], int] = int,
 ) -> dict:
     """What the metrics endpoint reads at scrape time: pods by phase, container restarts, the outbox's length."""
     phases: dict[tuple[str, ...], float] = {}
@@ -214,4 +213,6 @@ def node_gauges(
         "edgeworkers_outbox_length": ("Items waiting in the status outbox.", {(): float(outbox_length())}, []),
         "edgeworkers_tasks_dead_lettered": ("Pod tasks given up by the node's workers (logged with their pod).",
                                             {(): float(dead_letters())}, []),  # fmt: skip
+        "edgeworkers_outbox_events_dropped": ("Events dropped from the outbox past its cap, the oldest first.",
+                                              {(): float(events_dropped())}, []),  # fmt: skip
     }

@@ -8,7 +8,9 @@ doubling to 30 s, with jitter) so a node coming back does not hammer it. As kube
 - ``pod_status``: PATCH ``pods/<name>/status`` with the pod's uid, so the cloud refuses (409) a status for a pod of
   that name re-created meanwhile; a static pod's status goes to its mirror pod, created first when missing;
 - ``pod_deleted``: DELETE the pod with grace 0 and its uid as precondition (the node confirms the containers are
-  gone); for a static pod, its mirror pod goes.
+  gone); for a static pod, its mirror pod goes;
+- ``event``: POST a new event, PATCH the count of a repeated one (``events``); the outbox hands them over only once
+  no status waits.
 
 Logs name pods, never their status or anything a secret could be in.
 """
@@ -175,14 +177,23 @@ class Uplink:
             log.debug("uplink: usage report refused; dropped", code=exc.code)
 
     def _send_event(self, payload: dict[str, Any]) -> None:
-        """POST the event; when one of that name exists (a repeat), raise its count and lastTimestamp instead."""
+        """As client-go's recordToSink: a repeat (count above 1) patches the event's count, lastTimestamp and message,
+        and creates it when the cloud has none (never seen, or expired); a first occurrence is created (one that
+        exists already is patched)."""
         event, events = payload["event"], f"/api/v1/namespaces/{payload['namespace']}/events"
+        changes = {field: event.get(field) for field in ("count", "lastTimestamp", "message")}
+        if (event.get("count") or 1) > 1:
+            try:
+                self._api.patch(f"{events}/{payload['name']}", changes, MERGE_PATCH)
+                return
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
         try:
             self._api.post(events, event)
         except ApiError as exc:
             if exc.code != 409:
                 raise
-            changes = {field: event.get(field) for field in ("count", "lastTimestamp", "message")}
             self._api.patch(f"{events}/{payload['name']}", changes, MERGE_PATCH)
 
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from edgeworkers.events import EventRecorder
+from edgeworkers.events.recorder import EventRecorder
 from edgeworkers.eviction.policy import (
     AGENTFS_AVAILABLE,
     MEMORY_AVAILABLE,

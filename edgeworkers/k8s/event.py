@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -41,13 +40,8 @@ class Event(K8sObject):
 # --- the events the node records, as kubelet's recorder writes them ---------------------------------------
 
 
-def event_name(pod_name: str, uid: str, reason: str, message: str, field_path: str = "") -> str:
-    digest = hashlib.sha256("\0".join((uid, reason, message, field_path)).encode()).hexdigest()[:16]
-    return f"{pod_name}.{digest}"
-
-
 def pod_event(
-    pod: Pod, reason: str, message: str, kind: str, node: str, count: int, first: float, last: float,
+    pod: Pod, name: str, reason: str, message: str, kind: str, node: str, count: int, first: float, last: float,
     field_path: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     """A core/v1 Event about ``pod`` as kubelet records it."""
@@ -56,18 +50,15 @@ def pod_event(
                                 "uid": meta.uid}  # fmt: skip
     if field_path:
         involved["fieldPath"] = field_path
-    name = event_name(meta.name or "", meta.uid or "", reason, message, field_path)
     return _event(name, meta.namespace or "default", involved, reason, message, kind, node, count, first, last)
 
 
 def node_event(
-    node: str, reason: str, message: str, kind: str, count: int, first: float, last: float, name: str | None = None,
+    node: str, reason: str, message: str, kind: str, count: int, first: float, last: float, name: str,
 ) -> dict[str, Any]:  # fmt: skip
-    """A core/v1 Event about this node (in ``default``, the node's name standing for its uid, as kubelet does), named
-    by its content (a repeat is the same event) unless ``name`` is given."""
+    """A core/v1 Event about this node (in ``default``, the node's name standing for its uid, as kubelet does)."""
     involved = {"kind": "Node", "name": node, "uid": node}
-    return _event(name or event_name(node, node, reason, message), "default", involved, reason, message, kind, node,
-                  count, first, last)
+    return _event(name, "default", involved, reason, message, kind, node, count, first, last)
 
 
 def _event(

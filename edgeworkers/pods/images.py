@@ -4,9 +4,12 @@ takes its pod's lock.
 kubelet pulls inside the pod worker, but its image puller pulls for every pod apart: a slow pull on a poor link
 holds no pod. So a pod task first pulls (``prefetch``) the images of the containers its sync is about to create,
 without the pod's lock; a delete of that pod meanwhile runs at once. Each pull holds a short, renewed Redis lock on
-the image's name: two pods needing one image pull it once (the second waits for the first, then finds it pulled
-within ``FRESH_S``). The sync, under the pod's lock, then finds the image present, or the outcome of this task's
-pull (``ensure``), and reports ``ErrImagePull``, ``ImagePullBackOff`` or ``ErrImageNeverPull`` as before. The events
+the image's name: two pods needing one image pull it once. The lock never parks a worker thread: a task whose image
+another task is pulling leaves its pod's containers waiting on ``ContainerCreating``, notes its pod among the image's
+waiters, and returns; the puller wakes the waiters (``wake``, a sync of each) when its pull ends, and each also looks
+again after a back-off period in case that wake-up is lost (a killed puller). A waiter then finds the image pulled
+within ``FRESH_S``, or the pull's back-off. The sync, under the pod's lock, finds the image present, or the outcome
+of this task's pull (``ensure``), and reports ``ErrImagePull``, ``ImagePullBackOff`` or ``ErrImageNeverPull`` as before. The events
 are kubelet's: ``Pulling`` as a pull starts, ``Pulled`` when it succeeded (or the image was present), ``Failed`` when
 it failed with no local copy, ``BackOff`` while its back-off lasts.
 
@@ -46,8 +49,10 @@ log = logging.getLogger(__name__)
 ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
 ERR_IMAGE_NEVER_PULL = "ErrImageNeverPull"
+CONTAINER_CREATING = "ContainerCreating"
 LOCK_LEASE_S = 15.0  # renewed while the pull runs: a killed worker's lock clears within this
 FRESH_S = 60.0  # an image pulled this recently is not pulled again for another pod (pull policy Always)
+WAITERS_TTL_S = 4 * LOCK_LEASE_S  # a pod noted as waiting for a pull: renewed by each of its looks while it waits
 
 # An event about a pod: (pod, reason, message, type), as events.EventRecorder records it.
 Note = Callable[[Pod, str, str, str], None]
@@ -57,18 +62,25 @@ Waiting = tuple[str, str, float]
 
 @dataclass(frozen=True)
 class Pulled:
-    """The outcome of one pull attempt: ``error`` (and the back-off ``delay`` it started) when it failed."""
+    """The outcome of one pull attempt: ``error`` (and the back-off ``delay`` it started) when it failed; ``elsewhere``
+    when another task is pulling the image (nothing was tried)."""
 
     error: str | None = None
     delay: float = 0.0
+    elsewhere: bool = False
+
+
+PULLING_ELSEWHERE = Pulled(elsewhere=True)
 
 
 class ImagePuller:
-    """Pulls images per pull policy and back-off; ``client`` None: no cross-task lock (tests, a single process)."""
+    """Pulls images per pull policy and back-off; ``client`` None: no cross-task lock (tests, a single process);
+    ``wake``: syncs a pod (by key) that waited for a pull of another task, once that pull ended."""
 
     def __init__(
         self, runtime: Runtime, backoff: BackoffStore, policy: BackoffPolicy, clock: Callable[[], float],
         note: Note, client: redis.Redis | None = None, secrets: Sources | None = None,
+        wake: Callable[[str], None] | None = None,
     ) -> None:  # fmt: skip
         self._runtime = runtime
         self._secrets = secrets  # where pull secrets come from (the MetaClient); None: pulls go without credentials
@@ -77,6 +89,7 @@ class ImagePuller:
         self._clock = clock
         self._note = note
         self._redis = client
+        self._wake = wake
 
     def prefetch(self, pod: Pod, specs: list[SpecContainer]) -> dict[str, Pulled]:
         """Pull the images of ``specs`` that their policy and back-off want pulled now (no pod lock is held); the
@@ -96,6 +109,8 @@ class ImagePuller:
         there is none), and why the container waits when it is not."""
         image, policy = spec.image or "", spec.pull_policy
         outcome = pulled.get(image)
+        if outcome is not None and outcome.elsewhere:
+            outcome = None  # another task was pulling the image: that pull may be over now
         if outcome is not None and outcome.error is None:
             return True, None  # pulled for this sync, as its events said
         present = self._runtime.image_present(image)
@@ -108,6 +123,8 @@ class ImagePuller:
             return False, (ERR_IMAGE_NEVER_PULL, message, self._policy.initial_s)
         if outcome is None and self._backing_off(image) is None:
             outcome = self._pull(pod, image)  # not pulled before the lock (a container the prefetch did not foresee)
+        if outcome is not None and outcome.elsewhere:  # wait for it, without a thread: woken, or look again later
+            return False, (CONTAINER_CREATING, "", self._policy.initial_s)
         if outcome is None:  # backing off
             if present:
                 return True, None
@@ -134,27 +151,63 @@ class ImagePuller:
         return remaining or None
 
     def _pull(self, pod: Pod, image: str) -> Pulled | None:
-        """Pull ``image`` under its lock, unless another task pulled it meanwhile (success) or its pull failed
-        meanwhile (None: backing off)."""
-        with self._image_lock(image):
+        """Pull ``image`` under its lock, unless another task pulled it meanwhile (success), its pull failed meanwhile
+        (None: backing off), or another task is pulling it now (``PULLING_ELSEWHERE``: this pod is woken after)."""
+        with self._image_lock(image) as held:
+            if not held:
+                self._await_pull(pod, image)
             if self._pulled_lately(image) and self._runtime.image_present(image):
                 self._note(pod, "Pulled", f'Container image "{image}" already present on machine', "Normal")
                 return Pulled()
             if self._backing_off(image) is not None:
                 return None
-            entry = self._backoff.get(PULL_SCOPE, pull_key(image))
-            self._note(pod, "Pulling", f'Pulling image "{image}"', "Normal")
-            error = self._pull_with_credentials(pod, image)
-            if error is not None:
-                delay = backoff_delay(entry.delay if entry else None, 0.0, self._policy)
-                self._backoff.put(PULL_SCOPE, pull_key(image), BackoffEntry(delay=delay, since=self._clock()))
-                return Pulled(error, delay)
-            self._note(pod, "Pulled", f'Successfully pulled image "{image}"', "Normal")
-            if entry is not None:
-                self._backoff.delete(PULL_SCOPE, pull_key(image))
-            if self._redis is not None:
-                self._redis.set(f"{constants.KEY_IMAGE_PULLED}:{image}", 1, px=int(FRESH_S * 1000))
-            return Pulled()
+            if not held:
+                return PULLING_ELSEWHERE
+            try:
+                return self._pull_now(pod, image)
+            finally:
+                self._wake_waiters(image)
+
+    def _pull_now(self, pod: Pod, image: str) -> Pulled:
+        entry = self._backoff.get(PULL_SCOPE, pull_key(image))
+        self._note(pod, "Pulling", f'Pulling image "{image}"', "Normal")
+        error = self._pull_with_credentials(pod, image)
+        if error is not None:
+            delay = backoff_delay(entry.delay if entry else None, 0.0, self._policy)
+            self._backoff.put(PULL_SCOPE, pull_key(image), BackoffEntry(delay=delay, since=self._clock()))
+            return Pulled(error, delay)
+        self._note(pod, "Pulled", f'Successfully pulled image "{image}"', "Normal")
+        if entry is not None:
+            self._backoff.delete(PULL_SCOPE, pull_key(image))
+        if self._redis is not None:
+            self._redis.set(f"{constants.KEY_IMAGE_PULLED}:{image}", 1, px=int(FRESH_S * 1000))
+        return Pulled()
+
+    def _await_pull(self, pod: Pod, image: str) -> None:
+        """Note ``pod`` among the waiters of ``image``, before looking at the pull's outcome: a pull that ends after the
+        look wakes it."""
+        if self._redis is None or self._wake is None:
+            return
+        key = f"{constants.KEY_IMAGE_WAITERS}:{image}"
+        pipe = self._redis.pipeline()
+        pipe.sadd(key, pod.key)
+        pipe.expire(key, int(WAITERS_TTL_S))
+        pipe.execute()
+
+    def _wake_waiters(self, image: str) -> None:
+        """Sync the pods that waited for this pull; a lost wake-up costs them only a later look."""
+        if self._redis is None or self._wake is None:
+            return
+        key = f"{constants.KEY_IMAGE_WAITERS}:{image}"
+        try:
+            pipe = self._redis.pipeline()
+            pipe.smembers(key)
+            pipe.delete(key)
+            waiters, _ = pipe.execute()
+            for waiter in sorted(member.decode() for member in waiters):
+                self._wake(waiter)
+        except Exception:  # the puller's own outcome matters more: its waiters look again after their back-off
+            log.warning("the pods waiting for image %s were not woken", image, exc_info=True)
 
     def _pull_with_credentials(self, pod: Pod, image: str) -> str | None:
         """Pull with each matching credential in turn until one succeeds (kubelet's ``PullImage``); None on success,
@@ -193,15 +246,17 @@ class ImagePuller:
         return self._redis is not None and bool(self._redis.exists(f"{constants.KEY_IMAGE_PULLED}:{image}"))
 
     def _image_lock(self, image: str):
-        return nullcontext() if self._redis is None else image_lock(self._redis, image)
+        return nullcontext(True) if self._redis is None else image_lock(self._redis, image)
 
 
 @contextmanager
-def image_lock(client: redis.Redis, image: str, lease_s: float = LOCK_LEASE_S) -> Iterator[None]:
-    """Hold the pull lock of ``image`` for the block, waiting while another task pulls it; the lease is renewed
-    while the block runs, so a pull may take longer than it."""
+def image_lock(client: redis.Redis, image: str, lease_s: float = LOCK_LEASE_S) -> Iterator[bool]:
+    """Hold the pull lock of ``image`` for the block if it is free (True), never waiting for it (False: another task
+    holds it); the lease is renewed while the block runs, so a pull may take longer than it."""
     lock = client.lock(f"{constants.KEY_IMAGE_LOCK}:{image}", timeout=lease_s, thread_local=False)
-    lock.acquire(blocking=True)
+    if not lock.acquire(blocking=False):
+        yield False
+        return
     stop = threading.Event()
 
     def renew() -> None:
@@ -214,7 +269,7 @@ def image_lock(client: redis.Redis, image: str, lease_s: float = LOCK_LEASE_S) -
     renewer = threading.Thread(target=renew, name="image-lock", daemon=True)
     renewer.start()
     try:
-        yield
+        yield True
     finally:
         stop.set()
         renewer.join()

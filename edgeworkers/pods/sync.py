@@ -29,7 +29,7 @@ from edgeworkers.pods.convert import ConfigError, container_config, ephemeral_co
 from edgeworkers.pods.etcfiles import NodeDNS, write_etc_files
 from edgeworkers.pods.hooks import HookRunner, pre_stop_labels
 from edgeworkers.pods.hostports import pod_port_mappings
-from edgeworkers.pods.images import ImagePuller, Pulled
+from edgeworkers.pods.images import CONTAINER_CREATING, ImagePuller, Pulled
 from edgeworkers.pods.lock import ensure_held
 from edgeworkers.pods.orphans import orphan_keys
 from edgeworkers.pods.policy import (
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
 RUN_CONTAINER_ERROR = "RunContainerError"
-CONTAINER_CREATING = "ContainerCreating"
 MAX_PARALLEL_STOPS = 16
 # Runs a container's preStop hook before its stop: (container, grace period) -> the grace period left.
 PreStop = Callable[[Container, float], float]
@@ -102,6 +101,7 @@ class PodSyncer:
         probe_results: Callable[[list[str]], ProbeResults] | None = None,
         events: Callable[..., None] | None = None,
         image_locks: redis.Redis | None = None,
+        wake: Callable[[str], None] | None = None,
     ) -> None:
         self._runtime = runtime
         # The prober's results by container id (readiness, startup), for the status; None: no prober.
@@ -120,8 +120,10 @@ class PodSyncer:
         self._pids_limit = settings.pod_pids_limit if settings.pod_pids_limit > 0 else None
         # Records a Warning event about a pod: (pod, reason, message, kind) as events.EventRecorder; None: none.
         self._events = events
-        # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once.
-        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks, secrets=meta)
+        # Pulls per pull policy and back-off; ``image_locks`` (Redis) makes tasks pull each image once, ``wake`` syncs a
+        # pod (by key) that waited for another task's pull.
+        self._images = ImagePuller(runtime, backoff, self._policy, clock, self._note, image_locks,
+                                   secrets=meta, wake=wake)
         # Lifecycle hooks (postStart after a start, preStop before each stop) and termination messages.
         self._hooks = HookRunner(runtime, settings.data_dir, events)
         self._messages = TerminationMessages(settings.data_dir, runtime.logs)

@@ -1,9 +1,13 @@
 """The composition root: one of each client per process, shared by every role, and nothing reached before use."""
 from __future__ import annotations
 
-from apscheduler.schedulers.background import BackgroundScheduler
+from dataclasses import replace
 
-from edgeworkers import wiring
+from apscheduler.schedulers.background import BackgroundScheduler
+from dramatiq import Message
+from dramatiq.brokers.stub import StubBroker
+
+from edgeworkers import constants, wiring
 from edgeworkers.config import Settings
 
 
@@ -30,3 +34,14 @@ def test_a_worker_that_schedules_no_follow_up_has_no_broker(tmp_path) -> None:
     services = wiring.build(Settings(data_dir=tmp_path, redis_password_file=""))
     assert wiring.pod_workers(services, follow_ups=False).broker is None
     assert wiring.pod_workers(services).broker is services.broker
+
+
+def test_a_pod_that_waited_for_another_tasks_pull_is_woken_by_a_sync_pod(tmp_path) -> None:
+    services = replace(wiring.build(Settings(data_dir=tmp_path, redis_password_file="")), broker=StubBroker())
+    services.broker.declare_queue(constants.QUEUE_POD_SYNC)
+    wiring.pod_workers(services).syncer._images._wake("team/web")
+    [raw] = services.broker.queues[constants.QUEUE_POD_SYNC].queue
+    message = Message.decode(raw)
+    assert (message.actor_name, message.args[0], message.args[1]["route"]["source"]) == ("sync_pod", "team/web",
+                                                                                          "imagepuller")  # fmt: skip
+    assert wiring.pod_workers(services, follow_ups=False).syncer._images._wake is None

@@ -80,6 +80,22 @@ def test_order_is_kept_across_an_outage_and_nothing_is_lost(api, outbox, uplink)
     assert len(outbox) == 0
 
 
+def test_after_an_outage_a_status_reaches_the_cloud_before_the_events_queued_meanwhile(api, outbox, uplink):
+    uid = cloud_pod(api, "web")
+    api.down = True
+    for i in range(300):  # a long outage's events, then a status change
+        outbox.event("default", {"metadata": {"name": f"web.{i:x}", "namespace": "default"}, "count": 1})
+    outbox.pod_status("default", "web", uid, running(), mirror=False)
+    with pytest.raises(CloudUnavailable):
+        uplink.drain()
+
+    api.down = False
+    api.calls.clear()
+    assert uplink.drain() == 301
+    assert (api.calls[0].method, api.calls[0].path) == ("PATCH", pod_path("default", "web") + "/status")
+    assert [call.method for call in api.calls[1:]] == ["POST"] * 300
+
+
 def test_an_outage_in_the_middle_of_a_drain_keeps_the_item_and_those_after_it(api, outbox, uplink):
     uids = {name: cloud_pod(api, name) for name in ("a", "b", "c")}
     for name in ("a", "b", "c"):

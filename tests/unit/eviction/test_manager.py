@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeworkers.config import Settings
-from edgeworkers.events import EventRecorder
+from edgeworkers.events.recorder import EventRecorder
 from edgeworkers.eviction.manager import EvictionManager
 from edgeworkers.eviction.policy import (
     AGENTFS_AVAILABLE,

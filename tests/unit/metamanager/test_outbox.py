@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from edgeworkers import constants
 from edgeworkers.metamanager.outbox import POD_DELETED, POD_STATUS, Outbox
 
 
@@ -52,3 +53,65 @@ def test_peek_is_bounded_and_does_not_remove(outbox):
         outbox.pod_status("default", f"p{i}", "u", {"phase": "Running"}, mirror=False)
     assert [i.payload["name"] for i in outbox.peek(limit=2)] == ["p0", "p1"]
     assert len(outbox) == 5
+
+
+def event(name: str, count: int = 1) -> dict:
+    return {"metadata": {"name": name, "namespace": "default"}, "reason": "Killing", "count": count}
+
+
+def test_statuses_drain_ahead_of_events(outbox):
+    outbox.event("default", event("a.1"))
+    outbox.pod_status("default", "a", "ua", {"phase": "Running"}, mirror=False)
+    outbox.event("default", event("a.2"))
+    outbox.pod_deleted("default", "b", "ub", mirror=False)
+    outbox.node_metrics("n1", {"usage": {}})
+    assert [i.key for i in outbox.peek()] == ["pod:default/a", "pod:default/b", "metrics:n1", "event:default/a.1",
+                                              "event:default/a.2"]  # fmt: skip
+    assert [i.key for i in outbox.peek(limit=2)] == ["pod:default/a", "pod:default/b"]
+    assert len(outbox) == 5
+    for item in outbox.peek():
+        assert outbox.ack(item)
+    assert len(outbox) == 0 and outbox.peek() == []
+
+
+def test_a_repeated_event_replaces_its_pending_copy_and_an_ack_of_the_older_keeps_it(outbox):
+    outbox.event("default", event("a.1"))
+    [sent] = outbox.peek()
+    outbox.event("default", event("a.1", count=2))
+    assert not outbox.ack(sent)
+    [left] = outbox.peek()
+    assert left.payload["event"]["count"] == 2 and outbox.ack(left)
+
+
+def test_events_past_the_cap_drop_the_oldest_counted_and_logged_once_per_burst(fake_redis, caplog):
+    outbox = Outbox(fake_redis, max_events=3)
+    for i in range(3):
+        outbox.pod_status("default", f"p{i}", "u", {"phase": "Running"}, mirror=False)
+    with caplog.at_level("WARNING", logger="edgeworkers.metamanager.outbox"):
+        for i in range(6):
+            outbox.event("default", event(f"e.{i}"))
+    assert [i.key for i in outbox.peek()] == ["pod:default/p0", "pod:default/p1", "pod:default/p2", "event:default/e.3",
+                                              "event:default/e.4", "event:default/e.5"]  # fmt: skip
+    assert outbox.events_dropped() == 3 and len(fake_redis.hkeys(constants.KEY_OUTBOX_ITEMS)) == 6
+    assert len([r for r in caplog.records if "dropped" in r.message]) == 1
+
+    for item in outbox.peek()[-2:]:  # the uplink sends two: room again, the burst is over
+        outbox.ack(item)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="edgeworkers.metamanager.outbox"):
+        for i in range(6, 10):
+            outbox.event("default", event(f"e.{i}"))
+    assert outbox.events_dropped() == 5 and len([r for r in caplog.records if "dropped" in r.message]) == 1
+
+
+def test_statuses_are_never_dropped(fake_redis):
+    outbox = Outbox(fake_redis, max_events=1)
+    for i in range(50):
+        outbox.pod_status("default", f"p{i}", "u", {"phase": "Running"}, mirror=False)
+        outbox.event("default", event(f"e.{i}"))
+    assert len(outbox) == 51 and outbox.events_dropped() == 49
+
+
+def test_an_outbox_without_room_for_an_event_is_refused(fake_redis):
+    with pytest.raises(ValueError, match="at least one event"):
+        Outbox(fake_redis, max_events=0)

@@ -1,6 +1,7 @@
 """Image pulls before the pod lock (pods.images through pods.reconcile): a slow pull keeps no other task of the pod
-waiting, two pods needing one image pull it once, and a failed pull still reads ErrImagePull then ImagePullBackOff,
-with kubelet's events."""
+waiting, two pods needing one image pull it once without a second thread waiting for it (the second pod waits on
+ContainerCreating and is woken when the pull ends), and a failed pull still reads ErrImagePull then
+ImagePullBackOff, with kubelet's events."""
 from __future__ import annotations
 
 import threading
@@ -14,7 +15,6 @@ from edgeworkers.pods.reconcile import PodWorkers, reconcile
 from edgeworkers.pods.sync import PodSyncer
 from edgeworkers.runtime.errors import ContainerRuntimeError
 from edgeworkers.runtime.fake import FakeRuntime
-from tests.polling import wait_for
 from tests.unit.pods.test_reconcile import make_workers, pod
 
 IMAGE = "remote/app:1"
@@ -47,11 +47,17 @@ def events() -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture
-def workers(fake_redis, settings, runtime, events) -> PodWorkers:
+def woken() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def workers(fake_redis, settings, runtime, events, woken) -> PodWorkers:
     syncer = PodSyncer(
         runtime, MemoryBackoffStore(), settings, image_locks=fake_redis,
         events=lambda p, reason, message, kind: reason == "MissingClusterDNS"  # every pod's (no cluster DNS here)
         or events.append((p.metadata.name, reason, message, kind)),
+        wake=woken.append,
     )  # fmt: skip
     return make_workers(fake_redis, syncer, settings)
 
@@ -108,20 +114,61 @@ def test_the_sync_after_a_pull_starts_the_container_with_kubelets_events(workers
     assert len(runtime.calls_named("pull_image")) == 1
 
 
-def test_two_pods_needing_one_image_pull_it_once(workers, runtime) -> None:
+def test_two_pods_needing_one_image_pull_it_once_and_the_second_waits_without_a_thread(workers, runtime, events,
+                                                                                        woken) -> None:
     for name in ("a", "b"):
         workers.store.put(POD, pod(name, image=IMAGE))
     first, errors_a = in_thread(reconcile, workers, "default/a")
     assert runtime.pulling.wait(5)
-    second, errors_b = in_thread(reconcile, workers, "default/b")
-    wait_for(lambda: workers.redis.keys("*lock:image*"), 5, "the image's pull lock held")
+
+    assert reconcile(workers, "default/b") == settings_initial_s(workers)  # at once: looks again later
+    assert app_state(workers, "b") == {"waiting": {"reason": "ContainerCreating"}}
+    assert woken == [] and [e[:2] for e in events] == [("a", "Pulling")]
+
     runtime.release.set()
-    for thread in (first, second):
-        thread.join(10)
-    assert errors_a == errors_b == []
+    first.join(10)
+    assert errors_a == [] and woken == ["default/b"]  # the pull is over: the waiter is synced
+    reconcile(workers, "default/b")
     assert len(runtime.calls_named("pull_image")) == 1
     assert "running" in app_state(workers, "a") and "running" in app_state(workers, "b")
-    assert workers.redis.keys("*lock:image*") == []
+    assert ("b", "Pulled", f'Container image "{IMAGE}" already present on machine', "Normal") in events
+    assert workers.redis.keys("*lock:image*") == workers.redis.keys("*image-waiters*") == []
+
+
+def test_a_pod_waiting_for_a_pull_that_failed_reads_image_pull_back_off(workers, runtime, woken) -> None:
+    for name in ("a", "b"):
+        workers.store.put(POD, pod(name, image="remote/nowhere:1"))
+    first, _ = in_thread(reconcile, workers, "default/a")
+    assert runtime.pulling.wait(5)
+    reconcile(workers, "default/b")
+    runtime.release.set()
+    first.join(10)
+    assert woken == ["default/b"]
+    reconcile(workers, "default/b")
+    assert app_state(workers, "b")["waiting"]["reason"] == "ImagePullBackOff"
+    assert len(runtime.calls_named("pull_image")) == 1
+
+
+def test_pods_of_that_image_and_of_others_are_synced_at_once_while_a_pull_goes_on(workers, runtime, woken) -> None:
+    workers.store.put(POD, pod("a", image=IMAGE))
+    first, _ = in_thread(reconcile, workers, "default/a")
+    assert runtime.pulling.wait(5)
+    for name in ("b", "c", "d"):  # more pods of the image than a worker has threads: none of them blocks
+        workers.store.put(POD, pod(name, image=IMAGE))
+        reconcile(workers, f"default/{name}")
+        assert app_state(workers, name) == {"waiting": {"reason": "ContainerCreating"}}
+    other = pod("other", image="busybox")
+    other["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"  # present: no pull
+    workers.store.put(POD, other)
+    reconcile(workers, "default/other")
+    assert "running" in app_state(workers, "other")
+    runtime.release.set()
+    first.join(10)
+    assert woken == ["default/b", "default/c", "default/d"]
+
+
+def settings_initial_s(workers: PodWorkers) -> float:
+    return workers.settings.backoff_initial_s
 
 
 def test_a_failed_pull_is_err_image_pull_then_image_pull_back_off(workers, runtime, events) -> None:
