@@ -2,7 +2,7 @@
 protobuf kubectl asks for), each operation one of its resources' verbs, so OpenAPI lists what discovery lists and
 nothing else.
 
-The schemas are Kubernetes' own, generated from the official client's models by ``ops/gen-openapi`` into
+The schemas are Kubernetes' own, generated from the official client's models by ``ops/gen_openapi.py`` into
 ``openapi_definitions.json.gz``: `kubectl explain` describes every field, and kubectl's client-side validation of a
 `kind: List` (it validates a List against `/openapi/v2`) knows each item's fields. Kinds the client has no model of
 (metrics.k8s.io) get a minimal schema.

@@ -62,10 +62,10 @@ def test_unknown_group_version_is_none():
 
 
 def test_the_generated_definitions_are_those_of_the_served_kinds():
-    """``ops/gen-openapi`` was run since the served kinds or the client's models last changed."""
-    generator = runpy.run_path(str(Path(__file__).parents[3] / "ops" / "gen-openapi"))
+    """``ops/gen_openapi.py`` was run since the served kinds or the client's models last changed."""
+    generator = runpy.run_path(str(Path(__file__).parents[3] / "ops" / "gen_openapi.py"))
     assert json.loads(gzip.decompress(openapi.DEFINITIONS_FILE.read_bytes())) == generator["build"](), \
-        "run ops/gen-openapi"
+        "run ops/gen_openapi.py"
 
 
 def test_the_schemas_are_kubernetes_own_in_v2_and_v3():

@@ -6,7 +6,7 @@ They come from the official Python client's models (a test dependency: ``kuberne
 OpenAPI), read at development time so the cloud loads a small file instead of the client's 800 modules. Run it again
 after adding a served kind; ``tests/unit/cloud/test_openapi.py`` fails while the file is stale.
 
-    .venv/bin/python ops/gen-openapi
+    .venv/bin/python ops/gen_openapi.py
 """
 from __future__ import annotations
 
