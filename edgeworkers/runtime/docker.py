@@ -93,6 +93,7 @@ LIST_FIELDS = ("Id", "Image", "ImageID", "Created", "State", "Labels")
 USAGE_THREADS = 4  # containers whose stats are asked for at once
 # An inspect result no list has shown for this long is dropped (see DockerRuntime._prune).
 STALE_S = 600.0
+NAME_ATTEMPTS = 5  # names a container may take past dead containers the engine cannot remove (``_create``)
 
 
 def parse_docker_time(text: str | None) -> datetime | None:
@@ -648,29 +649,54 @@ class DockerRuntime:
         except (docker.errors.DockerException, TypeError, ValueError) as exc:
             raise ContainerCreateError(f"invalid container settings: {exc}") from exc
 
-    def _create(self, name: str, replace_dead: bool = True, **kwargs: Any) -> ContainerID:
-        """Create a container named ``name``, first removing a dead container of that name."""
-        api = self._api()
+    def _create(self, name: str, **kwargs: Any) -> ContainerID:
+        """Create a container named ``name``, first removing a dead container of that name.
+
+        A dead container the engine cannot remove (its root filesystem still busy after an engine restart left its
+        shim behind) is left to the container GC, and the new one takes the next attempt's name (``<name>_1``, ...):
+        as kubelet's attempt numbers, an unremovable dead sandbox never blocks its pod. A running one is a conflict."""
+        for attempt in range(NAME_ATTEMPTS):
+            candidate = name if attempt == 0 else f"{name}_{attempt}"
+            created = self._try_create(candidate, kwargs)
+            if isinstance(created, ContainerID):
+                return created
+            if not self._remove_dead(candidate, created):
+                continue
+            created = self._try_create(candidate, kwargs)
+            if isinstance(created, ContainerID):
+                return created
+            raise ContainerCreateError(_explain(created))
+        raise ContainerCreateError(f"create container {name}: the dead containers of its {NAME_ATTEMPTS} names "
+                                   f"cannot be removed")
+
+    def _try_create(self, name: str, kwargs: dict[str, Any]) -> ContainerID | docker.errors.APIError:
+        """The container created, or the name conflict (409) that kept it from being created."""
         with self._engine(f"create container {name}"):
             try:
-                return ContainerID("docker", api.create_container(name=name, **kwargs)["Id"])
+                return ContainerID("docker", self._api().create_container(name=name, **kwargs)["Id"])
             except docker.errors.ImageNotFound as exc:
                 raise ImageNotPresent(_explain(exc)) from exc
             except docker.errors.APIError as exc:
-                if exc.status_code != 409 or not replace_dead:
+                if exc.status_code != 409:
                     raise ContainerCreateError(_explain(exc)) from exc
-                self._remove_dead(name, exc)
-        return self._create(name, replace_dead=False, **kwargs)
+                return exc
 
-    def _remove_dead(self, name: str, conflict: docker.errors.APIError) -> None:
-        api = self._api()
-        try:
-            existing = api.inspect_container(name)
-        except docker.errors.NotFound:
-            return  # removed meanwhile: just retry
+    def _remove_dead(self, name: str, conflict: docker.errors.APIError) -> bool:
+        """Remove the dead container named ``name``: True when the name is free, False when the engine could not
+        remove it (logged); ContainerCreateError when it runs."""
+        with self._engine(f"inspect container {name}"):
+            try:
+                existing = self._api().inspect_container(name)
+            except docker.errors.NotFound:
+                return True  # removed meanwhile
         if existing["State"]["Running"]:
             raise ContainerCreateError(_explain(conflict))
-        self.remove_container(ContainerID("docker", existing["Id"]))
+        try:
+            self.remove_container(ContainerID("docker", existing["Id"]))
+        except ContainerRuntimeError as exc:  # the engine answered and refused: not when it is away
+            log.warning("dead container %s cannot be removed (left to the container GC): %s", name, exc)
+            return False
+        return True
 
     def _container(self, entry: dict[str, Any]) -> Container | None:
         entry_labels = entry.get("Labels") or {}
