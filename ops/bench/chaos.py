@@ -64,7 +64,7 @@ from typing import Any
 import docker
 import psutil
 import yaml
-from benchkit import free_port, mb, print_command, remove_containers
+from benchkit import free_port, mb, print_command, remove_containers, wait_until
 from bridge import NAMESPACE, busybox_pod
 from footprint import Mode
 from honcho.environ import parse_procfile
@@ -93,13 +93,7 @@ def log(message: str) -> None:
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``condition`` until it returns a true value (returned); RuntimeError after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(POLL_S)
-    return value
+    return wait_until(condition, timeout_s, what, POLL_S)
 
 
 class Daemon:
@@ -355,28 +349,44 @@ class Chaos:
         log(f"edge up: node {self.system.node}, cloud on port {self.system.port} (proxy {self.system.proxy.port})")
 
     def close(self) -> None:
-        if self.system is not None:
-            self.system.stop()
+        """Stop everything by PID; what the engine could not remove goes with its dockerd, mounts and data."""
+        try:
+            if self.system is not None:
+                self.system.stop()
+                if self.docker is not None:
+                    remove_containers(self.docker, self.system.node)
+        except docker.errors.DockerException as exc:
+            log(f"could not remove every container: {exc}")
+        finally:
             if self.docker is not None:
-                remove_containers(self.docker, self.system.node)
-        if self.docker is not None:
-            self.docker.close()
-        self.dockerd.stop()
-        self.stop_leftovers()
-        self.redis.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+                self.docker.close()
+            self.dockerd.stop()
+            self.stop_leftovers()
+            self.redis.stop()
+            self.unmount()
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def stop_leftovers(self) -> None:
-        """Stop what the bench's dockerd left running (its containerd, shims outliving it), by PID."""
+        """Kill what the bench's dockerd left running, by PID: its containerd and the shims that outlive it, with
+        their containers' processes (a container started while dockerd stopped may be left running, or in ``runc
+        init``)."""
         exec_root = str(self.root / "docker" / "exec")
         leftovers = []
         for process in psutil.process_iter(["cmdline"]):
             if any(exec_root in word for word in process.info["cmdline"] or ()):
-                leftovers.append(process)
-                process.terminate()
-        _, alive = psutil.wait_procs(leftovers, timeout=30)
-        for process in alive:
-            process.kill()
+                leftovers += [*process.children(recursive=True), process]
+        for process in leftovers:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(leftovers, timeout=30)
+
+    def unmount(self) -> None:
+        """Unmount what is still mounted under the temp dir (the rootfs of a container the engine lost track of)."""
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for point in sorted((m for m in mounts if m.startswith(f"{self.root}/")), key=len, reverse=True):
+            subprocess.run(["umount", point], check=False)
 
     # --- pods ---
 
@@ -632,8 +642,11 @@ def main() -> None:
         log(f"stopped: {exc}")
         chaos.cycles.append(Cycle("aborted", None, [str(exc)]))
     finally:
-        passed = chaos.report() if chaos.docker is not None else False
-        chaos.close()
+        passed = False
+        try:
+            passed = chaos.report() if chaos.docker is not None else False
+        finally:
+            chaos.close()
     sys.exit(0 if passed else 1)
 
 
