@@ -610,7 +610,8 @@ class Chaos:
             print(f"  FAILED {cycle.fault}: {'; '.join(cycle.problems)}")
         print(f"\n  {'edge process':<24} {'PSS MB start':>12} {'end':>8}")
         for name in self.pss.get("start", {}):
-            print(f"  {name:<24} {mb(self.pss['start'][name]):>12} {mb(self.pss.get('end', {}).get(name, 0)):>8}")
+            end = self.pss.get("end", {}).get(name)
+            print(f"  {name:<24} {mb(self.pss['start'][name]):>12} {'-' if end is None else mb(end):>8}")
         print(f"\n{'FAILED' if failures else 'passed'}: {len(failures)} of {len(self.cycles)} cycles with problems")
         return not failures
 
