@@ -5,9 +5,11 @@ injected one after another, at random (seeded); after each fault the cloud, Meta
 Everything runs apart from the machine's own edgeworkers, on free ports, in one temp dir:
 
 - a ``redis-server`` of its own (append-only file on, a password in a 0600 file) for the agent;
-- a ``dockerd`` of its own (its data root, exec root, socket and pidfile in the temp dir, hence its own containerd;
-  ``--bridge=none --iptables=false``: pods get a loopback-only network, and the machine's bridge and iptables are
-  untouched), holding the local images (``ops/images`` run against it);
+- a ``dockerd`` of its own (its data root, exec root, socket and pidfile in the temp dir, hence its own containerd),
+  on a Linux bridge of its own (``--bridge=ewchaos-XXXX``, --bridge-cidr, made before and deleted after) with
+  ``--iptables=false``, so the machine's ``docker0`` and iptables are untouched (``--bridge=none`` would not do:
+  dockerd then deletes the host's ``docker0``, the shared dockerd's), holding the local images (``ops/images`` run
+  against it);
 - the cloud (``edgeworkers cloud serve``, ops/bench/bridge.py's ``Edge``), which the edge reaches through a TCP proxy
   of the bench's, so the cloud can go away for the edge while kubectl and the cloud's node lifecycle go on;
 - the edge: the ``Procfile``'s processes but the cloud (``edgeworkers agent --no-worker``, ``edgeworkers worker``)
@@ -146,13 +148,14 @@ def redis_daemon(root: Path, port: int, password_file: Path) -> Daemon:
     return Daemon("redis-server", ["redis-server", str(config)], directory / "redis.log", answers)
 
 
-def docker_daemon(root: Path) -> tuple[Daemon, str]:
-    """A dockerd of the bench's own (its containerd, data, socket; no bridge, no iptables), and its socket's URL."""
+def docker_daemon(root: Path, bridge: str) -> tuple[Daemon, str]:
+    """A dockerd of the bench's own (its containerd, data, socket; the Linux bridge ``bridge``, no iptables), and its
+    socket's URL."""
     directory = root / "docker"
     directory.mkdir(mode=0o700)
     host = f"unix://{directory}/docker.sock"
     argv = ["dockerd", "--data-root", str(directory / "data"), "--exec-root", str(directory / "exec"),
-            "--pidfile", str(directory / "docker.pid"), "-H", host, "--bridge=none", "--iptables=false",
+            "--pidfile", str(directory / "docker.pid"), "-H", host, f"--bridge={bridge}", "--iptables=false",
             "--ip-masq=false", "--ip6tables=false"]
 
     def answers() -> bool:
@@ -322,7 +325,9 @@ class Chaos:
         password_file = self.root / "secrets" / "redis-password"
         password_file.parent.mkdir(mode=0o700)
         self.redis = redis_daemon(self.root, self.redis_port, password_file)
-        self.dockerd, self.docker_host = docker_daemon(self.root)
+        self.bridge = f"ewchaos-{secrets.token_hex(2)}"  # at most 15 characters, as Linux wants
+        self.bridge_made = False
+        self.dockerd, self.docker_host = docker_daemon(self.root, self.bridge)
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.settings = Settings(redis_url=self.redis_url, redis_password_file=str(password_file))
         self.system: System | None = None
@@ -338,6 +343,10 @@ class Chaos:
     def start(self) -> None:
         log(f"temp dir {self.root}; Redis on port {self.redis_port}; dockerd at {self.docker_host}")
         self.redis.start()
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+        self.bridge_made = True
+        for command in (["addr", "add", self.args.bridge_cidr, "dev", self.bridge], ["link", "set", self.bridge, "up"]):
+            subprocess.run(["ip", *command], check=True)
         self.dockerd.start()
         subprocess.run([str(ROOT / "ops/images")], env={**os.environ, "DOCKER_HOST": self.docker_host}, check=True,
                        stdout=subprocess.DEVNULL)
@@ -363,6 +372,8 @@ class Chaos:
             self.dockerd.stop()
             self.stop_leftovers()
             self.redis.stop()
+            if self.bridge_made:
+                subprocess.run(["ip", "link", "delete", self.bridge], check=False)
             self.unmount()
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -628,6 +639,8 @@ def main() -> None:
     parser.add_argument("--backoff-max-s", type=float, default=40.0,
                         help="the edge's restart back-off cap (EDGEWORKERS_BACKOFF_MAX_S; the system's default, 300, "
                              "would keep a pod the faults killed five times in 10 min down longer than --converge-s)")
+    parser.add_argument("--bridge-cidr", default="172.31.250.1/24",
+                        help="the address of the bench dockerd's own bridge (a subnet free on this machine)")
     parser.add_argument("--grace-s", type=float, default=Settings().node_monitor_grace_period_s,
                         help="the cloud's node-monitor grace period")
     args = parser.parse_args()
