@@ -85,7 +85,7 @@ async def test_discovery_documents(client):
     assert v2.content_type == "application/json" and (await v2.json())["swagger"] == "2.0"
     v2 = await client.get("/openapi/v2", headers={"Accept": openapi.V2_PROTOBUF_ASKED})
     assert v2.content_type == openapi.V2_PROTOBUF and await v2.read() == openapi.openapi_v2_protobuf()
-    missing = await client.get("/openapi/v3/apis/apps/v1")
+    missing = await client.get("/openapi/v3/apis/storage.k8s.io/v1")
     assert missing.status == 404 and (await missing.json())["reason"] == "NotFound"
 
 
