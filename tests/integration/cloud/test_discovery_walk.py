@@ -112,5 +112,6 @@ def test_kubectl_api_resources_reads_the_aggregated_documents(cloud: Cloud, http
                 for name in (r["name"] for r in resources) if "/" not in name}
     assert set(listed) == expected
     versions = cloud.kubectl("api-versions").stdout.split()
-    assert set(versions) == {"v1", "coordination.k8s.io/v1", "authentication.k8s.io/v1", "metrics.k8s.io/v1beta1"}
+    assert set(versions) == {"v1", "apps/v1", "batch/v1", "coordination.k8s.io/v1", "discovery.k8s.io/v1",
+                             "authentication.k8s.io/v1", "metrics.k8s.io/v1beta1"}  # fmt: skip
     assert json.loads(cloud.kubectl("get", "--raw", "/version/").stdout)["gitVersion"] == "v1.32.0"

@@ -66,6 +66,7 @@ def test_after_an_outage_a_status_reaches_the_cloud_before_the_queued_events(own
     cluster.apply(busybox_pod("steady", node=cluster.node))
     cluster.wait_running("steady")
     outbox = Outbox(cluster.redis, max_events=MAX_EVENTS)
+    wait_for(lambda: len(outbox) == 0, 30, "the pod's own events and status sent before the outage")
     dropped_before = outbox.events_dropped()
 
     cluster.stop_cloud()
