@@ -26,3 +26,11 @@ VALIDATORS: dict[str, Validator] = {}
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
 CONTROLLERS: list[ControllerFactory] = []
+
+from edgeworkers.cloud import replicaset  # noqa: E402 - registers after the registry exists
+
+DEFAULTERS["replicasets"] = replicaset.default_replica_set
+VALIDATORS["replicasets"] = replicaset.validate_replica_set
+DEFAULTERS["replicationcontrollers"] = replicaset.default_replication_controller
+VALIDATORS["replicationcontrollers"] = replicaset.validate_replication_controller
+CONTROLLERS += [replicaset.replica_sets, replicaset.replication_controllers]

@@ -9,6 +9,7 @@ import json
 import orjson
 
 from edgeworkers.cloud.resources import RESOURCES
+from edgeworkers.cloud.scale import workload_selector
 from edgeworkers.cloud.selectors import LabelSelector, from_label_selector
 from edgeworkers.cloud.serviceaccounts import with_account_pull_secrets
 from edgeworkers.cloud.store import Store
@@ -45,9 +46,10 @@ def controlled_by(obj: dict, owner: dict) -> bool:
 
 
 def selector_of(obj: dict) -> LabelSelector | None:
-    """``spec.selector`` as a selector (None selects nothing); validation keeps malformed ones out of the store."""
+    """``spec.selector`` as a selector (None selects nothing; a ReplicationController's is a plain label map);
+    validation keeps malformed ones out of the store."""
     try:
-        return from_label_selector((obj.get("spec") or {}).get("selector"))
+        return from_label_selector(workload_selector(obj))
     except ValueError:
         return None
 
@@ -75,6 +77,12 @@ def pod_from_template(resource: str, owner: dict, template: dict, generate_name:
         },
         "spec": copy(spec if spec is not None else template.get("spec") or {}),
     }
+
+
+def default_template(template: object) -> None:
+    """Give a pod template (in place) the defaults a pod of it gets (``SetDefaults_PodSpec`` and friends)."""
+    if isinstance(template, dict) and isinstance(template.get("spec") or {}, dict):
+        template["spec"] = pod_model.default_pod({"spec": template.get("spec") or {}})["spec"]
 
 
 def is_active(pod: dict) -> bool:

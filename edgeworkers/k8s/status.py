@@ -58,8 +58,16 @@ def go_quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+class StringMap(dict):
+    """A ``map[string]string`` field value (a template's labels), which Go's ``%#v`` renders ``map[string]string{...}``
+    where a struct's value reads as JSON here."""
+
+
 def _go_value(value: Any) -> str:
     """Render a bad value the way Go's ``%v`` / ``%q`` does in field errors."""
+    if isinstance(value, StringMap):
+        return "map[string]string{" + ", ".join(f"{go_quote(str(k))}:{go_quote(str(v))}"
+                                                for k, v in sorted(value.items())) + "}"
     if value is None:
         return "null"
     if isinstance(value, bool):
