@@ -26,3 +26,9 @@ VALIDATORS: dict[str, Validator] = {}
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
 CONTROLLERS: list[ControllerFactory] = []
+
+from edgeworkers.cloud import deployment  # noqa: E402 - registers after the registry exists
+
+DEFAULTERS["deployments"] = deployment.default_deployment
+VALIDATORS["deployments"] = deployment.validate_deployment
+CONTROLLERS.append(deployment.controller)
