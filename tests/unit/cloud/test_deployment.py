@@ -14,6 +14,7 @@ from edgeworkers.cloud.deployment import (
 )
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.watch import Hub
+from edgeworkers.k8s import printers
 from tests.unit.clock import Clock
 
 T0 = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
@@ -266,3 +267,15 @@ def test_scaling_mid_rollout_is_proportional(world):
     controller.sync(KEY)
     old, new = (rs["spec"]["replicas"] for rs in replica_sets(store))
     assert old + new == 15 and old == 10 and new == 5
+
+
+def test_printer_columns(world):
+    store, hub, clock, controller = world
+    workloads.create(store, hub, "deployments", deployment())
+    controller.sync(KEY)
+    settle(store, hub)
+    controller.sync(KEY)
+    table = printers.to_table("deployments", [store.get("deployments", *KEY)], "1", T0 + dt.timedelta(minutes=5))
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
+    assert table["rows"][0]["cells"] == ["web", "3/3", 3, 3, "5m", "c", "busybox", "app=web"]
