@@ -159,9 +159,14 @@ def _revision(obj: dict) -> int:
         return 0
 
 
-def _template_without_hash(template: dict) -> dict:
+def _comparable(template: dict) -> dict:
+    """A template as ``EqualIgnoreHash`` compares it: without the hash label, a null creationTimestamp (kubectl's
+    rollback patch carries one) as none."""
     template = workloads.copy(template)
-    (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
+    meta = template.get("metadata") or {}
+    meta.get("labels", {}).pop(HASH_LABEL, None)
+    if meta.get("creationTimestamp", "") is None:
+        del meta["creationTimestamp"]
     return template
 
 
@@ -190,8 +195,8 @@ class DeploymentController(Controller):
         owned = sorted((rs for rs in self.store.list("replicasets", key[0])
                         if workloads.controlled_by(rs, deployment)),
                        key=lambda rs: (rs["metadata"].get("creationTimestamp", ""), rs["metadata"]["name"]))
-        template = deployment["spec"].get("template") or {}
-        new = next((rs for rs in owned if _template_without_hash(rs["spec"]["template"]) == template), None)
+        template = _comparable(deployment["spec"].get("template") or {})
+        new = next((rs for rs in owned if _comparable(rs["spec"]["template"]) == template), None)
         olds = [rs for rs in owned if rs is not new]
         if deployment["spec"].get("paused"):
             new = self._scale_in_place(deployment, new, olds, created=False)
