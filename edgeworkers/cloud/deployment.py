@@ -199,12 +199,12 @@ class DeploymentController(Controller):
         new = next((rs for rs in owned if _comparable(rs["spec"]["template"]) == template), None)
         olds = [rs for rs in owned if rs is not new]
         if deployment["spec"].get("paused"):
-            new = self._scale_in_place(deployment, new, olds, created=False)
+            new = self._scale_in_place(deployment, new, olds)
             return self._write_status(deployment, new, olds, created=False)
         created = new is None
         new = self._new_replica_set(deployment, new, olds)
         if self._is_scaling_event(deployment, new, olds):
-            new = self._scale_in_place(deployment, new, olds, created=created)
+            new = self._scale_in_place(deployment, new, olds)
         elif deployment["spec"]["strategy"]["type"] == "Recreate":
             new = self._recreate(deployment, new, olds)
         else:
@@ -217,7 +217,7 @@ class DeploymentController(Controller):
     def _exists(self, rs: dict) -> bool:
         return self.store.find("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]) is not None
 
-    def _annotations(self, deployment: dict, replicas: int) -> dict[str, str]:
+    def _annotations(self, deployment: dict) -> dict[str, str]:
         surge, _ = surge_and_unavailable(deployment)
         wanted = deployment["spec"]["replicas"]
         return {DESIRED: str(wanted), MAX_REPLICAS: str(wanted + surge)}
@@ -248,7 +248,7 @@ class DeploymentController(Controller):
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": f"{name}-{pod_hash}", "namespace": namespace,
                          "labels": dict(template["metadata"]["labels"]),
-                         "annotations": {**self._annotations(deployment, replicas), REVISION: revision},
+                         "annotations": {**self._annotations(deployment), REVISION: revision},
                          "ownerReferences": [workloads.controller_ref("deployments", deployment)]},
             "spec": {"replicas": 0, "minReadySeconds": deployment["spec"].get("minReadySeconds", 0),
                      "selector": selector, "template": template},
@@ -276,7 +276,7 @@ class DeploymentController(Controller):
             return rs
         rs = workloads.copy(rs)
         rs["spec"]["replicas"] = replicas
-        rs["metadata"].setdefault("annotations", {}).update(self._annotations(deployment, replicas))
+        rs["metadata"].setdefault("annotations", {}).update(self._annotations(deployment))
         rs = workloads.update(self.store, self.hub, "replicasets", rs)
         direction = "up" if replicas > before else "down"
         record(self.store, self.hub, event_on(
@@ -358,17 +358,20 @@ class DeploymentController(Controller):
         return any((rs["metadata"].get("annotations") or {}).get(DESIRED, wanted) != wanted
                    for rs in [new, *olds] if _replicas(rs) > 0)
 
-    def _scale_in_place(self, deployment: dict, new: dict | None, olds: list[dict], created: bool) -> dict | None:
+    def _scale_in_place(self, deployment: dict, new: dict | None, olds: list[dict]) -> dict | None:
         """``scale``: a replicas change in the middle of a rollout, spread over the active ReplicaSets in proportion
         to their sizes (kube's proportional scaling, simplified: the rounding leftover goes to the newest)."""
         wanted = deployment["spec"]["replicas"]
-        active = [rs for rs in [*olds, new] if rs is not None and _replicas(rs) > 0]
+        every = [rs for rs in [*olds, new] if rs is not None]
+        active = [rs for rs in every if _replicas(rs) > 0] or every[-1:]  # FindActiveOrLatest
+        if len(active) == 1:  # the one active ReplicaSet takes spec.replicas
+            scaled = self._scale(deployment, active[0], wanted)
+            if new is not None and scaled["metadata"]["uid"] == new["metadata"]["uid"]:
+                return scaled
+            olds[:] = [scaled if rs["metadata"]["uid"] == scaled["metadata"]["uid"] else rs for rs in olds]
+            return new
         if not active:
             return new
-        if len(active) == 1:
-            only = active[0]
-            scaled = self._scale(deployment, only, wanted) if only is new or new is None else only
-            return scaled if only is new else new
         surge, _ = surge_and_unavailable(deployment)
         current = sum(_replicas(rs) for rs in active)
         target = wanted + surge if deployment["spec"]["strategy"]["type"] == "RollingUpdate" else wanted

@@ -66,5 +66,8 @@ def test_set_image_history_undo_restart_and_scale(cloud: Cloud) -> None:
             "MinimumReplicasUnavailable")
         status = cloud.kubectl("rollout", "status", "deployment/roll", "--timeout=1s", check=False)
         assert status.returncode != 0 and "Waiting for deployment" in status.stdout + status.stderr
+
+        cloud.kubectl("delete", "deploy", "roll")
+        wait_for(lambda: replica_sets(cloud, "roll") == [], what="the ReplicaSets collected")
     finally:
         cloud.kubectl("delete", "deploy", "roll", "--ignore-not-found")
