@@ -55,6 +55,15 @@ def settle(store, hub, ready=None):
         workloads.update(store, hub, "replicasets", rs)
 
 
+def rolled_out(world, obj):
+    """Create ``obj`` and let its first rollout complete."""
+    store, hub, clock, controller = world
+    workloads.create(store, hub, "deployments", obj)
+    controller.sync(KEY)
+    settle(store, hub)
+    controller.sync(KEY)
+
+
 def set_image(store, hub, image):
     d = workloads.copy(store.get("deployments", *KEY))
     d["spec"]["template"]["spec"]["containers"][0]["image"] = image
@@ -120,10 +129,7 @@ def test_first_rollout_creates_a_hashed_replica_set_and_completes(world):
 def test_rolling_update_keeps_its_bounds_at_every_step(world, surge, unavailable):
     store, hub, clock, controller = world
     rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
-    workloads.create(store, hub, "deployments", deployment(replicas=4, strategy=rolling))
-    controller.sync(KEY)
-    settle(store, hub)
-    controller.sync(KEY)
+    rolled_out(world, deployment(replicas=4, strategy=rolling))
     set_image(store, hub, "busybox:1.36")
     max_surge, max_unavailable = surge_and_unavailable(store.get("deployments", *KEY))
     for _ in range(20):
@@ -199,10 +205,7 @@ def test_history_beyond_the_limit_is_deleted(world):
 
 def test_paused_deployment_does_not_roll_but_scales(world):
     store, hub, clock, controller = world
-    workloads.create(store, hub, "deployments", deployment())
-    controller.sync(KEY)
-    settle(store, hub)
-    controller.sync(KEY)
+    rolled_out(world, deployment())
     d = workloads.copy(store.get("deployments", *KEY))
     d["spec"]["paused"] = True
     d["spec"]["replicas"] = 5
@@ -238,10 +241,7 @@ def test_progress_deadline_exceeded(world):
 def test_replicas_on_an_unreachable_node_are_counted_not_replaced(world):
     """Offline semantics: not-ready pods (their node Unknown) stay counted; nothing is added for them."""
     store, hub, clock, controller = world
-    workloads.create(store, hub, "deployments", deployment())
-    controller.sync(KEY)
-    settle(store, hub)
-    controller.sync(KEY)
+    rolled_out(world, deployment())
     settle(store, hub, ready=1)  # two pods' node went silent: their pods turned Ready=False
     controller.sync(KEY)
     [rs] = replica_sets(store)
@@ -254,10 +254,7 @@ def test_replicas_on_an_unreachable_node_are_counted_not_replaced(world):
 def test_scaling_mid_rollout_is_proportional(world):
     store, hub, clock, controller = world
     rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 0}}
-    workloads.create(store, hub, "deployments", deployment(replicas=6, strategy=rolling))
-    controller.sync(KEY)
-    settle(store, hub)
-    controller.sync(KEY)
+    rolled_out(world, deployment(replicas=6, strategy=rolling))
     set_image(store, hub, "busybox:1.36")
     controller.sync(KEY)  # new RS to 3 (surge), none available yet
     assert [rs["spec"]["replicas"] for rs in replica_sets(store)] == [6, 3]
@@ -271,10 +268,7 @@ def test_scaling_mid_rollout_is_proportional(world):
 
 def test_printer_columns(world):
     store, hub, clock, controller = world
-    workloads.create(store, hub, "deployments", deployment())
-    controller.sync(KEY)
-    settle(store, hub)
-    controller.sync(KEY)
+    rolled_out(world, deployment())
     table = printers.to_table("deployments", [store.get("deployments", *KEY)], "1", T0 + dt.timedelta(minutes=5))
     assert [c["name"] for c in table["columnDefinitions"]] == [
         "Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
