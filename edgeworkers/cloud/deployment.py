@@ -17,7 +17,7 @@ from typing import Any
 from edgeworkers.cloud import workloads
 from edgeworkers.cloud.controller import Controller, Key
 from edgeworkers.cloud.recorder import event_on, record
-from edgeworkers.cloud.store import Clock, Event, Store
+from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.config import Settings
 from edgeworkers.k8s import pod as pod_model
@@ -183,6 +183,14 @@ class DeploymentController(Controller):
             ref = workloads.controller_of(event.object)
             if ref is not None and ref.get("kind") == "Deployment":
                 yield event.object["metadata"]["namespace"], ref["name"]
+        elif event.resource == "pods" and event.type == DELETED:  # a Recreate waits for the old pods to go
+            namespace = event.object["metadata"]["namespace"]
+            ref = workloads.controller_of(event.object)
+            rs = self.store.find("replicasets", namespace, ref["name"]) if ref and ref.get("kind") == "ReplicaSet" \
+                else None
+            owner = workloads.controller_of(rs) if rs is not None else None
+            if owner is not None and owner.get("kind") == "Deployment":
+                yield namespace, owner["name"]
 
     def _now(self) -> dt.datetime:
         return self.clock()

@@ -273,3 +273,12 @@ def test_printer_columns(world):
     assert [c["name"] for c in table["columnDefinitions"]] == [
         "Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]
     assert table["rows"][0]["cells"] == ["web", "3/3", 3, 3, "5m", "c", "busybox", "app=web"]
+
+
+def test_an_old_pod_deleted_wakes_its_deployment(world):
+    store, hub, clock, controller = world
+    rolled_out(world, deployment(strategy={"type": "Recreate"}))
+    [rs] = replica_sets(store)
+    pod = workloads.create_pod(store, hub, workloads.pod_from_template("replicasets", rs, rs["spec"]["template"], "w-"))
+    deleted = store.delete("pods", "default", pod["metadata"]["name"])
+    assert list(controller.keys_for(deleted)) == [KEY]
