@@ -34,3 +34,9 @@ VALIDATORS["replicasets"] = replicaset.validate_replica_set
 DEFAULTERS["replicationcontrollers"] = replicaset.default_replication_controller
 VALIDATORS["replicationcontrollers"] = replicaset.validate_replication_controller
 CONTROLLERS += [replicaset.replica_sets, replicaset.replication_controllers]
+
+from edgeworkers.cloud import deployment  # noqa: E402 - registers after the registry exists
+
+DEFAULTERS["deployments"] = deployment.default_deployment
+VALIDATORS["deployments"] = deployment.validate_deployment
+CONTROLLERS.append(deployment.controller)

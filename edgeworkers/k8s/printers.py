@@ -59,6 +59,19 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API.",
              priority=1),
     ],
+    "deployments": [
+        _NAME,
+        _col("Ready", "Number of the pod with ready state"),
+        {**_col("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired "
+                              "template spec."), "type": "integer"},
+        {**_col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
+                             "deployment."), "type": "integer"},
+        _AGE,
+        _col("Containers", "Names of each container in the template.", priority=1),
+        _col("Images", "Images referenced by each container in the template.", priority=1),
+        _col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
+                         "ones affected by this deployment.", priority=1),
+    ],
     "configmaps": [_NAME, _col("Data", "Data contains the configuration data."), _AGE],
     "secrets": [
         _NAME,
@@ -391,8 +404,31 @@ def _serviceaccount_cells(account: dict, now: datetime) -> list:
     return [meta.get("name", ""), len(account.get("secrets") or []), since(meta.get("creationTimestamp"), now)]
 
 
+def label_selector_string(selector: dict | None) -> str:
+    """``metav1.LabelSelectorAsSelector(...).String()``: ``a=b,c in (d,e),!f``, sorted by key."""
+    selector = selector or {}
+    terms = [(k, f"{k}={v}") for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator"), sorted(expr.get("values") or [])
+        text = {"In": f"{key} in ({','.join(values)})", "NotIn": f"{key} notin ({','.join(values)})",
+                "Exists": key, "DoesNotExist": f"!{key}"}.get(op, key)
+        terms.append((key, text))
+    return ",".join(text for _, text in sorted(terms)) or _NONE
+
+
+def _deployment_cells(deployment: dict, now: datetime) -> list:
+    meta, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    return [meta.get("name", ""), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
+            status.get("updatedReplicas", 0), status.get("availableReplicas", 0),
+            since(meta.get("creationTimestamp"), now), ",".join(c.get("name", "") for c in containers),
+            ",".join(c.get("image", "") for c in containers), label_selector_string(spec.get("selector"))]
+
+
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "pods": _pod_cells,
+    "deployments": _deployment_cells,
     "nodes": _node_cells,
     "configmaps": _configmap_cells,
     "secrets": _secret_cells,
