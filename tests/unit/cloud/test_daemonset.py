@@ -488,3 +488,13 @@ def test_kubectl_get_ds_columns():
         "Images", "Selector"]
     assert table["rows"][0]["cells"] == ["agent", 3, 3, 2, 1, 2, "arch=arm64,zone=a", "5m", "agent", "busybox:1",
                                          "app=agent"]
+
+
+def test_kubectl_get_controllerrevisions_columns(cluster):
+    cluster.add("nodes", node("edge-1"))
+    cluster.add("daemonsets", daemonset())
+    cluster.settle()
+    (revision,) = cluster.store.list("controllerrevisions", "default")
+    table = to_table("controllerrevisions", [revision], "1", T0 + dt.timedelta(seconds=30))
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Controller", "Revision", "Age"]
+    assert table["rows"][0]["cells"] == [revision["metadata"]["name"], "daemonset.apps/agent", 1, "30s"]
