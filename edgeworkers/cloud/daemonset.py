@@ -33,6 +33,7 @@ from edgeworkers.cloud.taints import CONDITION_TAINTS, UNSCHEDULABLE, tolerates,
 from edgeworkers.cloud.tolerations import NOT_READY, UNREACHABLE
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.config import Settings
+from edgeworkers.constants import ANNOTATION_MIRROR
 from edgeworkers.k8s import status
 from edgeworkers.k8s.metavalidation import (
     FIELD_IMMUTABLE,
@@ -341,12 +342,38 @@ class DaemonSetController(Controller):
 
     # -- pods ---------------------------------------------------------------------------------------------------
 
+    def _claim(self, resource: str, ds: dict) -> list[dict]:
+        """kube's ``ControllerRefManager``: the DaemonSet's objects of ``resource``, after adopting the orphans its
+        selector matches (never one being deleted, nor a mirror pod, which its node owns) and releasing its own that
+        the selector no longer matches."""
+        selector, uid = workloads.selector_of(ds), ds["metadata"]["uid"]
+        claimed = []
+        for obj in self.store.list(resource, ds["metadata"]["namespace"]):
+            meta = obj["metadata"]
+            ref = workloads.controller_of(obj)
+            matches = selector is not None and selector.matches(meta.get("labels") or {})
+            if ref is not None and ref.get("uid") == uid:
+                if matches:
+                    claimed.append(obj)
+                    continue
+                changed = workloads.copy(obj)
+                kept = [r for r in meta["ownerReferences"] if not (isinstance(r, dict) and r.get("uid") == uid)]
+                changed["metadata"]["ownerReferences"] = kept
+                if not kept:
+                    del changed["metadata"]["ownerReferences"]
+                workloads.update(self.store, self.hub, resource, changed)
+            elif ref is None and matches and not meta.get("deletionTimestamp") and ANNOTATION_MIRROR not in (
+                    meta.get("annotations") or {}):
+                changed = workloads.copy(obj)
+                changed["metadata"]["ownerReferences"] = [*(meta.get("ownerReferences") or []),
+                                                          workloads.controller_ref(RESOURCE, ds)]
+                claimed.append(workloads.update(self.store, self.hub, resource, changed))
+        return claimed
+
     def _pods(self, ds: dict, include_deleted_terminal: bool = False) -> dict[str, list[dict]]:
         """The DaemonSet's pods by the node they are for (kube's ``getNodesToDaemonPods``)."""
         by_node: dict[str, list[dict]] = {}
-        for pod in self.store.list("pods", ds["metadata"]["namespace"]):
-            if not workloads.controlled_by(pod, ds):
-                continue
+        for pod in self._claim("pods", ds):
             if (not include_deleted_terminal and pod["metadata"].get("deletionTimestamp")
                     and (pod.get("status") or {}).get("phase") in workloads.TERMINAL):
                 continue
@@ -520,8 +547,7 @@ class DaemonSetController(Controller):
     def _history(self, ds: dict) -> tuple[dict | None, list[dict]]:
         """kube's ``constructHistory``: the revision of the current template (made, or renumbered to the newest) and
         the older ones."""
-        namespace = ds["metadata"]["namespace"]
-        revisions = [r for r in self.store.list("controllerrevisions", namespace) if workloads.controlled_by(r, ds)]
+        revisions = self._claim("controllerrevisions", ds)
         patch = revision_patch(ds)
         current = [r for r in revisions if r.get("data") == patch]
         old = [r for r in revisions if r.get("data") != patch]

@@ -498,3 +498,27 @@ def test_kubectl_get_controllerrevisions_columns(cluster):
     table = to_table("controllerrevisions", [revision], "1", T0 + dt.timedelta(seconds=30))
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Controller", "Revision", "Age"]
     assert table["rows"][0]["cells"] == [revision["metadata"]["name"], "daemonset.apps/agent", 1, "30s"]
+
+
+def test_orphans_are_adopted_and_a_relabelled_pod_is_released(cluster):
+    cluster.add("nodes", node("edge-1"))
+    cluster.add("nodes", node("edge-2"))
+    orphan = {"metadata": {"name": "agent-orphan", "namespace": "default", "labels": {"app": "agent"}},
+              "spec": {"nodeName": "edge-1", "containers": [{"name": "agent", "image": "busybox:0"}]}}
+    mirror = {"metadata": {"name": "agent-static", "namespace": "default", "labels": {"app": "agent"},
+                           "annotations": {"kubernetes.io/config.mirror": "x"}},
+              "spec": {"nodeName": "edge-2", "containers": [{"name": "agent", "image": "busybox:0"}]}}
+    cluster.add("pods", orphan)
+    cluster.add("pods", mirror)
+    cluster.add("daemonsets", daemonset(strategy={"type": "OnDelete"}))
+    cluster.settle()
+    adopted = cluster.store.get("pods", "default", "agent-orphan")
+    assert adopted["metadata"]["ownerReferences"][0]["name"] == "agent"
+    assert "ownerReferences" not in cluster.store.get("pods", "default", "agent-static")["metadata"]
+    assert cluster.placement() == ["edge-1", "edge-2", "edge-2"]  # the orphan kept (OnDelete); edge-2 got its own
+    cluster.change("pods", "agent-orphan", lambda p: p["metadata"].update(labels={"app": "debug"}), "default")
+    cluster.settle()
+    released = cluster.store.get("pods", "default", "agent-orphan")
+    assert "ownerReferences" not in released["metadata"]
+    owned = [p for p in cluster.live() if p["metadata"].get("ownerReferences")]
+    assert sorted(p["spec"]["nodeName"] for p in owned) == ["edge-1", "edge-2"]
