@@ -5,6 +5,7 @@ On a cloud of its own (``own_cluster``): a DaemonSet puts a pod on every node, s
 nodes."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.integration.loop.conftest import POD_TIMEOUT_S, Cluster, running_at_cloud
@@ -74,6 +75,10 @@ def test_a_daemonset_runs_on_the_node_rolls_an_image_update_undoes_it_and_goes(o
     history = cluster.kubectl("rollout", "history", f"ds/{NAME}").stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"], history
 
+    described = cluster.kubectl("describe", "ds", NAME).stdout
+    assert re.search(r"^Desired Number of Nodes Scheduled: 1$", described, re.M), described
+    assert re.search(r"^Pods Status:\s+1 Running / 0 Waiting / 0 Succeeded / 0 Failed$", described, re.M), described
+    assert re.search(r"SuccessfulCreate\s+.*Created pod: " + third["metadata"]["name"], described), described
     events = cluster.kubectl("get", "events", "--field-selector", f"involvedObject.name={NAME}").stdout
     assert "SuccessfulCreate" in events and "SuccessfulDelete" in events, events
 
