@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -28,7 +28,7 @@ from edgeworkers.cloud.placement import matches_node
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.cloud.selectors import from_label_selector
-from edgeworkers.cloud.store import MODIFIED, Clock, Event, Store
+from edgeworkers.cloud.store import DELETED, MODIFIED, Clock, Event, Store
 from edgeworkers.cloud.taints import CONDITION_TAINTS, UNSCHEDULABLE, tolerates, untolerated_taint
 from edgeworkers.cloud.tolerations import NOT_READY, UNREACHABLE
 from edgeworkers.cloud.watch import Hub
@@ -283,7 +283,7 @@ def revision_patch(ds: dict) -> dict:
 class _Backoff:
     """client-go's ``flowcontrol.Backoff`` without jitter: per key, a delay doubling from the last step."""
 
-    delays: dict[str, tuple[float, dt.datetime]]
+    delays: dict[str, tuple[float, dt.datetime]] = field(default_factory=dict)
 
     def waiting(self, key: str, now: dt.datetime) -> float:
         """Seconds left of the key's delay since its last step (0: not in back-off)."""
@@ -305,7 +305,7 @@ class DaemonSetController(Controller):
 
     def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0) -> None:
         super().__init__(store, hub, clock, resync_s)
-        self._failed = _Backoff({})
+        self._failed = _Backoff()
 
     def keys_for(self, event: Event) -> Iterable[Key]:
         if event.resource == RESOURCE:
@@ -315,6 +315,11 @@ class DaemonSetController(Controller):
                 ref = workloads.controller_of(obj) if obj is not None else None
                 if ref is not None and ref.get("kind") == "DaemonSet":
                     yield obj["metadata"]["namespace"], ref.get("name", "")
+            meta = event.object["metadata"]
+            if workloads.controller_of(event.object) is None and event.type != DELETED:  # an orphan: who adopts it?
+                for ds in self.store.list(RESOURCE, meta["namespace"]):
+                    if (selector := workloads.selector_of(ds)) is not None and selector.matches(meta.get("labels")):
+                        yield meta["namespace"], ds["metadata"]["name"]
         elif event.resource == "nodes":
             for ds in self.store.list(RESOURCE):
                 if event.type != MODIFIED or event.old is None or should_run(ds, event.old) != should_run(

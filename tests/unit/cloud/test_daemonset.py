@@ -522,3 +522,12 @@ def test_orphans_are_adopted_and_a_relabelled_pod_is_released(cluster):
     assert "ownerReferences" not in released["metadata"]
     owned = [p for p in cluster.live() if p["metadata"].get("ownerReferences")]
     assert sorted(p["spec"]["nodeName"] for p in owned) == ["edge-1", "edge-2"]
+
+
+def test_an_orphan_pod_wakes_the_daemonsets_that_match_it(cluster):
+    cluster.add("daemonsets", daemonset())
+    cluster.add("daemonsets", daemonset("other"))
+    cluster.controller._queue.clear()
+    cluster.add("pods", {"metadata": {"name": "stray", "namespace": "default", "labels": {"app": "agent"}},
+                         "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    assert list(cluster.controller._queue) == [("default", "agent")]
