@@ -203,6 +203,9 @@ def daemon_pod(ds: dict, node_name: str) -> dict:
             "spec": {**spec, "nodeName": node_name, "tolerations": daemon_tolerations(spec)}}
 
 
+Verdicts = dict[str, tuple[bool, bool]]  # node name -> should_run(ds, node), for one sync
+
+
 def should_run(ds: dict, node: dict) -> tuple[bool, bool]:
     """kube's ``NodeShouldRunDaemonPod``: (a pod should be made on ``node``, a pod there should keep running)."""
     wanted = ((ds["spec"]["template"].get("spec")) or {}).get("nodeName")
@@ -333,16 +336,16 @@ class DaemonSetController(Controller):
         selector = workloads.selector_of(ds)
         if selector is None or selector.empty():
             return None  # validation refuses it; kube's controller records SelectingAll and stops
-        nodes = self.store.list("nodes")
+        verdicts = {n["metadata"]["name"]: should_run(ds, n) for n in self.store.list("nodes")}
         current, old = self._history(ds)
         if current is None:
             return 0.0  # a hash collision bumped collisionCount: again with the new hash
         hash_ = current["metadata"]["labels"][HASH_LABEL]
-        waits = [self._manage(ds, nodes, hash_)]
+        waits = [self._manage(ds, verdicts, hash_)]
         if _rolling(ds) is not None:
-            self._rolling_update(ds, nodes, hash_)
+            self._rolling_update(ds, verdicts, hash_)
         self._cleanup_history(ds, old)
-        waits.append(self._update_status(ds, nodes, hash_))
+        waits.append(self._update_status(ds, verdicts, hash_))
         return min((w for w in waits if w is not None), default=None)
 
     # -- pods ---------------------------------------------------------------------------------------------------
@@ -356,8 +359,10 @@ class DaemonSetController(Controller):
         for obj in self.store.list(resource, ds["metadata"]["namespace"]):
             meta = obj["metadata"]
             ref = workloads.controller_of(obj)
+            if ref is not None and ref.get("uid") != uid:
+                continue  # another controller's
             matches = selector is not None and selector.matches(meta.get("labels") or {})
-            if ref is not None and ref.get("uid") == uid:
+            if ref is not None:
                 if matches:
                     claimed.append(obj)
                     continue
@@ -386,7 +391,7 @@ class DaemonSetController(Controller):
                 by_node.setdefault(node, []).append(pod)
         return by_node
 
-    def _manage(self, ds: dict, nodes: list[dict], hash_: str) -> float | None:
+    def _manage(self, ds: dict, verdicts: Verdicts, hash_: str) -> float | None:
         """Make the missing pods, delete the failed, excess and misplaced ones (kube's ``manage``); the seconds until
         a failed pod's back-off ends, if one is waiting."""
         by_node = self._pods(ds)
@@ -395,9 +400,7 @@ class DaemonSetController(Controller):
         create: list[str] = []
         delete: list[dict] = []
         wait: float | None = None
-        for node in nodes:
-            name = node["metadata"]["name"]
-            run, keep = should_run(ds, node)
+        for name, (run, keep) in verdicts.items():
             pods = by_node.get(name)
             if run and pods is None:
                 create.append(name)
@@ -430,8 +433,7 @@ class DaemonSetController(Controller):
                 delete += delete_here
             elif not keep and pods is not None:
                 delete += [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        known = {n["metadata"]["name"] for n in nodes}
-        delete += [p for node, pods in by_node.items() if node not in known for p in pods
+        delete += [p for node, pods in by_node.items() if node not in verdicts for p in pods
                    if not (p.get("spec") or {}).get("nodeName")]  # unbound, for a node that is gone
         self._sync_nodes(ds, delete, create, hash_)
         return wait
@@ -477,16 +479,16 @@ class DaemonSetController(Controller):
 
     # -- rolling update -----------------------------------------------------------------------------------------
 
-    def _rolling_update(self, ds: dict, nodes: list[dict], hash_: str) -> None:
+    def _rolling_update(self, ds: dict, verdicts: Verdicts, hash_: str) -> None:
         """kube's ``rollingUpdate``: without surge, delete old pods while at most ``maxUnavailable`` are unavailable
         (the next manage makes their successors); with surge, make new pods beside old ones, at most ``maxSurge``
         at a time, and delete an old one once its successor is available."""
         by_node = self._pods(ds)
         desired = 0
-        for node in nodes:
-            if should_run(ds, node)[0]:
+        for name, (run, _keep) in verdicts.items():
+            if run:
                 desired += 1
-                by_node.setdefault(node["metadata"]["name"], [])
+                by_node.setdefault(name, [])
         max_surge, max_unavailable = surge_count(ds, desired), unavailable_count(ds, desired)
         if desired and not max_surge and not max_unavailable:
             max_unavailable = 1
@@ -496,7 +498,6 @@ class DaemonSetController(Controller):
         def available(pod: dict) -> bool:
             return workloads.is_available(pod, min_ready, now)
 
-        nodes_by_name = {n["metadata"]["name"]: n for n in nodes}
         if not max_surge:
             unavailable, replace, candidates = 0, [], []
             for node_name in sorted(by_node):
@@ -528,8 +529,7 @@ class DaemonSetController(Controller):
             if old is None:
                 continue
             if new is None:
-                node = nodes_by_name.get(node_name)
-                runs = node is not None and should_run(ds, node)[0]
+                runs = verdicts.get(node_name, (False, False))[0]
                 if not available(old) and runs:
                     allowed.append(node_name)
                 elif not available(old):
@@ -619,16 +619,16 @@ class DaemonSetController(Controller):
 
     # -- status -------------------------------------------------------------------------------------------------
 
-    def _update_status(self, ds: dict, nodes: list[dict], hash_: str) -> float | None:
+    def _update_status(self, ds: dict, verdicts: Verdicts, hash_: str) -> float | None:
         """kube's ``updateDaemonSetStatus``, judging each node by its oldest pod; the seconds after which to look
         again while a ready pod waits out ``minReadySeconds``."""
         by_node = self._pods(ds)
         now = self.clock()
         min_ready = ds["spec"].get("minReadySeconds") or 0
         desired = current = misscheduled = ready = updated = available = 0
-        for node in nodes:
-            pods = sorted(by_node.get(node["metadata"]["name"]) or [], key=_by_creation)
-            if not should_run(ds, node)[0]:
+        for name, (run, _keep) in verdicts.items():
+            pods = sorted(by_node.get(name) or [], key=_by_creation)
+            if not run:
                 misscheduled += bool(pods)
                 continue
             desired += 1
