@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import orjson
 import structlog
 
+from edgeworkers.cloud import taints
 from edgeworkers.cloud.placement import SELECTOR_MISMATCH, insufficient, matches_node
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
-from edgeworkers.cloud.taints import untolerated_message, untolerated_taint
+from edgeworkers.cloud.taints import tolerates, untolerated_message, untolerated_taint
 from edgeworkers.cloud.tolerations import NOT_READY, UNREACHABLE
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 SCHEDULER_NAME = "default-scheduler"
 UNSCHEDULABLE = "node(s) were unschedulable"
+_UNSCHEDULABLE_TAINT = {"key": taints.UNSCHEDULABLE, "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,9 @@ def choose_node(pod: dict, nodes: list[dict], placed: Mapping[str, Sequence[dict
         readiness = _readiness_taint(node)
         tainted = {"metadata": node["metadata"], "spec": {**(node.get("spec") or {}), "taints": [
             *((node.get("spec") or {}).get("taints") or []), *([readiness] if readiness else [])]}}
-        if (node.get("spec") or {}).get("unschedulable"):
-            reasons[UNSCHEDULABLE] += 1
+        if (node.get("spec") or {}).get("unschedulable") and not any(
+                tolerates(t, _UNSCHEDULABLE_TAINT) for t in (pod.get("spec") or {}).get("tolerations") or []):
+            reasons[UNSCHEDULABLE] += 1  # kube's NodeUnschedulable filter: a DaemonSet's pods tolerate it
         elif (taint := untolerated_taint(pod, tainted)) is not None:  # pressure, readiness and the node's own
             reasons[untolerated_message(taint)] += 1
         elif not matches_node(pod, node):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeworkers.cloud import daemonset, deployment, replicaset
 from edgeworkers.cloud.controller import Controller
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
@@ -21,22 +22,23 @@ Validator = Callable[[dict, "dict | None"], list[FieldError]]  # (new, old or No
 # runs after, and may set one (a Service's ``loadBalancer: {}``).
 FRESH_STATUS = ("replicationcontrollers", "services", "deployments", "replicasets", "daemonsets", "jobs")
 
-DEFAULTERS: dict[str, Defaulter] = {}
-VALIDATORS: dict[str, Validator] = {}
+DEFAULTERS: dict[str, Defaulter] = {
+    "replicasets": replicaset.default_replica_set,
+    "replicationcontrollers": replicaset.default_replication_controller,
+    "deployments": deployment.default_deployment,
+    "daemonsets": daemonset.default_daemonset,
+}
+VALIDATORS: dict[str, Validator] = {
+    "replicasets": replicaset.validate_replica_set,
+    "replicationcontrollers": replicaset.validate_replication_controller,
+    "deployments": deployment.validate_deployment,
+    "daemonsets": daemonset.validate_daemonset,
+}
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
-CONTROLLERS: list[ControllerFactory] = []
-
-from edgeworkers.cloud import replicaset  # noqa: E402 - registers after the registry exists
-
-DEFAULTERS["replicasets"] = replicaset.default_replica_set
-VALIDATORS["replicasets"] = replicaset.validate_replica_set
-DEFAULTERS["replicationcontrollers"] = replicaset.default_replication_controller
-VALIDATORS["replicationcontrollers"] = replicaset.validate_replication_controller
-CONTROLLERS += [replicaset.replica_sets, replicaset.replication_controllers]
-
-from edgeworkers.cloud import deployment  # noqa: E402 - registers after the registry exists
-
-DEFAULTERS["deployments"] = deployment.default_deployment
-VALIDATORS["deployments"] = deployment.validate_deployment
-CONTROLLERS.append(deployment.controller)
+CONTROLLERS: list[ControllerFactory] = [
+    replicaset.replica_sets,
+    replicaset.replication_controllers,
+    deployment.controller,
+    daemonset.make_controller,
+]

@@ -11,6 +11,7 @@ CONDITION_TAINTS = {
     "DiskPressure": "node.kubernetes.io/disk-pressure",
     "PIDPressure": "node.kubernetes.io/pid-pressure",
 }
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"  # the taint a cordoned node stands for (NodeUnschedulable)
 _FILTERED_EFFECTS = ("NoSchedule", "NoExecute")
 
 

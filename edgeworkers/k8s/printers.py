@@ -24,8 +24,12 @@ _AGE_DOC = (
 
 
 def _col(name: str, description: str, priority: int = 0, fmt: str = "") -> dict:
-    """A column definition; every column kubectl's server-side printers declare for these kinds is a string."""
+    """A column definition of a string (``_int_col``: of an integer)."""
     return {"name": name, "type": "string", "format": fmt, "description": description, "priority": priority}
+
+
+def _int_col(name: str, description: str) -> dict:
+    return {**_col(name, description), "type": "integer"}
 
 
 _NAME = _col("Name", _NAME_DOC, fmt="name")
@@ -94,6 +98,29 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Name", _NAME_DOC, priority=1, fmt="name"),
     ],
     "leases": [_NAME, _col("Holder", "HolderIdentity contains the identity of the holder of a current lease."), _AGE],
+    "daemonsets": [
+        _NAME,
+        _int_col("Desired", "The total number of nodes that should be running the daemon pod (including nodes "
+                            "correctly running the daemon pod)."),
+        _int_col("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run "
+                            "the daemon pod."),
+        _int_col("Ready", "numberReady is the number of nodes that should be running the daemon pod and have one "
+                          "or more of the daemon pod running with a Ready Condition."),
+        _int_col("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+        _int_col("Available", "The number of nodes that should be running the daemon pod and have one or more of "
+                              "the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+        _col("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+        _AGE,
+        _col("Containers", "Names of each container in the template.", priority=1),
+        _col("Images", "Images referenced by each container in the template.", priority=1),
+        _col("Selector", "A selector to restrict the list of returned objects by their labels.", priority=1),
+    ],
+    "controllerrevisions": [
+        _NAME,
+        _col("Controller", "Controller of the object"),
+        _int_col("Revision", "Revision indicates the revision of the state represented by Data."),
+        _AGE,
+    ],
     "serviceaccounts": [
         _NAME,
         {**_col("Secrets", "Secrets is the list of secrets allowed to be used by pods running using this "
@@ -404,26 +431,60 @@ def _serviceaccount_cells(account: dict, now: datetime) -> list:
     return [meta.get("name", ""), len(account.get("secrets") or []), since(meta.get("creationTimestamp"), now)]
 
 
-def label_selector_string(selector: dict | None) -> str:
-    """``metav1.LabelSelectorAsSelector(...).String()``: ``a=b,c in (d,e),!f``, sorted by key."""
+def format_labels(labels: dict | None) -> str:
+    """apimachinery's ``labels.FormatLabels``: ``k=v`` pairs sorted by key, or ``<none>``."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or _NONE
+
+
+_OPERATORS = {"In": "in", "NotIn": "notin"}
+
+
+def format_label_selector(selector: dict | None) -> str:
+    """metav1's ``FormatLabelSelector``: the selector's requirements as a label query sorted by key, or ``<none>``."""
     selector = selector or {}
     terms = [(k, f"{k}={v}") for k, v in (selector.get("matchLabels") or {}).items()]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator"), sorted(expr.get("values") or [])
-        text = {"In": f"{key} in ({','.join(values)})", "NotIn": f"{key} notin ({','.join(values)})",
-                "Exists": key, "DoesNotExist": f"!{key}"}.get(op, key)
-        terms.append((key, text))
-    return ",".join(text for _, text in sorted(terms)) or _NONE
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key", ""), expression.get("operator")
+        if operator in _OPERATORS:
+            terms.append((key, f"{key} {_OPERATORS[operator]} ({','.join(sorted(expression.get('values') or []))})"))
+        else:
+            terms.append((key, key if operator == "Exists" else f"!{key}"))
+    return ",".join(term for _, term in sorted(terms, key=lambda t: t[0])) or _NONE
+
+
+def _template_containers(template: dict) -> tuple[str, str]:
+    """kube's ``layoutContainerCells``: the template's container names and images, comma-separated."""
+    containers = ((template or {}).get("spec") or {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers)
+
+
+def _daemonset_cells(ds: dict, now: datetime) -> list:
+    meta, spec, status = ds.get("metadata") or {}, ds.get("spec") or {}, ds.get("status") or {}
+    template = spec.get("template") or {}
+    names, images = _template_containers(template)
+    counts = [status.get(k) or 0 for k in ("desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+                                          "updatedNumberScheduled", "numberAvailable")]
+    return [meta.get("name", ""), *counts, format_labels((template.get("spec") or {}).get("nodeSelector")),
+            since(meta.get("creationTimestamp"), now), names, images, format_label_selector(spec.get("selector"))]
+
+
+def _controllerrevision_cells(revision: dict, now: datetime) -> list:
+    meta = revision.get("metadata") or {}
+    owner = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    controller = _NONE
+    if owner:
+        group = (owner.get("apiVersion") or "").rpartition("/")[0]
+        controller = f"{owner.get('kind', '').lower()}{'.' + group if group else ''}/{owner.get('name', '')}"
+    return [meta.get("name", ""), controller, revision.get("revision") or 0, since(meta.get("creationTimestamp"), now)]
 
 
 def _deployment_cells(deployment: dict, now: datetime) -> list:
     meta, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
     status = deployment.get("status") or {}
-    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    names, images = _template_containers(spec.get("template") or {})
     return [meta.get("name", ""), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 0)}",
             status.get("updatedReplicas", 0), status.get("availableReplicas", 0),
-            since(meta.get("creationTimestamp"), now), ",".join(c.get("name", "") for c in containers),
-            ",".join(c.get("image", "") for c in containers), label_selector_string(spec.get("selector"))]
+            since(meta.get("creationTimestamp"), now), names, images, format_label_selector(spec.get("selector"))]
 
 
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
@@ -436,6 +497,8 @@ _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "events": _event_cells,
     "leases": _lease_cells,
     "serviceaccounts": _serviceaccount_cells,
+    "daemonsets": _daemonset_cells,
+    "controllerrevisions": _controllerrevision_cells,
 }
 
 
