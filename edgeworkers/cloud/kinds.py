@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeworkers.cloud import job
 from edgeworkers.cloud.controller import Controller
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
@@ -21,8 +22,9 @@ Validator = Callable[[dict, "dict | None"], list[FieldError]]  # (new, old or No
 # runs after, and may set one (a Service's ``loadBalancer: {}``).
 FRESH_STATUS = ("replicationcontrollers", "services", "deployments", "replicasets", "daemonsets", "jobs")
 
-DEFAULTERS: dict[str, Defaulter] = {}
-VALIDATORS: dict[str, Validator] = {}
+DEFAULTERS: dict[str, Defaulter] = {"jobs": job.default_job}
+VALIDATORS: dict[str, Validator] = {"jobs": job.validate_job}
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
-CONTROLLERS: list[ControllerFactory] = []
+CONTROLLERS: list[ControllerFactory] = [job.make_controller]
+

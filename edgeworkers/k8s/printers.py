@@ -87,6 +87,16 @@ COLUMNS: dict[str, list[dict]] = {
                 "ServiceAccount."), "type": "integer"},
         _AGE,
     ],
+    "jobs": [
+        _NAME,
+        _col("Status", "Status of the job."),
+        _col("Completions", "The completion status of the job."),
+        _col("Duration", "Time required to complete the job."),
+        _AGE,
+        _col("Containers", "Names of each container in the template.", priority=1),
+        _col("Images", "Images referenced by each container in the template.", priority=1),
+        _col("Selector", "Selector of the job.", priority=1),
+    ],
 }
 
 
@@ -391,6 +401,51 @@ def _serviceaccount_cells(account: dict, now: datetime) -> list:
     return [meta.get("name", ""), len(account.get("secrets") or []), since(meta.get("creationTimestamp"), now)]
 
 
+def format_label_selector(selector: dict | None) -> str:
+    """apimachinery's ``FormatLabelSelector``: the terms sorted by key, ``<none>`` when empty."""
+    if not selector:
+        return _NONE
+    terms = [(k, f"{k}={v}") for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator"), ",".join(sorted(expr.get("values") or []))
+        text = {"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key,
+                "DoesNotExist": f"!{key}"}.get(op, key)
+        terms.append((key, text))
+    return ",".join(text for _, text in sorted(terms)) or _NONE
+
+
+def _job_status(job: dict) -> str:
+    """printJob's STATUS: the first of these conditions the Job has, else Running."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    for type_ in ("Complete", "Failed"):
+        if _condition_true(conditions, type_):
+            return type_
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for type_ in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _condition_true(conditions, type_):
+            return type_
+    return "Running"
+
+
+def _job_cells(job: dict, now: datetime) -> list:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    succeeded, completions, parallelism = status.get("succeeded", 0), spec.get("completions"), spec.get("parallelism")
+    if completions is not None:
+        done = f"{succeeded}/{completions}"
+    elif parallelism is not None and parallelism > 1:
+        done = f"{succeeded}/1 of {parallelism}"
+    else:
+        done = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = human_duration(((end or _aware(now)) - start).total_seconds()) if start else ""
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    return [job["metadata"].get("name", ""), _job_status(job), done, duration,
+            since(job["metadata"].get("creationTimestamp"), now),
+            ",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers),
+            format_label_selector(spec.get("selector"))]
+
+
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "pods": _pod_cells,
     "nodes": _node_cells,
@@ -400,6 +455,7 @@ _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "events": _event_cells,
     "leases": _lease_cells,
     "serviceaccounts": _serviceaccount_cells,
+    "jobs": _job_cells,
 }
 
 
