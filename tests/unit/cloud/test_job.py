@@ -3,6 +3,7 @@ import datetime as dt
 
 import pytest
 
+from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.job import (
     CONTROLLER_UID,
     JobController,
@@ -211,3 +212,24 @@ def test_indexed_completion(world):
         report(store, clock, pod, "Succeeded")
     ctrl.sync(KEY)
     assert job(store)["status"]["completedIndexes"] == "0-2" and conditions(store)[-1][0] == "Complete"
+
+
+@pytest.mark.asyncio
+async def test_the_api_generates_the_selector_from_its_own_uid_and_refuses_bad_jobs(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings, "s3cret"), headers={"Authorization": "Bearer s3cret"})
+    body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "work", "uid": "chosen-by-client"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                           "containers": [{"name": "c", "image": "busybox"}]}}}}
+    response = await client.post("/apis/batch/v1/namespaces/default/jobs", json=body)
+    created = await response.json()
+    uid = created["metadata"]["uid"]
+    assert response.status == 201 and uid != "chosen-by-client" and created["status"] == {}
+    assert created["spec"]["selector"] == {"matchLabels": {CONTROLLER_UID: uid}}
+    assert created["spec"]["template"]["metadata"]["labels"]["controller-uid"] == uid
+    body["metadata"]["name"] = "always"
+    body["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    refused = await client.post("/apis/batch/v1/namespaces/default/jobs", json=body)
+    status = await refused.json()
+    assert refused.status == 422 and status["details"]["causes"][0]["field"] == "spec.template.spec.restartPolicy"
+    anonymous = await (await aiohttp_client(create_app(settings, "s3cret"))).get("/apis/batch/v1/jobs")
+    assert anonymous.status == 401
