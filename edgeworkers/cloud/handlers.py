@@ -244,6 +244,7 @@ class Api:
         meta = obj["metadata"]
         if t.resource.namespaced and self.store.find("namespaces", "", meta["namespace"]) is None:
             raise status.not_found("namespaces", meta["namespace"])
+        meta.pop("uid", None)  # the server's own, as BeforeCreate's FillObjectMetaSystemFields
         obj = _prepare_create(t.resource, obj)
         if t.resource.name == "pods":
             obj = with_account_pull_secrets(self.store, obj)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from edgeworkers.cloud import daemonset, deployment, replicaset
+from edgeworkers.cloud import daemonset, deployment, job, replicaset
 from edgeworkers.cloud.controller import Controller
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
@@ -27,12 +27,14 @@ DEFAULTERS: dict[str, Defaulter] = {
     "replicationcontrollers": replicaset.default_replication_controller,
     "deployments": deployment.default_deployment,
     "daemonsets": daemonset.default_daemonset,
+    "jobs": job.default_job,
 }
 VALIDATORS: dict[str, Validator] = {
     "replicasets": replicaset.validate_replica_set,
     "replicationcontrollers": replicaset.validate_replication_controller,
     "deployments": deployment.validate_deployment,
     "daemonsets": daemonset.validate_daemonset,
+    "jobs": job.validate_job,
 }
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
@@ -41,4 +43,5 @@ CONTROLLERS: list[ControllerFactory] = [
     replicaset.replication_controllers,
     deployment.controller,
     daemonset.make_controller,
+    job.make_controller,
 ]

@@ -262,7 +262,7 @@ class Store:
             raise status.already_exists(resource, name, RESOURCES[resource].group)
         kind = RESOURCES[resource]
         obj["kind"], obj["apiVersion"] = kind.kind, kind.api_version
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # a defaulter may have set it (a Job's selector)
         meta["creationTimestamp"] = format_time(self._clock())
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)

@@ -127,6 +127,16 @@ COLUMNS: dict[str, list[dict]] = {
                 "ServiceAccount."), "type": "integer"},
         _AGE,
     ],
+    "jobs": [
+        _NAME,
+        _col("Status", "Status of the job."),
+        _col("Completions", "The completion status of the job."),
+        _col("Duration", "Time required to complete the job."),
+        _AGE,
+        _col("Containers", "Names of each container in the template.", priority=1),
+        _col("Images", "Images referenced by each container in the template.", priority=1),
+        _col("Selector", "Selector of the job.", priority=1),
+    ],
 }
 
 
@@ -487,6 +497,37 @@ def _deployment_cells(deployment: dict, now: datetime) -> list:
             since(meta.get("creationTimestamp"), now), names, images, format_label_selector(spec.get("selector"))]
 
 
+def _job_status(job: dict) -> str:
+    """printJob's STATUS: the first of these conditions the Job has, else Running."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    for type_ in ("Complete", "Failed"):
+        if _condition_true(conditions, type_):
+            return type_
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    for type_ in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _condition_true(conditions, type_):
+            return type_
+    return "Running"
+
+
+def _job_cells(job: dict, now: datetime) -> list:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    succeeded, completions, parallelism = status.get("succeeded", 0), spec.get("completions"), spec.get("parallelism")
+    if completions is not None:
+        done = f"{succeeded}/{completions}"
+    elif parallelism is not None and parallelism > 1:
+        done = f"{succeeded}/1 of {parallelism}"
+    else:
+        done = f"{succeeded}/1"
+    start, end = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = human_duration(((end or _aware(now)) - start).total_seconds()) if start else ""
+    names, images = _template_containers(spec.get("template") or {})
+    return [job["metadata"].get("name", ""), _job_status(job), done, duration,
+            since(job["metadata"].get("creationTimestamp"), now), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "pods": _pod_cells,
     "deployments": _deployment_cells,
@@ -499,6 +540,7 @@ _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "serviceaccounts": _serviceaccount_cells,
     "daemonsets": _daemonset_cells,
     "controllerrevisions": _controllerrevision_cells,
+    "jobs": _job_cells,
 }
 
 
