@@ -7,7 +7,9 @@ A kind not listed gets no defaults and only the object-metadata validation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
+from edgeworkers.cloud import endpoints, services
 from edgeworkers.cloud.controller import Controller
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
@@ -21,8 +23,18 @@ Validator = Callable[[dict, "dict | None"], list[FieldError]]  # (new, old or No
 # runs after, and may set one (a Service's ``loadBalancer: {}``).
 FRESH_STATUS = ("replicationcontrollers", "services", "deployments", "replicasets", "daemonsets", "jobs")
 
-DEFAULTERS: dict[str, Defaulter] = {}
-VALIDATORS: dict[str, Validator] = {}
+DEFAULTERS: dict[str, Defaulter] = {"services": services.default_service, "endpoints": endpoints.default_endpoints}
+VALIDATORS: dict[str, Validator] = {"services": services.validate_service}
+
+
+class Allocator(Protocol):
+    """What a kind takes from a finite pool when stored (a Service's cluster IP and node ports), as kube's registry
+    hooks ``BeginCreate``/``BeginUpdate`` do: run before validation, on create (``old`` None) and update."""
+
+    def allocate(self, new: dict, old: dict | None, dry_run: bool) -> dict: ...
+
+
+ALLOCATORS: dict[str, Callable[[Store, Settings], Allocator]] = {"services": services.ServiceAllocator}
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
-CONTROLLERS: list[ControllerFactory] = []
+CONTROLLERS: list[ControllerFactory] = [endpoints.EndpointsController.make]
