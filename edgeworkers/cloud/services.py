@@ -56,6 +56,58 @@ def is_headless(svc: dict) -> bool:
     return _spec(svc).get("clusterIP") == NONE
 
 
+# -- types (what kube's JSON decoding refuses with a 400) --------------------------------------------------------------
+
+_GO_TYPES = {str: "string", int: "int32", bool: "bool", dict: "map[string]string", list: "[]string"}
+_SPEC_TYPES: dict[str, type | tuple[type, type]] = {
+    "clusterIP": str, "clusterIPs": (list, str), "type": str, "externalName": str, "externalIPs": (list, str),
+    "ipFamilies": (list, str), "ipFamilyPolicy": str, "sessionAffinity": str, "selector": (dict, str),
+    "externalTrafficPolicy": str, "internalTrafficPolicy": str, "healthCheckNodePort": int,
+    "publishNotReadyAddresses": bool, "allocateLoadBalancerNodePorts": bool, "loadBalancerIP": str,
+    "loadBalancerClass": str, "sessionAffinityConfig": dict, "ports": list,
+}
+_PORT_TYPES: dict[str, type] = {"name": str, "protocol": str, "appProtocol": str, "port": int, "nodePort": int}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    return {str: "string", int: "number", float: "number", list: "array", dict: "object"}.get(type(value), "value")
+
+
+def _is(value: Any, kind: type) -> bool:
+    return value is None or (isinstance(value, kind) and (kind is bool or not isinstance(value, bool)))
+
+
+def check_types(svc: dict) -> None:
+    """400 for a field of the wrong JSON type, as kube-apiserver's decoding answers (``cannot unmarshal``)."""
+    def refuse(value: Any, path: str, go_type: str) -> status.APIError:
+        return status.bad_request(f'Service in version "v1" cannot be handled as a Service: json: cannot unmarshal '
+                                  f"{_json_type(value)} into Go struct field {path} of type {go_type}")
+    spec = svc.get("spec")
+    if not _is(spec, dict):
+        raise refuse(spec, "Service.spec", "v1.ServiceSpec")
+    for key, value in (spec or {}).items():
+        kind = _SPEC_TYPES.get(key)
+        if kind is None:
+            continue
+        outer, inner = kind if isinstance(kind, tuple) else (kind, None)
+        if not _is(value, outer):
+            go_type = {"ports": "[]v1.ServicePort", "sessionAffinityConfig": "v1.SessionAffinityConfig"}.get(key)
+            raise refuse(value, f"ServiceSpec.spec.{key}", go_type or _GO_TYPES[outer])
+        members = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        if inner is not None and any(not isinstance(v, inner) for v in members):
+            raise refuse(next(v for v in members if not isinstance(v, inner)), f"ServiceSpec.spec.{key}", "string")
+    for port in as_list((spec or {}).get("ports")):
+        if not isinstance(port, dict):
+            raise refuse(port, "ServiceSpec.spec.ports", "v1.ServicePort")
+        for key, kind in _PORT_TYPES.items():
+            if not _is(port.get(key), kind):
+                raise refuse(port[key], f"ServicePort.spec.ports.{key}", _GO_TYPES[kind])
+        if port.get("targetPort") is not None and not (isinstance(port["targetPort"], str) or _is(port["targetPort"], int)):
+            raise refuse(port["targetPort"], "ServicePort.spec.ports.targetPort", "intstr.IntOrString")
+
+
 # -- defaulting ------------------------------------------------------------------------------------------------------
 
 def default_service(svc: dict) -> dict:
@@ -360,6 +412,7 @@ class ServiceAllocator:
         """``svc`` with its IP family fields set and its cluster IP and node ports allocated (kube's
         ``beginCreate``/``beginUpdate``); 422 (or 500 for a full range) as kube answers. A dry run allocates alike:
         nothing is held before the Service is stored."""
+        check_types(svc)
         spec = svc.get("spec")
         if not isinstance(spec, dict):
             return svc

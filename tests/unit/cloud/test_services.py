@@ -207,3 +207,13 @@ async def test_kubectl_get_svc_columns(small):
     name, kind, ip, external, ports, _age, selector = table["rows"][0]["cells"]
     assert (name, kind, external, ports, selector) == ("np", "NodePort", "<none>", "80:30001/TCP", "app=np")
     assert ip.startswith("10.0.0.")
+
+
+@pytest.mark.asyncio
+async def test_a_field_of_the_wrong_type_is_a_bad_request_as_kube_decodes_it(small):
+    _, client = small
+    body = await post(client, service("x", clusterIP=5), 400)
+    assert body["message"] == ('Service in version "v1" cannot be handled as a Service: json: cannot unmarshal number '
+                               "into Go struct field ServiceSpec.spec.clusterIP of type string")
+    body = await post(client, service("x", ports=[{"port": 80, "nodePort": "x"}], type="NodePort"), 400)
+    assert "ServicePort.spec.ports.nodePort of type int32" in body["message"]
