@@ -12,6 +12,7 @@ repairs it from them every few minutes; here the objects are the bitmap. The ran
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -367,7 +368,7 @@ class Band:
             if low >= high:
                 continue
             start = rng.randrange(low, high)
-            for i in (*range(start, high), *range(low, start)):
+            for i in itertools.chain(range(start, high), range(low, start)):
                 number = self.base + i
                 if number not in used and number not in self.reserved:
                     return number

@@ -13,7 +13,7 @@ SERVICE = "/api/v1/namespaces/default/services/web"
 
 
 def web_pod(name: str) -> dict[str, Any]:
-    pod = busybox_pod(name, "httpd -f -p 8080")
+    pod = busybox_pod(name, f"echo {name} > /tmp/index.html; httpd -f -p 8080 -h /tmp")
     pod["metadata"]["labels"] = {"app": "web"}
     pod["spec"]["containers"][0]["ports"] = [{"name": "http", "containerPort": 8080}]
     return pod
@@ -60,6 +60,10 @@ def test_a_service_gets_a_cluster_ip_and_endpoints_of_the_ready_pods_it_selects(
         assert re.search(r"^TargetPort:\s+http/TCP$", described, re.M), described
         endpoints_line = re.search(r"^Endpoints:\s+(\S+)$", described, re.M)
         assert endpoints_line and set(endpoints_line.group(1).split(",")) == {f"{ip}:8080" for ip in ips.values()}
+
+        # No proxy or DNS yet: a pod reaches another at the address its Endpoints hold, on the node's Docker network.
+        fetched = cluster.kubectl("exec", "web-b", "--", "wget", "-qO-", f"http://{ips['web-a']}:8080/").stdout
+        assert fetched == "web-a\n"
 
         cluster.kubectl("delete", "pod", "web-a", "--timeout=60s", timeout_s=90)
         wait_for(lambda: endpoints_column(cluster) == f"{ips['web-b']}:8080", 30, "web-a to leave the endpoints")
