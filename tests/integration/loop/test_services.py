@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Any
 
-from tests.integration.loop.conftest import Cluster, busybox_pod
+from tests.integration.loop.conftest import Cluster, busybox_pod, manifest
 from tests.polling import wait_for
 
 SERVICE = "/api/v1/namespaces/default/services/web"
@@ -60,6 +60,18 @@ def test_a_service_gets_a_cluster_ip_and_endpoints_of_the_ready_pods_it_selects(
         assert re.search(r"^TargetPort:\s+http/TCP$", described, re.M), described
         endpoints_line = re.search(r"^Endpoints:\s+(\S+)$", described, re.M)
         assert endpoints_line and set(endpoints_line.group(1).split(",")) == {f"{ip}:8080" for ip in ips.values()}
+
+        # Applied again with another port: a strategic merge patch, which keeps the allocated cluster IP.
+        changed = web_service()
+        changed["spec"]["ports"][0]["port"] = 81
+        cluster.apply(changed)
+        again = cluster.cloud.api.get(SERVICE)
+        assert (again["spec"]["clusterIP"], again["spec"]["ports"][0]["port"]) == (svc["spec"]["clusterIP"], 81)
+        moved = {**changed, "spec": {**changed["spec"], "clusterIP": "10.96.0.1"}}
+        refused = cluster.kubectl("apply", "-f", "-", input=manifest(moved), check=False)
+        assert refused.returncode == 1
+        assert 'The Service "web" is invalid: spec.clusterIPs[0]: Invalid value: ["10.96.0.1"]: may not change once set' \
+            in refused.stderr
 
         # No proxy or DNS yet: a pod reaches another at the address its Endpoints hold, on the node's Docker network.
         fetched = cluster.kubectl("exec", "web-b", "--", "wget", "-qO-", f"http://{ips['web-a']}:8080/").stdout
