@@ -9,6 +9,7 @@ below.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
@@ -127,6 +128,10 @@ class Settings(BaseModel):
     # --node-monitor-period): a node silent this long turns Ready=Unknown; it looks this often.
     node_monitor_grace_period_s: float = 40.0
     node_monitor_period_s: float = 5.0
+    # The Services' cluster IPs and node ports (kube-apiserver's --service-cluster-ip-range, at most 2^20 addresses,
+    # and --service-node-port-range).
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    service_node_port_range: str = "30000-32767"
     # How long the credentials the cloud issues stay valid: nodes' tokens and serving certificates (renewed by the node
     # through the API after 70-90 % of it), the administrator's client certificates.
     credential_lifetime_s: float = Field(default=365 * 86400.0, gt=0)
@@ -215,6 +220,23 @@ class Settings(BaseModel):
     metrics_port: int = 10356
     # Dramatiq's own Prometheus exposition of the queues, served by the `worker` process on 127.0.0.1 (0: none).
     queue_metrics_port: int = 0
+
+    @field_validator("service_cluster_ip_range")
+    @classmethod
+    def _service_range(cls, value: str) -> str:
+        network = ipaddress.ip_network(value)  # ValueError for a malformed range or one with host bits set
+        host_bits = network.max_prefixlen - network.prefixlen
+        if not 3 <= host_bits <= 20:
+            raise ValueError("the service cluster IP range must hold 8 to 2^20 addresses (a /29 to a /12 in IPv4)")
+        return value
+
+    @field_validator("service_node_port_range")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        low, _, high = value.partition("-")
+        if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= 65535):
+            raise ValueError("the service node port range must read LOW-HIGH, within 1-65535")
+        return value
 
 
 @lru_cache

@@ -51,7 +51,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     app = web.Application(middlewares=[status_errors, token_auth(token, nodes)], client_max_size=MAX_BODY)
     store = Store(settings.cloud_data_dir / "objects.db", clock)
     hub = Hub(store)
-    api = Api(store, hub, clock, bookmark_interval=bookmark_interval)
+    api = Api(store, hub, clock, bookmark_interval=bookmark_interval,
+              allocators={name: make(store, settings) for name, make in kinds.ALLOCATORS.items()})
     service_accounts = ServiceAccounts(store, hub, api.terminating)
     api.seed()
     service_accounts.sync()

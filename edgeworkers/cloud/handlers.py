@@ -75,8 +75,9 @@ def _copy(obj: dict) -> dict:
 
 class Api:
     def __init__(self, store: Store, hub: Hub, clock: Clock, session: aiohttp.ClientSession | None = None,
-                 bookmark_interval: float = 30.0) -> None:
+                 bookmark_interval: float = 30.0, allocators: dict[str, kinds.Allocator] | None = None) -> None:
         self.store, self.hub, self.clock = store, hub, clock
+        self.allocators = allocators or {}  # by resource: what its objects take from a pool when stored
         self._terminating: set[str] = set()  # namespaces whose deletion is under way
         self.session = session
         self.bookmark_interval = bookmark_interval
@@ -252,6 +253,8 @@ class Api:
             obj = managedfields.record_update(None, obj, manager, "Update", format_time(self.clock()))
         if t.user is not None:
             admit(t.user, t.attributes(), obj, None)
+        if (allocator := self.allocators.get(t.resource.name)) is not None:
+            obj = allocator.allocate(obj, None, t.dry_run)
         _validate(t.resource, obj, None)
         if t.dry_run:
             return obj
@@ -315,6 +318,8 @@ class Api:
             new = managedfields.record_update(old, new, manager, "Update", format_time(self.clock()), t.sub or "")
         if t.user is not None:
             admit(t.user, t.attributes(), new, old)
+        if (allocator := self.allocators.get(t.resource.name)) is not None and t.sub is None:
+            new = allocator.allocate(new, old, t.dry_run)
         _validate(t.resource, new, old, t.sub)
         if t.dry_run:
             return new

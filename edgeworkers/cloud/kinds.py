@@ -7,8 +7,9 @@ A kind not listed gets no defaults and only the object-metadata validation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-from edgeworkers.cloud import daemonset, deployment, job, replicaset
+from edgeworkers.cloud import daemonset, deployment, endpoints, job, replicaset, services
 from edgeworkers.cloud.controller import Controller
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
@@ -28,6 +29,8 @@ DEFAULTERS: dict[str, Defaulter] = {
     "deployments": deployment.default_deployment,
     "daemonsets": daemonset.default_daemonset,
     "jobs": job.default_job,
+    "services": services.default_service,
+    "endpoints": endpoints.default_endpoints,
 }
 VALIDATORS: dict[str, Validator] = {
     "replicasets": replicaset.validate_replica_set,
@@ -35,7 +38,18 @@ VALIDATORS: dict[str, Validator] = {
     "deployments": deployment.validate_deployment,
     "daemonsets": daemonset.validate_daemonset,
     "jobs": job.validate_job,
+    "services": services.validate_service,
 }
+
+
+class Allocator(Protocol):
+    """What a kind takes from a finite pool when stored (a Service's cluster IP and node ports), as kube's registry
+    hooks ``BeginCreate``/``BeginUpdate`` do: run before validation, on create (``old`` None) and update."""
+
+    def allocate(self, new: dict, old: dict | None, dry_run: bool) -> dict: ...
+
+
+ALLOCATORS: dict[str, Callable[[Store, Settings], Allocator]] = {"services": services.ServiceAllocator}
 
 ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
 CONTROLLERS: list[ControllerFactory] = [
@@ -44,4 +58,5 @@ CONTROLLERS: list[ControllerFactory] = [
     deployment.controller,
     daemonset.make_controller,
     job.make_controller,
+    endpoints.EndpointsController.make,
 ]

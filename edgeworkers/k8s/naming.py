@@ -6,6 +6,7 @@ import re
 
 DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN_FMT = rf"{DNS1123_LABEL_FMT}(\.{DNS1123_LABEL_FMT})*"
+DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 LABEL_VALUE_FMT = f"({QUALIFIED_NAME_FMT})?"
 ENV_VAR_NAME_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
@@ -19,6 +20,10 @@ LABEL_VALUE_MAX = 63
 _DNS1123_LABEL_MSG = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
     "and must start and end with an alphanumeric character"
+)
+_DNS1035_LABEL_MSG = (
+    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, "
+    "and end with an alphanumeric character"
 )
 _DNS1123_SUBDOMAIN_MSG = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
@@ -45,6 +50,7 @@ def _full(fmt: str) -> re.Pattern[str]:
 
 _DNS1123_LABEL = _full(DNS1123_LABEL_FMT)
 _DNS1123_SUBDOMAIN = _full(DNS1123_SUBDOMAIN_FMT)
+_DNS1035_LABEL = _full(DNS1035_LABEL_FMT)
 _QUALIFIED_NAME = _full(QUALIFIED_NAME_FMT)
 _LABEL_VALUE = _full(LABEL_VALUE_FMT)
 _ENV_VAR_NAME = _full(ENV_VAR_NAME_FMT)
@@ -72,6 +78,13 @@ def is_dns1123_label(value: str) -> list[str]:
     errs = [max_len_error(DNS1123_LABEL_MAX)] if len(value) > DNS1123_LABEL_MAX else []
     if not _DNS1123_LABEL.fullmatch(value):
         errs.append(regex_error(_DNS1123_LABEL_MSG, DNS1123_LABEL_FMT, "my-name", "123-abc"))
+    return errs
+
+
+def is_dns1035_label(value: str) -> list[str]:
+    errs = [max_len_error(DNS1123_LABEL_MAX)] if len(value) > DNS1123_LABEL_MAX else []
+    if not _DNS1035_LABEL.fullmatch(value):
+        errs.append(regex_error(_DNS1035_LABEL_MSG, DNS1035_LABEL_FMT, "my-name", "abc-123"))
     return errs
 
 
@@ -166,3 +179,8 @@ def name_is_dns1123_subdomain(name: str, prefix: bool = False) -> list[str]:
 
 def name_is_dns1123_label(name: str, prefix: bool = False) -> list[str]:
     return is_dns1123_label(name[:-1] + "a" if prefix and name.endswith("-") else name)
+
+
+def name_is_dns1035_label(name: str, prefix: bool = False) -> list[str]:
+    """ValidateNameFunc of Services."""
+    return is_dns1035_label(name[:-1] + "a" if prefix and name.endswith("-") else name)

@@ -137,6 +137,29 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Images", "Images referenced by each container in the template.", priority=1),
         _col("Selector", "Selector of the job.", priority=1),
     ],
+    "services": [
+        _NAME,
+        _col("Type", "type determines how the Service is exposed. Defaults to ClusterIP."),
+        _col("Cluster-IP", "clusterIP is the IP address of the service and is usually assigned randomly."),
+        _col("External-IP", "externalIPs is a list of IP addresses for which nodes in the cluster will also accept "
+                            "traffic for this service."),
+        _col("Port(s)", "The list of ports that are exposed by this service."),
+        _AGE,
+        _col("Selector", "Route service traffic to pods with label keys and values matching this selector.",
+             priority=1),
+    ],
+    "endpoints": [
+        _NAME,
+        _col("Endpoints", "The set of all endpoints is the union of all subsets."),
+        _AGE,
+    ],
+    "endpointslices": [
+        _NAME,
+        _col("AddressType", "addressType specifies the type of address carried by this EndpointSlice."),
+        _col("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+        _col("Endpoints", "endpoints is a list of unique endpoints in this slice."),
+        _AGE,
+    ],
 }
 
 
@@ -526,9 +549,65 @@ def _job_cells(job: dict, now: datetime) -> list:
     return [job["metadata"].get("name", ""), _job_status(job), done, duration,
             since(job["metadata"].get("creationTimestamp"), now), names, images,
             format_label_selector(spec.get("selector"))]
+def _service_external_ip(svc: dict) -> str:
+    """kube's ``getServiceExternalIP``."""
+    spec = svc.get("spec") or {}
+    kind, external = spec.get("type"), list(spec.get("externalIPs") or [])
+    if kind in ("ClusterIP", "NodePort"):
+        return ",".join(external) or _NONE
+    if kind == "ExternalName":
+        return spec.get("externalName") or ""
+    if kind == "LoadBalancer":
+        ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        found = [i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")]
+        return ",".join(found + external) or "<pending>"
+    return _UNKNOWN
+
+
+def _service_cells(svc: dict, now: datetime) -> list:
+    meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+    ports = []
+    for port in spec.get("ports") or []:
+        protocol = port.get("protocol") or "TCP"
+        node_port = f":{port['nodePort']}" if port.get("nodePort") else ""
+        ports.append(f"{port.get('port')}{node_port}/{protocol}")
+    return [meta.get("name", ""), spec.get("type", ""), spec.get("clusterIP") or _NONE, _service_external_ip(svc),
+            ",".join(ports) or _NONE, since(meta.get("creationTimestamp"), now), format_labels(spec.get("selector"))]
+
+
+def _more(entries: list[str], count: int, unset: str) -> str:
+    """The first three entries, then `+ N more...`, as kube's endpoint printers list them."""
+    shown = ",".join(entries[:3])
+    return f"{shown} + {count - 3} more..." if count > 3 else shown or unset
+
+
+def _endpoints_cells(obj: dict, now: datetime) -> list:
+    """kube's ``formatEndpoints``: ready addresses only, `ip:port` per port."""
+    meta, subsets = obj.get("metadata") or {}, obj.get("subsets") or []
+    entries: list[str] = []
+    for subset in subsets:
+        addresses = [a.get("ip", "") for a in subset.get("addresses") or []]
+        ports = subset.get("ports") or []
+        if not ports:
+            entries += addresses
+        for port in ports:
+            entries += [f"[{ip}]:{port.get('port')}" if ":" in ip else f"{ip}:{port.get('port')}" for ip in addresses]
+    shown = _more(entries, len(entries), "") if subsets else _NONE
+    return [meta.get("name", ""), shown, since(meta.get("creationTimestamp"), now)]
+
+
+def _endpointslice_cells(obj: dict, now: datetime) -> list:
+    meta = obj.get("metadata") or {}
+    ports = [str(p["port"]) if p.get("port") is not None else p.get("name") or "*" for p in obj.get("ports") or []]
+    addresses = [a for e in obj.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [meta.get("name", ""), obj.get("addressType", ""), _more(ports, len(ports), "<unset>"),
+            _more(addresses, len(addresses), "<unset>"), since(meta.get("creationTimestamp"), now)]
 
 
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
+    "services": _service_cells,
+    "endpoints": _endpoints_cells,
+    "endpointslices": _endpointslice_cells,
     "pods": _pod_cells,
     "deployments": _deployment_cells,
     "nodes": _node_cells,

@@ -43,3 +43,16 @@ def test_defaults_hold_without_variables(monkeypatch: pytest.MonkeyPatch) -> Non
     config = Settings()
     assert config.worker_processes == 1 and config.admission_denied_host_paths is None
     assert config.node_name  # the host's name
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("service_cluster_ip_range", "10.96.0.1/12"),  # host bits set
+    ("service_cluster_ip_range", "10.0.0.0/8"),  # more than 2^20 addresses, as kube refuses
+    ("service_cluster_ip_range", "10.0.0.0/30"),  # fewer than 8
+    ("service_node_port_range", "32767-30000"),
+    ("service_node_port_range", "30000"),
+])
+def test_service_ranges_are_checked_at_start(field: str, value: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{field: value})
+    assert Settings(service_cluster_ip_range="fd00::/108").service_cluster_ip_range == "fd00::/108"
