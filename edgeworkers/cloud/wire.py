@@ -39,7 +39,7 @@ def media_type(request: web.Request) -> str:
 
 
 async def read_object(request: web.Request) -> dict:
-    """The request's object: JSON, YAML, or Kubernetes protobuf (ConfigMap/Secret, as kubectl create sends)."""
+    """The request's object: JSON, YAML, or Kubernetes protobuf (what kubectl's typed clients send)."""
     body = await request.read()
     kind = media_type(request)
     if kind == PROTOBUF:

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 
 import pytest
 
+from edgeworkers.cloud import protobuf
+from edgeworkers.cloud.discovery import SERVED
 from edgeworkers.cloud.protobuf import MAGIC, decode_object
 
 
@@ -109,7 +113,7 @@ def test_unknown_fields_are_skipped():
     ("body", "message"),
     [
         (b'{"kind":"ConfigMap"}', "magic"),
-        (unknown("Pod", b""), "no protobuf decoder for v1/Pod"),
+        (unknown("CronJob", b"", api_version="batch/v1"), "no protobuf decoder for batch/v1/CronJob"),
         (unknown("ConfigMap", b"", api_version="apps/v1"), "no protobuf decoder for apps/v1/ConfigMap"),
         (MAGIC + b"\x0a\x05ab", "truncated"),
         (MAGIC + b"\x08\xff", "truncated varint"),
@@ -150,3 +154,89 @@ KUBECTL_NAMESPACE = bytes.fromhex(
 )
 def test_bodies_captured_from_kubectl(body, expected):
     assert decode_object(body) == expected
+
+
+def message(*fields: bytes) -> bytes:
+    return b"".join(fields)
+
+
+def int_or_string(value: int | str) -> bytes:
+    if isinstance(value, int):
+        return field(1, 0) + field(2, value) + field(3, "")
+    return field(1, 1) + field(2, 0) + field(3, value)
+
+
+def quantities(number: int, mapping: dict) -> bytes:
+    return b"".join(field(number, field(1, k) + field(2, field(1, v))) for k, v in mapping.items())
+
+
+# A container as gogo-protobuf writes it: non-pointer strings always, even empty (core/v1 generated.proto Container).
+CONTAINER = message(
+    field(1, "web"), field(2, "nginx:1.27"), field(3, "nginx"), field(4, "-g"),
+    field(6, field(1, "") + field(2, 0) + field(3, 8080) + field(4, "TCP") + field(5, "")),  # ports
+    field(7, field(1, "MODE") + field(2, "edge")),  # env
+    field(8, quantities(1, {"cpu": "500m", "memory": "128Mi"}) + quantities(2, {"cpu": "100m"})),  # resources
+    field(10, field(1, field(2, field(1, "/healthz") + field(2, int_or_string("http"))))  # livenessProbe.httpGet
+          + field(2, 3) + field(3, 1)),
+    field(11, field(1, field(3, field(1, int_or_string(8080)))) + field(4, 5)),  # readinessProbe.tcpSocket
+    field(13, ""), field(14, "IfNotPresent"), field(16, False), field(17, False), field(18, False),
+)
+
+
+def test_deployment_with_a_full_pod_template():
+    template = field(1, b"") + field(2, field(2, CONTAINER) + field(3, "Always") + field(11, False))
+    spec = field(1, 2) + field(2, entries(1, {"app": "web"})) + field(3, template) \
+        + field(4, field(1, "RollingUpdate") + field(2, field(1, int_or_string("25%")) + field(2, int_or_string(1))))
+    obj = decode_object(unknown("Deployment", object_meta("web", labels={"app": "web"}) + field(2, spec)
+                                + field(3, b""), api_version="apps/v1"))
+    assert obj["spec"] == {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {}, "spec": {"restartPolicy": "Always", "containers": [{
+            "name": "web", "image": "nginx:1.27", "command": ["nginx"], "args": ["-g"],
+            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            "env": [{"name": "MODE", "value": "edge"}],
+            "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "100m"}},
+            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "initialDelaySeconds": 3,
+                              "timeoutSeconds": 1},
+            "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 5},
+            "imagePullPolicy": "IfNotPresent",
+        }]}},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": 1}},
+    }
+    assert obj["status"] == {} and obj["metadata"] == {"name": "web", "labels": {"app": "web"}}
+
+
+def test_pointer_zeroes_are_kept_and_non_pointer_zeroes_left_out():
+    """replicas is *int32 (0 kept), a Job's backoffLimit too; a Service port's nodePort is a non-pointer omitempty."""
+    deployment = decode_object(unknown("Deployment", object_meta("d") + field(2, field(1, 0)), api_version="apps/v1"))
+    assert deployment["spec"] == {"replicas": 0}
+    job_spec = field(7, 0) + field(6, field(1, b"") + field(2, field(3, "Never")))
+    job = decode_object(unknown("Job", object_meta("j") + field(2, job_spec), api_version="batch/v1"))
+    assert job["spec"] == {"backoffLimit": 0, "template": {"metadata": {}, "spec": {"restartPolicy": "Never"}}}
+
+
+def test_service_with_an_int_or_string_target_port():
+    port = field(1, "80-8080") + field(2, "TCP") + field(3, 80) + field(4, int_or_string(8080)) + field(5, 0)
+    spec = field(1, port) + entries(2, {"app": "x"}) + field(3, "") + field(4, "ClusterIP")
+    obj = decode_object(unknown("Service", object_meta("x") + field(2, spec) + field(3, b"")))
+    assert obj["spec"] == {"ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                           "selector": {"app": "x"}, "type": "ClusterIP"}
+
+
+def test_malformed_nested_field_names_its_path():
+    spec = field(3, field(2, field(2, field(1, "web") + field(6, field(3, "not a number")))))
+    with pytest.raises(ValueError, match=r"spec\.template\.spec\.containers\.ports\.containerPort"):
+        decode_object(unknown("Deployment", object_meta("d") + field(2, spec), api_version="apps/v1"))
+
+
+def test_the_schema_covers_every_served_kind():
+    """``ops/gen_protobuf.py`` was run since the served kinds last changed."""
+    kinds = json.loads(gzip.decompress(protobuf.SCHEMA_FILE.read_bytes()))["kinds"]
+    for served in SERVED:
+        if served.group == "metrics.k8s.io":
+            continue  # read-only: nothing sends its objects
+        for resource in served.resources:
+            if "/" not in resource.name:
+                api_version = f"{served.group}/{served.version}" if served.group else served.version
+                assert f"{api_version}/{resource.kind}" in kinds, "run ops/gen_protobuf.py"
