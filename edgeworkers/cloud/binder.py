@@ -99,8 +99,10 @@ def unschedulable(pod: dict, message: str, now: str) -> dict | None:
     return new
 
 
-def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.datetime) -> dict:
-    """The core/v1 Event kube-scheduler records on a pod (``Scheduled``, ``FailedScheduling``)."""
+def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.datetime,
+                     component: str = SCHEDULER_NAME) -> dict:
+    """The core/v1 Event kube-scheduler (or another ``component``) records on a pod (``Scheduled``,
+    ``FailedScheduling``)."""
     meta = pod["metadata"]
     now = format_time(when)
     return {
@@ -109,9 +111,17 @@ def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.
                            "uid": meta.get("uid", ""), "apiVersion": "v1",
                            "resourceVersion": meta.get("resourceVersion", "")},
         "reason": reason, "message": message, "type": type_,
-        "source": {"component": SCHEDULER_NAME}, "reportingComponent": SCHEDULER_NAME, "reportingInstance": "",
+        "source": {"component": component}, "reportingComponent": component, "reportingInstance": "",
         "firstTimestamp": now, "lastTimestamp": now, "count": 1,
     }
+
+
+def record_event(store: Store, hub: Hub, event: dict) -> None:
+    """Store and publish ``event`` (from ``scheduling_event``)."""
+    meta = event["metadata"]
+    while store.find("events", meta["namespace"], meta["name"]) is not None:
+        meta["name"] += "0"  # two events in one nanosecond: keep both
+    hub.publish(store.create("events", event))
 
 
 def _set_condition(pod: dict, condition: dict) -> None:
@@ -213,10 +223,7 @@ class Binder:
 
     def _write(self, pod: dict, event: dict) -> None:
         self._hub.publish(self._store.update("pods", pod))
-        meta = event["metadata"]
-        while self._store.find("events", meta["namespace"], meta["name"]) is not None:
-            meta["name"] += "0"  # two events in one nanosecond: keep both
-        self._hub.publish(self._store.create("events", event))
+        record_event(self._store, self._hub, event)
 
     async def run(self) -> None:
         while True:
