@@ -1,7 +1,7 @@
 """Three real nodes against one cloud, driven by the real kubectl: pods go where their nodeName or nodeSelector says
 and run there (their containers labelled with that node); a pod that fits no node stays Pending with kube-scheduler's
-``FailedScheduling`` event; a node that joins later gets pods; one node's orphan cleanup never touches another's
-containers."""
+``FailedScheduling`` event; a node that joins later gets pods; one node's orphan cleanup and container GC never touch
+another's containers."""
 from __future__ import annotations
 
 import json
@@ -19,7 +19,8 @@ from tests.polling import wait_for
 
 @pytest.fixture
 def fleet_node_env() -> dict[str, str]:
-    return {"EDGEWORKERS_ORPHAN_CLEANUP_PERIOD_S": "1"}  # the isolation test watches it run
+    # The isolation test watches them run.
+    return {"EDGEWORKERS_ORPHAN_CLEANUP_PERIOD_S": "1", "EDGEWORKERS_CONTAINER_GC_PERIOD_S": "1"}
 
 
 def events_of(fleet: Fleet, pod: str) -> list[dict]:
@@ -81,17 +82,21 @@ def test_a_node_that_joins_later_gets_the_pods_that_wait_for_it(fleet: Fleet) ->
     assert set(fleet.placement().values()) == set(fleet.names)
 
 
-def stray_container(docker_client: docker.DockerClient, node: str, pod: str) -> str:
-    """A running busybox (it ends at SIGTERM) labelled as the app container of a pod ``pod`` on ``node`` that no cloud knows."""
-    ref = PodRef(str(uuid.uuid4()), "default", pod)
+def stray_container(docker_client: docker.DockerClient, node: str, pod: str, restart_count: int = 0,
+                    uid: str | None = None, running: bool = True) -> str:
+    """A busybox labelled as the app container of a pod ``pod`` on ``node`` that no cloud knows: running (it ends at
+    SIGTERM), or exited (a dead container, the container GC's business)."""
+    ref = PodRef(uid or str(uuid.uuid4()), "default", pod)
+    command = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"] if running else ["true"]
     container = docker_client.containers.run(
-        "busybox", ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"], detach=True,
-        labels=labels.for_container(node, ref, "app", labels.TYPE_APP),
+        "busybox", command, detach=True, labels=labels.for_container(node, ref, "app", labels.TYPE_APP, restart_count),
     )
+    if not running:
+        container.wait(timeout=30)
     return container.id
 
 
-def test_a_nodes_orphan_cleanup_removes_its_own_strays_and_never_another_nodes_containers(fleet: Fleet) -> None:
+def test_a_nodes_cleanup_removes_its_own_strays_and_never_another_nodes_containers(fleet: Fleet) -> None:
     one, two, _ = fleet.nodes
     fleet.apply(busybox_pod("kept", node=one.node))
     fleet.wait_running("kept")
@@ -99,13 +104,19 @@ def test_a_nodes_orphan_cleanup_removes_its_own_strays_and_never_another_nodes_c
     unowned = f"{fleet.prefix}-none"  # a node no agent runs: nobody's to clean
     try:
         theirs = stray_container(fleet.docker, unowned, "stray")
+        # Two dead attempts of one container: a GC that took them for its node's would keep only the newest.
+        uid = str(uuid.uuid4())
+        dead = {stray_container(fleet.docker, unowned, "dead", count, uid, running=False) for count in (0, 1)}
         ours = stray_container(fleet.docker, two.node, "stray")
 
         # Node two's orphan cleanup (every second here) removes the stray labelled with it ...
         wait_for(lambda: not two.containers("stray"), 60, "node two to remove its orphan")
-        # ... while node one's pod and the unowned stray are left alone, cleanup after cleanup.
-        hold_for(lambda: one.running_ids("kept") == kept and fleet.docker.containers.get(theirs).status == "running",
-                 5, "node one's pod and the unowned container untouched")
+        # ... while node one's pod and the unowned containers are left alone, cleanup after cleanup.
+        def untouched() -> bool:
+            listed = fleet.docker.containers.list(all=True, filters={"label": f"{labels.NODE}={unowned}"})
+            return one.running_ids("kept") == kept and {c.id for c in listed} == dead | {theirs}
+
+        hold_for(untouched, 5, "node one's pod and the unowned containers untouched")
         assert ours not in {c.id for c in fleet.docker.containers.list(all=True)}
     finally:
         for container in fleet.docker.containers.list(all=True, filters={"label": f"{labels.NODE}={unowned}"}):
