@@ -51,7 +51,7 @@ def test_a_stopped_autonomous_node_turns_unknown_and_its_pods_are_neither_evicte
     fleet.wait_running("on-1", "untolerating")
     assert two.running_ids("on-1") == containers  # the same containers: not restarted
     assert {name: uid for name, uid in uids(fleet).items() if name in before} == before
-    assert taints(fleet, two.node) == set()
+    wait_for(lambda: taints(fleet, two.node) == set(), 10, "the taint gone at the controller's next pass")
 
 
 def test_a_node_that_is_not_autonomous_gets_its_pods_evicted_as_they_tolerate_it(fleet: Fleet) -> None:
@@ -89,6 +89,6 @@ def test_a_node_that_is_not_autonomous_gets_its_pods_evicted_as_they_tolerate_it
     fleet.start(two)  # back: the node stops the evicted pod and confirms it gone
 
     two.wait_gone("goes")
-    assert (UNREACHABLE, "NoExecute") not in taints(fleet, two.node)
+    wait_for(lambda: not taints(fleet, two.node), 10, "the taints gone at the controller's next pass")
     assert {"stays", "defaulted"} <= two.running_pods()
     assert not terminating(fleet)
