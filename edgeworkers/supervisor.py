@@ -17,7 +17,9 @@ and:
   hard first stops the processes that one left (each also gets SIGTERM when its supervisor dies, through
   ``PR_SET_PDEATHSIG``), so one set runs;
 - on SIGTERM or SIGINT, sends SIGTERM to every process group, waits up to ``--stop-timeout`` seconds, then SIGKILLs
-  what is left. Pods are Docker's: they keep running, as when kubelet stops.
+  what is left. Pods are Docker's: they keep running, as when kubelet stops;
+- with ``--nodes N`` (N > 1), runs N edge nodes on this machine against the one cloud, for demos and tests: each
+  process but ``cloud`` once per node, as ``agent-1`` ... ``agent-N``, with the node's own settings (``node_env``).
 
 Why its own and not supervisord or circus: the watchdog. supervisord restarts dead processes only (a hung one needs an
 event listener, a second Python process) and gives up on a process after ``startretries``; circus's watchdog plugin
@@ -37,8 +39,10 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from honcho.environ import parse as parse_env
 from honcho.environ import parse_procfile
@@ -56,11 +60,36 @@ STATE = "supervisor.state"
 PR_SET_PDEATHSIG = 1
 TICK_S = 0.2
 SHELL_OPERATORS = ";&|<>()`$\n"
+CLOUD_PROCESSES = ("cloud",)  # with --nodes, run once; every other process runs once per node
+PORT_STEP = 10  # node i's ports are the single node's plus PORT_STEP * (i - 1)
 
 
 def restart_delay(failures: int) -> float:
     """The wait before the restart that follows ``failures`` quick exits in a row (at least 1)."""
     return min(MAX_DELAY_S, RESTART_DELAY_S * 2 ** max(0, failures - 1))
+
+
+def node_env(env: Mapping[str, str], index: int) -> dict[str, str]:
+    """The settings of node ``index`` (1, 2, ...) of several on one machine, from the settings ``env`` (the env file's,
+    over the process's environment) gives the single node: the node name with ``-index`` appended, the Redis database
+    ``index`` of the same server, the data dir ``<data dir>/nodes/<name>``, the node endpoint's and metrics' ports
+    ``PORT_STEP * (index - 1)`` above the single node's (a metrics port 0 stays off)."""
+    from edgeworkers.config import Settings, environ_values  # only here: pydantic would double the supervisor's PSS
+
+    fields = {name: info.annotation for name, info in Settings.model_fields.items()}
+    settings = Settings(**environ_values(fields, env))
+    url = urlsplit(settings.redis_url)
+    if url.scheme not in ("redis", "rediss"):
+        raise ValueError(f"several nodes need a redis:// or rediss:// EDGEWORKERS_REDIS_URL, not {url.scheme}://")
+    name = f"{settings.node_name}-{index}"
+    offset = PORT_STEP * (index - 1)
+    return {
+        "EDGEWORKERS_NODE_NAME": name,
+        "EDGEWORKERS_REDIS_URL": url._replace(path=f"/{index}").geturl(),
+        "EDGEWORKERS_DATA_DIR": str(settings.data_dir / "nodes" / name),
+        "EDGEWORKERS_NODE_PORT": str(settings.node_port + offset),
+        "EDGEWORKERS_METRICS_PORT": str(settings.metrics_port + offset if settings.metrics_port else 0),
+    }
 
 
 def start_time(pid: int) -> str | None:
@@ -78,6 +107,7 @@ class Child:
     name: str
     command: str
     notify: socket.socket
+    env: dict[str, str] = field(default_factory=dict)  # its own settings, over the supervisor's
     process: subprocess.Popen | None = None
     started: float = 0.0
     failures: int = 0
@@ -94,7 +124,7 @@ def _die_with_parent() -> None:
 
 class Supervisor:
     def __init__(self, procfile: Path, env: dict[str, str], run_dir: Path, watchdog_s: float = WATCHDOG_S,
-                 stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+                 stop_timeout_s: float = STOP_TIMEOUT_S, nodes: int = 1) -> None:
         self.root = procfile.resolve().parent
         self.env = env
         self.run_dir = run_dir
@@ -105,12 +135,22 @@ class Supervisor:
         notify_dir = run_dir / "notify"
         notify_dir.mkdir(mode=0o700, exist_ok=True)
         self.children: list[Child] = []
-        for name, command in parse_procfile(procfile.read_text()).processes.items():
+        processes = parse_procfile(procfile.read_text()).processes
+        if nodes == 1:
+            runs = [(name, command, {}) for name, command in processes.items()]
+        else:
+            merged = {**os.environ, **env}
+            runs = [(name, command, {}) for name, command in processes.items() if name in CLOUD_PROCESSES]
+            for index in range(1, nodes + 1):
+                own = node_env(merged, index)
+                runs += [(f"{name}-{index}", command, own) for name, command in processes.items()
+                         if name not in CLOUD_PROCESSES]
+        for name, command, own in runs:
             path = notify_dir / f"{name}.sock"
             path.unlink(missing_ok=True)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
             sock.bind(str(path))
-            child = Child(name, command, sock)
+            child = Child(name, command, sock, own)
             self.selector.register(sock, selectors.EVENT_READ, (child, "notify"))
             self.children.append(child)
 
@@ -168,7 +208,7 @@ class Supervisor:
             self._start(child, now)
 
     def _start(self, child: Child, now: float) -> None:
-        env = {**os.environ, **self.env, "NOTIFY_SOCKET": child.notify.getsockname(),
+        env = {**os.environ, **self.env, **child.env, "NOTIFY_SOCKET": child.notify.getsockname(),
                "WATCHDOG_USEC": str(int(self.watchdog_s * 1e6))}
         child.process = subprocess.Popen(  # noqa: S603 - the Procfile's command, as honcho runs it
             ["/bin/sh", "-c", shell_command(child.command)], cwd=self.root, env=env, stdin=subprocess.DEVNULL,
@@ -298,11 +338,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-bytes", type=int, default=LOG_BYTES, help="the log's size when it is rotated")
     parser.add_argument("--watchdog-s", type=float, default=WATCHDOG_S)
     parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT_S)
+    parser.add_argument("--nodes", type=int, default=1, help="edge nodes to run against the one cloud (node_env)")
     parser.add_argument("--stop-leftovers", action="store_true",
                         help="only stop the processes recorded in RUN_DIR by a supervisor killed hard")
     args = parser.parse_args(argv)
     if args.procfile is None and not args.stop_leftovers:
         parser.error("--procfile is required")
+    if args.nodes < 1:
+        parser.error("--nodes must be 1 or more")
     handler = logging.handlers.RotatingFileHandler(args.log or args.run_dir / "edgeworkers.log",
                                                    maxBytes=args.log_bytes, backupCount=LOG_BACKUPS)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -311,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         stop_leftovers(args.run_dir, args.stop_timeout)
         return
     env = parse_env(args.env_file.read_text()) if args.env_file else {}
-    Supervisor(args.procfile, env, args.run_dir, args.watchdog_s, args.stop_timeout).run()
+    Supervisor(args.procfile, env, args.run_dir, args.watchdog_s, args.stop_timeout, args.nodes).run()
 
 
 if __name__ == "__main__":

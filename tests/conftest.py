@@ -10,6 +10,7 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -32,9 +33,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """URL of an empty database of the real test Redis, claimed for this session and emptied after."""
+@contextmanager
+def claimed_database() -> Iterator[str]:
+    """URL of an empty database of the real test Redis, claimed (its claim key set) until the block ends, then
+    emptied."""
     try:
         redis.Redis.from_url(f"{TEST_REDIS}/0").ping()
     except redis.ConnectionError as exc:  # fail loudly: integration tests need the real server
@@ -48,7 +50,15 @@ def redis_url() -> Iterator[str]:
                 client.flushdb()
                 client.close()
             return
+        client.close()
     pytest.fail("no free database on the test Redis")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of an empty database of the real test Redis, claimed for this session and emptied after."""
+    with claimed_database() as url:
+        yield url
 
 
 @pytest.fixture

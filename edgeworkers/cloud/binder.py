@@ -108,6 +108,7 @@ def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.
     return event_on(pod, "Pod", "v1", type_, reason, message, SCHEDULER_NAME, when)
 
 
+
 def _set_condition(pod: dict, condition: dict) -> None:
     conditions = pod.setdefault("status", {}).setdefault("conditions", [])
     for i, c in enumerate(conditions):

@@ -6,10 +6,17 @@ change (so an edge node's skewed clock does not matter, and a server restart giv
 grace period). A node silent for ``grace_period_s`` gets kubelet's conditions set to Unknown, the
 ``node.kubernetes.io/unreachable:NoSchedule`` taint, and its pods' Ready condition set to False.
 
-Unlike kube's, it never evicts (no ``NoExecute`` taint): an edge node keeps running its pods while
+Unlike kube's, by default it never evicts (no ``NoExecute`` taint): an edge node keeps running its pods while
 disconnected, as KubeEdge's edge autonomy. When the node comes back it posts Ready=True itself; the
 taint follows the Ready condition and goes as soon as Ready is no longer Unknown. The pressure conditions' NoSchedule
 taints follow those conditions the same way (``cloud/taints.py``).
+
+A node annotated ``node.edgeworkers.io/autonomy: "false"`` is not autonomous: it gets kube's taint-based eviction, the
+``node.kubernetes.io/unreachable:NoExecute`` taint while Ready is Unknown (``not-ready:NoExecute`` while False), and
+its pods that do not tolerate it, or no longer, are evicted (``tainteviction.py``, run after each pass). The name
+follows OpenYurt's ``node.beta.openyurt.io/autonomy``, the annotation operators of edge clusters know; its sense is
+the other way round, because here autonomy is the default and eviction the exception (kube's default and OpenYurt's
+are the other way: a node evicts unless annotated ``"true"``).
 """
 from __future__ import annotations
 
@@ -21,7 +28,9 @@ import orjson
 import structlog
 
 from edgeworkers.cloud.store import Clock, Store
+from edgeworkers.cloud.tainteviction import NO_EXECUTE, TaintEviction
 from edgeworkers.cloud.taints import condition_taints
+from edgeworkers.cloud.tolerations import NOT_READY
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
 
@@ -29,6 +38,10 @@ log = structlog.get_logger(__name__)
 
 LEASE_NAMESPACE = "kube-node-lease"
 UNREACHABLE = "node.kubernetes.io/unreachable"
+# "false": the node is not autonomous, kube's taint-based eviction applies to it (the module's docstring).
+AUTONOMY_ANNOTATION = "node.edgeworkers.io/autonomy"
+# The NoExecute taint of a node that is not autonomous, by the status of its Ready condition.
+EVICTION_TAINTS = {"Unknown": UNREACHABLE, "False": NOT_READY}
 # The conditions kubelet posts; others (NetworkUnavailable) are not the kubelet's to lose.
 KUBELET_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
@@ -87,6 +100,22 @@ def unreachable_taints(taints: list[dict], unreachable: bool, now: str) -> list[
     return [t for t in taints if not _is_unreachable(t)]
 
 
+def autonomous(node: dict) -> bool:
+    """Whether the node keeps its pods while silent (the default), or is annotated not to."""
+    annotations = (node.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(AUTONOMY_ANNOTATION, "")).strip().lower() != "false"
+
+
+def eviction_taints(taints: list[dict], ready: str | None, evicting: bool, now: str) -> list[dict]:
+    """``taints`` with the NoExecute taint kube's node lifecycle controller keeps for a Ready condition of status
+    ``ready`` when the node is ``evicting`` (not autonomous), ``timeAdded`` ``now`` when new; without it otherwise."""
+    wanted = EVICTION_TAINTS.get(ready or "") if evicting else None
+    kept = [t for t in taints if not _is_eviction_taint(t) or t["key"] == wanted]
+    if wanted and not any(_is_eviction_taint(t) for t in kept):
+        return [*kept, {"key": wanted, "effect": NO_EXECUTE, "timeAdded": now}]
+    return taints if len(kept) == len(taints) else kept
+
+
 def pod_not_ready(status: dict, now: str) -> dict | None:
     """``status`` with its Ready condition False, as kube's MarkPodsNotReady; None when there is no
     Ready condition or it is False already. Reason, message and the other conditions are kept."""
@@ -109,12 +138,17 @@ def _is_unreachable(taint: dict) -> bool:
     return taint.get("key") == UNREACHABLE and taint.get("effect") == "NoSchedule"
 
 
+def _is_eviction_taint(taint: dict) -> bool:
+    return taint.get("key") in EVICTION_TAINTS.values() and taint.get("effect") == NO_EXECUTE
+
+
 def _copy(obj: dict) -> dict:
     return orjson.loads(orjson.dumps(obj))
 
 
 class NodeLifecycle:
-    """Marks silent nodes (once per silence) and keeps the unreachable taint in step with Ready."""
+    """Marks silent nodes (once per silence), keeps the unreachable taint in step with Ready, and evicts from the nodes
+    that are not autonomous."""
 
     def __init__(self, store: Store, hub: Hub, clock: Clock, grace_period_s: float = 40.0,
                  period_s: float = 5.0) -> None:
@@ -122,6 +156,7 @@ class NodeLifecycle:
         self._grace_s, self._period_s = grace_period_s, period_s
         self._probes: dict[str, Probe] = {}
         self._marked: set[str] = set()  # silent nodes already marked: not again until they beat again
+        self._eviction = TaintEviction(store, hub, clock)
         store.on_rollback(self._marked.clear)  # a marking a failed commit undid is made again at the next pass
 
     def monitor(self) -> None:
@@ -133,6 +168,7 @@ class NodeLifecycle:
         self._marked &= names
         for node in nodes:
             self._check(node, now)
+        self._eviction.evict()
 
     def _check(self, node: dict, now: dt.datetime) -> None:
         name, stamp = node["metadata"]["name"], format_time(now)
@@ -149,8 +185,9 @@ class NodeLifecycle:
         elif not stale:
             self._marked.discard(name)
         taints = spec.get("taints") or []
-        unknown = (_condition(new_conditions, "Ready") or {}).get("status") == "Unknown"
-        new_taints = condition_taints(unreachable_taints(taints, unknown, stamp), new_conditions, stamp)
+        ready = (_condition(new_conditions, "Ready") or {}).get("status")
+        new_taints = condition_taints(unreachable_taints(taints, ready == "Unknown", stamp), new_conditions, stamp)
+        new_taints = eviction_taints(new_taints, ready, not autonomous(node), stamp)
         new = node
         if new_conditions != conditions:
             new = {**new, "status": {**status, "conditions": new_conditions}}

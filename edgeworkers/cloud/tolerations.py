@@ -3,9 +3,9 @@ unreachable for 300 s (``NoExecute``), unless it says otherwise.
 
 A pod written without a toleration of ``node.kubernetes.io/not-ready`` (or of ``node.kubernetes.io/unreachable``) with
 effect ``NoExecute`` (a toleration with an empty key or an empty effect counts) gets one, ``operator: Exists``,
-``tolerationSeconds: 300``, on create and update, never on a subresource. In Kubernetes the taint-eviction controller
-reads them to evict pods 300 s after their node went away; this cloud never evicts (edge autonomy, README "The cloud
-API"), so here they only keep pods' specs as clients and other API servers expect them.
+``tolerationSeconds: 300``, on create and update, never on a subresource. The taint eviction controller
+(``tainteviction.py``) reads them to evict pods 300 s after their node went away, from nodes that are not autonomous
+only (``nodelifecycle.py``; autonomy is the default: README "The cloud API").
 """
 from __future__ import annotations
 

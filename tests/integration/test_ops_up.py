@@ -29,7 +29,7 @@ FAKE_CLOUD = (
     "class H(http.server.BaseHTTPRequestHandler):\n"
     "    def do_GET(self):\n"
     "        body = json.dumps({'major': '1', 'minor': '32', 'gitVersion': 'v1.32.0'}).encode()\n"
-    "        if self.path.split('?')[0] == LEASE:\n"
+    "        if self.path.split('?')[0].startswith(LEASE):  # the node's, or with --nodes those of <node>-i\n"
     "            renewed = os.environ.get('FAKE_RENEW_TIME') or datetime.datetime.now(datetime.UTC).isoformat()\n"
     "            body = json.dumps({'kind': 'Lease', 'spec': {'renewTime': renewed}}).encode()\n"
     "        self.send_response(200); self.send_header('Content-Type', 'application/json')\n"
@@ -255,3 +255,33 @@ def test_up_after_a_hard_killed_run_stops_what_it_left_and_runs_one_set(root: Pa
     assert sorted(children_of(second)) == sorted(now.values())
     assert f"worker: stopping pid {left['worker']}, left by an earlier run" in (
         root / ".run" / "edgeworkers.log").read_text()
+
+
+def test_up_with_nodes_runs_the_cloud_once_and_each_node_with_its_own_name_database_data_dir_and_port(
+        root: Path) -> None:
+    node_port = free_port()
+    make_root(root, "cloud: .venv/bin/python cloud.py\n"
+                    "agent: echo INFO edgeworkers.agent: agent is ready: node $EDGEWORKERS_NODE_NAME"
+                    " $EDGEWORKERS_REDIS_URL $EDGEWORKERS_DATA_DIR $EDGEWORKERS_NODE_PORT; exec sleep 600\n")
+    with (root / "ops" / "edgeworkers.env").open("a") as env:
+        env.write(f"EDGEWORKERS_DATA_DIR={root}/data\nEDGEWORKERS_NODE_PORT={node_port}\n")
+
+    up = run(root, "up", "--nodes", "2")
+
+    assert up.returncode == 0, up.stderr
+    assert f"Nodes: {NODE}-1 {NODE}-2" in up.stdout
+    assert sorted(supervised(root)) == ["agent-1", "agent-2", "cloud"]
+    log = (root / ".run" / "edgeworkers.log").read_text()
+    for i in (1, 2):
+        assert (f"agent-{i} | INFO edgeworkers.agent: agent is ready: node {NODE}-{i} redis://127.0.0.1:6379/{i} "
+                f"{root}/data/nodes/{NODE}-{i} {node_port + 10 * (i - 1)}") in log
+    assert "is ready: node ops-up-node " not in log  # no process runs as the single node
+
+    other = run(root, "up", "--nodes", "3")
+    assert other.returncode != 0
+    assert "runs 2 node(s), not 3: ops/down first" in other.stderr
+    assert run(root, "up", "--nodes", "0").returncode != 0
+
+    processes = list(supervised(root).values())
+    assert run(root, "down").returncode == 0
+    assert wait_gone(processes) == []

@@ -6,9 +6,12 @@ import pytest
 
 from edgeworkers.cloud.app import create_app
 from edgeworkers.cloud.nodelifecycle import (
+    AUTONOMY_ANNOTATION,
     UNREACHABLE,
     NodeLifecycle,
     Probe,
+    autonomous,
+    eviction_taints,
     heartbeat,
     node_is_stale,
     observe,
@@ -17,6 +20,7 @@ from edgeworkers.cloud.nodelifecycle import (
     unreachable_taints,
 )
 from edgeworkers.cloud.store import MODIFIED, Store
+from edgeworkers.cloud.tolerations import NOT_READY
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.k8s.timefmt import format_time
 from tests.unit.clock import Clock
@@ -266,3 +270,168 @@ async def test_the_server_runs_the_controller_with_the_settings(aiohttp_client, 
     async with asyncio.timeout(5):
         while not await unknown():
             await asyncio.sleep(0.01)
+
+
+# -- autonomy: kube's taint-based eviction for nodes annotated not autonomous -----------------------
+
+NOT_AUTONOMOUS = {AUTONOMY_ANNOTATION: "false"}
+
+
+@pytest.mark.parametrize("annotations, want", [
+    (None, True), ({}, True), ({AUTONOMY_ANNOTATION: "true"}, True), ({AUTONOMY_ANNOTATION: ""}, True),
+    (NOT_AUTONOMOUS, False), ({AUTONOMY_ANNOTATION: " False "}, False), ({"other": "false"}, True),
+])
+def test_autonomous(annotations, want):
+    meta = {"name": "n", **({"annotations": annotations} if annotations is not None else {})}
+    assert autonomous({"metadata": meta}) is want
+
+
+NO_EXECUTE_UNREACHABLE = {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": "2026-11-29T11:00:00Z"}
+NO_EXECUTE_NOT_READY = {"key": NOT_READY, "effect": "NoExecute", "timeAdded": "2026-11-29T11:00:00Z"}
+OWN_NO_EXECUTE = {"key": "dedicated", "effect": "NoExecute"}
+
+
+@pytest.mark.parametrize("taints, ready, evicting, want", [
+    ([], "Unknown", True, [{"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": NOW}]),
+    ([], "False", True, [{"key": NOT_READY, "effect": "NoExecute", "timeAdded": NOW}]),
+    ([], "True", True, []),
+    ([], None, True, []),
+    ([], "Unknown", False, []),  # autonomous: never
+    ([NO_EXECUTE_UNREACHABLE], "Unknown", True, [NO_EXECUTE_UNREACHABLE]),  # kept, timeAdded with it
+    ([NO_EXECUTE_UNREACHABLE, OTHER_TAINT], "True", True, [OTHER_TAINT]),  # back: gone
+    ([NO_EXECUTE_UNREACHABLE], "False", True, [{"key": NOT_READY, "effect": "NoExecute", "timeAdded": NOW}]),
+    ([NO_EXECUTE_NOT_READY, UNREACHABLE_TAINT], "Unknown", False, [UNREACHABLE_TAINT]),  # turned autonomous
+    ([OWN_NO_EXECUTE], "Unknown", False, [OWN_NO_EXECUTE]),  # an operator's taint is theirs
+])
+def test_eviction_taints(taints, ready, evicting, want):
+    assert eviction_taints(taints, ready, evicting, NOW) == want
+
+
+def tolerating(p, seconds=..., key=UNREACHABLE):
+    """``p`` with a toleration of ``key`` (NoExecute), for ``seconds`` (``...``: without tolerationSeconds)."""
+    toleration = {"key": key, "operator": "Exists", "effect": "NoExecute"}
+    if seconds is not ...:
+        toleration["tolerationSeconds"] = seconds
+    p["spec"]["tolerations"] = [toleration]
+    return p
+
+
+def silent_fleet(store, lifecycle, annotations=None):
+    """edge-1 (with ``annotations``) and its pods: ``plain`` tolerates nothing, ``default`` the unreachable taint for
+    300 s (what admission gives every pod), ``short`` for 60 s, ``forever`` without a limit."""
+    store.create("nodes", {**node(), "metadata": {"name": "edge-1", "annotations": annotations or {}}})
+    store.create("leases", lease())
+    store.create("pods", pod("plain", "edge-1"))
+    store.create("pods", tolerating(pod("default", "edge-1"), 300))
+    store.create("pods", tolerating(pod("short", "edge-1"), 60))
+    store.create("pods", tolerating(pod("forever", "edge-1")))
+    lifecycle.monitor()
+
+
+def deleting(store):
+    return sorted(p["metadata"]["name"] for p in store.list("pods") if "deletionTimestamp" in p["metadata"])
+
+
+def test_a_silent_node_that_is_not_autonomous_is_tainted_noexecute_and_evicts_as_its_pods_tolerate(cluster):
+    store, clock, lifecycle, _events = cluster
+    silent_fleet(store, lifecycle, NOT_AUTONOMOUS)
+    clock.advance(41)
+    lifecycle.monitor()  # Unknown now: the NoExecute taint, and the pod that does not tolerate it goes at once
+
+    silent = store.get("nodes", "", "edge-1")
+    assert silent["spec"]["taints"] == [
+        {"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": "2026-11-29T12:00:41Z"},
+        {"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": "2026-11-29T12:00:41Z"}]
+    assert deleting(store) == ["plain"]
+    plain = store.get("pods", "default", "plain")
+    # A graceful delete (the pod's own 30 s): the node confirms it when it returns, as with kube.
+    assert plain["metadata"]["deletionTimestamp"] == "2026-11-29T12:01:11Z"
+    assert plain["metadata"]["deletionGracePeriodSeconds"] == 30
+    target = next(c for c in plain["status"]["conditions"] if c["type"] == "DisruptionTarget")
+    assert (target["status"], target["reason"]) == ("True", "DeletionByTaintManager")
+    [event] = [e for e in store.list("events", "default") if e["reason"] == "TaintManagerEviction"]
+    assert (event["type"], event["message"], event["involvedObject"]["name"], event["source"]["component"]) == (
+        "Normal", "Marking for deletion Pod default/plain", "plain", "taint-eviction-controller")
+
+    clock.advance(59)
+    lifecycle.monitor()
+    assert deleting(store) == ["plain"]
+    clock.advance(1)  # 60 s after the taint
+    lifecycle.monitor()
+    assert deleting(store) == ["plain", "short"]
+    clock.advance(239)
+    lifecycle.monitor()
+    assert deleting(store) == ["plain", "short"]
+    clock.advance(1)  # 300 s: the default toleration has run out
+    lifecycle.monitor()
+    assert deleting(store) == ["default", "plain", "short"]
+    clock.advance(86400)
+    lifecycle.monitor()
+    assert deleting(store) == ["default", "plain", "short"]  # tolerated without a limit: stays
+    assert len([e for e in store.list("events", "default") if e["reason"] == "TaintManagerEviction"]) == 3
+
+
+def test_an_autonomous_node_silent_for_long_keeps_every_pod(cluster):
+    store, clock, lifecycle, _events = cluster
+    silent_fleet(store, lifecycle)  # no annotation: autonomous
+    for _ in range(3):
+        clock.advance(400)
+        lifecycle.monitor()
+    assert ready_of(store.get("nodes", "", "edge-1"))["status"] == "Unknown"
+    assert [t["effect"] for t in store.get("nodes", "", "edge-1")["spec"]["taints"]] == ["NoSchedule"]
+    assert deleting(store) == []
+    assert not [e for e in store.list("events", "default") if e["reason"] == "TaintManagerEviction"]
+
+
+def test_a_node_back_before_the_toleration_runs_out_keeps_its_tolerating_pods(cluster):
+    store, clock, lifecycle, _events = cluster
+    silent_fleet(store, lifecycle, NOT_AUTONOMOUS)
+    clock.advance(41)
+    lifecycle.monitor()
+    clock.advance(30)
+    renew(store, clock)  # back: Ready=True
+    lifecycle.monitor()
+    assert "taints" not in store.get("nodes", "", "edge-1")["spec"]
+    clock.advance(600)
+    lifecycle.monitor()
+    assert deleting(store) == ["plain"]  # only the one that tolerated nothing went
+
+
+def test_the_annotation_set_while_a_node_is_unknown_starts_eviction_and_removed_it_stops(cluster):
+    store, clock, lifecycle, _events = cluster
+    silent_fleet(store, lifecycle)
+    clock.advance(41)
+    lifecycle.monitor()
+    assert deleting(store) == []
+    current = store.get("nodes", "", "edge-1")
+    store.update("nodes", {**current, "metadata": {**current["metadata"], "annotations": NOT_AUTONOMOUS}})
+    clock.advance(5)
+    lifecycle.monitor()
+    assert deleting(store) == ["plain"]
+    current = store.get("nodes", "", "edge-1")
+    store.update("nodes", {**current, "metadata": {**current["metadata"], "annotations": {}}})
+    lifecycle.monitor()
+    assert [t["effect"] for t in store.get("nodes", "", "edge-1")["spec"]["taints"]] == ["NoSchedule"]
+    clock.advance(600)
+    lifecycle.monitor()
+    assert deleting(store) == ["plain"]
+
+
+def test_an_operators_noexecute_taint_evicts_on_any_node_counted_from_when_first_seen(cluster):
+    store, clock, lifecycle, _events = cluster
+    store.create("nodes", node())
+    store.create("leases", lease())
+    store.create("pods", tolerating(pod("drained", "edge-1"), 60, key="maintenance"))
+    store.create("pods", tolerating(pod("default", "edge-1"), 300))  # tolerates unreachable, not this one
+    current = store.get("nodes", "", "edge-1")
+    store.update("nodes", {**current, "spec": {"taints": [{"key": "maintenance", "effect": "NoExecute"}]}})  # by hand
+    lifecycle.monitor()
+    assert deleting(store) == ["default"]
+    clock.advance(30)
+    renew(store, clock)
+    lifecycle.monitor()
+    assert deleting(store) == ["default"]
+    clock.advance(30)
+    lifecycle.monitor()
+    assert deleting(store) == ["default", "drained"]
+    assert store.get("nodes", "", "edge-1")["spec"]["taints"] == [{"key": "maintenance", "effect": "NoExecute"}]
