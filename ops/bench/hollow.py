@@ -46,7 +46,12 @@ def classify(method: str, path: str) -> tuple[str, str]:
     a subresource is named ``resource/sub`` (``pods/status``)."""
     path = path.split("?", 1)[0].strip("/")
     parts = path.split("/")
-    parts = parts[2:] if parts[0] == "api" else parts[3:]  # api/v1/... or apis/<group>/<version>/...
+    if parts[0] == "api" and len(parts) > 2:  # api/v1/...
+        parts = parts[2:]
+    elif parts[0] == "apis" and len(parts) > 3:  # apis/<group>/<version>/...
+        parts = parts[3:]
+    else:  # a discovery document, /version, /healthz
+        return method.lower(), f"/{path}"
     if len(parts) >= 3 and parts[0] == "namespaces":
         parts = parts[2:]
     resource = "/".join(parts[:1] + parts[2:3])

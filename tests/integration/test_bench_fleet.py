@@ -20,6 +20,6 @@ def test_the_smoke_run_brings_every_pod_to_running_and_reports_the_figures_besid
     assert "  2 nodes, 8 pods: API met, pod startup met" in out
     assert "  5 nodes, 20 pods: API met, pod startup met" in out
     assert "ratios to the baseline (2 nodes, 8 pods)" in out
-    assert "failed calls: 2 nodes: 0, 5 nodes: 0" in out
+    assert "calls the cloud failed (5xx, 429): 2 nodes: 0, 5 nodes: 0" in out
     for verb in ("create", "patch"):
         assert any(line.startswith(verb) for line in out.splitlines()), out

@@ -43,3 +43,8 @@ def test_the_bare_pods_are_what_the_controllers_would_make() -> None:
     assert all("affinity" not in p["spec"] for p in pods[3:])
     kinds = [(path.rsplit("/", 1)[1], obj["spec"].get("replicas")) for path, obj in controller_objects(Size(3, 9), 2)]
     assert kinds == [("daemonsets", None), ("deployments", 3), ("deployments", 3)]
+
+
+def test_a_document_outside_the_resources_is_classified_by_its_path() -> None:
+    assert classify("GET", "/version") == ("get", "/version")
+    assert classify("GET", "/apis/apps/v1") == ("get", "/apis/apps/v1")
