@@ -8,7 +8,9 @@ For each size (the baseline first, then --steps, then --nodes), apart from the m
 - N hollow nodes (ops/bench/hollow.py, --nodes-per-process of them per process, as kubemark runs hollow kubelets): the
   real bridge and pod worker on a FakeRuntime, each node with its own identity (``issue-node-credentials``, as the
   embedded cloud's nodes get theirs) and its own database of a ``redis-server`` the bench starts (free port, temp dir,
-  password file, one database per node); the time until every node is Ready at the cloud is the join time;
+  password file, one database per node), each process starting its nodes evenly over --stagger-s (10 s, the
+  heartbeat period: a fleet's heartbeats are not in step); the time until every node is Ready at the cloud is the
+  join time;
 - the workload, ten pods per node in the default shape: a DaemonSet (one pod per node) and 20 Deployments holding the
   rest (e.g. 200 nodes: 200 + 20 x 90 = 2,000 pods). ``--workload pods`` (the default) creates them as bare pods
   through the API, as their controllers would (the DaemonSet's pinned to their node by node affinity on
@@ -26,7 +28,7 @@ Beside Kubernetes' SLOs: API call latency p99 <= 1 s for single-object calls (ge
 pod startup p99 <= 5 s. Every figure of a size is also given as a ratio to the baseline's, measured in the same run.
 
     .venv/bin/python ops/bench/fleet.py --nodes 200 --pods 2000 --baseline 20 --steps 50,100
-    .venv/bin/python ops/bench/fleet.py --nodes 5 --pods 20 --baseline 0 --steady-s 2     # the smoke run
+    .venv/bin/python ops/bench/fleet.py --nodes 5 --pods 20 --baseline 0 --stagger-s 1 --steady-s 2  # smoke run
 """
 from __future__ import annotations
 
@@ -182,7 +184,7 @@ class Hollows:
     """The hollow nodes' processes, --nodes-per-process nodes each, on the bench's Redis (a database per node)."""
 
     def __init__(self, root: Path, size: Size, per_process: int, redis_port: int, password_file: Path,
-                 server: Server, threads: int) -> None:
+                 server: Server, threads: int, stagger_s: float) -> None:
         self.root = root
         self.processes: list[tuple[subprocess.Popen, Path, Path]] = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEWORKERS_")}
@@ -193,7 +195,7 @@ class Hollows:
             argv = [sys.executable, str(HOLLOW), "--redis-url", f"redis://127.0.0.1:{redis_port}",
                     "--password-file", str(password_file), "--cloud-data-dir", str(server.root / "data"),
                     "--cloud-port", str(server.port), "--data-root", str(root / "nodes"), "--threads", str(threads),
-                    "--samples", str(samples),
+                    "--samples", str(samples), "--stagger-s", str(stagger_s),
                     *(f"{name}:{start + offset + 1}" for offset, name in enumerate(names[start:start + per_process]))]
             with log.open("wb") as out:
                 process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -348,7 +350,8 @@ def run_size(size: Size, args: argparse.Namespace, root: Path, redis_port: int, 
             issue_node_credentials(cloud_settings, name)
         cpu_before = cloud_cpu_s(cloud)
         joined = time.monotonic()
-        hollows = Hollows(root, size, args.nodes_per_process, redis_port, password_file, server, args.threads)
+        hollows = Hollows(root, size, args.nodes_per_process, redis_port, password_file, server, args.threads,
+                          args.stagger_s)
         wait_until(lambda: (hollows.check(), nodes_ready(admin, size.nodes))[1], args.timeout_s,
                    f"{size.nodes} nodes Ready", POLL_S)
         outcome.join_s = time.monotonic() - joined
@@ -475,6 +478,8 @@ def main() -> None:
     parser.add_argument("--create-threads", type=int, default=4)
     parser.add_argument("--nodes-per-process", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2, help="pod worker threads per hollow node")
+    parser.add_argument("--stagger-s", type=float, default=10.0, help="each hollow process starts its nodes evenly "
+                        "over this long (the heartbeat period: a fleet's heartbeats are not in step)")
     parser.add_argument("--steady-s", type=float, default=30.0, help="the steady state measured after")
     parser.add_argument("--timeout-s", type=float, default=900.0)
     args = parser.parse_args()

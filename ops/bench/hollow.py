@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, required=True, help="each node's data dir is made under it")
     parser.add_argument("--threads", type=int, default=2, help="pod worker threads per node")
     parser.add_argument("--samples", type=Path, required=True, help="where the API call samples go at the end")
+    parser.add_argument("--stagger-s", type=float, default=0.0,
+                        help="start the nodes evenly over this long, as a fleet's nodes are not started at once")
     parser.add_argument("nodes", nargs="+", help="NAME:DATABASE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -151,9 +153,10 @@ def main() -> None:
             worker_threads=args.threads, metrics_port=0,
         )
         nodes.append(HollowNode(settings, args.threads, samples))
-    for node in nodes:
+    for index, node in enumerate(nodes):
+        if stop.wait(args.stagger_s / len(nodes) if index else 0):
+            break
         node.start()
-    print(f"hollow nodes ready: {len(nodes)}", flush=True)
     stop.wait()
     for node in nodes:
         node.stop_event.set()

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_smoke_run_brings_every_pod_to_running_and_reports_the_figures_beside_the_slos() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "ops/bench/fleet.py"), "--nodes", "5", "--pods", "20", "--baseline", "2",
-         "--deployments", "3", "--steady-s", "1", "--timeout-s", "60"],
+         "--deployments", "3", "--stagger-s", "1", "--steady-s", "1", "--timeout-s", "60"],
         capture_output=True, text=True, timeout=180, check=False, cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
