@@ -11,7 +11,7 @@ import orjson
 import structlog
 from aiohttp import web
 
-from edgeworkers.cloud import certificates, discovery, openapi
+from edgeworkers.cloud import certificates, discovery, kinds, openapi
 from edgeworkers.cloud.auth import NodeTokens, authenticate, token_auth
 from edgeworkers.cloud.binder import Binder
 from edgeworkers.cloud.certificates import NodeConnector, NodeCredentialRequests
@@ -20,7 +20,7 @@ from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
 from edgeworkers.cloud.metrics_api import MetricsApi
 from edgeworkers.cloud.nodelifecycle import NodeLifecycle
-from edgeworkers.cloud.resources import COORDINATION_RESOURCES, CORE_RESOURCES
+from edgeworkers.cloud.resources import API_VERSIONS, served_at
 from edgeworkers.cloud.reviews import Reviews
 from edgeworkers.cloud.serviceaccounts import ServiceAccounts
 from edgeworkers.cloud.store import Clock, Store, utcnow
@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 API_KEY = web.AppKey("api", Api)
 BINDER_KEY = web.AppKey("binder", Binder)
 NODE_LIFECYCLE_KEY = web.AppKey("node_lifecycle", NodeLifecycle)
+CONTROLLERS_KEY = web.AppKey("controllers", list)
 _TASKS_KEY = web.AppKey("tasks", list)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 SLASH = "{slash:/?}"  # kube-apiserver answers its documents with or without a trailing slash (kr8s asks `/version/`)
@@ -57,6 +58,7 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     store.flush()  # served from here on: what the seed wrote is committed (a disk that fails now stops the start)
     app[API_KEY] = api
     app[BINDER_KEY] = Binder(store, hub, clock)
+    app[CONTROLLERS_KEY] = [make(store, hub, clock, settings) for make in kinds.CONTROLLERS]
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []
@@ -65,11 +67,12 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     app[_NODE_REGISTRY_KEY] = nodes
     server_address = f"{settings.cloud_host}:{settings.cloud_port}"
 
-    async def core(request: web.Request) -> web.StreamResponse:
-        return await api.dispatch(request, CORE_RESOURCES)
+    def resources_of(api_version: str):
+        resources = served_at(api_version)
 
-    async def coordination(request: web.Request) -> web.StreamResponse:
-        return await api.dispatch(request, COORDINATION_RESOURCES)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await api.dispatch(request, resources)
+        return handler
 
     metrics_api = MetricsApi(store)
     reviews = Reviews(lambda bearer: authenticate(token, nodes, f"Bearer {bearer}"), store, clock)
@@ -126,8 +129,9 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     router.add_get("/openapi/v2" + SLASH, openapi_v2)
     router.add_get("/openapi/v3" + SLASH, document(openapi.openapi_v3_root))
     router.add_get("/openapi/v3/{gv:.+}", openapi_doc)
-    router.add_route("*", "/api/v1/{path:.+}", core)
-    router.add_route("*", "/apis/coordination.k8s.io/v1/{path:.+}", coordination)
+    for api_version in API_VERSIONS:
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        router.add_route("*", prefix + "/{path:.+}", resources_of(api_version))
     router.add_route("*", "/apis/authentication.k8s.io/v1/{path:.+}", reviews.handle)
     router.add_route("*", "/apis/metrics.k8s.io/v1beta1/{path:.+}", metrics_api.handle)
     router.add_post(certificates.PATH, NodeCredentialRequests(settings, own.creds, nodes, store).create)
@@ -148,6 +152,7 @@ async def _start(app: web.Application) -> None:
         asyncio.create_task(app[NODE_LIFECYCLE_KEY].run(), name="node-lifecycle"),
         asyncio.create_task(expire_events(api.store, api.hub, api.clock), name="event-expiry"),
         asyncio.create_task(own.run(), name="own-certificates"),
+        *(asyncio.create_task(controller.run(), name=controller.name) for controller in app[CONTROLLERS_KEY]),
     ])
 
 

@@ -18,6 +18,7 @@ import orjson
 import structlog
 
 from edgeworkers.cloud.placement import SELECTOR_MISMATCH, NodeLoads, insufficient, matches_node, pod_requests
+from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.store import ADDED, DELETED, MODIFIED, Clock, Event, Store
 from edgeworkers.cloud.taints import untolerated_message, untolerated_taint
 from edgeworkers.cloud.tolerations import NOT_READY, UNREACHABLE
@@ -102,17 +103,7 @@ def unschedulable(pod: dict, message: str, now: str) -> dict | None:
 
 def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.datetime) -> dict:
     """The core/v1 Event kube-scheduler records on a pod (``Scheduled``, ``FailedScheduling``)."""
-    meta = pod["metadata"]
-    now = format_time(when)
-    return {
-        "metadata": {"name": f"{meta['name']}.{int(when.timestamp() * 1e9):x}", "namespace": meta["namespace"]},
-        "involvedObject": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"],
-                           "uid": meta.get("uid", ""), "apiVersion": "v1",
-                           "resourceVersion": meta.get("resourceVersion", "")},
-        "reason": reason, "message": message, "type": type_,
-        "source": {"component": SCHEDULER_NAME}, "reportingComponent": SCHEDULER_NAME, "reportingInstance": "",
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-    }
+    return event_on(pod, "Pod", "v1", type_, reason, message, SCHEDULER_NAME, when)
 
 
 def _set_condition(pod: dict, condition: dict) -> None:
@@ -236,10 +227,7 @@ class Binder:
 
     def _write(self, pod: dict, event: dict) -> None:
         self._hub.publish(self._store.update("pods", pod))
-        meta = event["metadata"]
-        while self._store.find("events", meta["namespace"], meta["name"]) is not None:
-            meta["name"] += "0"  # two events in one nanosecond: keep both
-        self._hub.publish(self._store.create("events", event))
+        record(self._store, self._hub, event)
 
     async def run(self) -> None:
         while True:

@@ -32,10 +32,12 @@ class Resource:
     singular: str = ""
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    group_version: tuple[str, str] | None = None  # a subresource served as another group's kind (autoscaling/v1 Scale)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "singularName": self.singular, "namespaced": self.namespaced, "kind": self.kind,
-                "verbs": list(self.verbs), **self.names()}
+        other = {"group": self.group_version[0], "version": self.group_version[1]} if self.group_version else {}
+        return {"name": self.name, "singularName": self.singular, "namespaced": self.namespaced, **other,
+                "kind": self.kind, "verbs": list(self.verbs), **self.names()}
 
     def names(self) -> dict:
         """Its short names and categories, the fields left out when empty."""
@@ -43,8 +45,16 @@ class Resource:
         return {key: value for key, value in out.items() if value}
 
 
+def _scalable(name: str, kind: str, singular: str, short: tuple[str, ...]) -> tuple[Resource, ...]:
+    """A workload with its /scale (an autoscaling/v1 Scale) and /status subresources, in the category ``all``."""
+    return (Resource(name, kind, True, tuple(_NAMESPACED), singular, short, ("all",)),
+            Resource(f"{name}/scale", "Scale", True, tuple(_SUBRESOURCE), group_version=("autoscaling", "v1")),
+            Resource(f"{name}/status", kind, True, tuple(_SUBRESOURCE)))
+
+
 CORE_V1: tuple[Resource, ...] = (
     Resource("configmaps", "ConfigMap", True, tuple(_NAMESPACED), "configmap", ("cm",)),
+    Resource("endpoints", "Endpoints", True, tuple(_NAMESPACED), "endpoints", ("ep",)),
     Resource("events", "Event", True, tuple(_NAMESPACED), "event", ("ev",)),
     Resource("namespaces", "Namespace", False, tuple(_CRUD), "namespace", ("ns",)),
     Resource("namespaces/status", "Namespace", False, tuple(_SUBRESOURCE)),
@@ -58,8 +68,28 @@ CORE_V1: tuple[Resource, ...] = (
     Resource("pods/log", "Pod", True, ("get",)),
     Resource("pods/portforward", "PodPortForwardOptions", True, ("create", "get")),
     Resource("pods/status", "Pod", True, tuple(_SUBRESOURCE)),
+    *_scalable("replicationcontrollers", "ReplicationController", "replicationcontroller", ("rc",)),
     Resource("secrets", "Secret", True, tuple(_NAMESPACED), "secret"),
     Resource("serviceaccounts", "ServiceAccount", True, tuple(_NAMESPACED), "serviceaccount", ("sa",)),
+    Resource("services", "Service", True, tuple(_NAMESPACED), "service", ("svc",), ("all",)),
+    Resource("services/status", "Service", True, tuple(_SUBRESOURCE)),
+)
+
+APPS_V1: tuple[Resource, ...] = (
+    Resource("controllerrevisions", "ControllerRevision", True, tuple(_NAMESPACED), "controllerrevision"),
+    Resource("daemonsets", "DaemonSet", True, tuple(_NAMESPACED), "daemonset", ("ds",), ("all",)),
+    Resource("daemonsets/status", "DaemonSet", True, tuple(_SUBRESOURCE)),
+    *_scalable("deployments", "Deployment", "deployment", ("deploy",)),
+    *_scalable("replicasets", "ReplicaSet", "replicaset", ("rs",)),
+)
+
+BATCH_V1: tuple[Resource, ...] = (
+    Resource("jobs", "Job", True, tuple(_NAMESPACED), "job", (), ("all",)),
+    Resource("jobs/status", "Job", True, tuple(_SUBRESOURCE)),
+)
+
+DISCOVERY_V1: tuple[Resource, ...] = (
+    Resource("endpointslices", "EndpointSlice", True, tuple(_NAMESPACED), "endpointslice"),
 )
 
 COORDINATION_V1: tuple[Resource, ...] = (
@@ -100,7 +130,10 @@ CORE = GroupVersion("", "v1", CORE_V1)
 # Everything this server serves, and so everything discovery and OpenAPI list.
 SERVED: tuple[GroupVersion, ...] = (
     CORE,
+    GroupVersion("apps", "v1", APPS_V1),
+    GroupVersion("batch", "v1", BATCH_V1),
     GroupVersion(COORDINATION_GROUP, "v1", COORDINATION_V1),
+    GroupVersion("discovery.k8s.io", "v1", DISCOVERY_V1),
     GroupVersion(AUTHENTICATION_GROUP, "v1", AUTHENTICATION_V1),
     GroupVersion(METRICS_GROUP, "v1beta1", METRICS_V1BETA1),
 )
@@ -193,7 +226,8 @@ def _resource_discovery(served: GroupVersion, resource: Resource, subresources: 
     if subresources:
         out["subresources"] = [{
             "subresource": sub.name.partition("/")[2],
-            "responseKind": {"group": served.group, "version": served.version, "kind": sub.kind},
+            "responseKind": {"group": (sub.group_version or (served.group,))[0],
+                             "version": (sub.group_version or ("", served.version))[1], "kind": sub.kind},
             "verbs": list(sub.verbs),
         } for sub in subresources]
     return out

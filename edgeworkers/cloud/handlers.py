@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from edgeworkers.cloud import logs_proxy, managedfields, ownership, patch, streams_proxy, wire
+from edgeworkers.cloud import kinds, logs_proxy, managedfields, ownership, patch, streams_proxy, wire
 from edgeworkers.cloud.auth import Identity, identity_of
 from edgeworkers.cloud.authorizer import Attributes, admit, authorize, verb_of
 from edgeworkers.cloud.binder import bound
@@ -23,6 +23,7 @@ from edgeworkers.cloud.fields import check_fields
 from edgeworkers.cloud.pagination import paginate
 from edgeworkers.cloud.portforward import pod_port_forward
 from edgeworkers.cloud.resources import RESOURCES, SEED_NAMESPACES, Resource
+from edgeworkers.cloud.scale import scaled, to_scale
 from edgeworkers.cloud.selectors import check_selectable, parse_field_selector, parse_label_selector
 from edgeworkers.cloud.serviceaccounts import with_account_pull_secrets
 from edgeworkers.cloud.store import Clock, Store
@@ -142,6 +143,8 @@ class Api:
             return await logs_proxy.pod_logs(request, self.store, self.session, t.namespace or "", t.name or "")
         if resource.name == "pods" and t.sub == "binding" and method == "POST":
             return await self.bind(request, t)
+        if t.sub == "scale" and resource.scalable:
+            return await self._scale(request, t)
         if (t.sub == "status" and resource.has_status) or (resource.name == "pods" and t.sub == EPHEMERAL):
             if method == "GET":
                 return self.get(request, t)
@@ -151,6 +154,19 @@ class Api:
                 return await self.patch(request, t)
             raise status.method_not_allowed(f"{resource.name}/{t.sub}", method, resource.group)
         raise route_not_found()
+
+    async def _scale(self, request: web.Request, t: Target) -> web.Response:
+        """GET, PUT or PATCH an autoscaling/v1 Scale: a write changes the workload's ``spec.replicas``."""
+        if request.method == "GET":
+            return wire.json_response(to_scale(self.store.get_visible(t.resource.name, t.namespace or "", t.name or "")))
+        live = self.store.get(t.resource.name, t.namespace or "", t.name or "")
+        if request.method == "PUT":
+            new = scaled(live, await wire.read_object(request))
+        elif request.method == "PATCH":
+            new = scaled(live, await _patched(request, to_scale(live), "Scale"))
+        else:
+            raise status.method_not_allowed(f"{t.resource.name}/scale", request.method, t.resource.group)
+        return wire.json_response(to_scale(self._update(t, live, new, field_manager(request))))
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -318,18 +334,7 @@ class Api:
             return self._apply(request, t, live, body)
         if live is None:
             raise status.not_found(t.resource.name, t.name or "", t.resource.group)
-        operations = wire.decode_json(body)
-        try:
-            if kind == wire.STRATEGIC:
-                result = patch.strategic_merge(_copy(live), operations, t.resource.kind)
-            elif kind == wire.MERGE:
-                result = patch.merge_patch(_copy(live), operations)
-            else:
-                result = patch.json_patch(_copy(live), operations)
-        except patch.PatchTestFailed as exc:  # as kube-apiserver: 422, the request was understood but does not hold
-            raise status.APIError({**status.bad_request(str(exc)).status, "reason": "Invalid", "code": 422}) from exc
-        except ValueError as exc:
-            raise status.bad_request(str(exc)) from exc
+        result = await _patched(request, live, t.resource.kind)
         if not isinstance(result, dict) or not isinstance(result.get("metadata"), dict):
             raise status.bad_request("the patch leaves no object")
         meta = result["metadata"]
@@ -435,6 +440,24 @@ class Api:
         return event.object
 
 
+async def _patched(request: web.Request, live: dict, kind: str) -> object:
+    """``live`` with the request's strategic merge, JSON merge or JSON patch applied (a copy)."""
+    media = wire.media_type(request)
+    if media not in wire.PATCH_TYPES or media == wire.APPLY:
+        raise status.unsupported_media_type(media, tuple(t for t in wire.PATCH_TYPES if t != wire.APPLY))
+    operations = wire.decode_json(await request.read())
+    try:
+        if media == wire.STRATEGIC:
+            return patch.strategic_merge(_copy(live), operations, kind)
+        if media == wire.MERGE:
+            return patch.merge_patch(_copy(live), operations)
+        return patch.json_patch(_copy(live), operations)
+    except patch.PatchTestFailed as exc:  # as kube-apiserver: 422, the request was understood but does not hold
+        raise status.APIError({**status.bad_request(str(exc)).status, "reason": "Invalid", "code": 422}) from exc
+    except ValueError as exc:
+        raise status.bad_request(str(exc)) from exc
+
+
 async def _delete_options(request: web.Request) -> tuple[int | None, str, dict]:
     """A delete's grace period (query or DeleteOptions), propagation policy and preconditions."""
     body = await request.read()
@@ -512,6 +535,12 @@ def _prepare_create(resource: Resource, obj: dict) -> dict:
         return _namespace(obj)
     if resource.name == "secrets":
         return default_secret(obj)
+    if resource.name in kinds.FRESH_STATUS:
+        obj["status"] = {}
+    return kinds.DEFAULTERS.get(resource.name, _same)(obj)
+
+
+def _same(obj: dict) -> dict:
     return obj
 
 
@@ -521,7 +550,7 @@ def _prepare_update(resource: Resource, obj: dict, sub: str | None) -> dict:
         return pod if sub else default_toleration_seconds(pod)  # admission leaves subresources alone
     if resource.name == "secrets":
         return default_secret(obj)
-    return obj
+    return kinds.DEFAULTERS.get(resource.name, _same)(obj)
 
 
 def _validate(resource: Resource, obj: dict, old: dict | None, sub: str | None = None) -> None:
@@ -536,6 +565,9 @@ def _validate(resource: Resource, obj: dict, old: dict | None, sub: str | None =
         errors = validation.validate_secret(obj) if old is None else validation.validate_secret_update(old, obj)
     elif resource.name == "nodes":
         errors = validation.validate_node(obj)
+    elif resource.name in kinds.VALIDATORS:
+        errors = validation.validate_object_meta(obj.get("metadata") or {}, resource.namespaced)
+        errors += kinds.VALIDATORS[resource.name](obj, old)
     else:
         errors = validation.validate_object_meta(obj.get("metadata") or {}, resource.namespaced)
     if old is not None and resource.name in ("nodes", "namespaces", "events", "leases"):

@@ -35,7 +35,8 @@ from edgeworkers.cloud.discovery import (
 )
 
 DEFINITIONS_FILE = Path(__file__).with_name("openapi_definitions.json.gz")
-SCHEMA_PACKAGE = {"": "io.k8s.api.core.v1", COORDINATION_GROUP: "io.k8s.api.coordination.v1",
+SCHEMA_PACKAGE = {"": "io.k8s.api.core.v1", "apps": "io.k8s.api.apps.v1", "batch": "io.k8s.api.batch.v1",
+                  "discovery.k8s.io": "io.k8s.api.discovery.v1", COORDINATION_GROUP: "io.k8s.api.coordination.v1",
                    AUTHENTICATION_GROUP: "io.k8s.api.authentication.v1",
                    METRICS_GROUP: "io.k8s.metrics.pkg.apis.metrics.v1beta1"}
 META = "io.k8s.apimachinery.pkg.apis.meta.v1"

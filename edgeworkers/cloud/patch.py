@@ -72,7 +72,11 @@ MERGE_KEYS: dict[str, dict[Path, str]] = {
         ("status", "addresses"): "type",
     },
     "Namespace": {**_META, ("status", "conditions"): "type"},
+    "Service": {**_META, ("spec", "ports"): "port", ("status", "conditions"): "type"},
 }
+# The workloads: a pod template (kubectl set image, rollout restart and undo patch it) and status conditions.
+_WORKLOAD: dict[Path, str] = {**_META, **_nest(("spec", "template", "spec"), _POD_SPEC), ("status", "conditions"): "type"}
+MERGE_KEYS.update(dict.fromkeys(("Deployment", "ReplicaSet", "DaemonSet", "ReplicationController", "Job"), _WORKLOAD))
 # Lists merged by key whose items also may carry `$retainKeys` (`patchStrategy:"merge,retainKeys"`) need
 # nothing special here: `$retainKeys` is honoured wherever it appears.
 

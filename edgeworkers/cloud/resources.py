@@ -11,6 +11,7 @@ class Resource:
     api_version: str   # "v1", "coordination.k8s.io/v1"
     namespaced: bool
     has_status: bool   # a /status subresource: the main endpoint ignores status, /status ignores the rest
+    scalable: bool = False  # a /scale subresource (autoscaling/v1 Scale of ``spec.replicas``)
 
     @property
     def group(self) -> str:
@@ -30,9 +31,23 @@ RESOURCES: dict[str, Resource] = {r.name: r for r in (
     Resource("namespaces", "Namespace", "v1", False, True),
     Resource("leases", "Lease", "coordination.k8s.io/v1", True, False),
     Resource("serviceaccounts", "ServiceAccount", "v1", True, False),
+    Resource("replicationcontrollers", "ReplicationController", "v1", True, True, scalable=True),
+    Resource("services", "Service", "v1", True, True),
+    Resource("endpoints", "Endpoints", "v1", True, False),
+    Resource("deployments", "Deployment", "apps/v1", True, True, scalable=True),
+    Resource("replicasets", "ReplicaSet", "apps/v1", True, True, scalable=True),
+    Resource("daemonsets", "DaemonSet", "apps/v1", True, True),
+    Resource("controllerrevisions", "ControllerRevision", "apps/v1", True, False),
+    Resource("jobs", "Job", "batch/v1", True, True),
+    Resource("endpointslices", "EndpointSlice", "discovery.k8s.io/v1", True, False),
 )}
 
-CORE_RESOURCES = ("pods", "configmaps", "secrets", "events", "nodes", "namespaces", "serviceaccounts")
-COORDINATION_RESOURCES = ("leases",)
+
+def served_at(api_version: str) -> tuple[str, ...]:
+    """The resources of one group-version ("v1", "apps/v1"), as its URL prefix dispatches them."""
+    return tuple(r.name for r in RESOURCES.values() if r.api_version == api_version)
+
+
+API_VERSIONS = tuple(dict.fromkeys(r.api_version for r in RESOURCES.values()))
 
 SEED_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")

@@ -62,6 +62,42 @@ class LabelSelector:
     def empty(self) -> bool:
         return not self.requirements
 
+    def __str__(self) -> str:
+        """apimachinery's ``Selector.String()``: the terms sorted by key, as a Scale's ``status.selector`` says."""
+        return ",".join(_term(r) for r in sorted(self.requirements, key=lambda r: r.key))
+
+
+def _term(r: Requirement) -> str:
+    if r.operator == EXISTS:
+        return r.key
+    if r.operator == DOES_NOT_EXIST:
+        return f"!{r.key}"
+    if r.operator in (IN, NOT_IN):
+        return f"{r.key} {r.operator} ({','.join(sorted(r.values))})"
+    return f"{r.key}{r.operator}{r.values[0]}"
+
+
+_EXPRESSION_OPERATORS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
+
+
+def from_label_selector(selector: dict | None) -> LabelSelector | None:
+    """metav1's ``LabelSelectorAsSelector`` of a ``LabelSelector`` object: None (selects nothing) for None, every
+    object for an empty one. A malformed expression raises ValueError (validation refuses it before it is stored)."""
+    if selector is None:
+        return None
+    terms = [Requirement(key, EQUALS, (str(value),)) for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        operator = _EXPRESSION_OPERATORS.get(expression.get("operator", ""))
+        if operator is None:
+            raise ValueError(f"{expression.get('operator')!r} is not a valid label selector operator")
+        values = tuple(expression.get("values") or ())
+        if operator in (IN, NOT_IN) and not values:
+            raise ValueError("values: Required value: must be specified when `operator` is 'In' or 'NotIn'")
+        if operator in (EXISTS, DOES_NOT_EXIST) and values:
+            raise ValueError("values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'")
+        terms.append(Requirement(expression.get("key", ""), operator, values))
+    return LabelSelector(tuple(terms))
+
 
 # --- label selector lexer and parser (apimachinery labels/selector.go) ---
 

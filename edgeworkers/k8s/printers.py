@@ -403,6 +403,15 @@ _CELLS: dict[str, Callable[[dict, datetime], list]] = {
 }
 
 
+# kube-apiserver's DefaultTableConvertor, for a kind without printer columns of its own.
+_DEFAULT_COLUMNS = [_NAME, _col("Created At", _AGE_DOC, fmt="date")]
+
+
+def _default_cells(obj: dict, _now: datetime) -> list:
+    meta = obj.get("metadata") or {}
+    return [meta.get("name", ""), meta.get("creationTimestamp") or ""]
+
+
 def _aware(now: datetime) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
@@ -414,11 +423,10 @@ def partial_object_metadata(obj: dict) -> dict:
 
 def to_table(resource: str, objs: list[dict], resource_version: str, now: datetime) -> dict:
     """A `meta.k8s.io/v1` Table of `objs` (all of one `resource`, e.g. "pods")."""
-    if resource not in _CELLS:
-        raise ValueError(f"no table printer for resource {resource!r}")
+    cells = _CELLS.get(resource, _default_cells)
     rows = []
     for obj in objs:
-        row: dict = {"cells": _CELLS[resource](obj, now), "object": partial_object_metadata(obj)}
+        row: dict = {"cells": cells(obj, now), "object": partial_object_metadata(obj)}
         conditions = _pod_conditions(obj) if resource == "pods" else None
         if conditions:
             row["conditions"] = conditions
@@ -427,6 +435,6 @@ def to_table(resource: str, objs: list[dict], resource_version: str, now: dateti
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": COLUMNS[resource],
+        "columnDefinitions": COLUMNS.get(resource, _DEFAULT_COLUMNS),
         "rows": rows,
     }

@@ -208,10 +208,17 @@ class PodSyncer:
     def kill_pod(self, key: str, grace_period_s: float, uid: str | None = None) -> bool:
         """Stop every container of ``key`` (app and init containers in parallel, then the sandbox), remove
         them, then forget the pods' back-off state and volumes (of ``uid`` too, which may have volumes and no
-        container yet). False if a container or a volume mount remained: nothing of the volumes is removed then."""
+        container yet). False if a container still runs or a volume mount remained: nothing of the volumes is
+        removed then.
+
+        A stopped container the engine cannot remove (dockerd 20.10 after a restart under churn: ``device or resource
+        busy`` on its root filesystem) does not hold the deletion, as kubelet confirms a deletion once nothing of the
+        pod runs and its volumes are gone: the container GC removes it later, when the engine can."""
         containers = self._containers_of(key)
-        if not remove_containers(self._runtime, containers, grace_period_s, self._hooks.pre_stop):
+        if not stop_containers(self._runtime, containers, grace_period_s, self._hooks.pre_stop):
             return False
+        if not all([_tolerant(self._runtime.remove_container, c) for c in containers]):
+            log.warning("pod %s: stopped containers the engine could not remove are left to the container GC", key)
         uids = {c.pod.uid for c in containers} | self._volumes.uids_of(key) | ({uid} if uid else set())
         return self._forget(uids)
 

@@ -71,6 +71,10 @@ async def test_requests_without_the_token_are_unauthorized(aiohttp_client, setti
     assert wrong.status == 401
     assert (await raw.get("/healthz")).status == 401  # nothing answers an anonymous caller
     assert (await raw.get("/openapi/v2")).status == 401
+    for path in ("/apis/apps/v1/namespaces/default/deployments", "/apis/batch/v1/jobs",
+                 "/apis/apps/v1/namespaces/default/deployments/web/scale", "/api/v1/namespaces/default/services",
+                 "/apis/discovery.k8s.io/v1/endpointslices"):
+        assert (await raw.get(path)).status == 401, path
     assert (await raw.get("/healthz", headers=AUTH)).status == 200
 
 
@@ -85,7 +89,7 @@ async def test_discovery_documents(client):
     assert v2.content_type == "application/json" and (await v2.json())["swagger"] == "2.0"
     v2 = await client.get("/openapi/v2", headers={"Accept": openapi.V2_PROTOBUF_ASKED})
     assert v2.content_type == openapi.V2_PROTOBUF and await v2.read() == openapi.openapi_v2_protobuf()
-    missing = await client.get("/openapi/v3/apis/apps/v1")
+    missing = await client.get("/openapi/v3/apis/storage.k8s.io/v1")
     assert missing.status == 404 and (await missing.json())["reason"] == "NotFound"
 
 

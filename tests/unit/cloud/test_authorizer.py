@@ -205,3 +205,18 @@ def test_streams_are_authorized_as_create_whatever_the_transport(sub: str, verb:
     assert refused.value.status["message"] == (
         f'pods "mine" is forbidden: User "system:node:edge-1" cannot create resource "pods/{sub}" in API group "" '
         f"in the namespace \"default\": node 'edge-1' cannot create pods/{sub}")
+
+
+@pytest.mark.parametrize("resource, group, sub", [
+    ("deployments", "apps", None), ("deployments", "apps", "scale"), ("deployments", "apps", "status"),
+    ("replicasets", "apps", None), ("daemonsets", "apps", None), ("controllerrevisions", "apps", None),
+    ("jobs", "batch", None), ("replicationcontrollers", "", "scale"), ("services", "", None), ("endpoints", "", None),
+    ("endpointslices", "discovery.k8s.io", None),
+])
+@pytest.mark.parametrize("verb", ["get", "list", "watch", "create", "update", "patch", "delete"])
+def test_a_node_has_no_business_with_workloads_or_services(verb, resource, group, sub):
+    """The workloads are the cloud's controllers' (kube's Node authorizer gives kubelets none of them); a node
+    does not read Services either, having no proxy or DNS to feed."""
+    with pytest.raises(status.APIError) as refused:
+        authorize(NODE, Attributes(verb, resource, sub, "default", "x", group), OBJECTS)
+    assert refused.value.status["code"] == 403

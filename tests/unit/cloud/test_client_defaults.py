@@ -34,8 +34,8 @@ async def test_every_document_answers_with_or_without_a_trailing_slash(client, p
 
 
 async def test_unknown_groups_still_answer_404_with_a_slash(client):
-    assert (await client.get("/apis/apps/")).status == 404
-    assert (await client.get("/apis/apps/v1/")).status == 404
+    assert (await client.get("/apis/policy/")).status == 404
+    assert (await client.get("/apis/policy/v1/")).status == 404
 
 
 async def test_aggregated_discovery_when_asked_first(client):

@@ -23,14 +23,17 @@ from edgeworkers.k8s import printers
 
 def test_root_lists_each_group_version_with_a_hash():
     paths = openapi_v3_root()["paths"]
-    assert set(paths) == {"api/v1", "apis/coordination.k8s.io/v1", "apis/authentication.k8s.io/v1",
-                          "apis/metrics.k8s.io/v1beta1"}
+    assert set(paths) == {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/coordination.k8s.io/v1",
+                          "apis/discovery.k8s.io/v1", "apis/authentication.k8s.io/v1", "apis/metrics.k8s.io/v1beta1"}
     assert paths["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
     assert openapi_v3_root() == openapi_v3_root(), "the hash is stable"
 
 
 def test_every_kind_has_a_patch_with_field_validation_and_its_gvk():
-    for gv, group, kinds in [("api/v1", "", {"Pod", "ConfigMap", "Secret", "Node", "Namespace", "Event", "ServiceAccount"}),
+    for gv, group, kinds in [("api/v1", "", {"Pod", "ConfigMap", "Secret", "Node", "Namespace", "Event", "ServiceAccount",
+                                             "Service", "Endpoints", "ReplicationController"}),
+                             ("apis/apps/v1", "apps", {"Deployment", "ReplicaSet", "DaemonSet", "ControllerRevision"}),
+                             ("apis/batch/v1", "batch", {"Job"}),
                              ("apis/coordination.k8s.io/v1", "coordination.k8s.io", {"Lease"})]:
         doc = openapi_v3_doc(gv)
         patched = set()
@@ -58,7 +61,7 @@ def test_pod_paths_and_schema():
 
 
 def test_unknown_group_version_is_none():
-    assert openapi_v3_doc("apis/apps/v1") is None
+    assert openapi_v3_doc("apis/policy/v1") is None
 
 
 def test_the_generated_definitions_are_those_of_the_served_kinds():

@@ -98,7 +98,7 @@ def test_owners_gone_before_a_start_are_found(store):
 
 def test_owners_of_kinds_not_served_here_keep_their_dependents(store):
     edge = node(store, "edge-1")
-    replicaset = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-abc", "uid": "rs-uid"}
+    replicaset = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "name": "web-abc", "uid": "rs-uid"}
     store.create("pods", {"metadata": {"name": "web", "namespace": "default",
                                        "ownerReferences": [replicaset, *owned_by(edge)]},
                           "spec": {"containers": [{"name": "c"}]}})

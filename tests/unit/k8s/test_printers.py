@@ -195,6 +195,7 @@ def test_an_empty_list_still_has_columns_and_resource_version():
     assert table["rows"] == [] and table["metadata"]["resourceVersion"] == "5" and names(table)
 
 
-def test_unknown_resource_is_an_error():
-    with pytest.raises(ValueError):
-        to_table("widgets", [], "1", NOW)
+def test_a_kind_without_printer_columns_gets_the_default_table():
+    table = to_table("widgets", [{"metadata": {"name": "w", "creationTimestamp": "2024-01-01T00:00:00Z"}}], "1", NOW)
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Created At"]
+    assert table["rows"][0]["cells"] == ["w", "2024-01-01T00:00:00Z"]

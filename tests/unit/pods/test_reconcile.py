@@ -329,7 +329,7 @@ def test_an_orphan_being_synced_is_left_for_the_next_cleanup(fake_redis, setting
     assert "default/orphan" in {c.pod.key for c in runtime.list_containers()}
 
 
-def test_a_deletion_is_confirmed_only_once_the_real_syncer_has_removed_every_container(fake_redis, settings):
+def test_a_deletion_is_confirmed_only_once_the_real_syncer_has_stopped_every_container(fake_redis, settings):
     from edgeworkers.pods.backoff import MemoryBackoffStore
     from edgeworkers.pods.sync import PodSyncer
     from edgeworkers.runtime.errors import ContainerRuntimeError
@@ -339,12 +339,13 @@ def test_a_deletion_is_confirmed_only_once_the_real_syncer_has_removed_every_con
     runtime = FakeRuntime(node_name=settings.node_name)
     workers = make_workers(fake_redis, PodSyncer(runtime, MemoryBackoffStore(), settings), settings)
     ref = PodRef("uid-web", "default", "web")
-    runtime.create_container(runtime.create_sandbox(SandboxConfig(ref)), ref, ContainerConfig("app", "busybox"))
+    sandbox = runtime.create_sandbox(SandboxConfig(ref))
+    runtime.start_container(runtime.create_container(sandbox, ref, ContainerConfig("app", "busybox")))
     deleted = pod(rv="3")
     deleted["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     deleted["spec"]["terminationGracePeriodSeconds"] = 0
     workers.store.put(POD, deleted)
-    runtime.fail("remove_container", ContainerRuntimeError("device or resource busy"))
+    runtime.fail("stop_container", ContainerRuntimeError("cannot kill container: permission denied"))
 
     assert reconcile(workers, "default/web") == settings.backoff_initial_s  # looked at again
     assert workers.store.get(POD, "default", "web") is not None and outbox_ops(workers) == []

@@ -180,17 +180,34 @@ def test_a_pod_whose_uid_is_not_a_plain_name_is_refused_before_anything_is_made(
     assert keep.read_text() == "key" and runtime.list_containers() == []
 
 
-def test_volumes_are_removed_only_once_the_containers_are_gone(
+def test_volumes_are_removed_only_once_nothing_of_the_pod_runs(
     syncer: PodSyncer, runtime: FakeRuntime, mounter: FakeMounter, data: Path
 ) -> None:
     pod = make_pod(containers=[container("app", volumeMounts=[{"name": "s", "mountPath": "/s"}])],
                    volumes=[{"name": "s", "secret": {"secretName": "creds"}}, {"name": "e", "emptyDir": {}}])
     syncer.sync(pod.key, pod)
-    runtime.fail("remove_container", ContainerRuntimeError("device or resource busy"))
-    assert syncer.sync(pod.key, None).requeue_after is not None
+    runtime.fail("stop_container", ContainerRuntimeError("cannot kill container"))
+    result = syncer.sync(pod.key, None)
+    assert result.requeue_after is not None and not result.gone
     assert (data / "pods" / "uid-1" / "volumes" / "e").is_dir() and mounter.mounts
-    assert syncer.sync(pod.key, None).status is None
+    result = syncer.sync(pod.key, None)
+    assert result.gone and result.status is None
     assert not (data / "pods" / "uid-1").exists() and mounter.mounts == {}
+
+
+def test_a_stopped_container_the_engine_cannot_remove_does_not_hold_the_deletion(
+    syncer: PodSyncer, runtime: FakeRuntime, mounter: FakeMounter, data: Path
+) -> None:
+    """As kubelet: a deletion is confirmed once nothing of the pod runs and its volumes are gone; a dead container
+    dockerd cannot remove (its root filesystem busy after a restart) is left to the container GC."""
+    pod = make_pod(containers=[container("app", volumeMounts=[{"name": "s", "mountPath": "/s"}])],
+                   volumes=[{"name": "s", "secret": {"secretName": "creds"}}])
+    syncer.sync(pod.key, pod)
+    runtime.fail("remove_container", ContainerRuntimeError("device or resource busy"))
+    result = syncer.sync(pod.key, None)
+    assert result.gone and mounter.mounts == {} and not (data / "pods" / "uid-1").exists()
+    assert runtime.list_containers(pod.key) and not any(c.state == ContainerState.RUNNING
+                                                        for c in runtime.list_containers(pod.key))
 
 
 def test_a_deleted_pod_that_never_got_a_container_has_its_volumes_removed(

@@ -1,0 +1,117 @@
+"""The shape every workload controller shares, as kube-controller-manager's: a work queue of object keys filled from the
+store's events, each key synced by itself, a failed sync retried with back-off, and a full resync now and then.
+
+A subclass says which keys an event concerns (``keys_for``: the owner of a changed pod, say) and what one sync does
+(``sync``: read the store, write what is missing, return when to look again). Syncs run on the event loop, one at a
+time, on the store's in-memory view, so a sync never races another; what a sync writes is published to the hub (and
+so to its own ``keys_for``) once committed. Unit tests call ``sync`` directly with a fake clock.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import structlog
+
+from edgeworkers.cloud.store import Clock, Event, Store
+from edgeworkers.cloud.watch import Hub
+
+log = structlog.get_logger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+# client-go's default controller rate limiter: per-item exponential back-off, 5 ms doubling to 1000 s.
+BACKOFF_BASE_S, BACKOFF_MAX_S = 0.005, 1000.0
+
+
+def backoff_s(failures: int) -> float:
+    """The wait before the ``failures``-th retry of one key (1 is the first)."""
+    return min(BACKOFF_BASE_S * 2 ** (failures - 1), BACKOFF_MAX_S)
+
+
+class Controller:
+    """A work queue of keys and a loop syncing them; subclasses define ``name``, ``resource``, ``keys_for``, ``sync``."""
+
+    name = "controller"
+    resource = ""  # the kind it owns: every object of it is synced at start and on each resync
+
+    def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0) -> None:
+        self.store, self.hub, self.clock = store, hub, clock
+        self.resync_s = resync_s
+        self._queue: dict[Key, None] = {}  # insertion-ordered, a key once
+        self._failures: dict[Key, int] = {}
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._wake = asyncio.Event()
+        hub.add_listener(self._on_event)
+        store.on_rollback(self.enqueue_all)  # a failed commit undid writes: look at everything again
+
+    # -- what a subclass defines ----------------------------------------------------------------
+
+    def keys_for(self, event: Event) -> Iterable[Key]:
+        """The keys an event concerns (by default: the object itself when it is of ``resource``)."""
+        if event.resource == self.resource:
+            meta = event.object["metadata"]
+            yield meta.get("namespace", ""), meta["name"]
+
+    def sync(self, key: Key) -> float | None:
+        """Bring one object's world to its spec; the seconds after which to look again (a deadline), or None."""
+        raise NotImplementedError
+
+    # -- the queue ------------------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        for key in self.keys_for(event):
+            self.enqueue(key)
+
+    def enqueue(self, key: Key, after_s: float = 0.0) -> None:
+        if after_s > 0:
+            loop = asyncio.get_running_loop()
+            if (timer := self._timers.get(key)) is not None and timer.when() <= loop.time() + after_s:
+                return  # already due sooner
+            if timer is not None:
+                timer.cancel()
+            self._timers[key] = loop.call_later(after_s, self._due, key)
+            return
+        self._queue[key] = None
+        self._wake.set()
+
+    def _due(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.enqueue(key)
+
+    def enqueue_all(self) -> None:
+        for obj in self.store.list(self.resource):
+            meta = obj["metadata"]
+            self._queue[(meta.get("namespace", ""), meta["name"])] = None
+        self._wake.set()
+
+    def process(self, key: Key) -> None:
+        """Sync one key: a failure is logged and retried with back-off, a deadline is kept."""
+        try:
+            again = self.sync(key)
+        except Exception:
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            log.exception("sync failed", controller=self.name, namespace=key[0], name=key[1], failures=failures)
+            self.enqueue(key, backoff_s(failures))
+            return
+        self._failures.pop(key, None)
+        if again is not None:
+            self.enqueue(key, max(again, 0.001))
+
+    async def run(self) -> None:
+        self.enqueue_all()
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self.resync_s
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(next_resync - loop.time(), 0))
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if loop.time() >= next_resync:
+                self.enqueue_all()
+                next_resync = loop.time() + self.resync_s
+            while self._queue:
+                key = next(iter(self._queue))
+                del self._queue[key]
+                self.process(key)
+                await asyncio.sleep(0)  # let requests and the other controllers in between keys
