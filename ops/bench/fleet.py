@@ -368,6 +368,8 @@ def run_size(size: Size, args: argparse.Namespace, root: Path, redis_port: int, 
         else:
             create_controllers(client, controller_objects(size, args.deployments))
             created = watch.added
+            wait_until(lambda: watch.added, 30, "a first pod from the DaemonSet and Deployments (does the cloud run "
+                       "their controllers? else run with --workload pods)", POLL_S)
         wait_until(lambda: (hollows.check(), len(watch.running) >= size.pods)[1], args.timeout_s,
                    f"{size.pods} pods Running (watch error: {watch.error or 'none'})", POLL_S)
         end = time.time()
