@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +18,9 @@ import orjson
 import structlog
 
 from edgeworkers.cloud import taints
-from edgeworkers.cloud.placement import SELECTOR_MISMATCH, insufficient, matches_node
+from edgeworkers.cloud.placement import SELECTOR_MISMATCH, NodeLoads, insufficient, matches_node, pod_requests
 from edgeworkers.cloud.recorder import event_on, record
-from edgeworkers.cloud.store import DELETED, Clock, Event, Store
+from edgeworkers.cloud.store import ADDED, DELETED, MODIFIED, Clock, Event, Store
 from edgeworkers.cloud.taints import tolerates, untolerated_message, untolerated_taint
 from edgeworkers.cloud.tolerations import NOT_READY, UNREACHABLE
 from edgeworkers.cloud.watch import Hub
@@ -57,6 +57,7 @@ def choose_node(pod: dict, nodes: list[dict], placed: Mapping[str, Sequence[dict
     """Where ``pod`` goes, or why it can go nowhere; ``placed`` holds each node's pods that still run."""
     reasons: Counter[str] = Counter()
     fitting: list[str] = []
+    asked = pod_requests(pod)
     for node in nodes:
         name = node["metadata"]["name"]
         readiness = _readiness_taint(node)
@@ -69,7 +70,7 @@ def choose_node(pod: dict, nodes: list[dict], placed: Mapping[str, Sequence[dict
             reasons[untolerated_message(taint)] += 1
         elif not matches_node(pod, node):
             reasons[SELECTOR_MISMATCH] += 1
-        elif short := insufficient(pod, node, placed.get(name, ())):
+        elif short := insufficient(asked, node, placed.get(name, ())):
             reasons.update(short)
         else:
             fitting.append(name)
@@ -108,7 +109,6 @@ def scheduling_event(pod: dict, type_: str, reason: str, message: str, when: dt.
     return event_on(pod, "Pod", "v1", type_, reason, message, SCHEDULER_NAME, when)
 
 
-
 def _set_condition(pod: dict, condition: dict) -> None:
     conditions = pod.setdefault("status", {}).setdefault("conditions", [])
     for i, c in enumerate(conditions):
@@ -120,6 +120,15 @@ def _set_condition(pod: dict, condition: dict) -> None:
     conditions.append(condition)
 
 
+def _scheduling_facts(node: dict) -> tuple:
+    """What the binder's filters read of a node (kube-scheduler's ``nodeSchedulingPropertiesChange``): a heartbeat
+    that changes none of it makes no waiting pod fit."""
+    spec, status = node.get("spec") or {}, node.get("status") or {}
+    conditions = sorted((str(c.get("type")), str(c.get("status"))) for c in status.get("conditions") or [])
+    return (spec.get("unschedulable"), spec.get("taints"), node["metadata"].get("labels"), status.get("allocatable"),
+            conditions)
+
+
 def _pending(pod: dict) -> bool:
     return not pod.get("spec", {}).get("nodeName") and "deletionTimestamp" not in pod["metadata"]
 
@@ -128,7 +137,10 @@ class Binder:
     """Binds the unbound pods that changed, and every unbound pod when a node changes.
 
     Only node changes can make a waiting pod fit (the pod count only ranks fitting nodes), so a pod
-    event looks at that one pod. The first pass looks at all of them: pods left unbound by a previous run.
+    event looks at that one pod; and only a change of what the filters read (as kube-scheduler's
+    ``nodeSchedulingPropertiesChange``), not a heartbeat, looks at every pod again. The first pass looks at all of
+    them: pods left unbound by a previous run. What each node runs (``NodeLoads``) is listed at the first pass and
+    then kept from the published events; listed again after a failed commit or pass.
     """
 
     def __init__(self, store: Store, hub: Hub, clock: Clock) -> None:
@@ -136,16 +148,26 @@ class Binder:
         self._wake = asyncio.Event()
         self._dirty: set[tuple[str, str]] = set()
         self._everything = True
+        self._loads: NodeLoads | None = None
         hub.add_listener(self._on_event)
         store.on_rollback(self._retry_all)
 
     def _retry_all(self) -> None:
         """A failed commit undid writes, bindings among them perhaps: look at every unbound pod again."""
         self._everything = True
+        self._loads = None
         self._wake.set()
 
     def _on_event(self, event: Event) -> None:
+        if event.resource == "pods" and self._loads is not None:
+            if event.type != ADDED:
+                self._loads.remove(event.old if event.type == MODIFIED else event.object)
+            if event.type != DELETED:
+                self._loads.add(event.object)
         if event.resource == "nodes":
+            if event.type == MODIFIED and event.old is not None and \
+                    _scheduling_facts(event.old) == _scheduling_facts(event.object):
+                return
             self._everything = True
         elif event.resource == "pods" and event.type != DELETED and _pending(event.object):
             meta = event.object["metadata"]
@@ -165,19 +187,18 @@ class Binder:
     def _done(self, pod: dict) -> None:
         self._dirty.discard((pod["metadata"]["namespace"], pod["metadata"]["name"]))
 
-    def _placed(self) -> defaultdict[str, list[dict]]:
-        placed: defaultdict[str, list[dict]] = defaultdict(list)
-        for pod in self._store.list("pods"):
-            if (node := pod.get("spec", {}).get("nodeName")) and (
-                    pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
-                placed[node].append(pod)
-        return placed
-
     def bind_pending(self) -> int:
         """One pass over the pods that may have become schedulable; returns how many were bound.
 
         A pod leaves the set to look at only once decided (bound or marked unschedulable): when the pass fails
         half-way, the rest are tried again at the next change. A full pass clears ``everything`` only at its end."""
+        try:
+            return self._pass()
+        except BaseException:
+            self._loads = None  # a write that failed half-way: list what runs where again
+            raise
+
+    def _pass(self) -> int:
         everything = self._everything
         pending = self._pending_pods()
         if not pending:
@@ -185,7 +206,9 @@ class Binder:
             self._everything = self._everything and not everything
             return 0
         nodes = self._store.list("nodes")
-        placed = self._placed()
+        if self._loads is None:
+            self._loads = NodeLoads(self._store.list("pods"))
+        placed = self._loads  # each binding's event puts its pod on its node (``_on_event``)
         when = self._clock()
         now = format_time(when)
         bound_count = 0
@@ -193,7 +216,6 @@ class Binder:
             decision = choose_node(pod, nodes, placed)
             meta = pod["metadata"]
             if decision.node:
-                placed[decision.node].append(pod)
                 bound_count += 1
                 self._write(bound(pod, decision.node, now), scheduling_event(
                     pod, "Normal", "Scheduled",

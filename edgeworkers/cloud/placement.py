@@ -8,12 +8,16 @@
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from edgeworkers.k8s.quantity import parse_quantity
+
+# The binder parses the same few quantities ("10m", "24Gi", "110") for every pod against every node.
+_quantity = functools.lru_cache(maxsize=4096, typed=True)(parse_quantity)
 
 SELECTOR_MISMATCH = "node(s) didn't match Pod's node affinity/selector"
 TOO_MANY_PODS = "Too many pods"
@@ -76,7 +80,7 @@ class Requests:
 def _container_requests(container: dict[str, Any]) -> dict[str, Decimal]:
     resources = container.get("resources") or {}
     asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}  # limits default requests
-    return {name: parse_quantity(value) for name, value in asked.items()}
+    return {name: _quantity(value) for name, value in asked.items()}
 
 
 def _maximum(a: dict[str, Decimal], b: dict[str, Decimal]) -> dict[str, Decimal]:
@@ -91,31 +95,92 @@ def pod_requests(pod: dict[str, Any]) -> Requests:
         total = sum((Requests(_container_requests(c)) for c in spec.get("containers") or []), Requests({}))
         for init in spec.get("initContainers") or []:
             total = Requests(_maximum(total.amounts, _container_requests(init)))
-        return total + Requests({k: parse_quantity(v) for k, v in (spec.get("overhead") or {}).items()})
+        return total + Requests({k: _quantity(v) for k, v in (spec.get("overhead") or {}).items()})
     except (ValueError, TypeError):
         return Requests({})
 
 
 def allocatable(node: dict[str, Any]) -> dict[str, Decimal]:
     try:
-        return {k: parse_quantity(v) for k, v in ((node.get("status") or {}).get("allocatable") or {}).items()}
+        return {k: _quantity(v) for k, v in ((node.get("status") or {}).get("allocatable") or {}).items()}
     except (ValueError, TypeError):
         return {}
 
 
-def insufficient(pod: dict[str, Any], node: dict[str, Any], placed: Iterable[dict[str, Any]]) -> list[str]:
-    """Why ``pod`` does not fit beside the ``placed`` pods of ``node`` (kube's messages), or nothing.
+class PlacedPods(list):
+    """A node's pods (a list) and the sum of their requests, kept as pods are appended: the binder judges each pending
+    pod against every node, and summing every node's pods again for each pod made a pass O(pods²) (ops/bench/fleet.py:
+    15 ms per pod with 200 nodes and 2,000 pods, the event loop blocked meanwhile)."""
+
+    def __init__(self, pods: Iterable[dict[str, Any]] = ()) -> None:
+        super().__init__()
+        self.requests = Requests({})
+        for pod in pods:
+            self.append(pod)
+
+    def append(self, pod: dict[str, Any]) -> None:
+        super().append(pod)
+        self.requests = self.requests + pod_requests(pod)
+
+
+def running_on(pod: dict[str, Any]) -> str | None:
+    """The node whose room ``pod`` takes: the one it is bound to, until it has Succeeded or Failed."""
+    node = (pod.get("spec") or {}).get("nodeName")
+    return node if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed") else None
+
+
+class NodeLoads(Mapping[str, PlacedPods]):
+    """Each node's ``PlacedPods``, kept pod by pod from the store's events (``add`` the new object, ``remove`` the old),
+    a node's made again only once one of its pods changed: the binder listed every pod at each pass, O(pods) per pass
+    and O(pods²) for a fleet's workload."""
+
+    def __init__(self, pods: Iterable[dict[str, Any]] = ()) -> None:
+        self._pods: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self._placed: dict[str, PlacedPods] = {}
+        for pod in pods:
+            self.add(pod)
+
+    def add(self, pod: dict[str, Any]) -> None:
+        if node := running_on(pod):
+            self._pods.setdefault(node, {})[_key(pod)] = pod
+            self._placed.pop(node, None)
+
+    def remove(self, pod: dict[str, Any]) -> None:
+        if (node := running_on(pod)) and node in self._pods:
+            self._pods[node].pop(_key(pod), None)
+            self._placed.pop(node, None)
+
+    def __getitem__(self, node: str) -> PlacedPods:
+        placed = self._placed.get(node)
+        if placed is None:
+            placed = self._placed[node] = PlacedPods(self._pods[node].values())  # KeyError: no pod there yet
+        return placed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pods)
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+
+def _key(pod: dict[str, Any]) -> tuple[str, str]:
+    return pod["metadata"].get("namespace", ""), pod["metadata"]["name"]
+
+
+def insufficient(asked: Requests, node: dict[str, Any], placed: Iterable[dict[str, Any]]) -> list[str]:
+    """Why a pod asking ``asked`` (its ``pod_requests``) does not fit beside the ``placed`` pods of ``node`` (kube's
+    messages), or nothing.
 
     A node that reports no allocatable (not yet registered fully) is not judged on resources."""
     free = allocatable(node)
     if not free:
         return []
-    placed = list(placed)
-    used = sum((pod_requests(p) for p in placed), Requests({}))
+    placed = placed if isinstance(placed, PlacedPods) else PlacedPods(placed)
+    used = placed.requests
     reasons = []
     if "pods" in free and len(placed) + 1 > free["pods"]:
         reasons.append(TOO_MANY_PODS)
-    for name, amount in sorted(pod_requests(pod).amounts.items()):
+    for name, amount in sorted(asked.amounts.items()):
         if amount > 0 and name in free and used.amounts.get(name, Decimal(0)) + amount > free[name]:
             reasons.append(_INSUFFICIENT.format(name))
     return reasons

@@ -25,6 +25,20 @@ BOOKMARK = "BOOKMARK"
 log = structlog.get_logger(__name__)
 
 
+NODE_NAME = "spec.nodeName"
+
+
+def _node_of(pod: dict) -> str:
+    """A pod's ``spec.nodeName`` as a field selector reads it ("" when unbound)."""
+    return (pod.get("spec") or {}).get("nodeName") or ""
+
+
+def _selected_node(watcher: Watcher) -> str | None:
+    """The one node whose pods a pod watcher selects (``spec.nodeName=<node>``), if it selects one."""
+    fields = watcher.matches.fields
+    return fields.value_of(NODE_NAME) if watcher.resource == "pods" and fields is not None else None
+
+
 class Matcher:
     """Which objects a watch or list selects: namespace, label selector, field selector."""
 
@@ -102,6 +116,10 @@ class Hub:
         # Events after this resourceVersion are all in the buffer.
         self._floor = store.resource_version
         self._watchers: dict[str, set[Watcher]] = {r: set() for r in RESOURCES}
+        # The pod watchers that select one node (each node's bridge) by it, the others apart: a pod's event is offered
+        # to its node's watchers alone, not to every node's (kube's watch cache indexes pods by spec.nodeName too).
+        self._by_node: dict[str, set[Watcher]] = {}
+        self._any_node: set[Watcher] = set()
         self._listeners: list[Callable[[Event], None]] = []
         store.on_commit(self._deliver)
 
@@ -121,10 +139,20 @@ class Hub:
         if len(self._buffer) == self._buffer.maxlen:
             self._floor = self._buffer[0].rv
         self._buffer.append(event)
-        overflowed = [w for w in self._watchers[event.resource] if not w.offer(event)]
+        watchers = self._watchers[event.resource] if event.resource != "pods" else self._pod_watchers(event)
+        overflowed = [w for w in watchers if not w.offer(event)]
         for watcher in overflowed:
             log.warning("closing a watcher that fell behind", resource=event.resource, limit=watcher.limit)
             self.unsubscribe(watcher)
+
+    def _pod_watchers(self, event: Event) -> set[Watcher]:
+        """The watchers a pod's event may concern: those of its node (before and after the change) and those that
+        select no one node."""
+        found = set(self._any_node)
+        for pod in (event.object, event.old):
+            if pod is not None:
+                found |= self._by_node.get(_node_of(pod), set())
+        return found
 
     def subscribe(self, resource: str, matches: Matcher, since: int | None) -> Watcher:
         """A watcher primed with the events after ``since`` (or, for 0/None, the current objects)."""
@@ -142,6 +170,12 @@ class Hub:
                     watcher.queue.put_nowait(translated)
         watcher.primed = watcher.queue.qsize()
         self._watchers[resource].add(watcher)
+        if resource == "pods":
+            node = _selected_node(watcher)
+            if node is None:
+                self._any_node.add(watcher)
+            else:
+                self._by_node.setdefault(node, set()).add(watcher)
         return watcher
 
     @property
@@ -158,6 +192,12 @@ class Hub:
 
     def unsubscribe(self, watcher: Watcher) -> None:
         self._watchers[watcher.resource].discard(watcher)
+        self._any_node.discard(watcher)
+        node = _selected_node(watcher)
+        if node in self._by_node:
+            self._by_node[node].discard(watcher)
+            if not self._by_node[node]:
+                del self._by_node[node]
 
     def watcher_count(self, resource: str) -> int:
         return len(self._watchers[resource])

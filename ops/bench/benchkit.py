@@ -6,6 +6,7 @@ Imported by the scripts beside it (``ops/bench/X.py`` runs with this folder on `
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -30,6 +31,7 @@ from edgeworkers.broker import make_broker
 from edgeworkers.config import Settings
 from edgeworkers.metamanager.store import POD, MetaStore
 from edgeworkers.pods.desired import apply_pod, delete_pod
+from edgeworkers.privatefiles import write_private
 from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime import labels
 from edgeworkers.tasks import sender
@@ -88,6 +90,57 @@ def remove_containers(client: docker.DockerClient, node: str) -> None:
     entries = client.api.containers(all=True, filters={"label": f"{labels.NODE}={node}"})
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(remove, [entry["Id"] for entry in entries]))
+
+
+class Daemon:
+    """A daemon the bench runs (``argv``, its output in ``log``), restarted and signalled by its PID only."""
+
+    def __init__(self, name: str, argv: list[str], log_file: Path, answers: Callable[[], bool]) -> None:
+        self.name, self.argv, self.log_file, self.answers = name, argv, log_file, answers
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        wait_until(lambda: self._alive() and self.answers(), 60, f"{self.name} to answer", poll_s=0.1)
+
+    def _alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            tail = self.log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+        return True
+
+    def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 60) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def redis_daemon(root: Path, port: int, password_file: Path, databases: int = 16) -> Daemon:
+    """An agent's Redis of the bench's own, persistent (append-only file), requiring the password (in its 0600 config,
+    never argv), with ``databases`` databases."""
+    directory = root / "redis"
+    directory.mkdir(mode=0o700)
+    password = secrets.token_urlsafe(24)
+    write_private(password_file, password.encode())
+    config = directory / "redis.conf"
+    write_private(config, (f"bind 127.0.0.1\nport {port}\ndir {directory}\nappendonly yes\nappendfsync everysec\n"
+                           f"save \"\"\ndaemonize no\ndatabases {databases}\nrequirepass {password}\n").encode())
+    client = redis_client(Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_password_file=str(password_file)))
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except Exception:  # noqa: BLE001 - any failure means not yet
+            return False
+
+    return Daemon("redis-server", ["redis-server", str(config)], directory / "redis.log", answers)
 
 
 # --- starting pods: raw Docker SDK calls, and the agent's queues (pods.py, scaling.py) -------------------------------

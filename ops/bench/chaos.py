@@ -66,7 +66,7 @@ from typing import Any
 import docker
 import psutil
 import yaml
-from benchkit import free_port, mb, print_command, remove_containers, wait_until
+from benchkit import Daemon, free_port, mb, print_command, redis_daemon, remove_containers, wait_until
 from bridge import NAMESPACE, busybox_pod
 from footprint import Mode
 from honcho.environ import parse_procfile
@@ -74,7 +74,6 @@ from honcho.environ import parse_procfile
 from edgeworkers.config import Settings
 from edgeworkers.kubeclient import ApiError, CloudUnavailable
 from edgeworkers.metamanager.store import POD, MetaStore
-from edgeworkers.privatefiles import write_private
 from edgeworkers.redisconn import redis_client
 from edgeworkers.runtime import labels
 
@@ -96,56 +95,6 @@ def log(message: str) -> None:
 
 def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
     return wait_until(condition, timeout_s, what, POLL_S)
-
-
-class Daemon:
-    """A daemon the bench runs (``argv``, its output in ``log``), restarted and signalled by its PID only."""
-
-    def __init__(self, name: str, argv: list[str], log_file: Path, answers: Callable[[], bool]) -> None:
-        self.name, self.argv, self.log_file, self.answers = name, argv, log_file, answers
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log_file.open("ab") as out:
-            self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
-        wait_for(lambda: self._alive() and self.answers(), 60, f"{self.name} to answer")
-
-    def _alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            tail = self.log_file.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
-        return True
-
-    def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 60) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signum)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def redis_daemon(root: Path, port: int, password_file: Path) -> Daemon:
-    """The agent's Redis, persistent (append-only file), requiring the password (in its 0600 config, never argv)."""
-    directory = root / "redis"
-    directory.mkdir(mode=0o700)
-    password = secrets.token_urlsafe(24)
-    write_private(password_file, password.encode())
-    config = directory / "redis.conf"
-    write_private(config, (f"bind 127.0.0.1\nport {port}\ndir {directory}\nappendonly yes\nappendfsync everysec\n"
-                           f"save \"\"\ndaemonize no\nrequirepass {password}\n").encode())
-    client = redis_client(Settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_password_file=str(password_file)))
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except Exception:  # noqa: BLE001 - any failure means not yet
-            return False
-
-    return Daemon("redis-server", ["redis-server", str(config)], directory / "redis.log", answers)
 
 
 def docker_daemon(root: Path, bridge: str) -> tuple[Daemon, str]:

@@ -49,16 +49,17 @@ def ms(seconds: float) -> str:
 
 
 class Server:
-    """`edgeworkers cloud serve` in a temp dir; a keep-alive session with its CA and token."""
+    """`edgeworkers cloud serve` (or ``command``, with ``extra_env``) in a temp dir; a keep-alive session with its CA
+    and token."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, command: list[str] | None = None, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.env = {**os.environ, "EDGEWORKERS_CLOUD_HOST": "127.0.0.1", "EDGEWORKERS_CLOUD_PORT": str(self.port),
-                    "EDGEWORKERS_CLOUD_DATA_DIR": str(root / "data"), "HOME": str(root)}
+                    "EDGEWORKERS_CLOUD_DATA_DIR": str(root / "data"), "HOME": str(root), **(extra_env or {})}
         self.env.pop("KUBECONFIG", None)
         self.root = root
         self.log = (root / "cloud.log").open("wb")
-        self.process = subprocess.Popen([EDGEWORKERS, "cloud", "serve"], env=self.env, stdout=self.log,
+        self.process = subprocess.Popen(command or [EDGEWORKERS, "cloud", "serve"], env=self.env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not (root / "data" / "token").exists():

@@ -202,3 +202,47 @@ async def test_the_run_loop_binds_when_a_node_appears(cluster):
     finally:
         task.cancel()
     assert store.get("pods", "default", "web")["spec"]["nodeName"] == "edge-1"
+
+
+def test_node_loads_follow_the_pods_events():
+    loads = placement.NodeLoads([sized("a1", cpu="100m", node_name="a"), pod("waiting")])
+    assert list(loads) == ["a"] and loads["a"].requests.amounts == {"cpu": Decimal("0.1")}
+    second = sized("a2", cpu="200m", node_name="a")
+    loads.add(second)
+    assert len(loads["a"]) == 2 and loads["a"].requests.amounts == {"cpu": Decimal("0.3")}
+    done = {**second, "status": {"phase": "Succeeded"}}
+    loads.remove(second)
+    loads.add(done)  # a pod that ended frees its room
+    assert [p["metadata"]["name"] for p in loads["a"]] == ["a1"]
+    assert loads.get("b", ()) == ()
+
+
+def test_the_binder_keeps_each_nodes_pods_from_the_events_and_lists_them_again_after_a_rollback(cluster):
+    store, hub, binder = cluster
+    small = {**node("a"), "status": {**node("a")["status"], "allocatable": {"cpu": "1", "pods": "110"}}}
+    hub.publish(store.create("nodes", small))
+    hub.publish(store.create("pods", sized("p1", cpu="600m")))
+    assert binder.bind_pending() == 1
+    hub.publish(store.create("pods", sized("p2", cpu="600m")))
+    assert binder.bind_pending() == 0  # p1's binding counted: no room left
+    hub.publish(store.delete("pods", "default", "p1"))
+    hub.publish(store.create("pods", sized("p3", cpu="600m")))
+    assert binder.bind_pending() == 1  # p1's room is free again
+    binder._retry_all()
+    hub.publish(store.create("pods", sized("p4", cpu="600m")))
+    assert binder.bind_pending() == 0  # listed again from the store: p3 is there
+
+
+def test_a_heartbeat_looks_at_no_waiting_pod_again_but_a_label_does(cluster):
+    store, hub, binder = cluster
+    hub.publish(store.create("nodes", node("a")))
+    hub.publish(store.create("pods", pod("web", selector={"zone": "x"})))
+    assert binder.bind_pending() == 0
+    current = store.get("nodes", "", "a")
+    beat = {**current, "status": {**current["status"], "conditions": [
+        {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}}
+    hub.publish(store.update("nodes", beat))
+    assert not binder._everything
+    labelled = store.get("nodes", "", "a")
+    hub.publish(store.update("nodes", {**labelled, "metadata": {**labelled["metadata"], "labels": {"zone": "x"}}}))
+    assert binder.bind_pending() == 1

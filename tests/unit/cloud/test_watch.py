@@ -105,3 +105,25 @@ def test_listeners_see_every_event(store, hub):
     write(store, hub, store.create, "pods", pod("a"))
     write(store, hub, store.delete, "pods", "default", "a")
     assert seen == [("ADDED", "pods"), ("DELETED", "pods")]
+
+
+def test_a_pods_event_is_offered_to_its_nodes_watchers_and_to_those_selecting_no_node(store, hub, monkeypatch):
+    node_a = hub.subscribe("pods", Matcher(None, fields=parse_field_selector("spec.nodeName=a")), 0)
+    node_b = hub.subscribe("pods", Matcher(None, fields=parse_field_selector("spec.nodeName=b")), 0)
+    unbound = hub.subscribe("pods", Matcher(None, fields=parse_field_selector("spec.nodeName=")), 0)
+    everyone = hub.subscribe("pods", Matcher(None), 0)
+    offered = []
+    for watcher, name in ((node_a, "a"), (node_b, "b"), (unbound, "unbound"), (everyone, "everyone")):
+        monkeypatch.setattr(watcher, "offer", lambda event, real=watcher.offer, name=name: (
+            offered.append(name), real(event))[1])
+    created = write(store, hub, store.create, "pods", pod("web")).object
+    assert sorted(offered) == ["everyone", "unbound"]
+    offered.clear()
+    write(store, hub, store.update, "pods", {**created, "spec": {"nodeName": "a"}})  # bound: leaves "unbound"
+    assert sorted(offered) == ["a", "everyone", "unbound"]
+    assert drain(node_a) == [("ADDED", "web")] and drain(node_b) == []
+    assert drain(unbound) == [("ADDED", "web"), ("DELETED", "web")]
+    hub.unsubscribe(node_a)
+    offered.clear()
+    write(store, hub, store.delete, "pods", "default", "web")
+    assert sorted(offered) == ["everyone"] and hub.watcher_count("pods") == 3

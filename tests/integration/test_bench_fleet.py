@@ -1,0 +1,25 @@
+"""The fleet benchmark's smoke run (ops/bench/fleet.py): a cloud, hollow nodes on their own Redis, the workload to
+Running and the report, at two small sizes, so the bench cannot rot."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_smoke_run_brings_every_pod_to_running_and_reports_the_figures_beside_the_slos() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "ops/bench/fleet.py"), "--nodes", "5", "--pods", "20", "--baseline", "2",
+         "--deployments", "3", "--stagger-s", "1", "--steady-s", "1", "--timeout-s", "60"],
+        capture_output=True, text=True, timeout=180, check=False, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "  2 nodes, 8 pods: API met, pod startup met" in out
+    assert "  5 nodes, 20 pods: API met, pod startup met" in out
+    assert "ratios to the baseline (2 nodes, 8 pods)" in out
+    assert "calls the cloud failed (5xx, 429): 2 nodes: 0, 5 nodes: 0" in out
+    for verb in ("create", "patch"):
+        assert any(line.startswith(verb) for line in out.splitlines()), out
