@@ -66,15 +66,37 @@ COLUMNS: dict[str, list[dict]] = {
     "deployments": [
         _NAME,
         _col("Ready", "Number of the pod with ready state"),
-        {**_col("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired "
-                              "template spec."), "type": "integer"},
-        {**_col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
-                             "deployment."), "type": "integer"},
+        _int_col("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired "
+                               "template spec."),
+        _int_col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
+                              "deployment."),
         _AGE,
         _col("Containers", "Names of each container in the template.", priority=1),
         _col("Images", "Images referenced by each container in the template.", priority=1),
         _col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
                          "ones affected by this deployment.", priority=1),
+    ],
+    "replicasets": [
+        _NAME,
+        _int_col("Desired", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit "
+                            "zero and unspecified. Defaults to 1."),
+        _int_col("Current", "Replicas is the most recently observed number of non-terminating pods."),
+        _int_col("Ready", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition."),
+        _AGE,
+        _col("Containers", "Names of each container in the template.", priority=1),
+        _col("Images", "Images referenced by each container in the template.", priority=1),
+        _col("Selector", "Selector is a label query over pods that should match the replica count.", priority=1),
+    ],
+    "replicationcontrollers": [
+        _NAME,
+        _int_col("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between "
+                            "explicit zero and unspecified. Defaults to 1."),
+        _int_col("Current", "Replicas is the most recently observed number of replicas."),
+        _int_col("Ready", "The number of ready replicas for this replication controller."),
+        _AGE,
+        _col("Containers", "Names of each container in the template.", priority=1),
+        _col("Images", "Images referenced by each container in the template.", priority=1),
+        _col("Selector", "Selector is a label query over pods that should match the Replicas count.", priority=1),
     ],
     "configmaps": [_NAME, _col("Data", "Data contains the configuration data."), _AGE],
     "secrets": [
@@ -604,12 +626,30 @@ def _endpointslice_cells(obj: dict, now: datetime) -> list:
             _more(addresses, len(addresses), "<unset>"), since(meta.get("creationTimestamp"), now)]
 
 
+def _replicas_cells(obj: dict, now: datetime, selector: str) -> list:
+    """kube's ``printReplicaSet``/``printReplicationController``: desired, current and ready replicas."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    names, images = _template_containers(spec.get("template") or {})
+    return [meta.get("name", ""), spec.get("replicas") or 0, status.get("replicas") or 0,
+            status.get("readyReplicas") or 0, since(meta.get("creationTimestamp"), now), names, images, selector]
+
+
+def _replicaset_cells(rs: dict, now: datetime) -> list:
+    return _replicas_cells(rs, now, format_label_selector((rs.get("spec") or {}).get("selector")))
+
+
+def _replicationcontroller_cells(rc: dict, now: datetime) -> list:
+    return _replicas_cells(rc, now, format_labels((rc.get("spec") or {}).get("selector")))
+
+
 _CELLS: dict[str, Callable[[dict, datetime], list]] = {
     "services": _service_cells,
     "endpoints": _endpoints_cells,
     "endpointslices": _endpointslice_cells,
     "pods": _pod_cells,
     "deployments": _deployment_cells,
+    "replicasets": _replicaset_cells,
+    "replicationcontrollers": _replicationcontroller_cells,
     "nodes": _node_cells,
     "configmaps": _configmap_cells,
     "secrets": _secret_cells,

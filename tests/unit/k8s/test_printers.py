@@ -199,3 +199,23 @@ def test_a_kind_without_printer_columns_gets_the_default_table():
     table = to_table("widgets", [{"metadata": {"name": "w", "creationTimestamp": "2024-01-01T00:00:00Z"}}], "1", NOW)
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Created At"]
     assert table["rows"][0]["cells"] == ["w", "2024-01-01T00:00:00Z"]
+
+
+def test_replicaset_and_replicationcontroller_tables():
+    template = {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox:1.28"}]}}
+    meta = {"name": "web", "creationTimestamp": ago(minutes=2)}
+    rs = {"metadata": meta, "status": {"replicas": 3, "readyReplicas": 2},
+          "spec": {"replicas": 3, "template": template, "selector": {
+              "matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In",
+                                                                   "values": ["front", "edge"]}]}}}
+    table = to_table("replicasets", [rs], "1", NOW)
+    assert names(table) == ["Name", "Desired", "Current", "Ready", "Age"]
+    assert wide(table) == ["Containers", "Images", "Selector"]
+    assert table["rows"][0]["cells"] == ["web", 3, 3, 2, "2m", "a,b", "busybox,busybox:1.28",
+                                         "app=web,tier in (edge,front)"]
+    rc = {"metadata": meta, "status": {"replicas": 1}, "spec": {"replicas": 0, "template": template,
+                                                               "selector": {"tier": "x", "app": "web"}}}
+    table = to_table("replicationcontrollers", [rc], "1", NOW)
+    assert names(table) == ["Name", "Desired", "Current", "Ready", "Age"]
+    assert table["rows"][0]["cells"] == ["web", 0, 1, 0, "2m", "a,b", "busybox,busybox:1.28", "app=web,tier=x"]
