@@ -35,6 +35,15 @@ def _int_col(name: str, description: str) -> dict:
 _NAME = _col("Name", _NAME_DOC, fmt="name")
 _AGE = _col("Age", _AGE_DOC)
 
+
+def _replicas_columns(desired: str, current: str, ready: str, selector: str) -> list[dict]:
+    """A ReplicaSet's or ReplicationController's columns, with the descriptions of its own fields."""
+    return [_NAME, _int_col("Desired", desired), _int_col("Current", current), _int_col("Ready", ready), _AGE,
+            _col("Containers", "Names of each container in the template.", priority=1),
+            _col("Images", "Images referenced by each container in the template.", priority=1),
+            _col("Selector", selector, priority=1)]
+
+
 COLUMNS: dict[str, list[dict]] = {
     "pods": [
         _NAME,
@@ -76,28 +85,16 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
                          "ones affected by this deployment.", priority=1),
     ],
-    "replicasets": [
-        _NAME,
-        _int_col("Desired", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit "
-                            "zero and unspecified. Defaults to 1."),
-        _int_col("Current", "Replicas is the most recently observed number of non-terminating pods."),
-        _int_col("Ready", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition."),
-        _AGE,
-        _col("Containers", "Names of each container in the template.", priority=1),
-        _col("Images", "Images referenced by each container in the template.", priority=1),
-        _col("Selector", "Selector is a label query over pods that should match the replica count.", priority=1),
-    ],
-    "replicationcontrollers": [
-        _NAME,
-        _int_col("Desired", "Replicas is the number of desired replicas. This is a pointer to distinguish between "
-                            "explicit zero and unspecified. Defaults to 1."),
-        _int_col("Current", "Replicas is the most recently observed number of replicas."),
-        _int_col("Ready", "The number of ready replicas for this replication controller."),
-        _AGE,
-        _col("Containers", "Names of each container in the template.", priority=1),
-        _col("Images", "Images referenced by each container in the template.", priority=1),
-        _col("Selector", "Selector is a label query over pods that should match the Replicas count.", priority=1),
-    ],
+    "replicasets": _replicas_columns(
+        "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and "
+        "unspecified. Defaults to 1.", "Replicas is the most recently observed number of non-terminating pods.",
+        "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
+        "Selector is a label query over pods that should match the replica count."),
+    "replicationcontrollers": _replicas_columns(
+        "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and "
+        "unspecified. Defaults to 1.", "Replicas is the most recently observed number of replicas.",
+        "The number of ready replicas for this replication controller.",
+        "Selector is a label query over pods that should match the Replicas count."),
     "configmaps": [_NAME, _col("Data", "Data contains the configuration data."), _AGE],
     "secrets": [
         _NAME,
