@@ -18,6 +18,8 @@ from edgeworkers.runtime import labels
 from tests.integration.loop.conftest import Cluster, busybox_pod, hold_for, running_at_cloud
 from tests.polling import wait_for
 
+pytestmark = pytest.mark.serial  # restarts the dockerd every other test uses: run alone
+
 ROOT = Path(__file__).resolve().parents[3]
 PIDFILE = ROOT / ".run" / "dockerd.pid"
 BACK_WITHIN_S = 30
