@@ -31,10 +31,6 @@ class GarbageCollector(Controller):
         self._waiting: dict[str, Key] = {}  # the uid of each owner deleting its dependents: its key
         super().__init__(store, hub, clock, resync_s)
 
-    @classmethod
-    def make(cls, store: Store, hub: Hub, clock: Clock, _settings: Settings) -> GarbageCollector:
-        return cls(store, hub, clock)
-
     def keys_for(self, event: Event) -> Iterator[Key]:
         obj = event.object
         uid = obj["metadata"]["uid"]
@@ -43,7 +39,7 @@ class GarbageCollector(Controller):
             yield self._waiting[uid]
         else:
             self._waiting.pop(uid, None)
-        for version in (obj, event.old):
+        for version in (obj, event.old) if self._waiting else ():
             if version is not None:
                 for owner in ownership.owner_uids(version) & self._waiting.keys():
                     yield self._waiting[owner]
@@ -64,3 +60,7 @@ class GarbageCollector(Controller):
         for event in ownership.delete_dependents(self.store, resource, owner):
             self.hub.publish(event)
         return None
+
+
+def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings) -> GarbageCollector:
+    return GarbageCollector(store, hub, clock)

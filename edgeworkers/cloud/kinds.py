@@ -59,5 +59,5 @@ CONTROLLERS: list[ControllerFactory] = [
     daemonset.make_controller,
     job.make_controller,
     endpoints.EndpointsController.make,
-    garbagecollector.GarbageCollector.make,
+    garbagecollector.make_controller,
 ]

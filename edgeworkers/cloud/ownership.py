@@ -205,10 +205,9 @@ def collect(store: Store, deleted: set[str]) -> list[Event]:
     """Delete or release the dependents of the objects whose uids are ``deleted``, and theirs in turn."""
     events: list[Event] = []
     while deleted:
-        graph = _Graph(store)
-        found = {dep["metadata"]["uid"]: (resource, dep) for uid in deleted for resource, dep in graph.of(uid)}
-        deleted = set()
-        for resource, dependent in found.values():
+        found = [(resource, obj) for resource in RESOURCES for obj in store.list(resource) if owner_uids(obj) & deleted]
+        graph, deleted = _Graph(store), set()
+        for resource, dependent in found:
             if (dependent := _fresh(store, resource, dependent)) is not None:
                 more, gone = _attempt(store, resource, dependent, graph)
                 events += more
