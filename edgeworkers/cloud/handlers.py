@@ -579,5 +579,7 @@ def _validate(resource: Resource, obj: dict, old: dict | None, sub: str | None =
         errors = validation.validate_object_meta(obj.get("metadata") or {}, resource.namespaced)
     if old is not None and resource.name in ("nodes", "namespaces", "events", "leases"):
         errors += validation.validate_object_meta_update(old["metadata"], obj["metadata"])
+    if old is not None:
+        errors += validation.validate_no_new_finalizers(old["metadata"], obj["metadata"])
     if errors:
         raise status.invalid(resource.kind, name, errors, resource.group)

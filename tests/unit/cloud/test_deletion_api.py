@@ -91,6 +91,12 @@ async def test_a_finalizer_keeps_an_object_until_an_update_removes_it(client):
     relabelled = await client.patch(f"{CONFIGMAPS}/held", json={"metadata": {"labels": {"a": "b"}}},
                                     headers={"Content-Type": "application/merge-patch+json"})
     assert relabelled.status == 200 and await status_of(client, f"{CONFIGMAPS}/held") == 200
+    more = await client.patch(f"{CONFIGMAPS}/held", json={"metadata": {"finalizers": ["example.com/hold", "b.io/x"]}},
+                              headers={"Content-Type": "application/merge-patch+json"})
+    assert more.status == 422
+    assert (await more.json())["message"] == (
+        'ConfigMap "held" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object '
+        'is being deleted, found new finalizers []string{"b.io/x"}')
     stale = {**kept, "metadata": {**kept["metadata"], "finalizers": []}}
     assert (await client.put(f"{CONFIGMAPS}/held", json=stale)).status == 409  # its resourceVersion is old
     released = await client.patch(f"{CONFIGMAPS}/held", json={"metadata": {"finalizers": None}},
