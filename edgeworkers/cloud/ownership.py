@@ -148,15 +148,27 @@ def _attempt(store: Store, resource: str, obj: dict, graph: _Graph) -> tuple[lis
     solid, dangling, waiting = _classify(store, obj)
     if solid:
         return _release(store, resource, obj, dangling | waiting), None
-    finalizers = meta.get("finalizers") or []
-    if waiting and graph.of(meta["uid"]):
+    finalizers, events = meta.get("finalizers") or [], []
+    if waiting and (dependents := graph.of(meta["uid"])):
         policy = "Foreground"
+        if any(deleting_dependents(dependent) for _resource, dependent in dependents):
+            events, obj = _unblock(store, resource, obj)  # a cycle: its owners must not wait for it, nor it for them
     elif ORPHAN in finalizers:
         policy = "Orphan"
     else:
         policy = "Foreground" if FOREGROUND in finalizers else "Background"
-    _answer, events, gone = _delete(store, resource, obj, None, policy, graph)
-    return events, gone
+    _answer, more, gone = _delete(store, resource, obj, None, policy, graph)
+    return events + more, gone
+
+
+def _unblock(store: Store, resource: str, obj: dict) -> tuple[list[Event], dict]:
+    """``obj`` with ``blockOwnerDeletion: false`` in each of its ownerReferences (kube's cycle breaker)."""
+    new = orjson.loads(orjson.dumps(obj))
+    for ref in _refs(new):
+        if ref.get("blockOwnerDeletion") is True:
+            ref["blockOwnerDeletion"] = False
+    event = store.update(resource, new)
+    return ([event], event.object) if event is not None else ([], obj)
 
 
 def _delete(store: Store, resource: str, obj: dict, grace: int | None, policy: str | None,

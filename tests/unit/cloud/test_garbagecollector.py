@@ -141,3 +141,18 @@ async def test_a_restart_resumes_the_owners_waiting_in_the_foreground(tmp_path):
     finally:
         task.cancel()
         store.close()
+
+
+def test_owners_of_each_other_do_not_wait_for_ever(store):
+    hub = Hub(store)
+    gc = GarbageCollector(store, hub, lambda: T0)
+    first = create(store, "replicasets", "first")
+    second = create(store, "replicasets", "second", first)
+    store.update("replicasets", {**first, "metadata": {**first["metadata"], "ownerReferences": [ref(second)]}})
+    delete(store, hub, "replicasets", store.get("replicasets", "default", "first"), policy="Foreground")
+    gc.sync(("replicasets", "default/first"))  # the second, owner of a deleting one, unblocks its own owner
+    second = store.get("replicasets", "default", "second")
+    assert second["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] is False
+    assert ownership.deleting_dependents(second) and names(store, "replicasets") == ["second"]
+    gc.sync(("replicasets", "default/second"))
+    assert names(store, "replicasets") == []
