@@ -447,6 +447,7 @@ class Api:
                 self.hub.publish(dependent)
         return event.object
 
+
 async def _patched(request: web.Request, live: dict, kind: str) -> object:
     """``live`` with the request's strategic merge, JSON merge or JSON patch applied (a copy)."""
     media = wire.media_type(request)
