@@ -87,7 +87,7 @@ class Api:
         for name in SEED_NAMESPACES:
             if self.store.find("namespaces", "", name) is None:
                 self.hub.publish(self.store.create("namespaces", _namespace({"metadata": {"name": name}})))
-        for event in ownership.collect(self.store, ownership.missing_owners(self.store), "Background"):
+        for event in ownership.collect(self.store, ownership.missing_owners(self.store)):
             self.hub.publish(event)
 
     def terminating(self, namespace: str) -> bool:
@@ -323,6 +323,13 @@ class Api:
         _validate(t.resource, new, old, t.sub)
         if t.dry_run:
             return new
+        if ownership.finalized(old, new):  # its last finalizer removed: it goes, as it was (kube's deleteWithoutFinalizers)
+            if new["metadata"].get("resourceVersion") not in (None, "", old["metadata"]["resourceVersion"]):
+                raise status.conflict(t.resource.name, old["metadata"]["name"], group=t.resource.group)
+            with self.store.atomic():
+                for event in ownership.delete_finalized(self.store, t.resource.name, old):
+                    self.hub.publish(event)
+            return old
         if new["metadata"].get("resourceVersion") in (None, "", old["metadata"]["resourceVersion"]) \
                 and _content(new) == _content(old):
             return old  # a no-op write: no new resourceVersion, no event (only managedFields times differ)
@@ -408,40 +415,35 @@ class Api:
         return wire.json_response({"kind": t.resource.list_kind, "apiVersion": t.resource.api_version,
                                    "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": items})
 
-    def _delete(self, t: Target, obj: dict, grace: int | None, policy: str, preconditions: dict) -> dict:
-        """Delete (or, for a pod bound to a node, mark for deletion) one object; what the request answers."""
+    def _delete(self, t: Target, obj: dict, grace: int | None, policy: str | None, preconditions: dict) -> dict:
+        """Delete (or mark for deletion: a pod bound to a node, an object that finalizers keep) one object; what the
+        request answers."""
         namespace, name = t.namespace or "", t.name or ""
         _check_preconditions(t, obj, preconditions)
         if t.resource.name == "namespaces" and name in SEED_NAMESPACES:
             raise status.forbidden("namespaces", name, "this namespace may not be deleted")
         if t.dry_run:
             return obj
-        if t.resource.name == "pods":
-            spec = obj.get("spec") or {}
-            if grace is None:
-                grace = spec.get("terminationGracePeriodSeconds", 30)
-            if grace > 0 and spec.get("nodeName"):
-                event = self.store.begin_deletion("pods", namespace, name, grace)
-                self.hub.publish(event)
-                return event.object if event else obj
+        if t.resource.name != "namespaces":
+            with self.store.atomic():
+                answer, events = ownership.delete(self.store, t.resource.name, obj, grace, policy)
+                for event in events:
+                    self.hub.publish(event)
+            return answer
         deleted = {obj["metadata"]["uid"]}
         with self.store.atomic():  # a namespace goes with all its objects, or nothing goes
-            if t.resource.name == "namespaces":
-                self._terminating.add(name)
-                try:
-                    for resource in RESOURCES.values():
-                        if resource.namespaced:
-                            for item in self.store.list(resource.name, name):
-                                deleted.add(item["metadata"]["uid"])
-                                self.hub.publish(self.store.delete(resource.name, name, item["metadata"]["name"]))
-                    event = self.store.delete(t.resource.name, namespace, name)
-                    self.hub.publish(event)
-                finally:
-                    self._terminating.discard(name)
-            else:
+            self._terminating.add(name)
+            try:
+                for resource in RESOURCES.values():
+                    if resource.namespaced:
+                        for item in self.store.list(resource.name, name):
+                            deleted.add(item["metadata"]["uid"])
+                            self.hub.publish(self.store.delete(resource.name, name, item["metadata"]["name"]))
                 event = self.store.delete(t.resource.name, namespace, name)
                 self.hub.publish(event)
-            for dependent in ownership.collect(self.store, deleted, policy):
+            finally:
+                self._terminating.discard(name)
+            for dependent in ownership.collect(self.store, deleted):
                 self.hub.publish(dependent)
         return event.object
 
@@ -464,8 +466,8 @@ async def _patched(request: web.Request, live: dict, kind: str) -> object:
         raise status.bad_request(str(exc)) from exc
 
 
-async def _delete_options(request: web.Request) -> tuple[int | None, str, dict]:
-    """A delete's grace period (query or DeleteOptions), propagation policy and preconditions."""
+async def _delete_options(request: web.Request) -> tuple[int | None, str | None, dict]:
+    """A delete's grace period and propagation policy (query or DeleteOptions; None: not given) and preconditions."""
     body = await request.read()
     options = wire.decode_json(body) if body.strip() else {}
     if not isinstance(options, dict):
@@ -475,8 +477,8 @@ async def _delete_options(request: web.Request) -> tuple[int | None, str, dict]:
         grace = options.get("gracePeriodSeconds")
     if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool) or grace < 0):
         raise status.bad_request(f"gracePeriodSeconds must be a non-negative integer, not {grace!r}")
-    policy = options.get("propagationPolicy") or "Background"
-    if policy not in ownership.PROPAGATION_POLICIES:
+    policy = options.get("propagationPolicy") or request.query.get("propagationPolicy") or None
+    if policy is not None and policy not in ownership.PROPAGATION_POLICIES:
         raise status.invalid("DeleteOptions", "", [status.not_supported(
             "propagationPolicy", policy, ownership.PROPAGATION_POLICIES)], "meta.k8s.io")
     preconditions = options.get("preconditions") or {}
@@ -578,5 +580,7 @@ def _validate(resource: Resource, obj: dict, old: dict | None, sub: str | None =
         errors = validation.validate_object_meta(obj.get("metadata") or {}, resource.namespaced)
     if old is not None and resource.name in ("nodes", "namespaces", "events", "leases"):
         errors += validation.validate_object_meta_update(old["metadata"], obj["metadata"])
+    if old is not None:
+        errors += validation.validate_no_new_finalizers(old["metadata"], obj["metadata"])
     if errors:
         raise status.invalid(resource.kind, name, errors, resource.group)

@@ -204,9 +204,7 @@ class JobController(Controller):
         left = ttl - ((self.clock() - finished).total_seconds() if finished else 0.0)
         if left > 0:
             return left
-        meta = job["metadata"]
-        self.hub.publish(self.store.delete("jobs", meta["namespace"], meta["name"]))
-        for event in ownership.collect(self.store, {meta["uid"]}, "Background"):
+        for event in ownership.delete(self.store, "jobs", job, None, "Background")[1]:
             self.hub.publish(event)
         return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from edgeworkers.cloud import daemonset, deployment, endpoints, job, replicaset, services
+from edgeworkers.cloud import daemonset, deployment, endpoints, garbagecollector, job, replicaset, services
 from edgeworkers.cloud.controller import Controller
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
@@ -59,4 +59,5 @@ CONTROLLERS: list[ControllerFactory] = [
     daemonset.make_controller,
     job.make_controller,
     endpoints.EndpointsController.make,
+    garbagecollector.make_controller,
 ]

@@ -38,6 +38,7 @@ import structlog
 
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.k8s import status
+from edgeworkers.k8s.printers import parse_time
 from edgeworkers.k8s.timefmt import format_time
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -308,6 +309,23 @@ class Store:
         obj = orjson.loads(orjson.dumps(old))
         obj["metadata"]["deletionTimestamp"] = format_time(self._clock() + dt.timedelta(seconds=grace_seconds))
         obj["metadata"]["deletionGracePeriodSeconds"] = grace_seconds
+        return self._write(MODIFIED, resource, obj, old)
+
+    def mark_deleting(self, resource: str, namespace: str, name: str, finalizers: list[str]) -> Event | None:
+        """Mark an object that ``finalizers`` keep for deletion, as kube-apiserver's ``markAsDeleting``: its
+        ``deletionTimestamp`` now (unless an earlier one is set), ``deletionGracePeriodSeconds: 0``, the generation
+        bumped the first time. None when nothing changes (a second delete of an object already being deleted)."""
+        old = self.get(resource, namespace, name)
+        obj = orjson.loads(orjson.dumps(old))
+        meta, now = obj["metadata"], self._clock()
+        if "deletionTimestamp" not in meta and meta.get("generation"):
+            meta["generation"] += 1
+        if "deletionTimestamp" not in meta or (parse_time(meta["deletionTimestamp"]) or now) > now:
+            meta["deletionTimestamp"] = format_time(now)
+        meta["deletionGracePeriodSeconds"] = 0
+        meta["finalizers"] = finalizers
+        if obj == old:
+            return None
         return self._write(MODIFIED, resource, obj, old)
 
     def delete(self, resource: str, namespace: str, name: str) -> Event:

@@ -100,3 +100,16 @@ def validate_object_meta_update(old: dict[str, Any], new: dict[str, Any]) -> lis
         if new.get(key) and new.get(key) != old.get(key):
             errs.append(invalid_value(f"metadata.{key}", new.get(key), FIELD_IMMUTABLE))
     return errs
+
+
+def validate_no_new_finalizers(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """An object being deleted takes no new finalizer (``ValidateNoNewFinalizers``)."""
+    old, new = as_dict(old), as_dict(new)
+    if not old.get("deletionTimestamp"):
+        return []
+    extra = sorted({str(f) for f in as_list(new.get("finalizers"))} - {str(f) for f in as_list(old.get("finalizers"))})
+    if not extra:
+        return []
+    found = ", ".join(f'"{f}"' for f in extra)  # Go's %#v of a []string
+    return [forbidden_field("metadata.finalizers", "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers []string{{{found}}}")]

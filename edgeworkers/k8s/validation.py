@@ -17,6 +17,7 @@ from edgeworkers.k8s.metavalidation import (
     as_dict,
     invalid_each,
     items,
+    validate_no_new_finalizers,
     validate_object_meta,
     validate_object_meta_update,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "validate_configmap",
     "validate_configmap_update",
     "validate_namespace",
+    "validate_no_new_finalizers",
     "validate_node",
     "validate_object_meta",
     "validate_pod",
