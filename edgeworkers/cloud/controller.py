@@ -18,7 +18,7 @@ from edgeworkers.cloud.watch import Hub
 
 log = structlog.get_logger(__name__)
 
-Key = tuple[str, str]  # (namespace, name)
+Key = tuple[str, str]  # (namespace, name); the garbage collector's: (resource, "namespace/name")
 # client-go's default controller rate limiter: per-item exponential back-off, 5 ms doubling to 1000 s.
 BACKOFF_BASE_S, BACKOFF_MAX_S = 0.005, 1000.0
 
@@ -90,7 +90,7 @@ class Controller:
             again = self.sync(key)
         except Exception:
             failures = self._failures[key] = self._failures.get(key, 0) + 1
-            log.exception("sync failed", controller=self.name, namespace=key[0], name=key[1], failures=failures)
+            log.exception("sync failed", controller=self.name, key="/".join(key), failures=failures)
             self.enqueue(key, backoff_s(failures))
             return
         self._failures.pop(key, None)
