@@ -34,6 +34,7 @@ Beside Kubernetes' SLOs: API call latency p99 <= 1 s for single-object calls (ge
 pod startup p99 <= 5 s. Every figure of a size is also given as a ratio to the baseline's, measured in the same run.
 
     .venv/bin/python ops/bench/fleet.py --nodes 200 --pods 2000 --baseline 20 --steps 50,100
+    .venv/bin/python ops/bench/fleet.py --workload controllers --nodes 200 --pods 2000 --baseline 20 --steps 100
     .venv/bin/python ops/bench/fleet.py --nodes 5 --pods 20 --baseline 0 --stagger-s 1 --steady-s 2  # smoke run
 """
 from __future__ import annotations
@@ -561,6 +562,8 @@ def main() -> None:
     if args.pods < args.nodes:
         raise SystemExit("--pods must be at least --nodes: the DaemonSet alone has one pod per node")
 
+    if args.profile_cloud:
+        args.profile_cloud.mkdir(parents=True, exist_ok=True)
     plan = sizes(args)
     root = Path(tempfile.mkdtemp(prefix="edgeworkers-fleet-"))
     password_file = root / "secrets" / "redis-password"
