@@ -6,12 +6,14 @@ own process waited for a core.
 The very server (``edgeworkers.cloud.app.serve`` from the settings), with one middleware put outermost, so it counts
 authentication, the handler and the error translation, as kube-apiserver's request duration does (from its handler
 chain's start to the response written). Every request but a watch is recorded as (verb, resource, start, seconds,
-HTTP status) and written as JSON lines to ``$FLEET_CLOUD_SAMPLES`` when the server stops (SIGTERM).
+HTTP status) and written as JSON lines to ``$FLEET_CLOUD_SAMPLES`` when the server stops (SIGTERM). With
+``$FLEET_CLOUD_PROFILE`` set, the event loop's thread runs under cProfile and its stats are written there then.
 
     FLEET_CLOUD_SAMPLES=out.jsonl EDGEWORKERS_CLOUD_PORT=... python ops/bench/cloudtimer.py
 """
 from __future__ import annotations
 
+import cProfile
 import os
 import time
 from pathlib import Path
@@ -24,11 +26,12 @@ from edgeworkers.cloud import app as cloud_app
 from edgeworkers.config import settings
 
 SAMPLES_ENV = "FLEET_CLOUD_SAMPLES"
+PROFILE_ENV = "FLEET_CLOUD_PROFILE"
 
 
-def timed_app(samples: list[Sample], out: Path):
+def timed_app(samples: list[Sample], out: Path, profiler: cProfile.Profile | None, profile_out: str):
     """``cloud_app.create_app`` whose application times each request into ``samples``, written to ``out`` at
-    cleanup."""
+    cleanup (and the profiler's stats, if any, to ``profile_out``)."""
     create_app = cloud_app.create_app
 
     @web.middleware
@@ -49,6 +52,9 @@ def timed_app(samples: list[Sample], out: Path):
 
     async def write(_app: web.Application) -> None:
         out.write_bytes(b"".join(orjson.dumps(sample) + b"\n" for sample in samples))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_out)
 
     def create(*args, **kwargs) -> web.Application:
         application = create_app(*args, **kwargs)
@@ -60,7 +66,11 @@ def timed_app(samples: list[Sample], out: Path):
 
 
 def main() -> None:
-    cloud_app.create_app = timed_app([], Path(os.environ[SAMPLES_ENV]))
+    profile_out = os.environ.get(PROFILE_ENV, "")
+    profiler = cProfile.Profile() if profile_out else None
+    cloud_app.create_app = timed_app([], Path(os.environ[SAMPLES_ENV]), profiler, profile_out)
+    if profiler is not None:
+        profiler.enable()
     cloud_app.serve(settings())
 
 

@@ -16,18 +16,25 @@ For each size (the baseline first, then --steps, then --nodes), apart from the m
   through the API, as their controllers would (the DaemonSet's pinned to their node by node affinity on
   ``metadata.name``, as kube's DaemonSet controller makes them; the Deployments' left to the binder), at --qps (20:
   kube-controller-manager's default client QPS); ``--workload controllers`` creates one apps/v1 DaemonSet and the
-  Deployments instead, and the cloud's controllers make the pods;
+  Deployments instead, and the cloud's controllers make the pods (in one burst: they write the store, with no client
+  QPS);
+- then, once all are Running, --latency-pods (50) created one at a time at --latency-qps (5/s) into the saturated
+  fleet, as clusterloader2's density test does (its 5 s startup SLO is judged on those; the burst's saturation pods
+  measure throughput): bare pods, or with controllers a Deployment of one replica each;
 - measured: the time from the first create until every pod is Running at the cloud; each pod's startup latency, from
   its create (bare pods: the request sent; controllers: its ADDED event on the bench's watch) to the bench's watch
-  seeing it Running (kube's SLI: creation to Running observed by a watch); the latency of every API call by verb, on
-  the clients (the hollow nodes' and the bench's: the cloud has no request metrics), while the pods start; the cloud's
-  CPU seconds (joining, starting the pods) and its share of a core in the steady state after (--steady-s: heartbeats
-  and leases alone), its PSS at the end; the hollow processes' CPU seconds (they share the 2 cores with the cloud).
+  seeing it Running (kube's SLI: creation to Running observed by a watch), split at the watch first seeing it bound to
+  a node (before: the controllers and the binder; after: the node and its status uplink), and the latency pods'
+  apart; the latency of every API call by verb while the pods start, timed by the cloud (ops/bench/cloudtimer.py) and
+  by the clients (the hollow nodes' and the bench's); the cloud's CPU seconds (joining, starting the pods) and its
+  share of a core in the steady state after (--steady-s: heartbeats and leases alone), its PSS at the end; the hollow
+  processes' CPU seconds (they share the 2 cores with the cloud).
 
 Beside Kubernetes' SLOs: API call latency p99 <= 1 s for single-object calls (get, create, update, patch, delete),
 pod startup p99 <= 5 s. Every figure of a size is also given as a ratio to the baseline's, measured in the same run.
 
     .venv/bin/python ops/bench/fleet.py --nodes 200 --pods 2000 --baseline 20 --steps 50,100
+    .venv/bin/python ops/bench/fleet.py --workload controllers --nodes 200 --pods 2000 --baseline 20 --steps 100
     .venv/bin/python ops/bench/fleet.py --nodes 5 --pods 20 --baseline 0 --stagger-s 1 --steady-s 2  # smoke run
 """
 from __future__ import annotations
@@ -52,7 +59,7 @@ import orjson
 import psutil
 from benchkit import free_port, mb, print_command, redis_daemon, wait_until
 from cloud import Server
-from cloudtimer import SAMPLES_ENV
+from cloudtimer import PROFILE_ENV, SAMPLES_ENV
 from hollow import Sample, TimedApiClient
 
 from edgeworkers.cloud.tls import issue_node_credentials
@@ -132,12 +139,31 @@ def controller_objects(size: Size, deployments: int) -> list[tuple[str, dict[str
     return objects
 
 
+def latency_objects(workload: str, count: int) -> list[tuple[str, dict[str, Any]]]:
+    """(collection path, object): the latency pods, each a bare pod or a Deployment of one replica (clusterloader2's
+    latency Deployments), named ``latency-NNN``."""
+    objects = []
+    for index in range(count):
+        name = f"latency-{index:03d}"
+        if workload == "pods":
+            pod = template(name)
+            pod["metadata"]["name"] = name
+            objects.append((PODS, pod))
+        else:
+            objects.append((f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", {
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": template(name)}}))
+    return objects
+
+
 class PodWatch:
-    """The bench's list and watch of the bench's pods: when each was first seen, and first seen Running."""
+    """The bench's list and watch of the bench's pods: when each was first seen, first seen bound to a node, and first
+    seen Running."""
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
         self.added: dict[str, float] = {}
+        self.bound: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.stopped = threading.Event()
         self.listed = threading.Event()
@@ -149,6 +175,8 @@ class PodWatch:
         now = time.time()
         name = obj["metadata"]["name"]
         self.added.setdefault(name, now)
+        if (obj.get("spec") or {}).get("nodeName"):
+            self.bound.setdefault(name, now)
         if (obj.get("status") or {}).get("phase") == "Running":
             self.running.setdefault(name, now)
 
@@ -178,6 +206,11 @@ class PodWatch:
     def stop(self) -> None:
         self.stopped.set()
         self.api.close()
+
+
+def creation(watch: PodWatch, sent: dict[str, float], names: list[str]) -> dict[str, float]:
+    """When each pod was created: the request sent (bare pods), else its ADDED event on the bench's watch."""
+    return {name: min(sent.get(name, watch.added[name]), watch.added[name]) for name in names}
 
 
 class Hollows:
@@ -242,6 +275,10 @@ class Outcome:
     join_s: float = 0.0
     running_s: float = 0.0
     startup: list[float] = field(default_factory=list)
+    to_bound: list[float] = field(default_factory=list)  # of startup: created to bound (the controllers and binder)
+    to_running: list[float] = field(default_factory=list)  # of startup: bound to Running (the node and the uplink)
+    created_s: float = 0.0  # the first create to the last pod's ADDED event
+    latency: list[float] = field(default_factory=list)  # the latency pods' startup
     server_calls: list[Sample] = field(default_factory=list)  # timed by the cloud, while the pods started
     client_calls: list[Sample] = field(default_factory=list)  # timed by the hollow nodes and the bench, as well
     cloud_join_cpu_s: float = 0.0
@@ -300,23 +337,24 @@ def nodes_ready(api: ApiClient, expected: int) -> bool:
     return ready >= expected
 
 
-def create_pods(api: TimedApiClient, pods: list[dict[str, Any]], qps: float, threads: int) -> dict[str, float]:
-    """POST each pod, ``threads`` at a time, the k-th not before k/``qps`` s (0: as fast as they go); when each
-    request was sent."""
+def create_paced(api: TimedApiClient, objects: list[tuple[str, dict[str, Any]]], qps: float,
+                 threads: int) -> dict[str, float]:
+    """POST each (collection path, object), ``threads`` at a time, the k-th not before k/``qps`` s (0: as fast as
+    they go); when each request was sent, by the object's name."""
     begin = time.monotonic()
     sent: dict[str, float] = {}
 
-    def create(indexed: tuple[int, dict[str, Any]]) -> None:
-        index, pod = indexed
+    def create(indexed: tuple[int, tuple[str, dict[str, Any]]]) -> None:
+        index, (path, obj) = indexed
         if qps > 0:
             delay = begin + index / qps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        sent[pod["metadata"]["name"]] = time.time()
-        api.post(PODS, pod)
+        sent[obj["metadata"]["name"]] = time.time()
+        api.post(path, obj)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(create, enumerate(pods)))
+        list(pool.map(create, enumerate(objects)))
     return sent
 
 
@@ -337,7 +375,10 @@ def run_size(size: Size, args: argparse.Namespace, root: Path, redis_port: int, 
     outcome = Outcome(size)
     root.mkdir()
     cloud_samples = root / "cloud.samples"
-    server = Server(root, [sys.executable, str(CLOUD_TIMER)], {SAMPLES_ENV: str(cloud_samples)})
+    env = {SAMPLES_ENV: str(cloud_samples)}
+    if args.profile_cloud:
+        env[PROFILE_ENV] = str(args.profile_cloud.resolve() / f"cloud-{size.nodes}.prof")
+    server = Server(root, [sys.executable, str(CLOUD_TIMER)], env)
     hollows: Hollows | None = None
     watch: PodWatch | None = None
     bench_calls: list[Sample] = []
@@ -364,19 +405,32 @@ def run_size(size: Size, args: argparse.Namespace, root: Path, redis_port: int, 
         begin = time.time()
         if args.workload == "pods":
             pods = bare_pods(size, args.deployments)
-            created = create_pods(client, pods, args.qps, args.create_threads)
+            created = create_paced(client, [(PODS, pod) for pod in pods], args.qps, args.create_threads)
         else:
             create_controllers(client, controller_objects(size, args.deployments))
-            created = watch.added
+            created = {}  # a pod's creation is its ADDED event
             wait_until(lambda: watch.added, 30, "a first pod from the DaemonSet and Deployments (does the cloud run "
                        "their controllers? else run with --workload pods)", POLL_S)
         wait_until(lambda: (hollows.check(), len(watch.running) >= size.pods)[1], args.timeout_s,
                    f"{size.pods} pods Running (watch error: {watch.error or 'none'})", POLL_S)
         end = time.time()
         outcome.running_s = end - begin
-        outcome.startup = [watch.running[name] - min(created[name], watch.added[name]) for name in watch.running]
+        first = creation(watch, created, list(watch.running))
+        outcome.startup = [watch.running[name] - at for name, at in first.items()]
+        outcome.to_bound = [watch.bound[name] - at for name, at in first.items()]
+        outcome.to_running = [watch.running[name] - watch.bound[name] for name in first]
+        outcome.created_s = max(watch.added.values()) - begin
         cpu_running = cloud_cpu_s(cloud)
         outcome.cloud_pods_cpu_s = cpu_running - cpu_joined
+
+        if args.latency_pods:  # one at a time into the saturated fleet, as clusterloader2's latency pods
+            sent = create_paced(client, latency_objects(args.workload, args.latency_pods), args.latency_qps, 1)
+            total = size.pods + args.latency_pods
+            wait_until(lambda: (hollows.check(), len(watch.running) >= total)[1], args.timeout_s,
+                       f"{args.latency_pods} latency pods Running (watch error: {watch.error or 'none'})", POLL_S)
+            latency = creation(watch, sent, [name for name in list(watch.running) if name not in first])
+            outcome.latency = [watch.running[name] - at for name, at in latency.items()]
+            cpu_running = cloud_cpu_s(cloud)
         time.sleep(args.steady_s)
         outcome.cloud_steady_share = (cloud_cpu_s(cloud) - cpu_running) / args.steady_s if args.steady_s else 0.0
         memory = cloud.memory_full_info()
@@ -426,6 +480,18 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
     print("  API p99: the worst single-object (verb, resource) pair, timed by the cloud (client: by the callers);\n"
           "  cloud CPU s: joining and starting the pods; steady: the cloud's share of one core afterwards")
 
+    print("\npod startup split, p50/p99 s: created to bound (the controllers and the binder), bound to Running (the "
+          "node's watch, pod sync and status uplink); all created: from the first create to the last pod's ADDED")
+    for o in outcomes:
+        print(f"  {o.size.nodes} nodes: created to bound {quantile(o.to_bound, 50):.2f}/{quantile(o.to_bound, 99):.2f}"
+              f", bound to Running {quantile(o.to_running, 50):.2f}/{quantile(o.to_running, 99):.2f}, all created "
+              f"in {o.created_s:.1f} s")
+    if args.latency_pods:
+        print(f"latency pods ({args.latency_pods} created at {args.latency_qps:g}/s once the workload is Running"
+              f"{', each a Deployment of one replica' if args.workload == 'controllers' else ''}), startup p50/p99 s: "
+              + ", ".join(f"{o.size.nodes} nodes: {quantile(o.latency, 50):.2f}/{quantile(o.latency, 99):.2f}"
+                          for o in outcomes))
+
     for title, calls_of in (("timed by the cloud", lambda o: o.server_calls),
                             ("timed by the clients (hollow nodes and the bench)", lambda o: o.client_calls)):
         verbs = sorted({verb for o in outcomes for verb in by_verb(calls_of(o))})
@@ -457,9 +523,10 @@ def report(outcomes: list[Outcome], args: argparse.Namespace) -> None:
           f"{SLO_STARTUP_S:g} s")
     for o in outcomes:
         api_ok = worst_single_object(o.server_calls)[1] <= SLO_API_S
-        startup_ok = quantile(o.startup, 99) <= SLO_STARTUP_S
-        print(f"  {o.size.nodes} nodes, {o.size.pods} pods: API {'met' if api_ok else 'MISSED'}, "
-              f"pod startup {'met' if startup_ok else 'MISSED'}")
+        verdicts = [f"pod startup {'met' if quantile(o.startup, 99) <= SLO_STARTUP_S else 'MISSED'}"]
+        if o.latency:
+            verdicts.append(f"latency pods' startup {'met' if quantile(o.latency, 99) <= SLO_STARTUP_S else 'MISSED'}")
+        print(f"  {o.size.nodes} nodes, {o.size.pods} pods: API {'met' if api_ok else 'MISSED'}, " + ", ".join(verdicts))
 
 
 def ratio(value: float, base: float) -> str:
@@ -478,16 +545,25 @@ def main() -> None:
     parser.add_argument("--qps", type=float, default=20.0, help="bare pods created per second (0: as fast as "
                         "--create-threads go)")
     parser.add_argument("--create-threads", type=int, default=4)
+    parser.add_argument("--latency-pods", type=int, default=50, help="pods created one at a time once the workload "
+                        "is Running (bare pods, or Deployments of one replica), their startup measured apart")
+    parser.add_argument("--latency-qps", type=float, default=5.0, help="latency pods (or Deployments) created per "
+                        "second")
     parser.add_argument("--nodes-per-process", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2, help="pod worker threads per hollow node")
     parser.add_argument("--stagger-s", type=float, default=10.0, help="each hollow process starts its nodes evenly "
                         "over this long (the heartbeat period: a fleet's heartbeats are not in step)")
     parser.add_argument("--steady-s", type=float, default=30.0, help="the steady state measured after")
     parser.add_argument("--timeout-s", type=float, default=900.0)
+    parser.add_argument("--profile-cloud", type=Path, metavar="DIR", help="run each size's cloud under cProfile (its "
+                        "event loop's thread) and write its stats to DIR/cloud-NODES.prof (the figures then include "
+                        "the profiler's overhead)")
     args = parser.parse_args()
     if args.pods < args.nodes:
         raise SystemExit("--pods must be at least --nodes: the DaemonSet alone has one pod per node")
 
+    if args.profile_cloud:
+        args.profile_cloud.mkdir(parents=True, exist_ok=True)
     plan = sizes(args)
     root = Path(tempfile.mkdtemp(prefix="edgeworkers-fleet-"))
     password_file = root / "secrets" / "redis-password"
