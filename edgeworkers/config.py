@@ -128,6 +128,10 @@ class Settings(BaseModel):
     # --node-monitor-period): a node silent this long turns Ready=Unknown; it looks this often.
     node_monitor_grace_period_s: float = 40.0
     node_monitor_period_s: float = 5.0
+    # The pace of the cloud's controllers' writes, one token bucket for all of them (kube-controller-manager's
+    # --kube-api-qps and --kube-api-burst): a burst of pods is made at most this fast.
+    controller_api_qps: float = Field(default=20.0, gt=0)
+    controller_api_burst: int = Field(default=30, ge=1)
     # The Services' cluster IPs and node ports (kube-apiserver's --service-cluster-ip-range, at most 2^20 addresses,
     # and --service-node-port-range).
     service_cluster_ip_range: str = "10.96.0.0/12"

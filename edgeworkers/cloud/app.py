@@ -15,6 +15,7 @@ from edgeworkers.cloud import certificates, discovery, kinds, openapi
 from edgeworkers.cloud.auth import NodeTokens, authenticate, token_auth
 from edgeworkers.cloud.binder import Binder
 from edgeworkers.cloud.certificates import NodeConnector, NodeCredentialRequests
+from edgeworkers.cloud.controller import TokenBucket
 from edgeworkers.cloud.errors import route_not_found, status_errors
 from edgeworkers.cloud.expiry import expire_events
 from edgeworkers.cloud.handlers import Api
@@ -59,7 +60,8 @@ def create_app(settings: Settings, token: str, *, clock: Clock = utcnow,
     store.flush()  # served from here on: what the seed wrote is committed (a disk that fails now stops the start)
     app[API_KEY] = api
     app[BINDER_KEY] = Binder(store, hub, clock)
-    app[CONTROLLERS_KEY] = [make(store, hub, clock, settings) for make in kinds.CONTROLLERS]
+    limiter = TokenBucket(settings.controller_api_qps, settings.controller_api_burst, clock)  # one for all of them
+    app[CONTROLLERS_KEY] = [make(store, hub, clock, settings, limiter) for make in kinds.CONTROLLERS]
     app[NODE_LIFECYCLE_KEY] = NodeLifecycle(store, hub, clock, settings.node_monitor_grace_period_s,
                                             settings.node_monitor_period_s)
     app[_TASKS_KEY] = []

@@ -9,6 +9,7 @@ so to its own ``keys_for``) once committed. Unit tests call ``sync`` directly wi
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterable
 
 import structlog
@@ -19,6 +20,7 @@ from edgeworkers.cloud.watch import Hub
 log = structlog.get_logger(__name__)
 
 Key = tuple[str, str]  # (namespace, name); the garbage collector's: (resource, "namespace/name")
+Holder = tuple[str, Key]  # (controller name, key): who booked tokens
 # client-go's default controller rate limiter: per-item exponential back-off, 5 ms doubling to 1000 s.
 BACKOFF_BASE_S, BACKOFF_MAX_S = 0.005, 1000.0
 
@@ -28,15 +30,63 @@ def backoff_s(failures: int) -> float:
     return min(BACKOFF_BASE_S * 2 ** (failures - 1), BACKOFF_MAX_S)
 
 
+class TokenBucket:
+    """The pace of the controllers' writes, one bucket for all of them as kube-controller-manager's client is paced by
+    ``flowcontrol.NewTokenBucketRateLimiter(qps, burst)``: ``burst`` tokens at first, ``qps`` more a second, at most
+    ``burst`` kept. A sync never waits for tokens (it runs on the event loop): one that finds too few books those it
+    lacks, at most ``burst`` (the balance goes below zero, as ``rate.Limiter.Reserve``), and comes back when they are
+    paid for; bookings are paid in turn, so waiting syncs do not all wake to find the bucket empty."""
+
+    EXPIRY_S = 60.0  # a booking not taken this long after it was due is dropped (the bucket has refilled since)
+
+    def __init__(self, qps: float, burst: int, clock: Clock) -> None:
+        self.qps, self.burst, self.clock = qps, burst, clock
+        self._tokens, self._last = float(burst), clock()
+        self._booked: dict[Holder, tuple[int, dt.datetime]] = {}  # holder -> (tokens, when they are paid for)
+
+    def take(self, holder: Holder, want: int) -> tuple[int, float | None]:
+        """Up to ``want`` tokens for ``holder``: how many it may use now and, when fewer than ``want``, the seconds
+        after which to ask again (its booking is then paid for)."""
+        now = self.clock()
+        self._put((now - self._last).total_seconds() * self.qps)
+        self._last = now
+        for other, (_count, due) in list(self._booked.items()):
+            if (now - due).total_seconds() > self.EXPIRY_S:
+                del self._booked[other]
+        granted = 0
+        if (booking := self._booked.get(holder)) is not None:
+            count, due = booking
+            if due > now:
+                return 0, (due - now).total_seconds()
+            del self._booked[holder]
+            granted = min(count, want)
+            self._put(count - granted)
+        extra = max(min(int(self._tokens), want - granted), 0)
+        self._tokens -= extra
+        granted += extra
+        if granted >= want:
+            return granted, None
+        book = min(want - granted, self.burst)
+        self._tokens -= book
+        wait = -self._tokens / self.qps
+        self._booked[holder] = (book, now + dt.timedelta(seconds=wait))
+        return granted, wait
+
+    def _put(self, tokens: float) -> None:
+        self._tokens = min(self._tokens + max(tokens, 0.0), float(self.burst))
+
+
 class Controller:
     """A work queue of keys and a loop syncing them; subclasses define ``name``, ``resource``, ``keys_for``, ``sync``."""
 
     name = "controller"
     resource = ""  # the kind it owns: every object of it is synced at start and on each resync
 
-    def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0) -> None:
+    def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0,
+                 limiter: TokenBucket | None = None) -> None:
         self.store, self.hub, self.clock = store, hub, clock
         self.resync_s = resync_s
+        self.limiter = limiter  # None: writes are not paced
         self._queue: dict[Key, None] = {}  # insertion-ordered, a key once
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -55,6 +105,14 @@ class Controller:
     def sync(self, key: Key) -> float | None:
         """Bring one object's world to its spec; the seconds after which to look again (a deadline), or None."""
         raise NotImplementedError
+
+    def pace(self, obj: dict, want: int) -> tuple[int, float | None]:
+        """How many of ``want`` writes the sync of ``obj`` may make now, and when to sync it again for the rest (None:
+        all of them now). Running out of tokens is no failure: the sync writes what it may and returns the wait."""
+        if self.limiter is None or want <= 0:
+            return want, None
+        meta = obj["metadata"]
+        return self.limiter.take((self.name, (meta.get("namespace", ""), meta["name"])), want)
 
     # -- the queue ------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from edgeworkers.cloud import workloads
-from edgeworkers.cloud.controller import Controller, Key
+from edgeworkers.cloud.controller import Controller, Key, TokenBucket
 from edgeworkers.cloud.placement import matches_node
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.resources import RESOURCES
@@ -306,8 +306,9 @@ class DaemonSetController(Controller):
     name = COMPONENT
     resource = RESOURCE
 
-    def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0) -> None:
-        super().__init__(store, hub, clock, resync_s)
+    def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0,
+                 limiter: TokenBucket | None = None) -> None:
+        super().__init__(store, hub, clock, resync_s, limiter)
         self._failed = _Backoff()
 
     def keys_for(self, event: Event) -> Iterable[Key]:
@@ -343,7 +344,7 @@ class DaemonSetController(Controller):
         hash_ = current["metadata"]["labels"][HASH_LABEL]
         waits = [self._manage(ds, verdicts, hash_)]
         if _rolling(ds) is not None:
-            self._rolling_update(ds, verdicts, hash_)
+            waits.append(self._rolling_update(ds, verdicts, hash_))
         self._cleanup_history(ds, old)
         waits.append(self._update_status(ds, verdicts, hash_))
         return min((w for w in waits if w is not None), default=None)
@@ -393,7 +394,7 @@ class DaemonSetController(Controller):
 
     def _manage(self, ds: dict, verdicts: Verdicts, hash_: str) -> float | None:
         """Make the missing pods, delete the failed, excess and misplaced ones (kube's ``manage``); the seconds until
-        a failed pod's back-off ends, if one is waiting."""
+        a failed pod's back-off ends or more writes are allowed, if either is waiting."""
         by_node = self._pods(ds)
         surge = surge_count(ds, 1) > 0
         now = self.clock()
@@ -435,8 +436,8 @@ class DaemonSetController(Controller):
                 delete += [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         delete += [p for node, pods in by_node.items() if node not in verdicts for p in pods
                    if not (p.get("spec") or {}).get("nodeName")]  # unbound, for a node that is gone
-        self._sync_nodes(ds, delete, create, hash_)
-        return wait
+        paced = self._sync_nodes(ds, delete, create, hash_)
+        return min((w for w in (wait, paced) if w is not None), default=None)
 
     def _excess(self, ds: dict, running: list[dict], run: bool, surge: bool, hash_: str,
                 now: dt.datetime) -> tuple[bool, list[dict]]:
@@ -456,7 +457,12 @@ class DaemonSetController(Controller):
             delete.append(oldest_old)
         return False, delete
 
-    def _sync_nodes(self, ds: dict, delete: list[dict], create: list[str], hash_: str) -> None:
+    def _sync_nodes(self, ds: dict, delete: list[dict], create: list[str], hash_: str) -> float | None:
+        """Make the pods of ``create``'s nodes, then delete ``delete``, as many as the pace allows; when to look
+        again for the rest."""
+        allowed, wait = self.pace(ds, len(create) + len(delete))
+        delete = delete[:max(allowed - len(create), 0)]
+        create = create[:allowed]
         template = ds["spec"]["template"]
         spec = {**(template.get("spec") or {}), "tolerations": daemon_tolerations(template.get("spec") or {})}
         for node in create:
@@ -471,6 +477,7 @@ class DaemonSetController(Controller):
         for pod in delete:
             workloads.delete_pod(self.store, self.hub, pod)
             self._event(ds, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        return wait
 
     def _event(self, ds: dict, type_: str, reason: str, message: str) -> None:
         kind = RESOURCES[RESOURCE]
@@ -479,7 +486,7 @@ class DaemonSetController(Controller):
 
     # -- rolling update -----------------------------------------------------------------------------------------
 
-    def _rolling_update(self, ds: dict, verdicts: Verdicts, hash_: str) -> None:
+    def _rolling_update(self, ds: dict, verdicts: Verdicts, hash_: str) -> float | None:
         """kube's ``rollingUpdate``: without surge, delete old pods while at most ``maxUnavailable`` are unavailable
         (the next manage makes their successors); with surge, make new pods beside old ones, at most ``maxSurge``
         at a time, and delete an old one once its successor is available."""
@@ -514,8 +521,7 @@ class DaemonSetController(Controller):
                 elif unavailable < max_unavailable:
                     candidates.append(old)
             room = min(max(max_unavailable - unavailable, 0), len(candidates))
-            self._sync_nodes(ds, replace + candidates[:room], [], hash_)
-            return
+            return self._sync_nodes(ds, replace + candidates[:room], [], hash_)
         surged = available_count = 0
         delete, misplaced, allowed, candidates = [], [], [], []
         for node_name in sorted(by_node):
@@ -545,7 +551,7 @@ class DaemonSetController(Controller):
         if (deletable := available_count - desired) > 0:
             delete += misplaced[:deletable]
         room = min(max(max_surge - surged, 0), len(candidates))
-        self._sync_nodes(ds, delete, allowed + candidates[:room], hash_)
+        return self._sync_nodes(ds, delete, allowed + candidates[:room], hash_)
 
     # -- history ------------------------------------------------------------------------------------------------
 
@@ -670,5 +676,6 @@ def _new_and_old(pods: list[dict], hash_: str) -> tuple[dict | None, dict | None
     return new, old
 
 
-def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings) -> DaemonSetController:
-    return DaemonSetController(store, hub, clock)
+def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings,
+                    limiter: TokenBucket) -> DaemonSetController:
+    return DaemonSetController(store, hub, clock, limiter=limiter)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from edgeworkers.cloud import workloads
-from edgeworkers.cloud.controller import Controller, Key
+from edgeworkers.cloud.controller import Controller, Key, TokenBucket
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.watch import Hub
@@ -508,5 +508,5 @@ def _set_condition(conditions: dict, kind: str, status: str, reason: str, messag
                         "reason": reason, "message": message}
 
 
-def controller(store: Store, hub: Hub, clock: Clock, settings: Settings) -> DeploymentController:
+def controller(store: Store, hub: Hub, clock: Clock, _settings: Settings, _limiter: TokenBucket) -> DeploymentController:
     return DeploymentController(store, hub, clock)

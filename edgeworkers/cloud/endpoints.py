@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from edgeworkers.cloud import workloads
-from edgeworkers.cloud.controller import Controller, Key
+from edgeworkers.cloud.controller import Controller, Key, TokenBucket
 from edgeworkers.cloud.services import NONE, family_of
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.watch import Hub
@@ -287,7 +287,7 @@ class EndpointsController(Controller):
         super().__init__(store, hub, clock, resync_s)
 
     @classmethod
-    def make(cls, store: Store, hub: Hub, clock: Clock, _settings: Settings) -> EndpointsController:
+    def make(cls, store: Store, hub: Hub, clock: Clock, _settings: Settings, _limiter: TokenBucket) -> EndpointsController:
         return cls(store, hub, clock)
 
     def keys_for(self, event: Event) -> Iterator[Key]:

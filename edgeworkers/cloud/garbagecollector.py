@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from edgeworkers.cloud import ownership
-from edgeworkers.cloud.controller import Controller, Key
+from edgeworkers.cloud.controller import Controller, Key, TokenBucket
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.watch import Hub
@@ -62,5 +62,5 @@ class GarbageCollector(Controller):
         return None
 
 
-def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings) -> GarbageCollector:
+def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings, _limiter: TokenBucket) -> GarbageCollector:
     return GarbageCollector(store, hub, clock)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 
 from edgeworkers.cloud import ownership, workloads
-from edgeworkers.cloud.controller import Controller, Key
+from edgeworkers.cloud.controller import Controller, Key, TokenBucket
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.selectors import from_label_selector
 from edgeworkers.cloud.store import Clock, Event, Store
@@ -188,10 +188,11 @@ class JobController(Controller):
             return None
         pods = [p for p in self.store.list("pods", key[0]) if workloads.controlled_by(p, job)]
         if finished_condition(job) is not None:
-            for pod in pods:
-                if workloads.is_active(pod):
-                    workloads.delete_pod(self.store, self.hub, pod)
-            return self._expire(job)
+            active = [p for p in pods if workloads.is_active(p)]
+            allowed, paced = self.pace(job, len(active))
+            for pod in active[:allowed]:
+                workloads.delete_pod(self.store, self.hub, pod)
+            return min((w for w in (paced, self._expire(job)) if w is not None), default=None)
         return self._sync_running(job, pods)
 
     def _expire(self, job: dict) -> float | None:
@@ -254,7 +255,9 @@ class JobController(Controller):
             elif not suspended:
                 again.append(self._create(job, active, succeeded, failed, done_indexes, now))
         if interim is not None or suspended:
-            for pod in active:
+            allowed, paced = self.pace(job, len(active))
+            again.append(paced or 0.0)
+            for pod in active[:allowed]:
                 workloads.delete_pod(self.store, self.hub, pod)
                 self._event(job, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
         pods = [p for p in self.store.list("pods", job["metadata"]["namespace"]) if workloads.controlled_by(p, job)]
@@ -299,7 +302,8 @@ class JobController(Controller):
 
     def _create(self, job: dict, active: list[dict], succeeded: list[dict], failed: list[dict],
                 done_indexes: set[int], now: dt.datetime) -> float:
-        """Create the pods the Job lacks, after the back-off its recent failures earn; when to look again (0: no)."""
+        """Create the pods the Job lacks, after the back-off its recent failures earn and as many as the pace allows;
+        when to look again (0: no)."""
         spec = job["spec"]
         completions, parallelism = spec.get("completions"), spec.get("parallelism", 1)
         if completions is None:
@@ -320,7 +324,8 @@ class JobController(Controller):
         name = job["metadata"]["name"]
         busy = {i for p in active if (i := _index(p)) is not None} | done_indexes
         free = (i for i in range(completions or 0) if i not in busy)
-        for _ in range(missing):
+        allowed, paced = self.pace(job, missing)
+        for _ in range(allowed):
             if spec.get("completionMode") == "Indexed":
                 index = next(free, None)
                 if index is None:
@@ -333,7 +338,7 @@ class JobController(Controller):
                 pod = workloads.pod_from_template("jobs", job, spec["template"], f"{name}-")
             created = workloads.create_pod(self.store, self.hub, pod)
             self._event(job, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
-        return 0.0
+        return paced or 0.0
 
     def _finish(self, job: dict, interim: dict, conditions: list[dict], status: dict, stamp: str) -> None:
         """The terminal condition after the interim one, once no pod is left terminating; its event."""
@@ -347,5 +352,5 @@ class JobController(Controller):
             self._event(job, "Warning", interim["reason"], interim["message"])
 
 
-def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings) -> JobController:
-    return JobController(store, hub, clock)
+def make_controller(store: Store, hub: Hub, clock: Clock, _settings: Settings, limiter: TokenBucket) -> JobController:
+    return JobController(store, hub, clock, limiter=limiter)

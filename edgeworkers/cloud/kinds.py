@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from edgeworkers.cloud import daemonset, deployment, endpoints, garbagecollector, job, replicaset, services
-from edgeworkers.cloud.controller import Controller
+from edgeworkers.cloud.controller import Controller, TokenBucket
 from edgeworkers.cloud.store import Clock, Store
 from edgeworkers.cloud.watch import Hub
 from edgeworkers.config import Settings
@@ -51,7 +51,7 @@ class Allocator(Protocol):
 
 ALLOCATORS: dict[str, Callable[[Store, Settings], Allocator]] = {"services": services.ServiceAllocator}
 
-ControllerFactory = Callable[[Store, Hub, Clock, Settings], Controller]
+ControllerFactory = Callable[[Store, Hub, Clock, Settings, TokenBucket], Controller]
 CONTROLLERS: list[ControllerFactory] = [
     replicaset.replica_sets,
     replicaset.replication_controllers,

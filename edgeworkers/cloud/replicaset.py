@@ -6,7 +6,9 @@ One sync of an object: claim the active pods of its namespace (adopt orphans its
 it no longer matches), create the missing ones from the template (at most ``BURST_REPLICAS`` per sync, in slow-start
 batches that stop at the first failure) or delete the extras in kube's order (``controller.ActivePodsWithRanks``),
 then write the status from the pods as the nodes report them. A pod that finished or is being deleted is not active:
-it is replaced. Syncs read the store itself, which is never behind, so kube's "expectations" are not needed here.
+it is replaced. Syncs read the store itself, which is never behind, so kube's "expectations" are not needed here (a
+create or delete shows in the next sync). Creates and deletes go at the controllers' shared pace (``Controller.pace``):
+a sync that runs out of tokens stops its batch there, without an error, and comes back when its booked ones are due.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from collections.abc import Iterable
 import structlog
 
 from edgeworkers.cloud import workloads
-from edgeworkers.cloud.controller import Controller, Key
+from edgeworkers.cloud.controller import Controller, Key, TokenBucket
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.cloud.selectors import LabelSelector, from_label_selector
@@ -151,8 +153,8 @@ class ReplicaSetController(Controller):
     component = "replicaset-controller"
 
     def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0,
-                 burst: int = BURST_REPLICAS) -> None:
-        super().__init__(store, hub, clock, resync_s)
+                 burst: int = BURST_REPLICAS, limiter: TokenBucket | None = None) -> None:
+        super().__init__(store, hub, clock, resync_s, limiter)
         self.kind = RESOURCES[self.resource].kind
         self.api_version = RESOURCES[self.resource].api_version
         self.burst = burst
@@ -190,13 +192,14 @@ class ReplicaSetController(Controller):
         pods = [p for p in self.store.list("pods", key[0]) if workloads.is_active(p)]
         pods = self._claim(owner, selector, pods)
         error: str | None = None
+        paced: float | None = None
         diff = len(pods) - owner["spec"].get("replicas", 1)
         if not owner["metadata"].get("deletionTimestamp"):
-            error = self._manage(owner, pods, diff)
+            error, paced = self._manage(owner, pods, diff)
         again = self._write_status(owner, pods, error, diff)
         if error is not None:
             raise ReplicaFailure(error)  # retried with the controller's back-off, as kube requeues a failed sync
-        return again
+        return min((w for w in (again, paced) if w is not None), default=None)
 
     def _claim(self, owner: dict, selector: LabelSelector | None, pods: list[dict]) -> list[dict]:
         """kube's ``ClaimPods``: the owner's pods, after adopting matching orphans and releasing non-matching ones."""
@@ -226,15 +229,16 @@ class ReplicaSetController(Controller):
             new["metadata"].pop("ownerReferences", None)
         return workloads.update(self.store, self.hub, "pods", new)
 
-    def _manage(self, owner: dict, pods: list[dict], diff: int) -> str | None:
-        """Create or delete pods toward ``spec.replicas``; the first error, if any."""
+    def _manage(self, owner: dict, pods: list[dict], diff: int) -> tuple[str | None, float | None]:
+        """Create or delete pods toward ``spec.replicas``, as many as the pace allows; the first error, if any, and
+        when to look again for the rest."""
+        allowed, wait = self.pace(owner, min(abs(diff), self.burst))
         if diff < 0:
-            return self._create(owner, min(-diff, self.burst))
-        if diff > 0:
-            for pod in deletion_order(pods)[:min(diff, self.burst)]:
-                workloads.delete_pod(self.store, self.hub, pod)
-                self._record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
-        return None
+            return self._create(owner, allowed), wait
+        for pod in deletion_order(pods)[:allowed] if diff > 0 else []:
+            workloads.delete_pod(self.store, self.hub, pod)
+            self._record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}")
+        return None, wait
 
     def _create(self, owner: dict, count: int) -> str | None:
         """kube's ``slowStartBatch``: batches of 1, 2, 4 ... pods, none after a batch that failed."""
@@ -306,9 +310,10 @@ class ReplicaFailure(Exception):
     """Pods could not be created (or deleted): the sync is retried with back-off."""
 
 
-def replica_sets(store: Store, hub: Hub, clock: Clock, _settings: Settings) -> Controller:
-    return ReplicaSetController(store, hub, clock)
+def replica_sets(store: Store, hub: Hub, clock: Clock, _settings: Settings, limiter: TokenBucket) -> Controller:
+    return ReplicaSetController(store, hub, clock, limiter=limiter)
 
 
-def replication_controllers(store: Store, hub: Hub, clock: Clock, _settings: Settings) -> Controller:
-    return ReplicationManager(store, hub, clock)
+def replication_controllers(store: Store, hub: Hub, clock: Clock, _settings: Settings,
+                            limiter: TokenBucket) -> Controller:
+    return ReplicationManager(store, hub, clock, limiter=limiter)
