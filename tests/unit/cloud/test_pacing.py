@@ -7,11 +7,13 @@ import pytest
 
 from edgeworkers.cloud import workloads
 from edgeworkers.cloud.controller import TokenBucket
+from edgeworkers.cloud.daemonset import DaemonSetController
 from edgeworkers.cloud.job import JobController, default_job
 from edgeworkers.cloud.replicaset import ReplicaSetController, default_replica_set
 from edgeworkers.cloud.store import Store
 from edgeworkers.cloud.watch import Hub
 from tests.unit.clock import Clock
+from tests.unit.cloud.test_daemonset import daemonset, node
 
 T0 = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
 RS_KEY, JOB_KEY = ("default", "web"), ("default", "work")
@@ -106,6 +108,23 @@ def test_two_controllers_share_the_bucket(cluster):
     clock.advance(0.5)
     assert jobs.sync(JOB_KEY) is None
     assert len(owned(store, "jobs", JOB_KEY)) == 20
+
+
+def test_a_daemonset_on_40_nodes_makes_30_pods_then_the_rest_when_its_tokens_are_due(cluster):
+    store, hub, clock, bucket = cluster
+    controller = DaemonSetController(store, hub, clock, limiter=bucket)
+    for i in range(40):
+        store.create("nodes", node(f"edge-{i:02}"))
+    store.create("daemonsets", daemonset())
+    assert controller.sync(("default", "agent")) == pytest.approx(0.5)
+    assert len(owned(store, "daemonsets", ("default", "agent"))) == 30
+    assert controller.sync(("default", "agent")) == pytest.approx(0.5)  # early: nothing more
+    clock.advance(0.5)
+    assert controller.sync(("default", "agent")) is None
+    pods = owned(store, "daemonsets", ("default", "agent"))
+    assert len({p["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchFields"][0]["values"][0] for p in pods}) == len(pods) == 40
+    assert reasons(store) == {"SuccessfulCreate"}
 
 
 def test_running_out_of_tokens_is_no_failure(cluster):
