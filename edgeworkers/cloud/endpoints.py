@@ -15,11 +15,12 @@ endpoints keeps one empty placeholder slice. Not done: the EndpointSlice mirrori
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from edgeworkers.cloud import workloads
 from edgeworkers.cloud.controller import Controller, Key, TokenBucket
+from edgeworkers.cloud.index import Index
 from edgeworkers.cloud.services import NONE, family_of
 from edgeworkers.cloud.store import DELETED, Clock, Event, Store
 from edgeworkers.cloud.watch import Hub
@@ -216,46 +217,6 @@ def slice_body(svc: dict, address_type: str, ports: Ports, endpoints: list[dict]
 
 
 # -- the controller --------------------------------------------------------------------------------------------------
-
-class Index:
-    """The objects of one resource grouped by a key (their namespace, say), kept from the hub's events; rebuilt from
-    the store after a failed commit undid writes."""
-
-    def __init__(self, store: Store, hub: Hub, resource: str, key: Callable[[dict], Any]) -> None:
-        self.store, self.resource, self.key = store, resource, key
-        self.groups: dict[Any, dict[str, dict]] = {}
-        self.rebuild()
-        hub.add_listener(self._on_event)
-        store.on_rollback(self.rebuild)
-
-    def rebuild(self) -> None:
-        self.groups = {}
-        for obj in self.store.list(self.resource):
-            self._put(obj)
-
-    def _put(self, obj: dict) -> None:
-        self.groups.setdefault(self.key(obj), {})[obj["metadata"]["name"]] = obj
-
-    def _drop(self, obj: dict) -> None:
-        group = self.groups.get(self.key(obj))
-        if group is not None:
-            group.pop(obj["metadata"]["name"], None)
-            if not group:
-                del self.groups[self.key(obj)]
-
-    def _on_event(self, event: Event) -> None:
-        if event.resource != self.resource:
-            return
-        if event.old is not None:
-            self._drop(event.old)
-        if event.type == DELETED:
-            self._drop(event.object)
-        else:
-            self._put(event.object)
-
-    def get(self, key: Any) -> list[dict]:
-        return list(self.groups.get(key, {}).values())
-
 
 def _namespace(obj: dict) -> str:
     return obj["metadata"].get("namespace", "")

@@ -2,8 +2,9 @@
 ReplicationControllers (kube runs the RC manager as this controller on converted objects; an RC's selector is a plain
 label map).
 
-One sync of an object: claim the active pods of its namespace (adopt orphans its selector matches, release owned pods
-it no longer matches), create the missing ones from the template (at most ``BURST_REPLICAS`` per sync, in slow-start
+One sync of an object: claim its active pods and the orphans of its namespace, found in an index of the pods by their
+controller's uid rather than by listing the namespace (adopt orphans its selector matches, release owned pods it no
+longer matches), create the missing ones from the template (at most ``BURST_REPLICAS`` per sync, in slow-start
 batches that stop at the first failure) or delete the extras in kube's order (``controller.ActivePodsWithRanks``),
 then write the status from the pods as the nodes report them. A pod that finished or is being deleted is not active:
 it is replaced. Syncs read the store itself, which is never behind, so kube's "expectations" are not needed here (a
@@ -18,6 +19,7 @@ import structlog
 
 from edgeworkers.cloud import workloads
 from edgeworkers.cloud.controller import Controller, Key, TokenBucket
+from edgeworkers.cloud.index import Index
 from edgeworkers.cloud.recorder import event_on, record
 from edgeworkers.cloud.resources import RESOURCES
 from edgeworkers.cloud.selectors import LabelSelector, from_label_selector
@@ -145,6 +147,12 @@ def deletion_order(pods: list[dict], related: list[dict] | None = None) -> list[
 
 # -- the controller ------------------------------------------------------------------------------------------------
 
+def _owner_key(pod: dict) -> tuple[str, str | None]:
+    """A pod's namespace and its controller's uid (None: an orphan, which a sync may adopt)."""
+    ref = workloads.controller_of(pod)
+    return pod["metadata"]["namespace"], ref.get("uid") if ref is not None else None
+
+
 class ReplicaSetController(Controller):
     """Keeps the pods of every ReplicaSet (or, as ``ReplicationManager``, every ReplicationController)."""
 
@@ -154,6 +162,7 @@ class ReplicaSetController(Controller):
 
     def __init__(self, store: Store, hub: Hub, clock: Clock, resync_s: float = 30.0,
                  burst: int = BURST_REPLICAS, limiter: TokenBucket | None = None) -> None:
+        self.pods = Index(store, hub, "pods", _owner_key)
         super().__init__(store, hub, clock, resync_s, limiter)
         self.kind = RESOURCES[self.resource].kind
         self.api_version = RESOURCES[self.resource].api_version
@@ -189,7 +198,8 @@ class ReplicaSetController(Controller):
         if owner is None:
             return None
         selector = workloads.selector_of(owner)
-        pods = [p for p in self.store.list("pods", key[0]) if workloads.is_active(p)]
+        candidates = self.pods.get((key[0], owner["metadata"]["uid"])) + self.pods.get((key[0], None))
+        pods = sorted((p for p in candidates if workloads.is_active(p)), key=lambda p: p["metadata"]["name"])
         pods = self._claim(owner, selector, pods)
         error: str | None = None
         paced: float | None = None

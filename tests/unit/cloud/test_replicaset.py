@@ -64,7 +64,7 @@ def events(store, reason=None):
     return [e["message"] for e in store.list("events", "default") if reason is None or e["reason"] == reason]
 
 
-def set_pod(store, pod, phase="Running", ready=None, since=T0, node="edge-1", restarts=0):
+def set_pod(store, hub, pod, phase="Running", ready=None, since=T0, node="edge-1", restarts=0):
     """What a node reports: the pod bound, its phase and Ready condition."""
     pod = workloads.copy(store.get("pods", "default", pod["metadata"]["name"]))
     if node:
@@ -73,7 +73,9 @@ def set_pod(store, pod, phase="Running", ready=None, since=T0, node="edge-1", re
     if ready is not None:
         pod["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False",
                                         "lastTransitionTime": format_time(since)}]
-    return store.update("pods", pod).object
+    event = store.update("pods", pod)
+    hub.publish(event)
+    return event.object
 
 
 def test_a_replica_set_gets_its_pods_from_the_template(cluster, controller):
@@ -102,14 +104,14 @@ def test_a_replica_set_gets_its_pods_from_the_template(cluster, controller):
 
 
 def test_scaling_down_deletes_unscheduled_then_pending_then_not_ready_pods_first(cluster, controller):
-    store, _, _ = cluster
+    store, hub, _ = cluster
     store.create("replicasets", rs(replicas=4))
     controller.sync(("default", "web"))
     running, pending, not_ready, unscheduled = pods_of(store)
-    set_pod(store, running, ready=True)
-    set_pod(store, pending, phase="Pending")
-    set_pod(store, not_ready, ready=False)
-    set_pod(store, unscheduled, phase="Pending", node="")
+    set_pod(store, hub, running, ready=True)
+    set_pod(store, hub, pending, phase="Pending")
+    set_pod(store, hub, not_ready, ready=False)
+    set_pod(store, hub, unscheduled, phase="Pending", node="")
     owner = workloads.copy(store.get("replicasets", "default", "web"))
     owner["spec"]["replicas"] = 1
     store.update("replicasets", owner)
@@ -125,12 +127,12 @@ def test_scaling_down_deletes_unscheduled_then_pending_then_not_ready_pods_first
 
 
 def test_a_pod_deleted_or_finished_is_replaced(cluster, controller):
-    store, _, _ = cluster
+    store, hub, _ = cluster
     store.create("replicasets", rs(replicas=2))
     controller.sync(("default", "web"))
     gone, done = pods_of(store)
-    store.delete("pods", "default", gone["metadata"]["name"])
-    set_pod(store, done, phase="Succeeded")
+    hub.publish(store.delete("pods", "default", gone["metadata"]["name"]))
+    set_pod(store, hub, done, phase="Succeeded")
     controller.sync(("default", "web"))
     pods = pods_of(store)
     assert len(pods) == 3  # the finished pod stays, not counted; two new ones
@@ -139,16 +141,18 @@ def test_a_pod_deleted_or_finished_is_replaced(cluster, controller):
     assert store.get("replicasets", "default", "web")["status"]["replicas"] == 2
 
 
-def orphan(store, name, labels):
-    return store.create("pods", {"metadata": {"name": name, "namespace": "default", "labels": labels},
-                                 "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-                                 "status": {"phase": "Pending"}}).object
+def orphan(store, hub, name, labels):
+    event = store.create("pods", {"metadata": {"name": name, "namespace": "default", "labels": labels},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                                  "status": {"phase": "Pending"}})
+    hub.publish(event)
+    return event.object
 
 
 def test_orphans_are_adopted_and_pods_that_no_longer_match_are_released(cluster, controller):
-    store, _, _ = cluster
-    mine = orphan(store, "mine", LABELS)
-    orphan(store, "other", {"app": "db"})
+    store, hub, _ = cluster
+    mine = orphan(store, hub, "mine", LABELS)
+    orphan(store, hub, "other", {"app": "db"})
     owner = store.create("replicasets", rs(replicas=1)).object
     controller.sync(("default", "web"))
     assert len(pods_of(store)) == 2  # the orphan was adopted instead of a pod created
@@ -157,7 +161,7 @@ def test_orphans_are_adopted_and_pods_that_no_longer_match_are_released(cluster,
 
     relabelled = workloads.copy(store.get("pods", "default", "mine"))
     relabelled["metadata"]["labels"] = {"app": "debug"}
-    store.update("pods", relabelled)
+    hub.publish(store.update("pods", relabelled))
     controller.sync(("default", "web"))
     assert "ownerReferences" not in store.get("pods", "default", "mine")["metadata"]  # released, kept
     [replacement] = pods_of(store, owner)
@@ -166,11 +170,11 @@ def test_orphans_are_adopted_and_pods_that_no_longer_match_are_released(cluster,
 
 
 def test_pods_of_another_controller_are_left_alone(cluster, controller):
-    store, _, _ = cluster
-    pod = orphan(store, "theirs", LABELS)
+    store, hub, _ = cluster
+    pod = orphan(store, hub, "theirs", LABELS)
     pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": "u",
                                            "controller": True}]
-    store.update("pods", pod)
+    hub.publish(store.update("pods", pod))
     store.create("replicasets", rs(replicas=1))
     controller.sync(("default", "web"))
     assert len(pods_of(store)) == 2
@@ -187,13 +191,13 @@ def test_a_replica_set_being_deleted_creates_nothing(cluster, controller):
 
 
 def test_ready_and_available_replicas_with_min_ready_seconds(cluster, controller):
-    store, _, clock = cluster
+    store, hub, clock = cluster
     store.create("replicasets", rs(replicas=3, min_ready=10))
     controller.sync(("default", "web"))
     first, second, third = pods_of(store)
-    set_pod(store, first, ready=True, since=T0 - dt.timedelta(seconds=30))
-    set_pod(store, second, ready=True, since=T0 - dt.timedelta(seconds=4))
-    set_pod(store, third, ready=False)
+    set_pod(store, hub, first, ready=True, since=T0 - dt.timedelta(seconds=30))
+    set_pod(store, hub, second, ready=True, since=T0 - dt.timedelta(seconds=4))
+    set_pod(store, hub, third, ready=False)
     assert controller.sync(("default", "web")) == 6  # the second becomes available 10 s after it turned Ready
     got = store.get("replicasets", "default", "web")["status"]
     assert (got["readyReplicas"], got["availableReplicas"]) == (2, 1)
@@ -203,12 +207,12 @@ def test_ready_and_available_replicas_with_min_ready_seconds(cluster, controller
 
 
 def test_fully_labeled_replicas_count_pods_with_every_template_label(cluster, controller):
-    store, _, _ = cluster
+    store, hub, _ = cluster
     store.create("replicasets", rs(replicas=2, labels={"app": "web", "tier": "front"}))
     controller.sync(("default", "web"))
     pod = workloads.copy(pods_of(store)[0])
     del pod["metadata"]["labels"]["tier"]
-    store.update("pods", pod)
+    hub.publish(store.update("pods", pod))
     controller.sync(("default", "web"))
     got = store.get("replicasets", "default", "web")["status"]
     assert (got["replicas"], got["fullyLabeledReplicas"]) == (2, 1)
@@ -253,12 +257,12 @@ def test_creations_per_sync_are_limited_by_the_burst(cluster):
 
 
 def test_keys_for_pod_events_name_the_owner_or_the_owners_that_may_adopt(cluster, controller):
-    store, _, _ = cluster
+    store, hub, _ = cluster
     store.create("replicasets", rs())
     store.create("replicasets", rs(name="other", selector={"app": "other"}, labels={"app": "other"}))
     controller.sync(("default", "web"))
     owned = pods_of(store)[0]
-    loose = orphan(store, "loose", {"app": "other"})
+    loose = orphan(store, hub, "loose", {"app": "other"})
     assert list(controller.keys_for(Event(MODIFIED, "pods", owned, 1))) == [("default", "web")]
     assert sorted(controller.keys_for(Event(MODIFIED, "pods", loose, 1, old=owned))) == [("default", "other"),
                                                                                            ("default", "web")]
@@ -429,3 +433,23 @@ async def wait_for_async(probe, want, timeout_s=5.0):
         while (got := await probe()) != want:
             await asyncio.sleep(0.01)
     return got
+
+
+def test_a_sync_reads_its_own_pods_and_the_orphans_from_the_index_not_the_namespace(cluster, controller, monkeypatch):
+    store, hub, _ = cluster
+    store.create("replicasets", rs(name="other", replicas=3, selector={"app": "other"}, labels={"app": "other"}))
+    controller.sync(("default", "other"))
+    owner = store.create("replicasets", rs(replicas=2)).object
+    orphan(store, hub, "loose", LABELS)
+    real_list = store.list
+
+    def list_but_not_pods(resource, namespace=None):
+        assert resource != "pods", "a sync listed the namespace's pods"
+        return real_list(resource, namespace)
+
+    monkeypatch.setattr(store, "list", list_but_not_pods)
+    controller.sync(("default", "web"))
+    monkeypatch.undo()
+    assert sorted(p["metadata"]["name"].startswith("web-") for p in pods_of(store, owner)) == [False, True]
+    assert len(controller.pods.get(("default", owner["metadata"]["uid"]))) == 2  # the adopted orphan moved with it
+    assert controller.pods.get(("default", None)) == []
