@@ -16,8 +16,8 @@ For each size (the baseline first, then --steps, then --nodes), apart from the m
   through the API, as their controllers would (the DaemonSet's pinned to their node by node affinity on
   ``metadata.name``, as kube's DaemonSet controller makes them; the Deployments' left to the binder), at --qps (20:
   kube-controller-manager's default client QPS); ``--workload controllers`` creates one apps/v1 DaemonSet and the
-  Deployments instead, and the cloud's controllers make the pods (in one burst: they write the store, with no client
-  QPS);
+  Deployments instead, and the cloud's controllers make the pods (at their shared pace, kube-controller-manager's
+  client QPS 20 and burst 30: ``EDGEWORKERS_CONTROLLER_API_QPS``/``_BURST``);
 - then, once all are Running, --latency-pods (50) created one at a time at --latency-qps (5/s) into the saturated
   fleet, as clusterloader2's density test does (its 5 s startup SLO is judged on those; the burst's saturation pods
   measure throughput): bare pods, or with controllers a Deployment of one replica each;
