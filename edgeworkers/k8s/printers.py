@@ -36,12 +36,18 @@ _NAME = _col("Name", _NAME_DOC, fmt="name")
 _AGE = _col("Age", _AGE_DOC)
 
 
+def _template_columns(selector: str) -> list[dict]:
+    """The wide columns of a kind with a pod template: its containers, their images, the selector (``selector``: its
+    description)."""
+    return [_col("Containers", "Names of each container in the template.", priority=1),
+            _col("Images", "Images referenced by each container in the template.", priority=1),
+            _col("Selector", selector, priority=1)]
+
+
 def _replicas_columns(desired: str, current: str, ready: str, selector: str) -> list[dict]:
     """A ReplicaSet's or ReplicationController's columns, with the descriptions of its own fields."""
     return [_NAME, _int_col("Desired", desired), _int_col("Current", current), _int_col("Ready", ready), _AGE,
-            _col("Containers", "Names of each container in the template.", priority=1),
-            _col("Images", "Images referenced by each container in the template.", priority=1),
-            _col("Selector", selector, priority=1)]
+            *_template_columns(selector)]
 
 
 COLUMNS: dict[str, list[dict]] = {
@@ -80,10 +86,8 @@ COLUMNS: dict[str, list[dict]] = {
         _int_col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
                               "deployment."),
         _AGE,
-        _col("Containers", "Names of each container in the template.", priority=1),
-        _col("Images", "Images referenced by each container in the template.", priority=1),
-        _col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
-                         "ones affected by this deployment.", priority=1),
+        *_template_columns("Label selector for pods. Existing ReplicaSets whose pods are selected by this will be "
+                           "the ones affected by this deployment."),
     ],
     "replicasets": _replicas_columns(
         "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and "
@@ -130,9 +134,7 @@ COLUMNS: dict[str, list[dict]] = {
                               "the daemon pod running and available (ready for at least spec.minReadySeconds)"),
         _col("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
         _AGE,
-        _col("Containers", "Names of each container in the template.", priority=1),
-        _col("Images", "Images referenced by each container in the template.", priority=1),
-        _col("Selector", "A selector to restrict the list of returned objects by their labels.", priority=1),
+        *_template_columns("A selector to restrict the list of returned objects by their labels."),
     ],
     "controllerrevisions": [
         _NAME,
@@ -142,8 +144,8 @@ COLUMNS: dict[str, list[dict]] = {
     ],
     "serviceaccounts": [
         _NAME,
-        {**_col("Secrets", "Secrets is the list of secrets allowed to be used by pods running using this "
-                "ServiceAccount."), "type": "integer"},
+        _int_col("Secrets", "Secrets is the list of secrets allowed to be used by pods running using this "
+                            "ServiceAccount."),
         _AGE,
     ],
     "jobs": [
@@ -152,9 +154,7 @@ COLUMNS: dict[str, list[dict]] = {
         _col("Completions", "The completion status of the job."),
         _col("Duration", "Time required to complete the job."),
         _AGE,
-        _col("Containers", "Names of each container in the template.", priority=1),
-        _col("Images", "Images referenced by each container in the template.", priority=1),
-        _col("Selector", "Selector of the job.", priority=1),
+        *_template_columns("Selector of the job."),
     ],
     "services": [
         _NAME,
