@@ -153,10 +153,7 @@ def _status(rs: dict, field: str) -> int:
 
 
 def _revision(obj: dict) -> int:
-    try:
-        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
-    except ValueError:
-        return 0
+    return workloads.int_annotation(obj, REVISION)
 
 
 def _comparable(template: dict) -> dict:

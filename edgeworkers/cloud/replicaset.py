@@ -114,10 +114,7 @@ def validate_replication_controller(new: dict, _old: dict | None) -> list[FieldE
 # -- which pods go first ---------------------------------------------------------------------------------------------
 
 def _deletion_cost(pod: dict) -> int:
-    try:
-        return int((pod["metadata"].get("annotations") or {}).get(DELETION_COST, "0"))
-    except ValueError:
-        return 0
+    return workloads.int_annotation(pod, DELETION_COST)
 
 
 def _restarts(pod: dict) -> int:

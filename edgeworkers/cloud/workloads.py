@@ -45,6 +45,14 @@ def controlled_by(obj: dict, owner: dict) -> bool:
     return ref is not None and ref.get("uid") == owner["metadata"]["uid"]
 
 
+def int_annotation(obj: dict, key: str) -> int:
+    """The integer an annotation holds (a revision, a deletion cost); 0 when absent or not an integer, as kube reads
+    them."""
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(key, "0"))
+    except ValueError:
+        return 0
+
 def selector_of(obj: dict) -> LabelSelector | None:
     """``spec.selector`` as a selector (None selects nothing; a ReplicationController's is a plain label map);
     validation keeps malformed ones out of the store."""
